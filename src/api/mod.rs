@@ -1,0 +1,74 @@
+//! The HTTP API (axum). Each area has its own `router()`; they are merged here.
+//! Read endpoints are public; write endpoints need the admin bearer token.
+
+mod admin;
+mod error;
+mod hosts;
+mod servers;
+pub mod state;
+
+pub use error::{ApiError, ApiResult};
+pub use state::AppState;
+
+use std::future::Future;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tower_http::cors::CorsLayer;
+use tower_http::trace::TraceLayer;
+
+/// The whole application router.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .merge(hosts::router())
+        .merge(servers::router())
+        .fallback(not_found)
+        .layer(TraceLayer::new_for_http())
+        // Dashboards call the read API from browsers on other origins.
+        .layer(CorsLayer::permissive())
+        .with_state(state)
+}
+
+/// Serve on an already-bound listener until `shutdown` resolves (tests bind port 0).
+pub async fn serve(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+async fn healthz() -> impl IntoResponse {
+    Json(json!({"status": "ok"}))
+}
+
+/// Ready = the database answers and the index is loaded. When the database is down the
+/// API still answers searches from memory, so this says `degraded` with a 503.
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let db = state.store.ping().await.is_ok();
+    let index = state.index();
+    let body = json!({
+        "status": if db { "ready" } else { "degraded" },
+        "database": if db { "ok" } else { "unreachable" },
+        "index_entries": index.len(),
+        "index_built_ms": state.index_built_ms(),
+    });
+    let code = if db { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (code, Json(body))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such endpoint".into())
+}

@@ -1,0 +1,74 @@
+//! Shared state of the API: the store, the in-memory index (swapped atomically), config.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use crate::config::Config;
+use crate::crawl::Crawler;
+use crate::index::{IndexEntry, SearchIndex};
+use crate::store::{now_ms, Store};
+use crate::territory;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub config: Arc<Config>,
+    pub crawler: Option<Arc<Crawler>>,
+    index: Arc<ArcSwap<SearchIndex>>,
+    index_built_ms: Arc<AtomicI64>,
+}
+
+impl AppState {
+    pub fn new(store: Store, config: Arc<Config>, crawler: Option<Arc<Crawler>>) -> AppState {
+        AppState {
+            store,
+            config,
+            crawler,
+            index: Arc::new(ArcSwap::from_pointee(SearchIndex::build(Vec::new()))),
+            index_built_ms: Arc::new(AtomicI64::new(0)),
+        }
+    }
+
+    /// The current index. Readers hold their snapshot for the whole request, so a swap in
+    /// the middle never shows them half an update.
+    pub fn index(&self) -> Arc<SearchIndex> {
+        self.index.load_full()
+    }
+
+    pub fn index_built_ms(&self) -> i64 {
+        self.index_built_ms.load(Ordering::Relaxed)
+    }
+
+    /// Rebuild the index from the store and swap it in. On a database error the old index
+    /// keeps answering.
+    pub async fn reload_index(&self) -> anyhow::Result<usize> {
+        let rows = self.store.index_rows().await?;
+        let index = tokio::task::spawn_blocking(move || {
+            let entries: Vec<IndexEntry> = rows
+                .into_iter()
+                .map(|r| IndexEntry {
+                    key: r.key,
+                    server_id: r.server_id,
+                    server_url: r.server_url,
+                    server_name: r.server_name,
+                    entry: r.entry,
+                    territory_id: r.territory_id,
+                    territory: r
+                        .wkb
+                        .as_deref()
+                        .and_then(|w| territory::from_wkb(w).ok())
+                        .map(Arc::new),
+                    scopes: Vec::new(),
+                })
+                .collect();
+            SearchIndex::build(entries)
+        })
+        .await?;
+        let n = index.len();
+        self.index.store(Arc::new(index));
+        self.index_built_ms.store(now_ms(), Ordering::Relaxed);
+        Ok(n)
+    }
+}

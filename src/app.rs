@@ -1,0 +1,171 @@
+//! What the commands do, callable from `main.rs`, tests and the demo.
+
+use std::sync::Arc;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use tokio::net::TcpListener;
+use tracing::info;
+
+use crate::api::{self, AppState};
+use crate::config::Config;
+use crate::crawl::{self, Crawler, Progress, RunSummary};
+use crate::seeds;
+use crate::store::Store;
+
+/// Open the configured store (migrations applied).
+pub async fn open_store(cfg: &Config) -> anyhow::Result<Store> {
+    Ok(Store::open(&cfg.database_url, cfg.database_max_connections).await?)
+}
+
+/// `seed FILE`: add the file's hosts; returns (parsed, newly added).
+pub async fn seed_file(store: &Store, path: &std::path::Path) -> anyhow::Result<(usize, usize)> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let seeds = seeds::parse_seeds(&text)?;
+    let added = store.add_hosts(&seeds, "seed").await?;
+    Ok((seeds.len(), added))
+}
+
+/// A progress bar on a terminal, silent elsewhere.
+pub struct BarProgress(pub ProgressBar);
+
+impl BarProgress {
+    pub fn new(visible: bool) -> BarProgress {
+        let bar = if visible { ProgressBar::new(0) } else { ProgressBar::hidden() };
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} crawling [{bar:30}] {pos}/{len} hosts {msg}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        BarProgress(bar)
+    }
+}
+
+impl Progress for BarProgress {
+    fn start(&self, hosts: usize) {
+        self.0.set_length(hosts as u64);
+    }
+    fn host_done(&self, seed: &str, outcome: &str) {
+        self.0.set_message(format!("{seed}: {outcome}"));
+        self.0.inc(1);
+    }
+    fn finish(&self) {
+        self.0.finish_and_clear();
+    }
+}
+
+/// `crawl [HOST...]`.
+pub async fn crawl_now(cfg: &Config, hosts: &[String], progress: &dyn Progress) -> anyhow::Result<RunSummary> {
+    let store = open_store(cfg).await?;
+    let crawler = Crawler::new(store.clone(), cfg.crawl.clone())?;
+    let summary = crawler.run_with_progress("cli", hosts, progress).await?;
+    store.close().await;
+    Ok(summary)
+}
+
+/// A human summary of a run, printed by `crawl` and `demo`.
+pub fn format_summary(s: &RunSummary) -> String {
+    let t = &s.totals;
+    let mut out = format!(
+        "crawl run {}: {} hosts, {} ok, {} failed; documents: {} fetched, {} unchanged (304); {} bytes; {} findings; {} servers committed ({} changed)",
+        s.run_id, t.hosts_total, t.hosts_ok, t.hosts_failed, t.docs_fetched, t.docs_unchanged, t.bytes, t.findings,
+        s.servers_committed, s.servers_changed
+    );
+    for (seed, outcome) in &s.outcomes {
+        if outcome != "ok" {
+            out.push_str(&format!("\n  {seed}: {outcome}"));
+        }
+    }
+    out
+}
+
+/// A running registry: API + (optionally) the scheduler. Dropping the handle does not
+/// stop it; call [`Running::shutdown`].
+pub struct Running {
+    pub addr: std::net::SocketAddr,
+    pub state: AppState,
+    pub crawler: Arc<Crawler>,
+    shutdown: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    scheduler: Option<tokio_cron_scheduler::JobScheduler>,
+}
+
+impl Running {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        if let Some(mut s) = self.scheduler.take() {
+            let _ = s.shutdown().await;
+        }
+        let _ = self.shutdown.send(());
+        self.server.await??;
+        self.state.store.close().await;
+        Ok(())
+    }
+}
+
+/// Start the registry on `listener`: migrations, index load, API, and the cron scheduler
+/// when `with_scheduler`.
+pub async fn start(cfg: Config, listener: TcpListener, with_scheduler: bool) -> anyhow::Result<Running> {
+    let store = open_store(&cfg).await?;
+    let crawler = Arc::new(Crawler::new(store.clone(), cfg.crawl.clone())?);
+    let cfg = Arc::new(cfg);
+    let state = AppState::new(store, cfg.clone(), Some(crawler.clone()));
+    let n = state.reload_index().await?;
+    info!(entries = n, "index loaded");
+    {
+        // After a crawl commits, rebuild the index in the background and swap it in.
+        let st = state.clone();
+        crawler.set_on_commit(Arc::new(move || {
+            let st = st.clone();
+            tokio::spawn(async move {
+                match st.reload_index().await {
+                    Ok(n) => info!(entries = n, "index reloaded"),
+                    Err(e) => tracing::warn!(error = %e, "index reload failed; old index kept"),
+                }
+            });
+        }));
+    }
+    let scheduler = if with_scheduler && cfg.crawl.scheduled {
+        Some(crawl::schedule::start(crawler.clone(), &cfg.crawl.schedule).await?)
+    } else {
+        None
+    };
+    let addr = listener.local_addr()?;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(api::serve(state.clone(), listener, async move {
+        let _ = rx.await;
+    }));
+    Ok(Running {
+        addr,
+        state,
+        crawler,
+        shutdown: tx,
+        server,
+        scheduler,
+    })
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

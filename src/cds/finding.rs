@@ -1,0 +1,87 @@
+//! Conformance findings: what the validator reports and the crawler stores per server.
+//!
+//! Rule ids are ours (see `docs/CDS-SPEC-NOTES.md` in the shared notes and the README's
+//! rule table); the spec itself does not number its rules.
+
+use serde::{Deserialize, Serialize};
+
+/// How bad a finding is. Ordered so that `Error > Warning > Info`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Error,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Severity> {
+        match s {
+            "info" => Some(Severity::Info),
+            "warning" | "warn" => Some(Severity::Warning),
+            "error" => Some(Severity::Error),
+            _ => None,
+        }
+    }
+}
+
+/// One problem (or remark) about a crawled document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    /// Rule id, e.g. `META-REQUIRED:name` or `COV-ORDER`.
+    pub rule: String,
+    pub severity: Severity,
+    /// A sentence a utility engineer can act on.
+    pub message: String,
+    /// The document the finding is about.
+    pub url: String,
+    /// RFC 6901 JSON pointer inside that document ("" = the whole document).
+    pub pointer: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actual: Option<String>,
+}
+
+impl Finding {
+    pub fn new(
+        rule: impl Into<String>,
+        severity: Severity,
+        url: impl Into<String>,
+        pointer: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Finding {
+            rule: rule.into(),
+            severity,
+            message: message.into(),
+            url: url.into(),
+            pointer: pointer.into(),
+            expected: None,
+            actual: None,
+        }
+    }
+
+    pub fn expected(mut self, e: impl Into<String>) -> Self {
+        self.expected = Some(e.into());
+        self
+    }
+
+    pub fn actual(mut self, a: impl Into<String>) -> Self {
+        self.actual = Some(a.into());
+        self
+    }
+}
+
+/// Escape one JSON-pointer token (RFC 6901 §3).
+pub fn pointer_token(s: &str) -> String {
+    s.replace('~', "~0").replace('/', "~1")
+}

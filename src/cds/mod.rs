@@ -1,0 +1,141 @@
+//! The CDS documents (WG1-01 server metadata, coverage listings and entries) as the crawler
+//! and the validator see them, plus the validator itself (pure functions, no I/O).
+//!
+//! Documents are kept as `serde_json::Value` end to end: the spec tells clients to ignore
+//! unknown fields and enum values (WG1-01 §2), so we never reject a document for them and
+//! we store the raw JSON so extension fields survive. The typed views below read only the
+//! fields the crawler needs and tolerate wrong types (the validator reports those).
+
+pub mod country;
+pub mod finding;
+pub mod lenient;
+pub mod validate;
+
+pub use finding::{Finding, Severity};
+
+use serde_json::Value;
+
+/// Well-known path since the 2025 rename (CDS-SPEC-NOTES §1).
+pub const WELL_KNOWN_PATH: &str = "/.well-known/cds-server-metadata.json";
+/// Well-known path before the rename, still deployed (CDS-SPEC-NOTES §1).
+pub const LEGACY_WELL_KNOWN_PATH: &str = "/.well-known/carbon-data-spec.json";
+
+/// Capability that adds the coverage endpoint (WG1-01 §3).
+pub const CAP_COVERAGE: &str = "coverage";
+/// Capability that adds `oauth_metadata` (WG1-02 §3).
+pub const CAP_OAUTH: &str = "oauth";
+
+fn str_field(v: &Value, key: &str) -> Option<String> {
+    v.get(key).and_then(Value::as_str).map(str::to_owned)
+}
+
+fn str_list(v: &Value, key: &str) -> Vec<String> {
+    v.get(key)
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The fields of a metadata document the crawler acts on.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MetadataView {
+    pub name: Option<String>,
+    pub cds_metadata_url: Option<String>,
+    pub capabilities: Vec<String>,
+    pub coverage: Option<String>,
+    pub related_metadata: Vec<String>,
+    pub oauth_metadata: Option<String>,
+}
+
+impl MetadataView {
+    pub fn from_value(v: &Value) -> Self {
+        MetadataView {
+            name: str_field(v, "name"),
+            cds_metadata_url: str_field(v, "cds_metadata_url"),
+            capabilities: str_list(v, "capabilities"),
+            coverage: str_field(v, "coverage"),
+            related_metadata: str_list(v, "related_metadata"),
+            oauth_metadata: str_field(v, "oauth_metadata"),
+        }
+    }
+
+    pub fn has_capability(&self, cap: &str) -> bool {
+        self.capabilities.iter().any(|c| c == cap)
+    }
+}
+
+/// The fields of one coverage listing page the crawler acts on.
+#[derive(Debug, Clone, Default)]
+pub struct CoveragePageView {
+    pub entries: Vec<Value>,
+    pub next: Option<String>,
+}
+
+impl CoveragePageView {
+    pub fn from_value(v: &Value) -> Self {
+        CoveragePageView {
+            entries: v
+                .get("coverage_entries")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default(),
+            next: str_field(v, "next"),
+        }
+    }
+}
+
+/// A coverage entry as stored and indexed (WG1-01 §4). Missing strings become empty,
+/// missing lists empty; `raw` keeps the document's own JSON, extension fields included.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CoverageEntry {
+    pub id: String,
+    pub created: Option<String>,
+    pub updated: Option<String>,
+    pub entity_name: String,
+    pub entity_abbreviation: Option<String>,
+    pub country: String,
+    pub name: String,
+    pub description: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub role: String,
+    pub infrastructure_types: Vec<String>,
+    pub commodity_types: Vec<String>,
+    pub capabilities: Vec<String>,
+    pub map_resource: Option<String>,
+    pub map_content_type: Option<String>,
+    pub geojson_resource: Option<String>,
+}
+
+impl CoverageEntry {
+    pub fn from_value(v: &Value) -> Self {
+        CoverageEntry {
+            id: match v.get("id") {
+                Some(Value::String(s)) => s.clone(),
+                // Numeric ids are a type error (reported), but still identify the entry.
+                Some(Value::Number(n)) => n.to_string(),
+                _ => String::new(),
+            },
+            created: str_field(v, "created"),
+            updated: str_field(v, "updated"),
+            entity_name: str_field(v, "entity_name").unwrap_or_default(),
+            entity_abbreviation: str_field(v, "entity_abbreviation"),
+            country: str_field(v, "country").unwrap_or_default(),
+            name: str_field(v, "name").unwrap_or_default(),
+            description: str_field(v, "description"),
+            kind: str_field(v, "type").unwrap_or_default(),
+            role: str_field(v, "role").unwrap_or_default(),
+            infrastructure_types: str_list(v, "infrastructure_types"),
+            commodity_types: str_list(v, "commodity_types"),
+            capabilities: str_list(v, "capabilities"),
+            map_resource: str_field(v, "map_resource"),
+            map_content_type: str_field(v, "map_content_type"),
+            geojson_resource: str_field(v, "geojson_resource"),
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! Configuration: defaults, then a TOML file (`--config`), then `CDS_REGISTRY_*`
+//! environment variables (the environment wins). Nested keys use `__` in the environment:
+//! `CDS_REGISTRY_CRAWL__CONCURRENCY=64`.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// Default SQLite database: a file under `./data/`, created on first start.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/cds-registry.db";
+
+/// A secret that never shows in `Debug` output or logs.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"<redacted>\"")
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// `sqlite://path` (default, embedded) or `postgres://...`.
+    pub database_url: String,
+    /// Maximum pooled database connections.
+    pub database_max_connections: u32,
+    /// Address the HTTP API listens on.
+    pub listen: SocketAddr,
+    /// Bearer token for write endpoints. Unset = write endpoints disabled (403).
+    pub admin_token: Option<Secret>,
+    pub crawl: CrawlConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            database_url: DEFAULT_DATABASE_URL.to_owned(),
+            database_max_connections: 8,
+            listen: "127.0.0.1:8080".parse().expect("valid default address"),
+            admin_token: None,
+            crawl: CrawlConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CrawlConfig {
+    /// 6-field cron expression (seconds first) for scheduled crawls in `serve`.
+    pub schedule: String,
+    /// Whether `serve` runs the scheduler at all.
+    pub scheduled: bool,
+    /// Hosts crawled at once.
+    pub concurrency: usize,
+    /// Requests in flight to one host at once (territory downloads).
+    pub per_host_concurrency: usize,
+    pub connect_timeout_ms: u64,
+    /// Time allowed until the response headers arrive.
+    pub first_byte_timeout_ms: u64,
+    /// Time allowed for one whole response, body included (stops slow drips).
+    pub total_timeout_ms: u64,
+    pub max_metadata_bytes: u64,
+    pub max_coverage_page_bytes: u64,
+    pub max_geojson_bytes: u64,
+    pub max_oauth_bytes: u64,
+    /// Coverage pages followed per listing before the listing counts as endless.
+    pub max_pages: usize,
+    /// How deep `related_metadata` is followed from a seeded document.
+    pub max_related_depth: usize,
+    /// Documents fetched per host per crawl, all kinds together.
+    pub max_documents_per_host: usize,
+    pub max_redirects: usize,
+    /// Hosts (`name` or `name:port`) that may be fetched over plain http.
+    pub allow_http: Vec<String>,
+    /// Host names or CIDR networks that may be fetched although they resolve to
+    /// loopback/private/link-local addresses.
+    pub allow_private: Vec<String>,
+    pub user_agent: String,
+    /// First back-off delay after a failure; doubles per consecutive failure.
+    pub backoff_base_secs: u64,
+    pub backoff_max_secs: u64,
+    /// Consecutive failures after which a host's servers are `stale`.
+    pub stale_after_failures: i64,
+    /// Time since the last success after which a failing host's servers are `gone`.
+    pub gone_after_secs: u64,
+}
+
+impl Default for CrawlConfig {
+    fn default() -> Self {
+        CrawlConfig {
+            schedule: "0 0 */6 * * *".to_owned(),
+            scheduled: true,
+            concurrency: 64,
+            per_host_concurrency: 4,
+            connect_timeout_ms: 5_000,
+            first_byte_timeout_ms: 15_000,
+            total_timeout_ms: 60_000,
+            max_metadata_bytes: 1 << 20,
+            max_coverage_page_bytes: 8 << 20,
+            max_geojson_bytes: 64 << 20,
+            max_oauth_bytes: 1 << 20,
+            max_pages: 200,
+            max_related_depth: 4,
+            max_documents_per_host: 5_000,
+            max_redirects: 5,
+            allow_http: Vec::new(),
+            allow_private: Vec::new(),
+            user_agent: format!(
+                "cds-registry/{} (+https://github.com/cds-registry/cds-registry)",
+                env!("CARGO_PKG_VERSION")
+            ),
+            backoff_base_secs: 60,
+            backoff_max_secs: 24 * 3600,
+            stale_after_failures: 3,
+            gone_after_secs: 30 * 24 * 3600,
+        }
+    }
+}
+
+impl Config {
+    /// Load defaults → optional TOML file → `CDS_REGISTRY_*` environment.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
+        Self::figment(file)
+            .extract()
+            .map_err(|e| anyhow::anyhow!("configuration error: {e}"))
+    }
+
+    pub fn figment(file: Option<&Path>) -> Figment {
+        let mut f = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            f = f.merge(Toml::file_exact(path));
+        }
+        f.merge(Env::prefixed("CDS_REGISTRY_").split("__"))
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.database_url.starts_with("postgres://") || self.database_url.starts_with("postgresql://")
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closure signature
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_overrides_file_overrides_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "c.toml",
+                "listen = \"127.0.0.1:9000\"\nadmin_token = \"s3cret\"\n[crawl]\nconcurrency = 7\nallow_http = [\"a.example:8080\"]\n",
+            )?;
+            jail.set_env("CDS_REGISTRY_CRAWL__CONCURRENCY", "9");
+            let c = Config::load(Some(Path::new("c.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(c.listen.port(), 9000);
+            assert_eq!(c.crawl.concurrency, 9, "environment wins over the file");
+            assert_eq!(c.crawl.allow_http, vec!["a.example:8080".to_owned()]);
+            assert_eq!(c.crawl.max_redirects, 5, "defaults fill the rest");
+            assert!(!format!("{c:?}").contains("s3cret"), "secrets are redacted");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_are_named_in_the_error() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("c.toml", "[crawl]\nconcurency = 7\n")?;
+            let e = Config::load(Some(Path::new("c.toml"))).unwrap_err().to_string();
+            assert!(e.contains("concurency"), "{e}");
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,588 @@
+//! The per-host pipeline: well-known discovery (current path, then legacy), redirects and
+//! migration, related_metadata (bounded, cycle-safe), paginated coverage, territories.
+//!
+//! Nothing here writes to the database: a host crawl produces one [`ServerCommit`] per
+//! server whose documents were all fetched, and the caller commits each in one
+//! transaction. A server whose crawl failed produces no commit, so its stored state stays
+//! the last known good one (DESIGN.md, "Last known good").
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use futures::stream::{self, StreamExt};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use url::Url;
+
+use super::fetch::{DocKind, FailureClass, FetchError, Fetched, Fetcher};
+use crate::cds::lenient::{self, Parsed};
+use crate::cds::validate::{self, rules, EntryRef, MetadataContext};
+use crate::cds::{CoverageEntry, CoveragePageView, Finding, MetadataView, Severity, CAP_COVERAGE};
+use crate::cds::{LEGACY_WELL_KNOWN_PATH, WELL_KNOWN_PATH};
+use crate::config::CrawlConfig;
+use crate::store::{DocumentRecord, EntryRecord, ServerCommit, Store, TerritoryRecord, Validators};
+use crate::territory;
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Shared state of one crawl run.
+pub struct RunContext {
+    pub run_id: i64,
+    pub store: Store,
+    pub fetcher: Fetcher,
+    pub cfg: CrawlConfig,
+    /// Stored validators (URL → ETag/Last-Modified) loaded at the start of the run.
+    pub validators: HashMap<String, Validators>,
+    /// Server URLs already claimed by some host in this run: a server reached twice (a
+    /// migrated host and its target, a related document listed by two parents) is
+    /// crawled once.
+    pub claimed: Mutex<HashSet<String>>,
+}
+
+impl RunContext {
+    fn claim(&self, url: &str) -> bool {
+        self.claimed.lock().expect("claim lock").insert(url.to_owned())
+    }
+
+    fn validator_fn(&self) -> impl Fn(&str) -> Option<Validators> + Send + Sync + '_ {
+        move |u: &str| self.validators.get(u).cloned()
+    }
+}
+
+/// Counters of one host crawl.
+#[derive(Debug, Default)]
+pub struct HostStats {
+    pub docs_fetched: AtomicU64,
+    pub docs_unchanged: AtomicU64,
+    pub bytes: AtomicU64,
+    pub documents: AtomicU64,
+}
+
+/// A server crawled completely, ready to commit.
+#[derive(Debug)]
+pub struct ServerResult {
+    pub commit: ServerCommit,
+    /// Related metadata URLs it lists (for retiring children no longer listed).
+    pub related: Vec<String>,
+}
+
+/// Everything a host crawl produced.
+#[derive(Debug, Default)]
+pub struct HostCrawl {
+    pub servers: Vec<ServerResult>,
+    /// Related servers that failed (their stored state is kept).
+    pub failed_servers: Vec<(String, FetchError)>,
+    /// Failure of the host's own metadata document (no server could be crawled).
+    pub failure: Option<FetchError>,
+    pub moved_to: Option<String>,
+    pub host_findings: Vec<Finding>,
+    pub stats: HostStats,
+}
+
+/// How a host's metadata is found.
+pub enum Start {
+    /// Try `WELL_KNOWN_PATH`, then `LEGACY_WELL_KNOWN_PATH` on 404/410.
+    Host(String),
+    Url(Url),
+}
+
+impl Start {
+    pub fn for_seed(seed: &str, metadata_url: Option<&str>) -> Result<Start, String> {
+        if let Some(u) = metadata_url {
+            return Url::parse(u).map(Start::Url).map_err(|e| e.to_string());
+        }
+        Ok(Start::Host(seed.to_owned()))
+    }
+}
+
+struct HostCrawler<'a> {
+    ctx: &'a RunContext,
+    host_id: i64,
+    out: HostCrawl,
+}
+
+/// Crawl one host. Never fails: every problem is in the returned [`HostCrawl`].
+pub async fn crawl_host(ctx: &RunContext, host_id: i64, start: Start) -> HostCrawl {
+    let mut hc = HostCrawler {
+        ctx,
+        host_id,
+        out: HostCrawl::default(),
+    };
+    hc.run(start).await;
+    hc.out
+}
+
+fn well_known(host: &str, path: &str, guard_http: impl Fn(&Url) -> bool) -> Result<Url, String> {
+    let https = Url::parse(&format!("https://{host}{path}")).map_err(|e| e.to_string())?;
+    // Plain http only where the operator allowed it for this host (CDS-SPEC-NOTES §1).
+    let http = Url::parse(&format!("http://{host}{path}")).map_err(|e| e.to_string())?;
+    Ok(if guard_http(&http) { http } else { https })
+}
+
+impl HostCrawler<'_> {
+    fn count_doc(&self) -> Result<(), FetchError> {
+        let n = self.out.stats.documents.fetch_add(1, Ordering::Relaxed) + 1;
+        if n > self.ctx.cfg.max_documents_per_host as u64 {
+            return Err(FetchError {
+                class: FailureClass::Limit,
+                url: String::new(),
+                detail: format!("more than {} documents for one host", self.ctx.cfg.max_documents_per_host),
+                status: None,
+                retry_after: None,
+            });
+        }
+        Ok(())
+    }
+
+    async fn fetch(&self, url: &Url, kind: DocKind) -> Result<Fetched, FetchError> {
+        fetch_counted(self.ctx, &self.out.stats, url, kind).await
+    }
+
+    async fn run(&mut self, start: Start) {
+        let guard = self.ctx.fetcher.guard().clone();
+        let (first, legacy) = match start {
+            Start::Url(u) => (u, None),
+            Start::Host(h) => {
+                let current = well_known(&h, WELL_KNOWN_PATH, |u| guard.http_allowed(u));
+                let legacy = well_known(&h, LEGACY_WELL_KNOWN_PATH, |u| guard.http_allowed(u));
+                match (current, legacy) {
+                    (Ok(c), Ok(l)) => (c, Some(l)),
+                    (Err(e), _) | (_, Err(e)) => {
+                        self.out.failure = Some(FetchError {
+                            class: FailureClass::Invalid,
+                            url: h,
+                            detail: format!("bad host: {e}"),
+                            status: None,
+                            retry_after: None,
+                        });
+                        return;
+                    }
+                }
+            }
+        };
+        if let Err(e) = self.count_doc() {
+            self.out.failure = Some(e);
+            return;
+        }
+        let mut via_legacy = false;
+        let mut fetched = self.fetch(&first, DocKind::Metadata).await;
+        if let (Err(e), Some(legacy)) = (&fetched, &legacy) {
+            if matches!(e.status, Some(404) | Some(410)) {
+                via_legacy = true;
+                fetched = self.fetch(legacy, DocKind::Metadata).await;
+            }
+        }
+        let fetched = match fetched {
+            Ok(f) => f,
+            Err(e) => {
+                // WG1-01: the well-known URL must not require authentication.
+                if matches!(e.status, Some(401) | Some(403)) {
+                    self.out
+                        .host_findings
+                        .push(validate::finding_auth_required(&e.url, e.status.unwrap_or(401)));
+                }
+                self.out.failure = Some(e);
+                return;
+            }
+        };
+        // A 301/302 on the well-known URL means the server moved (CDS-SPEC-NOTES §1).
+        if fetched.redirects.iter().any(|h| h.status == 301 || h.status == 302) {
+            self.out.moved_to = Some(fetched.final_url.to_string());
+        }
+        let mut extra = Vec::new();
+        if via_legacy {
+            extra.push(validate::finding_legacy_path(fetched.final_url.as_str()));
+        }
+        let mut visited = HashSet::new();
+        match self.server(fetched, None, 0, extra, &mut visited).await {
+            Ok(()) => {}
+            Err(e) => self.out.failure = Some(e),
+        }
+    }
+
+    /// Crawl one server from its fetched metadata, then its related documents (depth-first,
+    /// bounded by `max_related_depth`, each URL once).
+    fn server<'s>(
+        &'s mut self,
+        meta: Fetched,
+        parent: Option<String>,
+        depth: usize,
+        mut findings: Vec<Finding>,
+        visited: &'s mut HashSet<String>,
+    ) -> futures::future::BoxFuture<'s, Result<(), FetchError>> {
+        Box::pin(async move {
+            let url = meta.final_url.to_string();
+            visited.insert(meta.requested.to_string());
+            visited.insert(url.clone());
+            if !self.ctx.claim(&url) {
+                // Another host (or another path of this one) already crawls this server.
+                return Ok(());
+            }
+            let mut docs = Vec::new();
+            let (doc, meta_hash) = self.json_doc(&meta, DocKind::Metadata, &mut docs, &mut findings).await?;
+            if !doc.is_object() {
+                return Err(FetchError::new(
+                    FailureClass::Invalid,
+                    &meta.final_url,
+                    "metadata document is not a JSON object",
+                ));
+            }
+            if meta.final_url.scheme() == "http" {
+                let allowed = self.ctx.fetcher.guard().http_allowed(&meta.final_url);
+                findings.push(validate::finding_plain_http(&url, allowed));
+            }
+            findings.extend(validate::validate_metadata(&doc, &MetadataContext { fetched_url: &url }));
+            let view = MetadataView::from_value(&doc);
+
+            let mut hasher = Sha256::new();
+            hasher.update(meta_hash.as_bytes());
+
+            // Coverage listing, all pages (WG1-01 §3).
+            let mut pages: Vec<(String, Value)> = Vec::new();
+            if view.has_capability(CAP_COVERAGE) {
+                if let Some(cov) = view.coverage.as_deref().and_then(|c| meta.final_url.join(c).ok()) {
+                    self.walk_pages(cov, &mut pages, &mut docs, &mut findings, &mut hasher).await?;
+                }
+            }
+            let mut refs = Vec::new();
+            for (page_url, page) in &pages {
+                for (i, e) in CoveragePageView::from_value(page).entries.iter().enumerate() {
+                    let _ = e;
+                    refs.push(EntryRef {
+                        page_url,
+                        index: i,
+                        entry: &page["coverage_entries"][i],
+                    });
+                }
+            }
+            findings.extend(validate::validate_server(&doc, &url, &refs));
+
+            // Territories (one download per distinct URL).
+            let mut geo_urls: Vec<(String, Url)> = Vec::new();
+            for r in &refs {
+                if let Some(g) = r.entry.get("geojson_resource").and_then(Value::as_str) {
+                    if let Ok(u) = Url::parse(r.page_url).and_then(|p| p.join(g)) {
+                        if !geo_urls.iter().any(|(s, _)| s == g) {
+                            geo_urls.push((g.to_owned(), u));
+                        }
+                    }
+                }
+            }
+            let territories = self.territories(&geo_urls, &mut docs, &mut findings).await?;
+            let mut entries = Vec::new();
+            let mut new_territories = Vec::new();
+            for r in &refs {
+                let entry = CoverageEntry::from_value(r.entry);
+                let raw = serde_json::to_string(r.entry).unwrap_or_default();
+                let territory = entry
+                    .geojson_resource
+                    .as_ref()
+                    .and_then(|g| territories.get(g))
+                    .and_then(|t| t.as_ref());
+                let key = territory.map(|t| {
+                    if let Some(rec) = &t.record {
+                        if !new_territories.iter().any(|x: &TerritoryRecord| {
+                            x.source_url == rec.source_url && x.source_hash == rec.source_hash
+                        }) {
+                            new_territories.push(rec.clone());
+                        }
+                    }
+                    (t.source_url.clone(), t.source_hash.clone())
+                });
+                entries.push(EntryRecord {
+                    content_hash: sha256_hex(
+                        format!("{raw}\u{0}{}", key.as_ref().map(|k| k.1.as_str()).unwrap_or("")).as_bytes(),
+                    ),
+                    entry,
+                    raw_json: raw,
+                    page_url: r.page_url.to_owned(),
+                    territory: key,
+                });
+            }
+            // In listing order: a HashMap's order would change the hash from run to run.
+            for (raw, _) in &geo_urls {
+                if let Some(Some(t)) = territories.get(raw) {
+                    hasher.update(t.source_hash.as_bytes());
+                }
+            }
+            let content_hash = hex::encode(hasher.finalize());
+            drop(refs);
+
+            let related: Vec<String> = view.related_metadata.clone();
+            self.out.servers.push(ServerResult {
+                commit: ServerCommit {
+                    url: url.clone(),
+                    host_id: self.host_id,
+                    parent_url: parent,
+                    depth: depth as i64,
+                    name: view.name.clone().unwrap_or_else(|| url.clone()),
+                    metadata_json: serde_json::to_string(&doc).unwrap_or_default(),
+                    capabilities: view.capabilities.clone(),
+                    content_hash,
+                    entries,
+                    territories: new_territories,
+                    findings: dedup_findings(findings),
+                    documents: docs,
+                },
+                related: related.clone(),
+            });
+
+            // related_metadata: other documents of the same organisation (WG1-01 §2).
+            if depth >= self.ctx.cfg.max_related_depth {
+                return Ok(());
+            }
+            for r in related {
+                let Ok(ru) = meta.final_url.join(&r) else { continue };
+                if !visited.insert(ru.to_string()) {
+                    continue; // a cycle back to a document this host already crawled
+                }
+                if let Err(e) = self.count_doc() {
+                    self.out.failed_servers.push((ru.to_string(), e));
+                    break;
+                }
+                match self.fetch(&ru, DocKind::Metadata).await {
+                    Ok(f) => {
+                        let u = f.final_url.to_string();
+                        if let Err(e) = self.server(f, Some(url.clone()), depth + 1, Vec::new(), visited).await {
+                            self.out.failed_servers.push((u, e));
+                        }
+                    }
+                    Err(e) => self.out.failed_servers.push((ru.to_string(), e)),
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Parse a fetched JSON document (or the stored copy after a 304), record it, and add
+    /// the lenient-JSON finding when needed.
+    async fn json_doc(
+        &self,
+        f: &Fetched,
+        kind: DocKind,
+        docs: &mut Vec<DocumentRecord>,
+        findings: &mut Vec<Finding>,
+    ) -> Result<(Value, String), FetchError> {
+        let url = f.final_url.to_string();
+        let (text, hash) = match &f.body {
+            Some(b) => (String::from_utf8_lossy(b).into_owned(), sha256_hex(b)),
+            None => match self.ctx.store.document_body(&url).await {
+                Ok(Some(x)) => x,
+                // A 304 for a document we never stored (validators from elsewhere): refetch.
+                _ => {
+                    return Err(FetchError::new(
+                        FailureClass::Other,
+                        &f.final_url,
+                        "304 without a stored copy",
+                    ))
+                }
+            },
+        };
+        let (value, parsed) = lenient::parse(text.as_bytes())
+            .map_err(|e| FetchError::new(FailureClass::InvalidJson, &f.final_url, e.to_string()))?;
+        if parsed == Parsed::Lenient {
+            findings.push(validate::finding_lenient_json(&url));
+        }
+        docs.push(DocumentRecord {
+            url,
+            kind: kind.as_str(),
+            etag: f.etag.clone(),
+            last_modified: f.last_modified.clone(),
+            content_hash: hash.clone(),
+            http_status: f.status,
+            size: text.len() as i64,
+            body: Some(text),
+        });
+        Ok((value, hash))
+    }
+
+    async fn walk_pages(
+        &self,
+        first: Url,
+        pages: &mut Vec<(String, Value)>,
+        docs: &mut Vec<DocumentRecord>,
+        findings: &mut Vec<Finding>,
+        hasher: &mut Sha256,
+    ) -> Result<(), FetchError> {
+        let mut seen = HashSet::new();
+        let mut next = Some(first);
+        while let Some(url) = next.take() {
+            if !seen.insert(url.to_string()) {
+                // WG1-01 §3: `next` must lead to the end; a repeat is a loop.
+                findings.push(validate::finding_page_loop(url.as_str()));
+                break;
+            }
+            if pages.len() >= self.ctx.cfg.max_pages {
+                return Err(FetchError::new(
+                    FailureClass::Limit,
+                    &url,
+                    format!("coverage listing longer than {} pages", self.ctx.cfg.max_pages),
+                ));
+            }
+            self.count_doc()?;
+            let f = self.fetch(&url, DocKind::CoveragePage).await?;
+            let (page, hash) = self.json_doc(&f, DocKind::CoveragePage, docs, findings).await?;
+            hasher.update(hash.as_bytes());
+            findings.extend(validate::validate_coverage_page(&page, f.final_url.as_str()));
+            let view = CoveragePageView::from_value(&page);
+            next = view.next.as_deref().and_then(|n| f.final_url.join(n).ok());
+            pages.push((f.final_url.to_string(), page));
+        }
+        Ok(())
+    }
+
+    /// Download and parse every territory, `per_host_concurrency` at a time.
+    async fn territories(
+        &self,
+        urls: &[(String, Url)],
+        docs: &mut Vec<DocumentRecord>,
+        findings: &mut Vec<Finding>,
+    ) -> Result<HashMap<String, Option<TerritoryOut>>, FetchError> {
+        for _ in urls {
+            self.count_doc()?;
+        }
+        let results: Vec<_> = stream::iter(urls.iter().cloned())
+            .map(|(raw, url)| async move {
+                let r = self.fetch(&url, DocKind::GeoJson).await;
+                (raw, url, r)
+            })
+            .buffer_unordered(self.ctx.cfg.per_host_concurrency.max(1))
+            .collect()
+            .await;
+        let mut out = HashMap::new();
+        for (raw, url, r) in results {
+            let f = r?;
+            let final_url = f.final_url.to_string();
+            match &f.body {
+                None => {
+                    // 304: the stored territory for this URL is still current.
+                    match self.ctx.store.territory_hash_for(&final_url).await {
+                        Ok(Some(hash)) => {
+                            let v = self.ctx.validators.get(&final_url).cloned().unwrap_or_default();
+                            docs.push(DocumentRecord {
+                                url: final_url.clone(),
+                                kind: DocKind::GeoJson.as_str(),
+                                etag: f.etag.clone().or(v.etag),
+                                last_modified: f.last_modified.clone().or(v.last_modified),
+                                content_hash: hash.clone(),
+                                http_status: 304,
+                                size: 0,
+                                body: None,
+                            });
+                            out.insert(
+                                raw,
+                                Some(TerritoryOut {
+                                    source_url: final_url,
+                                    source_hash: hash,
+                                    record: None,
+                                }),
+                            );
+                        }
+                        _ => {
+                            return Err(FetchError::new(
+                                FailureClass::Other,
+                                &url,
+                                "304 for a territory we do not have",
+                            ))
+                        }
+                    }
+                }
+                Some(body) => {
+                    let hash = sha256_hex(body);
+                    docs.push(DocumentRecord {
+                        url: final_url.clone(),
+                        kind: DocKind::GeoJson.as_str(),
+                        etag: f.etag.clone(),
+                        last_modified: f.last_modified.clone(),
+                        content_hash: hash.clone(),
+                        http_status: f.status,
+                        size: body.len() as i64,
+                        body: None,
+                    });
+                    let value = match lenient::parse(body) {
+                        Ok((v, p)) => {
+                            if p == Parsed::Lenient {
+                                findings.push(validate::finding_lenient_json(&final_url));
+                            }
+                            v
+                        }
+                        Err(e) => {
+                            // The server's defect, not a transport failure: the entry keeps
+                            // no territory and the problem is reported.
+                            findings.push(
+                                Finding::new(
+                                    rules::GEO_NO_POLYGON,
+                                    Severity::Error,
+                                    &final_url,
+                                    "",
+                                    format!("GeoJSON is not valid JSON: {e}"),
+                                ),
+                            );
+                            out.insert(raw, None);
+                            continue;
+                        }
+                    };
+                    let (t, fs) = territory::parse_territory(&value, &final_url);
+                    findings.extend(fs);
+                    out.insert(
+                        raw,
+                        t.map(|t| TerritoryOut {
+                            source_url: final_url.clone(),
+                            source_hash: hash.clone(),
+                            record: Some(TerritoryRecord {
+                                source_url: final_url.clone(),
+                                source_hash: hash.clone(),
+                                wkb: territory::to_wkb(&t.geometry),
+                                bbox: t.bbox,
+                                vertex_count: t.vertex_count as i64,
+                            }),
+                        }),
+                    );
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+struct TerritoryOut {
+    source_url: String,
+    source_hash: String,
+    /// `None` after a 304: the row exists already.
+    record: Option<TerritoryRecord>,
+}
+
+async fn fetch_counted(
+    ctx: &RunContext,
+    stats: &HostStats,
+    url: &Url,
+    kind: DocKind,
+) -> Result<Fetched, FetchError> {
+    let vf = ctx.validator_fn();
+    let r = ctx.fetcher.get(url, kind, &vf).await;
+    if let Ok(f) = &r {
+        match &f.body {
+            Some(b) => {
+                stats.docs_fetched.fetch_add(1, Ordering::Relaxed);
+                stats.bytes.fetch_add(b.len() as u64, Ordering::Relaxed);
+            }
+            None => {
+                stats.docs_unchanged.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    r
+}
+
+/// The same finding twice (e.g. one rule reached from two paths) is reported once.
+fn dedup_findings(mut f: Vec<Finding>) -> Vec<Finding> {
+    let mut seen = HashSet::new();
+    f.retain(|x| seen.insert((x.rule.clone(), x.url.clone(), x.pointer.clone())));
+    f
+}
+
+/// Shared counters handle for callers that want totals.
+pub type SharedStats = Arc<HostStats>;

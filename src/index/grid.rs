@@ -1,0 +1,363 @@
+//! A two-level grid that answers "which polygon parts may contain this point" in O(1),
+//! and for most points also "this part certainly contains it", with no point-in-polygon
+//! test at all.
+//!
+//! Why: on the US counties an R-tree descent cost as much as the point-in-polygon test
+//! after it (~200 ns each under load), and batch lookups must reach millions of points per
+//! second. The R-tree stays for box and geometry queries.
+//!
+//! Level 1 is a uniform grid over the extent of all parts, about four cells per part.
+//! Each non-empty level-1 cell is split into k×k sub-cells, k chosen from the size of the
+//! parts meeting it (small parts, fine split). Each sub-cell lists the parts that meet it,
+//! flagged *inside* when no boundary segment comes near the sub-cell (then every point of
+//! the sub-cell is inside: the winding number is constant on a region no boundary
+//! crosses). Sub-cells crossed by a boundary list the part unflagged: the caller runs the
+//! exact test. Parts only appear in sub-cells within their own bounding box, so a territory
+//! on both sides of the antimeridian costs nothing elsewhere.
+//!
+//! Exactness: build and query map a coordinate to a cell with the same floating-point
+//! operations, and a sub-cell counts as boundary-free only if no segment comes within
+//! `MARGIN` sub-cell widths of it, far more than the rounding error of that mapping.
+
+use geo::{Coord, Polygon};
+
+use super::spatial::Part;
+
+/// Margin, in sub-cell widths, by which sub-cells are grown when testing for boundary
+/// segments (rounding errors of the coordinate mapping are ~1e-12 of that).
+const MARGIN: f64 = 1e-6;
+/// Level-1 cells per part, and the cap per axis (bounds memory on odd extents).
+const CELLS_PER_PART: f64 = 4.0;
+const MAX_CELLS_PER_AXIS: f64 = 1024.0;
+/// Sub-cells per axis: about `SPLIT / (median part size in level-1 cells)`, at most `MAX_K`.
+const SPLIT: f64 = 8.0;
+const MAX_K: usize = 16;
+/// Flag on an entry: the sub-cell lies strictly inside the part.
+pub(crate) const INSIDE: u32 = 1 << 31;
+
+#[derive(Clone, Copy, Default)]
+struct Cell {
+    /// First sub-cell list (index into `sub_offsets`); the cell has k² sub-cell lists,
+    /// row by row, then one list of the parts containing the whole cell.
+    start: u32,
+    /// Sub-cells per axis; 0 for an empty cell.
+    k: u32,
+}
+
+/// One candidate: `part | INSIDE` when the sub-cell is inside the part, and the part's
+/// territory (so the common case does not touch the part at all).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Candidate {
+    pub part: u32,
+    pub terr: u32,
+}
+
+pub(crate) struct PointGrid {
+    x0: f64,
+    y0: f64,
+    /// Level-1 cells per degree.
+    sx: f64,
+    sy: f64,
+    nx: usize,
+    ny: usize,
+    cells: Vec<Cell>,
+    sub_offsets: Vec<u32>,
+    candidates: Vec<Candidate>,
+}
+
+impl PointGrid {
+    /// Level-1 cell coordinates of a point, `None` outside the grid (or NaN).
+    #[inline]
+    fn locate(&self, x: f64, y: f64) -> Option<(f64, f64)> {
+        let u = (x - self.x0) * self.sx;
+        let v = (y - self.y0) * self.sy;
+        (u >= 0.0 && v >= 0.0 && u < self.nx as f64 && v < self.ny as f64).then_some((u, v))
+    }
+
+    fn list(&self, s: usize) -> &[Candidate] {
+        &self.candidates[self.sub_offsets[s] as usize..self.sub_offsets[s + 1] as usize]
+    }
+
+    /// The parts that may contain `(x, y)`: those of its sub-cell, and those containing its
+    /// whole level-1 cell (all flagged inside). A part appears in at most one of the two.
+    #[inline]
+    pub fn candidates(&self, x: f64, y: f64) -> (&[Candidate], &[Candidate]) {
+        let Some((u, v)) = self.locate(x, y) else {
+            return (&[], &[]);
+        };
+        let (i, j) = (u as usize, v as usize);
+        let cell = self.cells[j * self.nx + i];
+        if cell.k == 0 {
+            return (&[], &[]);
+        }
+        let k = cell.k as usize;
+        let a = (((u - i as f64) * k as f64) as usize).min(k - 1);
+        let b = (((v - j as f64) * k as f64) as usize).min(k - 1);
+        let start = cell.start as usize;
+        (self.list(start + b * k + a), self.list(start + k * k))
+    }
+
+    pub fn build<'a>(parts: &[Part], poly_of: impl Fn(&Part) -> &'a Polygon<f64>) -> PointGrid {
+        let mut grid = PointGrid {
+            x0: 0.0,
+            y0: 0.0,
+            sx: 1.0,
+            sy: 1.0,
+            nx: 0,
+            ny: 0,
+            cells: Vec::new(),
+            sub_offsets: vec![0],
+            candidates: Vec::new(),
+        };
+        if parts.is_empty() {
+            return grid;
+        }
+        let mut ext = [f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY];
+        for p in parts {
+            ext[0] = ext[0].min(p.bbox[0]);
+            ext[1] = ext[1].min(p.bbox[1]);
+            ext[2] = ext[2].max(p.bbox[2]);
+            ext[3] = ext[3].max(p.bbox[3]);
+        }
+        let w = (ext[2] - ext[0]).max(1e-9);
+        let h = (ext[3] - ext[1]).max(1e-9);
+        // u32 offsets and part ids with a flag bit.
+        assert!(parts.len() < INSIDE as usize, "too many polygon parts");
+        let side = (w * h / (CELLS_PER_PART * parts.len() as f64)).sqrt();
+        let cw = side.max(w / MAX_CELLS_PER_AXIS);
+        let ch = side.max(h / MAX_CELLS_PER_AXIS);
+        // floor + 1: the extent's maximum falls inside the last cell, not on its edge.
+        grid.nx = (w / cw).floor() as usize + 1;
+        grid.ny = (h / ch).floor() as usize + 1;
+        grid.x0 = ext[0];
+        grid.y0 = ext[1];
+        grid.sx = 1.0 / cw;
+        grid.sy = 1.0 / ch;
+        grid.cells = vec![Cell::default(); grid.nx * grid.ny];
+
+        // Which parts meet which level-1 cell (by bounding box), as (cell, part) pairs.
+        let mut cell_parts: Vec<(u32, u32)> = Vec::new();
+        for (pi, p) in parts.iter().enumerate() {
+            let (i0, j0, i1, j1) = grid.cell_range(p.bbox, 0.0);
+            for j in j0..=j1 {
+                for i in i0..=i1 {
+                    cell_parts.push(((j * grid.nx + i) as u32, pi as u32));
+                }
+            }
+        }
+        cell_parts.sort_unstable();
+
+        // Each segment, in level-1 coordinates, bucketed by (cell, part) it may touch.
+        let mut segs: Vec<(u32, u32, [f64; 4])> = Vec::new();
+        for (pi, p) in parts.iter().enumerate() {
+            let poly = poly_of(p);
+            for ring in std::iter::once(poly.exterior()).chain(poly.interiors()) {
+                for l in ring.lines() {
+                    let s = [
+                        (l.start.x - grid.x0) * grid.sx,
+                        (l.start.y - grid.y0) * grid.sy,
+                        (l.end.x - grid.x0) * grid.sx,
+                        (l.end.y - grid.y0) * grid.sy,
+                    ];
+                    let bb = [l.start.x.min(l.end.x), l.start.y.min(l.end.y), l.start.x.max(l.end.x), l.start.y.max(l.end.y)];
+                    // Grow by a margin of level-1 units: a segment on a cell edge marks both.
+                    let (i0, j0, i1, j1) = grid.cell_range(bb, MARGIN);
+                    for j in j0..=j1 {
+                        for i in i0..=i1 {
+                            segs.push(((j * grid.nx + i) as u32, pi as u32, s));
+                        }
+                    }
+                }
+            }
+        }
+        segs.sort_unstable_by_key(|&(c, p, _)| (c, p));
+
+        let mut seg_at = 0;
+        let mut at = 0;
+        let mut pairs: Vec<(u32, Candidate)> = Vec::new();
+        let mut marks: Vec<u8> = Vec::new();
+        let mut stack: Vec<usize> = Vec::new();
+        while at < cell_parts.len() {
+            let cell = cell_parts[at].0;
+            let end = at + cell_parts[at..].iter().take_while(|cp| cp.0 == cell).count();
+            let here = &cell_parts[at..end];
+            at = end;
+            let (ci, cj) = (cell as usize % grid.nx, cell as usize / grid.nx);
+
+            // Split finer where parts are small relative to the cell.
+            let mut sizes: Vec<f64> = here
+                .iter()
+                .map(|&(_, pi)| {
+                    let b = parts[pi as usize].bbox;
+                    ((b[2] - b[0]) * grid.sx).min((b[3] - b[1]) * grid.sy)
+                })
+                .collect();
+            sizes.sort_unstable_by(f64::total_cmp);
+            let median = sizes[sizes.len() / 2];
+            // ... but not much finer than the number of parts warrants: a lone small part in
+            // a big cell needs a few sub-cells to be skipped by most points, not 256.
+            let by_count = (SPLIT * (here.len() as f64).sqrt()).ceil();
+            let k = (SPLIT / median).ceil().min(by_count).clamp(1.0, MAX_K as f64) as usize;
+
+            pairs.clear();
+            for &(_, pi) in here {
+                let part = &parts[pi as usize];
+                while seg_at < segs.len() && (segs[seg_at].0, segs[seg_at].1) < (cell, pi) {
+                    seg_at += 1;
+                }
+                let seg_end = seg_at + segs[seg_at..].iter().take_while(|s| (s.0, s.1) == (cell, pi)).count();
+                let cell_segs = &segs[seg_at..seg_end];
+                seg_at = seg_end;
+
+                // The part's window of sub-cells (its bounding box, grown by the margin).
+                let local = |u: f64, origin: usize| (u - origin as f64) * k as f64;
+                let lo = |u: f64| (u - MARGIN).floor().clamp(0.0, (k - 1) as f64) as usize;
+                let hi = |u: f64| (u + MARGIN).floor().clamp(0.0, (k - 1) as f64) as usize;
+                let b = part.bbox;
+                let (a0, a1) = (lo(local((b[0] - grid.x0) * grid.sx, ci)), hi(local((b[2] - grid.x0) * grid.sx, ci)));
+                let (b0, b1) = (lo(local((b[1] - grid.y0) * grid.sy, cj)), hi(local((b[3] - grid.y0) * grid.sy, cj)));
+                let ww = a1 - a0 + 1;
+                marks.clear();
+                marks.resize(ww * (b1 - b0 + 1), UNKNOWN);
+
+                for &(_, _, s) in cell_segs {
+                    let p = (local(s[0], ci), local(s[1], cj));
+                    let q = (local(s[2], ci), local(s[3], cj));
+                    mark_segment(p, q, (a0, a1, b0, b1), &mut marks);
+                }
+
+                // Boundary-free sub-cells: one exact test per connected region.
+                for start in 0..marks.len() {
+                    if marks[start] != UNKNOWN {
+                        continue;
+                    }
+                    let (a, bb) = (a0 + start % ww, b0 + start / ww);
+                    let u = ci as f64 + (a as f64 + 0.5) / k as f64;
+                    let v = cj as f64 + (bb as f64 + 0.5) / k as f64;
+                    let centre = Coord {
+                        x: grid.x0 + u / grid.sx,
+                        y: grid.y0 + v / grid.sy,
+                    };
+                    let state = if part.contains(centre) { IN } else { OUT };
+                    marks[start] = state;
+                    stack.push(start);
+                    let len = marks.len();
+                    while let Some(m) = stack.pop() {
+                        let (ma, mb) = (m % ww, m / ww);
+                        let mut visit = |n: usize| {
+                            if marks[n] == UNKNOWN {
+                                marks[n] = state;
+                                stack.push(n);
+                            }
+                        };
+                        if ma > 0 {
+                            visit(m - 1);
+                        }
+                        if ma + 1 < ww {
+                            visit(m + 1);
+                        }
+                        if mb > 0 {
+                            visit(m - ww);
+                        }
+                        if m + ww < len {
+                            visit(m + ww);
+                        }
+                    }
+                }
+                let cand = |flag: u32| Candidate {
+                    part: pi | flag,
+                    terr: part.terr,
+                };
+                if marks.len() == k * k && marks.iter().all(|&m| m == IN) {
+                    // The whole cell is inside: one entry in the cell's own list instead of
+                    // k² copies, so a territory much larger than the cells costs one entry
+                    // per cell, plus its boundary.
+                    pairs.push(((k * k) as u32, cand(INSIDE)));
+                    continue;
+                }
+                for (m, &state) in marks.iter().enumerate() {
+                    let flag = match state {
+                        BOUNDARY => 0,
+                        IN => INSIDE,
+                        _ => continue,
+                    };
+                    let sub = ((b0 + m / ww) * k + a0 + m % ww) as u32;
+                    pairs.push((sub, cand(flag)));
+                }
+            }
+            if pairs.is_empty() {
+                continue;
+            }
+            pairs.sort_by_key(|&(s, _)| s);
+            let start = grid.sub_offsets.len() - 1;
+            grid.cells[cell as usize] = Cell {
+                start: start as u32,
+                k: k as u32,
+            };
+            let mut next = pairs.iter().peekable();
+            for sub in 0..=(k * k) as u32 {
+                while let Some(&(_, c)) = next.next_if(|(s, _)| *s == sub) {
+                    grid.candidates.push(c);
+                }
+                grid.sub_offsets.push(grid.candidates.len() as u32);
+            }
+        }
+        grid
+    }
+
+    /// Level-1 cells meeting the box `[x0, y0, x1, y1]` grown by `margin` cells, clamped.
+    fn cell_range(&self, b: [f64; 4], margin: f64) -> (usize, usize, usize, usize) {
+        let ix = |x: f64| (x - self.x0) * self.sx;
+        let iy = |y: f64| (y - self.y0) * self.sy;
+        let clampx = |u: f64| u.floor().clamp(0.0, (self.nx - 1) as f64) as usize;
+        let clampy = |v: f64| v.floor().clamp(0.0, (self.ny - 1) as f64) as usize;
+        (
+            clampx(ix(b[0]) - margin),
+            clampy(iy(b[1]) - margin),
+            clampx(ix(b[2]) + margin),
+            clampy(iy(b[3]) + margin),
+        )
+    }
+}
+
+const UNKNOWN: u8 = 0;
+const BOUNDARY: u8 = 1;
+const IN: u8 = 2;
+const OUT: u8 = 3;
+
+/// Mark the sub-cells of the window `(a0, a1, b0, b1)` that the segment `p`–`q` (sub-cell
+/// coordinates) passes within `MARGIN` of.
+fn mark_segment(p: (f64, f64), q: (f64, f64), (a0, a1, b0, b1): (usize, usize, usize, usize), marks: &mut [u8]) {
+    let ww = a1 - a0 + 1;
+    let range = |lo: f64, hi: f64, min: usize, max: usize| -> Option<(usize, usize)> {
+        let l = (lo - MARGIN).floor().max(min as f64);
+        let h = (hi + MARGIN).floor().min(max as f64);
+        (l <= h).then_some((l as usize, h as usize))
+    };
+    let Some((ia, ja)) = range(p.0.min(q.0), p.0.max(q.0), a0, a1) else { return };
+    let Some((ib, jb)) = range(p.1.min(q.1), p.1.max(q.1), b0, b1) else { return };
+    let (dx, dy) = (q.0 - p.0, q.1 - p.1);
+    for b in ib..=jb {
+        for a in ia..=ja {
+            // Segment vs grown square: the boxes overlap (by the ranges above), so only
+            // the segment's own normal can separate them.
+            let (x0, x1) = (a as f64 - MARGIN, a as f64 + 1.0 + MARGIN);
+            let (y0, y1) = (b as f64 - MARGIN, b as f64 + 1.0 + MARGIN);
+            let side = |x: f64, y: f64| dx * (y - p.1) - dy * (x - p.0);
+            let s = [side(x0, y0), side(x1, y0), side(x0, y1), side(x1, y1)];
+            let separated = s.iter().all(|&v| v > 0.0) || s.iter().all(|&v| v < 0.0);
+            if !separated {
+                marks[(b - b0) * ww + (a - a0)] = BOUNDARY;
+            }
+        }
+    }
+}
+
+impl PointGrid {
+    pub fn tmp_stats(&self) -> String {
+        let ne = self.cells.iter().filter(|c| c.k > 0).count();
+        let inside = self.candidates.iter().filter(|c| c.part & INSIDE != 0).count();
+        format!("l1 {}x{} nonempty {} subcells {} cands {} inside {} mem {} KB", self.nx, self.ny, ne, self.sub_offsets.len()-1, self.candidates.len(), inside,
+          (self.cells.len()*8 + self.sub_offsets.len()*4 + self.candidates.len()*8)/1024)
+    }
+}

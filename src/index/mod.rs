@@ -1,0 +1,615 @@
+//! The in-memory search index: every query of the HTTP API is answered from here, never by
+//! scanning SQL (DESIGN.md). Pure data structures, no I/O.
+//!
+//! A [`SearchIndex`] is built once from all current coverage entries
+//! ([`SearchIndex::build`]), is immutable afterwards, and is `Send + Sync`, so the API can
+//! share it as an `Arc` and swap in a rebuilt one atomically after each crawl.
+//!
+//! Entries are addressed by their *position* (`usize`, `0..len()`), positions are ordered
+//! by [`IndexEntry::key`], so "sorted by position" is "sorted by key".
+//!
+//! Queries:
+//! - [`SearchIndex::search`]: entries matching a [`Filter`], by key;
+//! - [`SearchIndex::lookup`] / [`SearchIndex::lookup_batch`] /
+//!   [`SearchIndex::lookup_batch_csr`]: who serves a point, ranked (see [`SearchIndex::lookup`]);
+//! - [`SearchIndex::intersecting`]: entries whose territory intersects a geometry, ranked;
+//! - [`SearchIndex::facets`], [`SearchIndex::entities`]: counts and grouping under a filter;
+//! - [`SearchIndex::territory_of`]: a territory by entry key.
+//!
+//! Filter semantics (DESIGN.md, HTTP API): OR within one field's values, AND across
+//! fields. Values of the enum-like fields are compared case-insensitively (country codes
+//! uppercased, the rest lowercased, both trimmed); values outside the spec's enums are
+//! indexed like any other. An empty list (or one of only blank strings) does not filter.
+
+mod facets;
+mod grid;
+mod postings;
+mod spatial;
+pub mod text;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use geo::{Geometry, MultiPolygon};
+
+use crate::cds::CoverageEntry;
+pub use facets::{EntityGroup, Facets};
+use postings::{intersect, Field};
+use spatial::{Bbox, Spatial};
+
+/// One coverage entry as the index needs it: the entry, the server offering it, its
+/// territory and the OAuth scopes offered for it.
+#[derive(Debug, Clone)]
+pub struct IndexEntry {
+    /// Stable database row id of the coverage entry; the order of results. Keys should be
+    /// distinct ([`SearchIndex::territory_of`] finds one entry per key).
+    pub key: i64,
+    pub server_id: i64,
+    pub server_url: String,
+    pub server_name: String,
+    pub entry: CoverageEntry,
+    /// Territories with the same id are indexed once (so are entries sharing one `Arc`).
+    pub territory_id: Option<i64>,
+    /// The territory, rings oriented (as [`crate::territory::parse_territory`] returns it).
+    /// `None` for logical entries: they never match a point, a box or a geometry.
+    pub territory: Option<Arc<MultiPolygon<f64>>>,
+    /// OAuth scopes offered for this entry (may be empty).
+    pub scopes: Vec<String>,
+}
+
+/// A search filter; `Default` matches everything. See the module docs for the semantics.
+#[derive(Default, Clone, Debug)]
+pub struct Filter {
+    pub country: Vec<String>,
+    pub commodity: Vec<String>,
+    pub capability: Vec<String>,
+    pub infrastructure: Vec<String>,
+    pub role: Vec<String>,
+    /// The entry's `type`.
+    pub kind: Vec<String>,
+    pub scope: Vec<String>,
+    /// Text in `entity_name`, `entity_abbreviation` or the entry `name`: case- and
+    /// accent-insensitive; every whitespace/punctuation-separated token must occur as a
+    /// substring (`montreal` finds "Montréal", `hydro queb` finds "Hydro-Québec").
+    pub q: Option<String>,
+    /// `(lon, lat)`: the point lies strictly inside the entry's territory.
+    pub point: Option<(f64, f64)>,
+    /// `[min_lon, min_lat, max_lon, max_lat]`: the bounding box of a part of the entry's
+    /// territory intersects this box. `min_lon > max_lon` means a box across the
+    /// antimeridian; NaN or `min_lat > max_lat` matches nothing.
+    pub bbox: Option<[f64; 4]>,
+}
+
+/// The enum-like fields, in the order of `SearchIndex::fields`.
+const COUNTRY: usize = 0;
+const COMMODITY: usize = 1;
+const CAPABILITY: usize = 2;
+const INFRASTRUCTURE: usize = 3;
+const ROLE: usize = 4;
+const KIND: usize = 5;
+const SCOPE: usize = 6;
+const NFIELDS: usize = 7;
+
+fn norm_country(s: &str) -> String {
+    s.trim().to_uppercase()
+}
+
+fn norm_value(s: &str) -> String {
+    s.trim().to_lowercase()
+}
+
+impl Filter {
+    fn values(&self, field: usize) -> &[String] {
+        match field {
+            COUNTRY => &self.country,
+            COMMODITY => &self.commodity,
+            CAPABILITY => &self.capability,
+            INFRASTRUCTURE => &self.infrastructure,
+            ROLE => &self.role,
+            KIND => &self.kind,
+            _ => &self.scope,
+        }
+    }
+}
+
+/// Role order of the lookup ranking: the spec's roles by authority, anything else last.
+fn role_rank(role: &str) -> u8 {
+    match role {
+        "authoritative" => 0,
+        "official" => 1,
+        "aggregator" => 2,
+        _ => 3,
+    }
+}
+
+/// A filter resolved against one index: value ids instead of strings.
+struct Query {
+    /// `(field, sorted value ids)` for every constrained field.
+    fields: Vec<(usize, Vec<u32>)>,
+    tokens: Vec<String>,
+    point: Option<(f64, f64)>,
+    bbox: Option<Bbox>,
+    /// Some constraint can match nothing (only unknown values, an invalid box).
+    nothing: bool,
+}
+
+impl Query {
+    fn is_trivial(&self) -> bool {
+        !self.nothing && self.fields.is_empty() && self.tokens.is_empty() && self.point.is_none() && self.bbox.is_none()
+    }
+}
+
+/// Per-point lookup results in compressed sparse row form: the hits of point `i` are
+/// `hits[offsets[i] as usize..offsets[i + 1] as usize]` (entry positions, ranked).
+/// One allocation for a whole batch instead of one per point.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchHits {
+    pub offsets: Vec<u32>,
+    pub hits: Vec<u32>,
+}
+
+impl BatchHits {
+    /// Number of points.
+    pub fn len(&self) -> usize {
+        self.offsets.len().saturating_sub(1)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The ranked entry positions for point `i`.
+    pub fn get(&self, i: usize) -> &[u32] {
+        &self.hits[self.offsets[i] as usize..self.offsets[i + 1] as usize]
+    }
+}
+
+/// The immutable search index. See the module docs.
+pub struct SearchIndex {
+    entries: Vec<IndexEntry>,
+    fields: [Field; NFIELDS],
+    /// Per entry: folded names for `q` ([`text::search_text`]), joined by '\n' so a token
+    /// never spans two names.
+    text: Vec<String>,
+    /// Per entry: ([`text::entity_key`] of entity_name, uppercased country).
+    entity_keys: Vec<(String, String)>,
+    /// Per entry: its territory id, `u32::MAX` for none.
+    entry_terr: Vec<u32>,
+    /// Per territory: the *ranks* of its entries, ascending (CSR).
+    terr_offsets: Vec<u32>,
+    terr_ranks: Vec<u32>,
+    /// Entry position -> rank in the lookup order, and back.
+    rank: Vec<u32>,
+    by_rank: Vec<u32>,
+    spatial: Spatial,
+}
+
+impl std::fmt::Debug for SearchIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SearchIndex")
+            .field("entries", &self.entries.len())
+            .field("territories", &self.spatial.terrs.len())
+            .field("parts", &self.spatial.parts.len())
+            .finish()
+    }
+}
+
+const NO_TERR: u32 = u32::MAX;
+
+#[derive(Hash, PartialEq, Eq)]
+enum TerrKey {
+    Id(i64),
+    Ptr(usize),
+}
+
+impl SearchIndex {
+    /// Build the index. Entries are reordered by key (stable for equal keys). Cost is
+    /// linear in entries plus territory vertices (the 3,231 US counties: a few ms).
+    pub fn build(mut entries: Vec<IndexEntry>) -> SearchIndex {
+        entries.sort_by_key(|e| e.key);
+        assert!(entries.len() < u32::MAX as usize, "too many entries for u32 positions");
+
+        let mut fields: [Field; NFIELDS] = std::array::from_fn(|_| Field::new());
+        let mut text = Vec::with_capacity(entries.len());
+        let mut entity_keys = Vec::with_capacity(entries.len());
+        let mut entry_terr = Vec::with_capacity(entries.len());
+        let mut terr_of_key: HashMap<TerrKey, u32> = HashMap::new();
+        let mut geoms: Vec<Arc<MultiPolygon<f64>>> = Vec::new();
+
+        for e in &entries {
+            let c = &e.entry;
+            fields[COUNTRY].push_entry([norm_country(&c.country)]);
+            fields[COMMODITY].push_entry(c.commodity_types.iter().map(|s| norm_value(s)));
+            fields[CAPABILITY].push_entry(c.capabilities.iter().map(|s| norm_value(s)));
+            fields[INFRASTRUCTURE].push_entry(c.infrastructure_types.iter().map(|s| norm_value(s)));
+            fields[ROLE].push_entry([norm_value(&c.role)]);
+            fields[KIND].push_entry([norm_value(&c.kind)]);
+            fields[SCOPE].push_entry(e.scopes.iter().map(|s| norm_value(s)));
+
+            let mut t = text::search_text(&c.entity_name);
+            for extra in [c.entity_abbreviation.as_deref().unwrap_or(""), &c.name] {
+                t.push('\n');
+                t.push_str(&text::search_text(extra));
+            }
+            text.push(t);
+            entity_keys.push((text::entity_key(&c.entity_name), norm_country(&c.country)));
+
+            let terr = match &e.territory {
+                None => NO_TERR,
+                Some(g) => {
+                    let k = match e.territory_id {
+                        Some(id) => TerrKey::Id(id),
+                        None => TerrKey::Ptr(Arc::as_ptr(g) as usize),
+                    };
+                    *terr_of_key.entry(k).or_insert_with(|| {
+                        geoms.push(Arc::clone(g));
+                        (geoms.len() - 1) as u32
+                    })
+                }
+            };
+            entry_terr.push(terr);
+        }
+
+        let spatial = Spatial::build(geoms);
+
+        // Lookup order: role, then the smallest (most specific) territory, then key.
+        let mut order: Vec<u32> = (0..entries.len() as u32).collect();
+        let area = |i: u32| match entry_terr[i as usize] {
+            NO_TERR => f64::INFINITY,
+            t => spatial.terrs[t as usize].area,
+        };
+        let role = |i: u32| role_rank(&norm_value(&entries[i as usize].entry.role));
+        let roles: Vec<u8> = (0..entries.len() as u32).map(role).collect();
+        order.sort_by(|&a, &b| {
+            roles[a as usize]
+                .cmp(&roles[b as usize])
+                .then(area(a).total_cmp(&area(b)))
+                .then(a.cmp(&b))
+        });
+        let mut rank = vec![0u32; entries.len()];
+        for (r, &i) in order.iter().enumerate() {
+            rank[i as usize] = r as u32;
+        }
+
+        // Territory -> ranks of its entries, ascending: walking by rank fills each list in order.
+        let nterr = spatial.terrs.len();
+        let mut counts = vec![0u32; nterr + 1];
+        for &t in &entry_terr {
+            if t != NO_TERR {
+                counts[t as usize + 1] += 1;
+            }
+        }
+        for t in 0..nterr {
+            counts[t + 1] += counts[t];
+        }
+        let terr_offsets = counts.clone();
+        let mut fill = counts;
+        let mut terr_ranks = vec![0u32; terr_offsets[nterr] as usize];
+        for (r, &i) in order.iter().enumerate() {
+            let t = entry_terr[i as usize];
+            if t != NO_TERR {
+                terr_ranks[fill[t as usize] as usize] = r as u32;
+                fill[t as usize] += 1;
+            }
+        }
+
+        SearchIndex {
+            entries,
+            fields,
+            text,
+            entity_keys,
+            entry_terr,
+            terr_offsets,
+            terr_ranks,
+            rank,
+            by_rank: order,
+            spatial,
+        }
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The entry at position `i` (panics when out of range).
+    pub fn entry(&self, i: usize) -> &IndexEntry {
+        &self.entries[i]
+    }
+
+    /// All entries, by key.
+    pub fn entries(&self) -> &[IndexEntry] {
+        &self.entries
+    }
+
+    /// Position of the entry with this key.
+    pub fn position(&self, key: i64) -> Option<usize> {
+        self.entries.binary_search_by_key(&key, |e| e.key).ok()
+    }
+
+    /// The territory of the entry with this key (`None`: no such key, or a logical entry).
+    pub fn territory_of(&self, key: i64) -> Option<&Arc<MultiPolygon<f64>>> {
+        self.entries[self.position(key)?].territory.as_ref()
+    }
+
+    /// Unsigned planar area (square degrees) of entry `i`'s territory, the lookup's
+    /// tie-breaker after role.
+    pub fn territory_area(&self, i: usize) -> Option<f64> {
+        match self.entry_terr[i] {
+            NO_TERR => None,
+            t => Some(self.spatial.terrs[t as usize].area),
+        }
+    }
+
+    fn terr_ranks(&self, t: u32) -> &[u32] {
+        &self.terr_ranks[self.terr_offsets[t as usize] as usize..self.terr_offsets[t as usize + 1] as usize]
+    }
+
+    fn compile(&self, f: &Filter) -> Query {
+        let mut q = Query {
+            fields: Vec::new(),
+            tokens: f.q.as_deref().map(text::query_tokens).unwrap_or_default(),
+            point: f.point,
+            bbox: None,
+            nothing: false,
+        };
+        for field in 0..NFIELDS {
+            let norm = if field == COUNTRY { norm_country } else { norm_value };
+            let wanted: Vec<String> = f.values(field).iter().map(|v| norm(v)).filter(|v| !v.is_empty()).collect();
+            if wanted.is_empty() {
+                continue;
+            }
+            let mut ids: Vec<u32> = wanted.iter().filter_map(|v| self.fields[field].id_of(v)).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            q.nothing |= ids.is_empty();
+            q.fields.push((field, ids));
+        }
+        if let Some(b) = f.bbox {
+            match Bbox::new(b) {
+                Some(b) => q.bbox = Some(b),
+                None => q.nothing = true,
+            }
+        }
+        if let Some((x, y)) = f.point {
+            q.nothing |= !(x.is_finite() && y.is_finite());
+        }
+        q
+    }
+
+    fn has_any(&self, field: usize, i: usize, ids: &[u32]) -> bool {
+        self.fields[field].entry_values(i).iter().any(|v| ids.binary_search(v).is_ok())
+    }
+
+    fn text_matches(&self, i: usize, tokens: &[String]) -> bool {
+        tokens.iter().all(|t| self.text[i].contains(t.as_str()))
+    }
+
+    /// Does entry `i` satisfy every part of `q`? (For small candidate sets; `search` uses
+    /// the posting lists instead.)
+    fn matches(&self, i: usize, q: &Query) -> bool {
+        if q.nothing {
+            return false;
+        }
+        if !q.fields.iter().all(|(f, ids)| self.has_any(*f, i, ids)) || !self.text_matches(i, &q.tokens) {
+            return false;
+        }
+        if q.point.is_none() && q.bbox.is_none() {
+            return true;
+        }
+        let t = self.entry_terr[i];
+        if t == NO_TERR {
+            return false;
+        }
+        q.point.is_none_or(|(x, y)| self.spatial.territory_contains(t, x, y))
+            && q.bbox.as_ref().is_none_or(|b| self.spatial.territory_meets_bbox(t, b))
+    }
+
+    /// Entry positions of the given territories, sorted by position and distinct.
+    fn entries_of_terrs(&self, mut terrs: Vec<u32>) -> Vec<u32> {
+        terrs.sort_unstable();
+        terrs.dedup();
+        let mut out: Vec<u32> = terrs
+            .iter()
+            .flat_map(|&t| self.terr_ranks(t).iter().map(|&r| self.by_rank[r as usize]))
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// Entry positions matching `filter`, ascending (= by key). Enum fields are answered
+    /// from posting lists (union within a field, intersection across fields), `point` and
+    /// `bbox` from the R-tree, `q` by scanning the remaining candidates' folded names.
+    pub fn search(&self, filter: &Filter) -> Vec<usize> {
+        let q = self.compile(filter);
+        self.search_query(&q).into_iter().map(|i| i as usize).collect()
+    }
+
+    fn search_query(&self, q: &Query) -> Vec<u32> {
+        if q.nothing {
+            return Vec::new();
+        }
+        let n = self.entries.len();
+        // `None` = every entry is still a candidate.
+        let mut cand: Option<Vec<u32>> = None;
+        if let Some((x, y)) = q.point {
+            let mut terrs = Vec::new();
+            self.spatial.territories_at(x, y, |t| terrs.push(t));
+            cand = Some(self.entries_of_terrs(terrs));
+        }
+        // Most selective field first, so later intersections are cheap.
+        let mut fields: Vec<(usize, &[u32], usize)> = q
+            .fields
+            .iter()
+            .map(|(f, ids)| {
+                let size = ids.iter().map(|&id| self.fields[*f].postings[id as usize].len()).sum();
+                (*f, ids.as_slice(), size)
+            })
+            .collect();
+        fields.sort_by_key(|&(_, _, size)| size);
+        for (f, ids, size) in fields {
+            cand = Some(match cand {
+                // A handful of candidates: checking each is cheaper than a union.
+                Some(mut c) if c.len() * 8 < size => {
+                    c.retain(|&i| self.has_any(f, i as usize, ids));
+                    c
+                }
+                Some(c) => intersect(&c, &self.fields[f].union(ids, n)),
+                None => self.fields[f].union(ids, n),
+            });
+            if cand.as_ref().is_some_and(Vec::is_empty) {
+                return Vec::new();
+            }
+        }
+        if let Some(b) = &q.bbox {
+            cand = Some(match cand {
+                Some(mut c) => {
+                    c.retain(|&i| {
+                        let t = self.entry_terr[i as usize];
+                        t != NO_TERR && self.spatial.territory_meets_bbox(t, b)
+                    });
+                    c
+                }
+                None => {
+                    let mut terrs = Vec::new();
+                    self.spatial.territories_meeting_bbox(b, &mut terrs);
+                    self.entries_of_terrs(terrs)
+                }
+            });
+        }
+        let mut out = cand.unwrap_or_else(|| (0..n as u32).collect());
+        if !q.tokens.is_empty() {
+            out.retain(|&i| self.text_matches(i as usize, &q.tokens));
+        }
+        out
+    }
+
+    /// Ranks -> ranked entry positions that also match `q`.
+    fn ranked(&self, mut ranks: Vec<u32>, q: &Query) -> Vec<usize> {
+        ranks.sort_unstable();
+        ranks.dedup();
+        let trivial = q.is_trivial();
+        ranks
+            .into_iter()
+            .map(|r| self.by_rank[r as usize] as usize)
+            .filter(|&i| trivial || self.matches(i, q))
+            .collect()
+    }
+
+    /// Who serves the point `(lon, lat)`: entries whose territory strictly contains it and
+    /// that match `filter`, ranked: role `authoritative`, `official`, `aggregator`, then
+    /// any other role; within a role the smallest territory (unsigned planar area) first;
+    /// then by key. A point exactly on a boundary may match either side, or neither.
+    pub fn lookup(&self, lon: f64, lat: f64, filter: &Filter) -> Vec<usize> {
+        let q = self.compile(filter);
+        if q.nothing {
+            return Vec::new();
+        }
+        let mut ranks = Vec::new();
+        self.spatial.territories_at(lon, lat, |t| ranks.extend_from_slice(self.terr_ranks(t)));
+        self.ranked(ranks, &q)
+    }
+
+    /// [`SearchIndex::lookup`] for many `[lon, lat]` points, one ranked list per point.
+    /// Prefer [`SearchIndex::lookup_batch_csr`] for large batches (no allocation per point).
+    pub fn lookup_batch(&self, points: &[[f64; 2]], filter: &Filter) -> Vec<Vec<usize>> {
+        let b = self.lookup_batch_csr(points, filter);
+        (0..b.len()).map(|i| b.get(i).iter().map(|&h| h as usize).collect()).collect()
+    }
+
+    /// [`SearchIndex::lookup`] for many `[lon, lat]` points in one pass, as flat arrays.
+    /// The filter is resolved once into a bitmap over ranks, so a filtered batch costs
+    /// about as much per point as an unfiltered one.
+    pub fn lookup_batch_csr(&self, points: &[[f64; 2]], filter: &Filter) -> BatchHits {
+        let q = self.compile(filter);
+        let mut offsets = Vec::with_capacity(points.len() + 1);
+        offsets.push(0u32);
+        if q.nothing {
+            offsets.resize(points.len() + 1, 0);
+            return BatchHits { offsets, hits: Vec::new() };
+        }
+        let allowed: Option<Vec<u64>> = (!q.is_trivial()).then(|| {
+            let mut bits = vec![0u64; self.entries.len().div_ceil(64)];
+            for i in self.search_query(&q) {
+                let r = self.rank[i as usize];
+                bits[r as usize / 64] |= 1 << (r % 64);
+            }
+            bits
+        });
+        let mut hits: Vec<u32> = Vec::with_capacity(points.len());
+        for &[x, y] in points {
+            let start = hits.len();
+            self.spatial.territories_at(x, y, |t| {
+                let rs = self.terr_ranks(t);
+                match &allowed {
+                    None => hits.extend_from_slice(rs),
+                    Some(bits) => hits.extend(rs.iter().filter(|&&r| bits[r as usize / 64] & (1 << (r % 64)) != 0)),
+                }
+            });
+            let mine = &mut hits[start..];
+            if mine.len() > 1 {
+                mine.sort_unstable();
+                // Overlapping parts of one territory can report it twice.
+                let mut n = 1;
+                for j in 1..mine.len() {
+                    if mine[j] != mine[n - 1] {
+                        mine[n] = mine[j];
+                        n += 1;
+                    }
+                }
+                hits.truncate(start + n);
+            }
+            for h in &mut hits[start..] {
+                *h = self.by_rank[*h as usize];
+            }
+            offsets.push(hits.len() as u32);
+        }
+        BatchHits { offsets, hits }
+    }
+
+    /// Entries whose territory intersects `geometry` (exactly, boundaries touching count)
+    /// and that match `filter`, ranked like [`SearchIndex::lookup`].
+    pub fn intersecting(&self, geometry: &Geometry<f64>, filter: &Filter) -> Vec<usize> {
+        let q = self.compile(filter);
+        if q.nothing {
+            return Vec::new();
+        }
+        let mut terrs = Vec::new();
+        self.spatial.territories_intersecting(geometry, &mut terrs);
+        terrs.sort_unstable();
+        terrs.dedup();
+        let ranks = terrs.iter().flat_map(|&t| self.terr_ranks(t).iter().copied()).collect();
+        self.ranked(ranks, &q)
+    }
+}
+
+// The API shares one index between request handlers and swaps it after each crawl.
+const _: () = {
+    const fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<SearchIndex>();
+};
+impl SearchIndex {
+    #[doc(hidden)]
+    pub fn tmp_probe(&self, points: &[[f64; 2]]) -> (std::time::Duration, std::time::Duration, usize, usize) {
+        let t = std::time::Instant::now();
+        let mut n = 0;
+        for &[x, y] in points {
+            self.spatial.tmp_candidates(x, y, &mut n);
+        }
+        let a = t.elapsed();
+        let t = std::time::Instant::now();
+        let mut m = 0;
+        for &[x, y] in points {
+            self.spatial.territories_at(x, y, |_| m += 1);
+        }
+        (a, t.elapsed(), n, m)
+    }
+    pub fn tmp_stats(&self) -> String { self.spatial.tmp_stats() }
+}

@@ -1,0 +1,252 @@
+//! The spatial half of the index: an R-tree over the bounding box of every *polygon part*
+//! of every territory, and one interval-tree point-in-polygon structure per part.
+//!
+//! Why parts and not territories: a territory that crosses the antimeridian (Aleutians
+//! West has islands at lon −179 and +179) has a planar bounding box spanning the globe, so
+//! one box per territory would make it a candidate for every point on Earth. Each part's
+//! own box is small. Testing a part rather than the whole territory also keeps the
+//! point-in-polygon work proportional to the one island the point is near.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use geo::algorithm::indexed::IntervalTreeMultiPolygon;
+use geo::orient::{Direction, Orient};
+use geo::winding_order::Winding;
+use geo::{Area, BoundingRect, Contains, Coord, Geometry, Intersects, MultiPolygon, Polygon};
+use rstar::{Envelope, PointDistance, RTree, RTreeObject, AABB};
+
+use super::grid::{PointGrid, INSIDE};
+
+/// One R-tree leaf: a part's bounding box and the part's position in `Spatial::parts`.
+struct PartBox {
+    env: AABB<[f64; 2]>,
+    part: u32,
+}
+
+impl RTreeObject for PartBox {
+    type Envelope = AABB<[f64; 2]>;
+    fn envelope(&self) -> Self::Envelope {
+        self.env
+    }
+}
+
+impl PointDistance for PartBox {
+    fn distance_2(&self, point: &[f64; 2]) -> f64 {
+        self.env.distance_2(point)
+    }
+    fn contains_point(&self, point: &[f64; 2]) -> bool {
+        self.env.contains_point(point)
+    }
+}
+
+/// One polygon (exterior + holes) of a territory.
+pub(crate) struct Part {
+    pub terr: u32,
+    /// Position of the polygon in the territory's `MultiPolygon`.
+    pub poly: u32,
+    /// `[min_x, min_y, max_x, max_y]`.
+    pub bbox: [f64; 4],
+    pip: IntervalTreeMultiPolygon<f64>,
+}
+
+impl Part {
+    /// Strictly inside (a point on the boundary is not).
+    #[inline]
+    pub fn contains(&self, c: Coord<f64>) -> bool {
+        self.pip.contains(&c)
+    }
+}
+
+/// A distinct territory (several entries may share one).
+pub(crate) struct Terr {
+    pub geom: Arc<MultiPolygon<f64>>,
+    /// Unsigned planar area in square degrees: only compared, to rank the most specific
+    /// territory first.
+    pub area: f64,
+    pub parts: Range<u32>,
+}
+
+pub(crate) struct Spatial {
+    tree: RTree<PartBox>,
+    grid: PointGrid,
+    pub parts: Vec<Part>,
+    pub terrs: Vec<Terr>,
+}
+
+fn rings_oriented(p: &Polygon<f64>) -> bool {
+    p.exterior().is_ccw() && p.interiors().iter().all(|r| r.is_cw())
+}
+
+fn bbox_of(p: &Polygon<f64>) -> Option<[f64; 4]> {
+    let r = p.bounding_rect()?;
+    let b = [r.min().x, r.min().y, r.max().x, r.max().y];
+    b.iter().all(|v| v.is_finite()).then_some(b)
+}
+
+impl Spatial {
+    /// Index the given distinct territories (their positions are the territory ids).
+    pub fn build(geoms: Vec<Arc<MultiPolygon<f64>>>) -> Spatial {
+        let mut parts = Vec::new();
+        let mut terrs = Vec::with_capacity(geoms.len());
+        for (t, geom) in geoms.into_iter().enumerate() {
+            let first = parts.len() as u32;
+            for (pi, poly) in geom.0.iter().enumerate() {
+                let Some(bbox) = bbox_of(poly) else { continue };
+                // The winding-number test needs holes wound against their exterior; the
+                // territory parser orients already, so this copy is only a safety net.
+                let mp = MultiPolygon(vec![poly.clone()]);
+                let mp = if rings_oriented(poly) {
+                    mp
+                } else {
+                    mp.orient(Direction::Default)
+                };
+                parts.push(Part {
+                    terr: t as u32,
+                    poly: pi as u32,
+                    bbox,
+                    pip: IntervalTreeMultiPolygon::new(&mp),
+                });
+            }
+            terrs.push(Terr {
+                area: geom.unsigned_area(),
+                geom,
+                parts: first..parts.len() as u32,
+            });
+        }
+        let boxes = parts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| PartBox {
+                env: AABB::from_corners([p.bbox[0], p.bbox[1]], [p.bbox[2], p.bbox[3]]),
+                part: i as u32,
+            })
+            .collect();
+        let grid = PointGrid::build(&parts, |p| &terrs[p.terr as usize].geom.0[p.poly as usize]);
+        Spatial {
+            tree: RTree::bulk_load(boxes),
+            grid,
+            parts,
+            terrs,
+        }
+    }
+
+    /// Call `f(territory)` for every part that strictly contains the point. A territory
+    /// whose parts overlap (invalid input) may be reported twice; callers dedup.
+    #[inline]
+    pub fn territories_at(&self, x: f64, y: f64, mut f: impl FnMut(u32)) {
+        if !(x.is_finite() && y.is_finite()) {
+            return;
+        }
+        let c = Coord { x, y };
+        let (sub, whole) = self.grid.candidates(x, y);
+        for cand in whole {
+            f(cand.terr);
+        }
+        for cand in sub {
+            if cand.part & INSIDE != 0 || self.parts[cand.part as usize].contains(c) {
+                f(cand.terr);
+            }
+        }
+    }
+
+    /// Does territory `t` strictly contain the point?
+    pub fn territory_contains(&self, t: u32, x: f64, y: f64) -> bool {
+        let c = Coord { x, y };
+        self.part_range(t).iter().any(|p| {
+            p.bbox[0] <= x && x <= p.bbox[2] && p.bbox[1] <= y && y <= p.bbox[3] && p.contains(c)
+        })
+    }
+
+    fn part_range(&self, t: u32) -> &[Part] {
+        let r = &self.terrs[t as usize].parts;
+        &self.parts[r.start as usize..r.end as usize]
+    }
+
+    /// Does the bounding box of any part of territory `t` intersect `b`?
+    pub fn territory_meets_bbox(&self, t: u32, b: &Bbox) -> bool {
+        self.part_range(t).iter().any(|p| b.meets(&p.bbox))
+    }
+
+    /// Territories with a part whose bounding box intersects `b` (unsorted, may repeat).
+    pub fn territories_meeting_bbox(&self, b: &Bbox, out: &mut Vec<u32>) {
+        for env in b.envelopes() {
+            for pb in self.tree.locate_in_envelope_intersecting(&env) {
+                out.push(self.parts[pb.part as usize].terr);
+            }
+        }
+    }
+
+    /// Territories that intersect `g` exactly (unsorted, may repeat). Each component of a
+    /// multi-geometry is looked up with its own box, so a query geometry that straddles the
+    /// antimeridian does not scan the whole tree.
+    pub fn territories_intersecting(&self, g: &Geometry<f64>, out: &mut Vec<u32>) {
+        let mut components = Vec::new();
+        flatten(g, &mut components);
+        for c in components {
+            let Some(r) = c.bounding_rect() else { continue };
+            let env = AABB::from_corners([r.min().x, r.min().y], [r.max().x, r.max().y]);
+            for pb in self.tree.locate_in_envelope_intersecting(&env) {
+                let part = &self.parts[pb.part as usize];
+                let poly = &self.terrs[part.terr as usize].geom.0[part.poly as usize];
+                if c.intersects(poly) {
+                    out.push(part.terr);
+                }
+            }
+        }
+    }
+}
+
+/// The single geometries inside `g` (multi-geometries and collections opened up).
+fn flatten(g: &Geometry<f64>, out: &mut Vec<Geometry<f64>>) {
+    match g {
+        Geometry::MultiPoint(m) => out.extend(m.0.iter().map(|p| Geometry::Point(*p))),
+        Geometry::MultiLineString(m) => out.extend(m.0.iter().cloned().map(Geometry::LineString)),
+        Geometry::MultiPolygon(m) => out.extend(m.0.iter().cloned().map(Geometry::Polygon)),
+        Geometry::GeometryCollection(c) => {
+            for g in &c.0 {
+                flatten(g, out);
+            }
+        }
+        other => out.push(other.clone()),
+    }
+}
+
+/// A query box `[min_lon, min_lat, max_lon, max_lat]`. When `min_lon > max_lon` the box
+/// wraps across the antimeridian (as in RFC 7946 §5.2) and is treated as two boxes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Bbox([f64; 4]);
+
+impl Bbox {
+    /// `None` for a box that cannot match anything (NaN, or min_lat > max_lat).
+    pub fn new(b: [f64; 4]) -> Option<Bbox> {
+        (b.iter().all(|v| !v.is_nan()) && b[1] <= b[3]).then_some(Bbox(b))
+    }
+
+    fn pieces(&self) -> impl Iterator<Item = [f64; 4]> {
+        let [x0, y0, x1, y1] = self.0;
+        let (a, b) = if x0 <= x1 {
+            ([x0, y0, x1, y1], None)
+        } else {
+            ([x0, y0, f64::INFINITY, y1], Some([f64::NEG_INFINITY, y0, x1, y1]))
+        };
+        std::iter::once(a).chain(b)
+    }
+
+    fn envelopes(&self) -> impl Iterator<Item = AABB<[f64; 2]>> {
+        self.pieces().map(|p| AABB::from_corners([p[0], p[1]], [p[2], p[3]]))
+    }
+
+    fn meets(&self, o: &[f64; 4]) -> bool {
+        self.pieces().any(|p| p[0] <= o[2] && o[0] <= p[2] && p[1] <= o[3] && o[1] <= p[3])
+    }
+}
+impl Spatial {
+    pub fn tmp_candidates(&self, x: f64, y: f64, n: &mut usize) {
+        let (a, b) = self.grid.candidates(x, y);
+        for c in a.iter().chain(b) {
+            *n += if c.part & INSIDE != 0 { 1000000 } else { 1 };
+        }
+    }
+    pub fn tmp_stats(&self) -> String { self.grid.tmp_stats() }
+}

@@ -1,0 +1,464 @@
+use std::sync::Arc;
+
+use geo::{coord, Geometry, LineString, MultiPolygon, Point, Polygon};
+
+use super::*;
+
+/// An axis-aligned rectangle, exterior counter-clockwise.
+fn rect(x0: f64, y0: f64, x1: f64, y1: f64) -> Polygon<f64> {
+    Polygon::new(
+        LineString::from(vec![(x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0)]),
+        vec![],
+    )
+}
+
+fn terr(polys: Vec<Polygon<f64>>) -> Option<Arc<MultiPolygon<f64>>> {
+    Some(Arc::new(MultiPolygon(polys)))
+}
+
+fn entry(key: i64, f: impl FnOnce(&mut IndexEntry)) -> IndexEntry {
+    let mut e = IndexEntry {
+        key,
+        server_id: 1,
+        server_url: "https://example.com/.well-known/cds-server-metadata.json".into(),
+        server_name: "Example".into(),
+        entry: CoverageEntry {
+            id: format!("e{key}"),
+            entity_name: format!("Entity {key}"),
+            country: "US".into(),
+            name: format!("Entry {key}"),
+            kind: "service_territory".into(),
+            role: "official".into(),
+            ..CoverageEntry::default()
+        },
+        territory_id: None,
+        territory: None,
+        scopes: vec![],
+    };
+    f(&mut e);
+    e
+}
+
+fn strs(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+fn keys(idx: &SearchIndex, positions: &[usize]) -> Vec<i64> {
+    positions.iter().map(|&i| idx.entry(i).key).collect()
+}
+
+/// A small catalogue exercising every field.
+fn sample() -> SearchIndex {
+    SearchIndex::build(vec![
+        entry(30, |e| {
+            e.entry.country = "ca".into();
+            e.entry.entity_name = "Hydro-Québec".into();
+            e.entry.entity_abbreviation = Some("HQ".into());
+            e.entry.name = "Réseau de Montréal".into();
+            e.entry.commodity_types = strs(&["electricity"]);
+            e.entry.capabilities = strs(&["coverage", "oauth"]);
+            e.entry.infrastructure_types = strs(&["distribution", "transmission"]);
+            e.entry.role = "Authoritative".into();
+            e.scopes = strs(&["customer_data"]);
+        }),
+        entry(10, |e| {
+            e.entry.entity_name = "Pacific Gas and Electric".into();
+            e.entry.entity_abbreviation = Some("PG&E".into());
+            e.entry.commodity_types = strs(&["electricity", "natural_gas", "electricity"]);
+            e.entry.capabilities = strs(&["coverage"]);
+            e.entry.infrastructure_types = strs(&["distribution"]);
+            e.scopes = strs(&["customer_data", "Bill_Read"]);
+        }),
+        entry(20, |e| {
+            e.entry.entity_name = "Acme Water".into();
+            e.entry.commodity_types = strs(&["x-hydrogen"]);
+            e.entry.kind = "planned".into();
+            e.entry.role = "aggregator".into();
+        }),
+        entry(40, |e| {
+            e.entry.country = "US ".into();
+            e.entry.entity_name = "  pacific gas AND   electric".into();
+            e.entry.commodity_types = strs(&["natural_gas"]);
+            e.entry.role = "partner".into();
+        }),
+    ])
+}
+
+#[test]
+fn entries_are_ordered_by_key() {
+    let idx = sample();
+    assert_eq!(idx.len(), 4);
+    assert_eq!(keys(&idx, &idx.search(&Filter::default())), vec![10, 20, 30, 40]);
+    assert_eq!(idx.position(30), Some(2));
+    assert_eq!(idx.position(31), None);
+}
+
+#[test]
+fn every_enum_filter_is_case_insensitive() {
+    let idx = sample();
+    let k = |f: Filter| keys(&idx, &idx.search(&f));
+    assert_eq!(k(Filter { country: strs(&["CA"]), ..Default::default() }), vec![30]);
+    assert_eq!(k(Filter { country: strs(&["us"]), ..Default::default() }), vec![10, 20, 40]);
+    assert_eq!(k(Filter { commodity: strs(&["Natural_Gas"]), ..Default::default() }), vec![10, 40]);
+    assert_eq!(k(Filter { capability: strs(&["OAUTH"]), ..Default::default() }), vec![30]);
+    assert_eq!(k(Filter { infrastructure: strs(&["distribution"]), ..Default::default() }), vec![10, 30]);
+    assert_eq!(k(Filter { role: strs(&["authoritative"]), ..Default::default() }), vec![30]);
+    assert_eq!(k(Filter { kind: strs(&["PLANNED"]), ..Default::default() }), vec![20]);
+    assert_eq!(k(Filter { scope: strs(&["bill_read"]), ..Default::default() }), vec![10]);
+    // Extension values are searchable like the spec's own.
+    assert_eq!(k(Filter { commodity: strs(&["X-Hydrogen"]), ..Default::default() }), vec![20]);
+    assert_eq!(k(Filter { role: strs(&["partner"]), ..Default::default() }), vec![40]);
+}
+
+#[test]
+fn or_within_a_filter_and_across_filters() {
+    let idx = sample();
+    let k = |f: Filter| keys(&idx, &idx.search(&f));
+    assert_eq!(k(Filter { commodity: strs(&["x-hydrogen", "natural_gas"]), ..Default::default() }), vec![10, 20, 40]);
+    assert_eq!(
+        k(Filter { commodity: strs(&["electricity", "natural_gas"]), country: strs(&["us"]), ..Default::default() }),
+        vec![10, 40]
+    );
+    assert_eq!(
+        k(Filter {
+            commodity: strs(&["electricity", "natural_gas"]),
+            country: strs(&["us"]),
+            role: strs(&["partner", "aggregator"]),
+            ..Default::default()
+        }),
+        vec![40]
+    );
+    // An unknown value matches nothing, even beside a known one in another field.
+    assert!(k(Filter { commodity: strs(&["steam"]), ..Default::default() }).is_empty());
+    assert_eq!(k(Filter { commodity: strs(&["steam", "x-hydrogen"]), ..Default::default() }), vec![20]);
+    // Blank values do not filter.
+    assert_eq!(k(Filter { country: strs(&["", " "]), ..Default::default() }).len(), 4);
+}
+
+#[test]
+fn q_is_case_and_accent_insensitive() {
+    let idx = sample();
+    let k = |q: &str| keys(&idx, &idx.search(&Filter { q: Some(q.into()), ..Default::default() }));
+    assert_eq!(k("montreal"), vec![30]); // entry name
+    assert_eq!(k("QUEBEC"), vec![30]); // entity name
+    assert_eq!(k("hq"), vec![30]); // abbreviation
+    assert_eq!(k("hydro québ"), vec![30]); // tokens, prefixes
+    assert_eq!(k("hydro-quebec"), vec![30]);
+    assert_eq!(k("pg&e"), vec![10]);
+    assert_eq!(k("gas electric"), vec![10, 40]);
+    assert!(k("gas water").is_empty());
+    assert_eq!(k("   ").len(), 4);
+    // Tokens do not span two names.
+    assert!(k("quebec hq hydro montreal x").is_empty());
+    assert_eq!(
+        keys(&idx, &idx.search(&Filter { q: Some("electric".into()), role: strs(&["official"]), ..Default::default() })),
+        vec![10]
+    );
+}
+
+#[test]
+fn facets_count_each_entry_once_per_value() {
+    let idx = sample();
+    let f = idx.facets(&Filter::default());
+    assert_eq!(f.country, vec![("CA".to_string(), 1), ("US".to_string(), 3)]);
+    assert_eq!(
+        f.commodity,
+        vec![("electricity".to_string(), 2), ("natural_gas".to_string(), 2), ("x-hydrogen".to_string(), 1)]
+    );
+    assert_eq!(
+        f.role,
+        vec![
+            ("aggregator".to_string(), 1),
+            ("authoritative".to_string(), 1),
+            ("official".to_string(), 1),
+            ("partner".to_string(), 1)
+        ]
+    );
+    assert_eq!(f.kind, vec![("planned".to_string(), 1), ("service_territory".to_string(), 3)]);
+    assert_eq!(f.scope, vec![("bill_read".to_string(), 1), ("customer_data".to_string(), 2)]);
+    assert_eq!(f.capability, vec![("coverage".to_string(), 2), ("oauth".to_string(), 1)]);
+    assert_eq!(f.infrastructure, vec![("distribution".to_string(), 2), ("transmission".to_string(), 1)]);
+
+    let f = idx.facets(&Filter { country: strs(&["us"]), ..Default::default() });
+    assert_eq!(f.country, vec![("US".to_string(), 3)]);
+    assert_eq!(f.commodity, vec![("electricity".to_string(), 1), ("natural_gas".to_string(), 2), ("x-hydrogen".to_string(), 1)]);
+    assert!(f.capability.iter().all(|(v, _)| v != "oauth"));
+    assert_eq!(idx.facets(&Filter { commodity: strs(&["nope"]), ..Default::default() }), Facets::default());
+}
+
+#[test]
+fn entities_group_by_country_and_folded_name() {
+    let idx = SearchIndex::build(vec![
+        entry(1, |e| e.entry.entity_name = "Hydro-Québec".into()),
+        entry(2, |e| e.entry.entity_name = "  HYDRO-QUEBEC ".into()),
+        entry(3, |e| {
+            e.entry.entity_name = "Hydro-Québec".into();
+            e.entry.country = "ca".into();
+        }),
+        entry(4, |e| e.entry.entity_name = "Acme  Power".into()),
+        entry(5, |e| {
+            e.entry.entity_name = "acme power".into();
+            e.entry.role = "aggregator".into();
+        }),
+    ]);
+    let g = idx.entities(&Filter::default());
+    let summary: Vec<(&str, &str, Vec<i64>)> =
+        g.iter().map(|g| (g.name_key.as_str(), g.country.as_str(), keys(&idx, &g.entries))).collect();
+    assert_eq!(
+        summary,
+        vec![("acme power", "US", vec![4, 5]), ("hydro-quebec", "CA", vec![3]), ("hydro-quebec", "US", vec![1, 2])]
+    );
+    assert_eq!(g[0].entity_name, "Acme  Power");
+    let g = idx.entities(&Filter { role: strs(&["aggregator"]), ..Default::default() });
+    assert_eq!(g.len(), 1);
+    assert_eq!(keys(&idx, &g[0].entries), vec![5]);
+}
+
+/// Nested territories: a state, a county inside it, a city inside the county, plus a
+/// logical entry without territory.
+fn nested() -> SearchIndex {
+    let state = terr(vec![rect(0.0, 0.0, 10.0, 10.0)]);
+    let county = terr(vec![rect(2.0, 2.0, 6.0, 6.0)]);
+    let city = terr(vec![rect(3.0, 3.0, 4.0, 4.0)]);
+    SearchIndex::build(vec![
+        entry(1, |e| {
+            e.entry.role = "aggregator".into();
+            e.territory = city.clone();
+        }),
+        entry(2, |e| {
+            e.entry.role = "official".into();
+            e.territory = state.clone();
+        }),
+        entry(3, |e| {
+            e.entry.role = "official".into();
+            e.territory = county.clone();
+        }),
+        entry(4, |e| {
+            e.entry.role = "authoritative".into();
+            e.territory = state.clone();
+        }),
+        entry(5, |e| {
+            e.entry.role = "partner".into();
+            e.territory = city.clone();
+        }),
+        entry(6, |e| {
+            e.entry.role = "official".into();
+            e.territory = county.clone();
+        }),
+        entry(7, |e| e.entry.role = "authoritative".into()),
+    ])
+}
+
+#[test]
+fn lookup_ranks_role_then_area_then_key() {
+    let idx = nested();
+    // Inside all three: authoritative state, official county (key 3 before 6), official
+    // state, aggregator city, other-role city.
+    assert_eq!(keys(&idx, &idx.lookup(3.5, 3.5, &Filter::default())), vec![4, 3, 6, 2, 1, 5]);
+    assert_eq!(keys(&idx, &idx.lookup(5.0, 5.0, &Filter::default())), vec![4, 3, 6, 2]);
+    assert_eq!(keys(&idx, &idx.lookup(9.0, 9.0, &Filter::default())), vec![4, 2]);
+    assert!(idx.lookup(11.0, 5.0, &Filter::default()).is_empty());
+    assert!(idx.lookup(f64::NAN, 5.0, &Filter::default()).is_empty());
+    let off = Filter { role: strs(&["official", "partner"]), ..Default::default() };
+    assert_eq!(keys(&idx, &idx.lookup(3.5, 3.5, &off)), vec![3, 6, 2, 5]);
+    assert!(idx.territory_area(idx.position(3).unwrap()).unwrap() < idx.territory_area(idx.position(2).unwrap()).unwrap());
+}
+
+#[test]
+fn lookup_batch_agrees_with_lookup() {
+    let idx = nested();
+    let pts = [[3.5, 3.5], [5.0, 5.0], [9.0, 9.0], [11.0, 5.0], [f64::INFINITY, 1.0], [3.9, 3.1]];
+    for filter in [
+        Filter::default(),
+        Filter { role: strs(&["official", "partner"]), ..Default::default() },
+        Filter { role: strs(&["unknown"]), ..Default::default() },
+        Filter { point: Some((5.5, 5.5)), ..Default::default() },
+        Filter { bbox: Some([3.5, 3.5, 3.6, 3.6]), role: strs(&["partner"]), ..Default::default() },
+    ] {
+        let batch = idx.lookup_batch(&pts, &filter);
+        let csr = idx.lookup_batch_csr(&pts, &filter);
+        assert_eq!(batch.len(), pts.len());
+        assert_eq!(csr.len(), pts.len());
+        for (i, p) in pts.iter().enumerate() {
+            let single = idx.lookup(p[0], p[1], &filter);
+            assert_eq!(batch[i], single, "{filter:?} at {p:?}");
+            assert_eq!(csr.get(i).iter().map(|&h| h as usize).collect::<Vec<_>>(), single);
+        }
+    }
+    assert!(idx.lookup_batch(&[], &Filter::default()).is_empty());
+}
+
+#[test]
+fn point_and_bbox_filters_never_match_logical_entries() {
+    let idx = nested();
+    let k = |f: Filter| keys(&idx, &idx.search(&f));
+    assert_eq!(k(Filter { point: Some((3.5, 3.5)), ..Default::default() }), vec![1, 2, 3, 4, 5, 6]);
+    assert_eq!(k(Filter { point: Some((8.0, 8.0)), ..Default::default() }), vec![2, 4]);
+    assert_eq!(k(Filter { point: Some((8.0, 8.0)), role: strs(&["official"]), ..Default::default() }), vec![2]);
+    assert_eq!(k(Filter { bbox: Some([7.0, 7.0, 20.0, 20.0]), ..Default::default() }), vec![2, 4]);
+    assert_eq!(k(Filter { bbox: Some([3.2, 3.2, 3.3, 3.3]), ..Default::default() }), vec![1, 2, 3, 4, 5, 6]);
+    assert_eq!(k(Filter { bbox: Some([5.0, 5.0, 7.0, 7.0]), role: strs(&["official"]), ..Default::default() }), vec![2, 3, 6]);
+    assert!(k(Filter { bbox: Some([20.0, 20.0, 30.0, 30.0]), ..Default::default() }).is_empty());
+    // min_lat > max_lat, NaN: nothing.
+    assert!(k(Filter { bbox: Some([0.0, 5.0, 10.0, 4.0]), ..Default::default() }).is_empty());
+    assert!(k(Filter { bbox: Some([0.0, f64::NAN, 10.0, 4.0]), ..Default::default() }).is_empty());
+    // A box across the antimeridian: lon 170..180 and -180..1.
+    assert_eq!(k(Filter { bbox: Some([170.0, 0.0, 1.0, 1.0]), ..Default::default() }), vec![2, 4]);
+    assert!(k(Filter { bbox: Some([170.0, 0.0, -1.0, 1.0]), ..Default::default() }).is_empty());
+    // The logical entry still matches non-spatial filters.
+    assert_eq!(k(Filter { role: strs(&["authoritative"]), ..Default::default() }), vec![4, 7]);
+}
+
+#[test]
+fn holes_and_boundaries() {
+    let ring = |v: &[(f64, f64)]| LineString::from(v.to_vec());
+    let donut = Polygon::new(
+        ring(&[(0.0, 0.0), (4.0, 0.0), (4.0, 4.0), (0.0, 4.0), (0.0, 0.0)]),
+        vec![ring(&[(1.0, 1.0), (1.0, 3.0), (3.0, 3.0), (3.0, 1.0), (1.0, 1.0)])],
+    );
+    // Wound the wrong way on purpose: the index orients its own copy.
+    let mut reversed = donut.clone();
+    reversed.exterior_mut(|r| r.0.reverse());
+    reversed.interiors_mut(|rs| rs.iter_mut().for_each(|r| r.0.reverse()));
+    let idx = SearchIndex::build(vec![
+        entry(1, |e| e.territory = terr(vec![donut])),
+        entry(2, |e| e.territory = terr(vec![reversed])),
+        // An island in the hole, as its own part.
+        entry(3, |e| e.territory = terr(vec![rect(10.0, 10.0, 11.0, 11.0), rect(1.5, 1.5, 2.5, 2.5)])),
+    ]);
+    let at = |x, y| keys(&idx, &idx.search(&Filter { point: Some((x, y)), ..Default::default() }));
+    assert_eq!(at(0.5, 0.5), vec![1, 2]);
+    assert!(at(1.2, 1.2).is_empty());
+    assert_eq!(at(2.0, 2.0), vec![3]);
+    // On the outer boundary: not strictly inside.
+    assert!(at(0.0, 2.0).is_empty());
+}
+
+#[test]
+fn antimeridian_parts_do_not_span_the_globe() {
+    // Two islands: lon 179..180 and -180..-179, like Aleutians West.
+    let east = rect(179.0, 51.0, 180.0, 52.0);
+    let west = rect(-180.0, 51.0, -179.0, 52.0);
+    let idx = SearchIndex::build(vec![
+        entry(1, |e| e.territory = terr(vec![east, west])),
+        entry(2, |e| e.territory = terr(vec![rect(-1.0, 50.0, 1.0, 53.0)])),
+    ]);
+    let none = Filter::default();
+    assert_eq!(keys(&idx, &idx.lookup(179.5, 51.5, &none)), vec![1]);
+    assert_eq!(keys(&idx, &idx.lookup(-179.5, 51.5, &none)), vec![1]);
+    assert_eq!(keys(&idx, &idx.lookup(0.0, 51.5, &none)), vec![2]);
+    assert!(idx.lookup(100.0, 51.5, &none).is_empty());
+    let batch = idx.lookup_batch(&[[179.5, 51.5], [0.0, 51.5], [-179.5, 51.5]], &none);
+    assert_eq!(batch, vec![vec![0], vec![1], vec![0]]);
+    // No part box reaches lon 0 either.
+    let near0 = Filter { bbox: Some([-2.0, 50.0, 2.0, 53.0]), ..Default::default() };
+    assert_eq!(keys(&idx, &idx.search(&near0)), vec![2]);
+}
+
+#[test]
+fn intersecting_geometries_are_ranked() {
+    let idx = nested();
+    let f = Filter::default();
+    let line = Geometry::LineString(LineString::from(vec![(3.5, 3.5), (8.0, 3.5)]));
+    assert_eq!(keys(&idx, &idx.intersecting(&line, &f)), vec![4, 3, 6, 2, 1, 5]);
+    let far = Geometry::Point(Point::new(9.0, 9.0));
+    assert_eq!(keys(&idx, &idx.intersecting(&far, &f)), vec![4, 2]);
+    let poly = Geometry::Polygon(rect(5.5, 5.5, 20.0, 20.0));
+    assert_eq!(keys(&idx, &idx.intersecting(&poly, &f)), vec![4, 3, 6, 2]);
+    let parts = Geometry::MultiPolygon(MultiPolygon(vec![rect(-20.0, -20.0, -19.0, -19.0), rect(3.2, 3.2, 3.3, 3.3)]));
+    let off = Filter { role: strs(&["aggregator"]), ..Default::default() };
+    assert_eq!(keys(&idx, &idx.intersecting(&parts, &off)), vec![1]);
+    assert!(idx.intersecting(&Geometry::Point(Point::from(coord! {x: 50.0, y: 50.0})), &f).is_empty());
+}
+
+#[test]
+fn territories_are_shared_and_found_by_key() {
+    let t = terr(vec![rect(0.0, 0.0, 1.0, 1.0)]);
+    let copy = terr(vec![rect(0.0, 0.0, 1.0, 1.0)]);
+    let idx = SearchIndex::build(vec![
+        entry(5, |e| {
+            e.territory = t.clone();
+            e.territory_id = Some(9);
+        }),
+        entry(6, |e| {
+            e.territory = copy.clone();
+            e.territory_id = Some(9);
+        }),
+        entry(7, |e| e.territory = t.clone()),
+        entry(8, |_| {}),
+    ]);
+    assert_eq!(idx.spatial.terrs.len(), 2);
+    assert!(Arc::ptr_eq(idx.territory_of(7).unwrap(), t.as_ref().unwrap()));
+    assert!(idx.territory_of(8).is_none());
+    assert!(idx.territory_of(99).is_none());
+    assert_eq!(keys(&idx, &idx.lookup(0.5, 0.5, &Filter::default())), vec![5, 6, 7]);
+}
+
+/// `search` (posting lists, R-tree) must agree with checking every entry one by one.
+#[test]
+fn search_agrees_with_a_brute_force_scan() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+    let pick = |rng: &mut rand::rngs::StdRng, from: &[&str], max: usize| -> Vec<String> {
+        let n = rng.random_range(0..=max);
+        (0..n).map(|_| from[rng.random_range(0..from.len())].to_string()).collect()
+    };
+    let countries = ["US", "ca", "DE", "fr"];
+    let commodities = ["electricity", "natural_gas", "water", "X-Steam"];
+    let roles = ["authoritative", "official", "aggregator", "other"];
+    let names = ["Hydro-Québec", "Montréal Énergie", "Acme", "Stadtwerke Münster", "Ørsted"];
+    let entries: Vec<IndexEntry> = (0..300)
+        .map(|k| {
+            let x: f64 = rng.random_range(0.0..20.0);
+            let y: f64 = rng.random_range(0.0..20.0);
+            let w: f64 = rng.random_range(0.5..5.0);
+            let has_terr = rng.random_bool(0.8);
+            let e = IndexEntry {
+                key: 1000 - k,
+                server_id: 1,
+                server_url: String::new(),
+                server_name: String::new(),
+                entry: CoverageEntry {
+                    country: pick(&mut rng, &countries, 1).pop().unwrap_or_default(),
+                    commodity_types: pick(&mut rng, &commodities, 3),
+                    capabilities: pick(&mut rng, &["coverage", "oauth"], 2),
+                    role: pick(&mut rng, &roles, 1).pop().unwrap_or_default(),
+                    entity_name: pick(&mut rng, &names, 1).pop().unwrap_or_default(),
+                    ..CoverageEntry::default()
+                },
+                territory_id: None,
+                territory: has_terr.then(|| Arc::new(MultiPolygon(vec![rect(x, y, x + w, y + w)]))),
+                scopes: pick(&mut rng, &["a", "b"], 2),
+            };
+            e
+        })
+        .collect();
+    let idx = SearchIndex::build(entries);
+    for round in 0..400 {
+        let f = Filter {
+            country: pick(&mut rng, &["us", "CA", "de", "xx"], 2),
+            commodity: pick(&mut rng, &commodities, 2),
+            capability: pick(&mut rng, &["coverage", "OAuth"], 1),
+            role: pick(&mut rng, &roles, 2),
+            scope: pick(&mut rng, &["A", "b"], 1),
+            q: rng.random_bool(0.3).then(|| pick(&mut rng, &["montreal", "hydro", "MUN", "e"], 1).concat()),
+            point: rng.random_bool(0.3).then(|| (rng.random_range(0.0..25.0), rng.random_range(0.0..25.0))),
+            bbox: rng.random_bool(0.3).then(|| {
+                let (x, y) = (rng.random_range(0.0..25.0), rng.random_range(0.0..25.0));
+                [x, y, x + 2.0, y + 2.0]
+            }),
+            ..Default::default()
+        };
+        let q = idx.compile(&f);
+        let brute: Vec<usize> = (0..idx.len()).filter(|&i| idx.matches(i, &q)).collect();
+        assert_eq!(idx.search(&f), brute, "round {round}: {f:?}");
+        if let Some((x, y)) = f.point {
+            let mut l = idx.lookup(x, y, &f);
+            l.sort_unstable();
+            assert_eq!(l, brute, "lookup round {round}: {f:?}");
+        }
+        let facets = idx.facets(&f);
+        let total: usize = facets.role.iter().map(|(_, n)| n).sum();
+        assert_eq!(total, brute.iter().filter(|&&i| !idx.entry(i).entry.role.is_empty()).count());
+    }
+}

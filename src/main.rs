@@ -1,0 +1,104 @@
+//! `cds-registry` command line: parse, load configuration, call the library.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use cds_registry::app;
+use cds_registry::config::Config;
+
+#[derive(Parser)]
+#[command(name = "cds-registry", version, about = "Registry of LF Energy CDS server metadata")]
+struct Cli {
+    /// TOML configuration file (environment variables CDS_REGISTRY_* override it).
+    #[arg(long, global = true, env = "CDS_REGISTRY_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the API and the scheduled crawler.
+    Serve,
+    /// Add the hosts of a seeds file (idempotent).
+    Seed { file: PathBuf },
+    /// Crawl now: the named hosts, or every due host.
+    Crawl { hosts: Vec<String> },
+    /// Apply database migrations.
+    Migrate,
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    // JSON lines when not on a terminal (log collectors), readable text on one.
+    if std::io::stderr().is_terminal() {
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    } else {
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    match run(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let cfg = Config::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Migrate => {
+            let store = app::open_store(&cfg).await?;
+            store.close().await;
+            println!("migrations applied to {}", redact_url(&cfg.database_url));
+        }
+        Command::Seed { file } => {
+            let store = app::open_store(&cfg).await?;
+            let (n, added) = app::seed_file(&store, &file).await?;
+            store.close().await;
+            println!("{n} hosts in {}, {added} new", file.display());
+        }
+        Command::Crawl { hosts } => {
+            let bar = app::BarProgress::new(std::io::stderr().is_terminal());
+            let s = app::crawl_now(&cfg, &hosts, &bar).await?;
+            println!("{}", app::format_summary(&s));
+            // Non-zero when nothing could be crawled (no host, or every host failed).
+            if s.totals.hosts_ok == 0 {
+                return Ok(ExitCode::from(1));
+            }
+        }
+        Command::Serve => {
+            let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
+            let running = app::start(cfg, listener, true).await?;
+            println!("cds-registry listening on {}", running.url());
+            app::shutdown_signal().await;
+            running.shutdown().await?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Never print a database password.
+fn redact_url(u: &str) -> String {
+    match url::Url::parse(u) {
+        Ok(mut p) if p.password().is_some() => {
+            let _ = p.set_password(Some("***"));
+            p.to_string()
+        }
+        _ => u.to_owned(),
+    }
+}

@@ -1,0 +1,660 @@
+//! Writes: hosts, crawl runs and outcomes, and the one-transaction commit of a server's
+//! new state (metadata + entries + territories + findings + documents + change log).
+
+use std::collections::HashMap;
+
+use sqlx::{Any, Row, Transaction};
+
+use super::{now_ms, Result, Store, StoreError};
+use crate::cds::{CoverageEntry, Finding};
+use crate::seeds::Seed;
+
+/// A fetched document to remember for conditional GET and history.
+#[derive(Debug, Clone)]
+pub struct DocumentRecord {
+    pub url: String,
+    pub kind: &'static str,
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+    pub content_hash: String,
+    pub http_status: u16,
+    pub size: i64,
+    /// Kept for metadata and coverage pages (needed when the next fetch is a 304);
+    /// territories are stored as WKB instead.
+    pub body: Option<String>,
+}
+
+/// A territory to store (deduplicated by source URL + content hash).
+#[derive(Debug, Clone)]
+pub struct TerritoryRecord {
+    pub source_url: String,
+    pub source_hash: String,
+    pub wkb: Vec<u8>,
+    pub bbox: [f64; 4],
+    pub vertex_count: i64,
+}
+
+/// One coverage entry of a server's new state.
+#[derive(Debug, Clone)]
+pub struct EntryRecord {
+    pub entry: CoverageEntry,
+    pub raw_json: String,
+    pub page_url: String,
+    pub content_hash: String,
+    /// (source_url, source_hash) of its territory, when it has one.
+    pub territory: Option<(String, String)>,
+}
+
+/// A server's complete new state, committed atomically by [`Store::commit_server`].
+#[derive(Debug, Clone)]
+pub struct ServerCommit {
+    pub url: String,
+    pub host_id: i64,
+    pub parent_url: Option<String>,
+    pub depth: i64,
+    pub name: String,
+    pub metadata_json: String,
+    pub capabilities: Vec<String>,
+    /// Hash over every document of the server: equal hash = nothing changed.
+    pub content_hash: String,
+    pub entries: Vec<EntryRecord>,
+    pub territories: Vec<TerritoryRecord>,
+    pub findings: Vec<Finding>,
+    pub documents: Vec<DocumentRecord>,
+}
+
+/// What a commit changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CommitSummary {
+    pub server_id: i64,
+    pub changed: bool,
+    pub entries_added: usize,
+    pub entries_updated: usize,
+    pub entries_removed: usize,
+}
+
+/// Per-host result of one crawl, recorded with [`Store::record_outcome`].
+#[derive(Debug, Clone, Default)]
+pub struct OutcomeRecord {
+    pub host_id: i64,
+    pub outcome: String,
+    pub detail: Option<String>,
+    pub http_status: Option<i64>,
+    pub url: Option<String>,
+    pub started_ms: i64,
+    pub finished_ms: i64,
+    pub docs_fetched: i64,
+    pub docs_unchanged: i64,
+    pub bytes: i64,
+    pub servers_ok: i64,
+    pub servers_failed: i64,
+    /// When the host may be tried again (back-off / Retry-After); `None` = next schedule.
+    pub next_due_ms: Option<i64>,
+    pub moved_to: Option<String>,
+    /// Host-level findings (no server), e.g. WK-AUTH.
+    pub host_findings: Vec<Finding>,
+}
+
+/// Totals of a finished run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RunTotals {
+    pub hosts_total: i64,
+    pub hosts_ok: i64,
+    pub hosts_failed: i64,
+    pub docs_fetched: i64,
+    pub docs_unchanged: i64,
+    pub bytes: i64,
+    pub findings: i64,
+}
+
+async fn change(
+    tx: &mut Transaction<'_, Any>,
+    run_id: Option<i64>,
+    entity: &str,
+    op: &str,
+    server_id: Option<i64>,
+    reference: &str,
+    detail: Option<String>,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO changes (at_ms, run_id, entity, op, server_id, ref, detail) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(now_ms())
+    .bind(run_id)
+    .bind(entity)
+    .bind(op)
+    .bind(server_id)
+    .bind(reference)
+    .bind(detail)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn insert_findings(
+    tx: &mut Transaction<'_, Any>,
+    server_id: Option<i64>,
+    host_id: Option<i64>,
+    run_id: i64,
+    findings: &[Finding],
+) -> Result<()> {
+    let now = now_ms();
+    for f in findings {
+        sqlx::query(
+            "INSERT INTO findings (server_id, host_id, run_id, rule, severity, message, url, pointer, \
+             expected, actual, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(server_id)
+        .bind(host_id)
+        .bind(run_id)
+        .bind(&f.rule)
+        .bind(f.severity.as_str())
+        .bind(&f.message)
+        .bind(&f.url)
+        .bind(&f.pointer)
+        .bind(&f.expected)
+        .bind(&f.actual)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+fn json_list(v: &[String]) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
+}
+
+impl Store {
+    /// Add seeds as hosts; existing ones are left as they are. Returns how many were new.
+    pub async fn add_hosts(&self, seeds: &[Seed], source: &str) -> Result<usize> {
+        let mut added = 0;
+        let now = now_ms();
+        for s in seeds {
+            let url = match s {
+                Seed::Url(u) => Some(u.clone()),
+                Seed::Host(_) => None,
+            };
+            let r = sqlx::query(
+                "INSERT INTO hosts (seed, metadata_url, source, created_ms) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (seed) DO NOTHING",
+            )
+            .bind(s.key())
+            .bind(url)
+            .bind(source)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+            added += r.rows_affected() as usize;
+        }
+        Ok(added)
+    }
+
+    /// Register a host found through `related_metadata`; returns its id.
+    pub async fn discovered_host(&self, seed: &str) -> Result<i64> {
+        let row = sqlx::query(
+            "INSERT INTO hosts (seed, source, created_ms) VALUES ($1, 'discovered', $2) \
+             ON CONFLICT (seed) DO UPDATE SET seed = excluded.seed RETURNING id",
+        )
+        .bind(seed)
+        .bind(now_ms())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get("id")?)
+    }
+
+    pub async fn start_run(&self, trigger: &str) -> Result<i64> {
+        let row = sqlx::query(
+            "INSERT INTO crawl_runs (trigger, status, started_ms) VALUES ($1, 'running', $2) RETURNING id",
+        )
+        .bind(trigger)
+        .bind(now_ms())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get("id")?)
+    }
+
+    pub async fn finish_run(&self, run_id: i64, status: &str, t: &RunTotals) -> Result<()> {
+        sqlx::query(
+            "UPDATE crawl_runs SET status = $1, finished_ms = $2, hosts_total = $3, hosts_ok = $4, \
+             hosts_failed = $5, docs_fetched = $6, docs_unchanged = $7, bytes = $8, findings = $9 \
+             WHERE id = $10",
+        )
+        .bind(status)
+        .bind(now_ms())
+        .bind(t.hosts_total)
+        .bind(t.hosts_ok)
+        .bind(t.hosts_failed)
+        .bind(t.docs_fetched)
+        .bind(t.docs_unchanged)
+        .bind(t.bytes)
+        .bind(t.findings)
+        .bind(run_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Record one host's outcome and move its crawl state (failures, back-off, status).
+    pub async fn record_outcome(
+        &self,
+        run_id: i64,
+        o: &OutcomeRecord,
+        stale_after_failures: i64,
+        gone_after_ms: i64,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO crawl_outcomes (run_id, host_id, outcome, detail, http_status, url, started_ms, \
+             finished_ms, docs_fetched, docs_unchanged, bytes, servers_ok, servers_failed) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        )
+        .bind(run_id)
+        .bind(o.host_id)
+        .bind(&o.outcome)
+        .bind(&o.detail)
+        .bind(o.http_status)
+        .bind(&o.url)
+        .bind(o.started_ms)
+        .bind(o.finished_ms)
+        .bind(o.docs_fetched)
+        .bind(o.docs_unchanged)
+        .bind(o.bytes)
+        .bind(o.servers_ok)
+        .bind(o.servers_failed)
+        .execute(&mut *tx)
+        .await?;
+
+        let ok = o.outcome == "ok" || o.outcome == "partial";
+        let prev = sqlx::query(
+            "SELECT consecutive_failures, last_success_ms, created_ms, status, moved_to FROM hosts WHERE id = $1",
+        )
+        .bind(o.host_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let failures: i64 = prev.try_get("consecutive_failures")?;
+        let last_success: Option<i64> = prev.try_get("last_success_ms")?;
+        let created: i64 = prev.try_get("created_ms")?;
+        let old_status: String = prev.try_get("status")?;
+        let old_moved: Option<String> = prev.try_get("moved_to")?;
+        let now = o.finished_ms;
+        let (failures, status) = if ok {
+            let status = if o.moved_to.is_some() { "moved" } else { "active" };
+            (0, status.to_owned())
+        } else {
+            let f = failures + 1;
+            let since = now - last_success.unwrap_or(created);
+            // Stale: still searchable but flagged; gone: out of search, history kept.
+            let status = if since >= gone_after_ms && f >= stale_after_failures {
+                "gone"
+            } else if f >= stale_after_failures {
+                "stale"
+            } else if old_status == "moved" {
+                "moved"
+            } else {
+                "active"
+            };
+            (f, status.to_owned())
+        };
+        sqlx::query(
+            "UPDATE hosts SET last_crawl_ms = $1, last_success_ms = CASE WHEN $2 = 1 THEN $1 ELSE last_success_ms END, \
+             last_outcome = $3, last_detail = $4, consecutive_failures = $5, next_due_ms = $6, status = $7, \
+             moved_to = CASE WHEN $2 = 1 THEN $8 ELSE moved_to END WHERE id = $9",
+        )
+        .bind(now)
+        .bind(ok as i64)
+        .bind(&o.outcome)
+        .bind(&o.detail)
+        .bind(failures)
+        .bind(o.next_due_ms.unwrap_or(0))
+        .bind(&status)
+        .bind(&o.moved_to)
+        .bind(o.host_id)
+        .execute(&mut *tx)
+        .await?;
+
+        if ok && o.moved_to.is_some() && o.moved_to != old_moved {
+            change(&mut tx, Some(run_id), "host", "moved", None, &o.host_id.to_string(), o.moved_to.clone()).await?;
+        }
+        // The host's servers follow its lifecycle (stale → still searchable, gone → not).
+        if status != old_status && (status == "stale" || status == "gone" || (ok && old_status != "moved")) {
+            let server_status = if ok { "active" } else { status.as_str() };
+            let ids: Vec<i64> = sqlx::query("SELECT id FROM servers WHERE host_id = $1 AND status <> $2")
+                .bind(o.host_id)
+                .bind(server_status)
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|r| r.try_get("id"))
+                .collect::<Result<_, _>>()?;
+            for id in ids {
+                sqlx::query("UPDATE servers SET status = $1 WHERE id = $2")
+                    .bind(server_status)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                change(&mut tx, Some(run_id), "server", server_status, Some(id), &id.to_string(), None).await?;
+            }
+        }
+        sqlx::query("DELETE FROM findings WHERE host_id = $1 AND server_id IS NULL")
+            .bind(o.host_id)
+            .execute(&mut *tx)
+            .await?;
+        insert_findings(&mut tx, None, Some(o.host_id), run_id, &o.host_findings).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Record a failed crawl of a server whose host otherwise answered: its stored state
+    /// stays as it was (last known good); only the failure is noted.
+    pub async fn note_server_failure(&self, url: &str, detail: &str) -> Result<()> {
+        sqlx::query("UPDATE servers SET last_failure_ms = $1, last_failure = $2 WHERE url = $3")
+            .bind(now_ms())
+            .bind(detail)
+            .bind(url)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Commit a server's new state in one transaction. Nothing is written when the
+    /// transaction fails, so the previous state stays intact.
+    pub async fn commit_server(&self, run_id: i64, c: &ServerCommit) -> Result<CommitSummary> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let mut summary = CommitSummary::default();
+
+        for d in &c.documents {
+            sqlx::query(
+                "INSERT INTO documents (url, kind, etag, last_modified, content_hash, http_status, size, fetched_ms, body) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (url) DO UPDATE SET kind = excluded.kind, \
+                 etag = excluded.etag, last_modified = excluded.last_modified, content_hash = excluded.content_hash, \
+                 http_status = excluded.http_status, size = excluded.size, fetched_ms = excluded.fetched_ms, body = excluded.body",
+            )
+            .bind(&d.url)
+            .bind(d.kind)
+            .bind(&d.etag)
+            .bind(&d.last_modified)
+            .bind(&d.content_hash)
+            .bind(d.http_status as i64)
+            .bind(d.size)
+            .bind(now)
+            .bind(&d.body)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO document_versions (url, kind, content_hash, size, body, first_seen_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (url, content_hash) DO NOTHING",
+            )
+            .bind(&d.url)
+            .bind(d.kind)
+            .bind(&d.content_hash)
+            .bind(d.size)
+            .bind(&d.body)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+
+        let parent_id: Option<i64> = match &c.parent_url {
+            Some(p) => sqlx::query("SELECT id FROM servers WHERE url = $1")
+                .bind(p)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| r.try_get("id"))
+                .transpose()?,
+            None => None,
+        };
+        let existing = sqlx::query("SELECT id, content_hash, status FROM servers WHERE url = $1")
+            .bind(&c.url)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some(row) = &existing {
+            let id: i64 = row.try_get("id")?;
+            let hash: String = row.try_get("content_hash")?;
+            let status: String = row.try_get("status")?;
+            summary.server_id = id;
+            if hash == c.content_hash {
+                sqlx::query(
+                    "UPDATE servers SET last_success_ms = $1, status = 'active', host_id = $2, parent_id = $3, \
+                     depth = $4, last_failure = NULL WHERE id = $5",
+                )
+                .bind(now)
+                .bind(c.host_id)
+                .bind(parent_id)
+                .bind(c.depth)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                if status != "active" {
+                    change(&mut tx, Some(run_id), "server", "active", Some(id), &c.url, None).await?;
+                }
+                tx.commit().await?;
+                return Ok(summary);
+            }
+        }
+        summary.changed = true;
+        let row = sqlx::query(
+            "INSERT INTO servers (url, host_id, parent_id, depth, status, name, metadata_json, capabilities, \
+             content_hash, first_seen_ms, last_success_ms, last_changed_ms) \
+             VALUES ($1, $2, $3, $4, 'active', $5, $6, $7, $8, $9, $9, $9) \
+             ON CONFLICT (url) DO UPDATE SET host_id = excluded.host_id, parent_id = excluded.parent_id, \
+             depth = excluded.depth, status = 'active', name = excluded.name, metadata_json = excluded.metadata_json, \
+             capabilities = excluded.capabilities, content_hash = excluded.content_hash, \
+             last_success_ms = excluded.last_success_ms, last_changed_ms = excluded.last_changed_ms, last_failure = NULL \
+             RETURNING id",
+        )
+        .bind(&c.url)
+        .bind(c.host_id)
+        .bind(parent_id)
+        .bind(c.depth)
+        .bind(&c.name)
+        .bind(&c.metadata_json)
+        .bind(json_list(&c.capabilities))
+        .bind(&c.content_hash)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        let server_id: i64 = row.try_get("id")?;
+        summary.server_id = server_id;
+        let op = if existing.is_some() { "updated" } else { "added" };
+        change(&mut tx, Some(run_id), "server", op, Some(server_id), &c.url, Some(c.name.clone())).await?;
+
+        // Territories: content-addressed, so an unchanged file is stored once.
+        let mut territory_ids: HashMap<(String, String), i64> = HashMap::new();
+        for t in &c.territories {
+            sqlx::query(
+                "INSERT INTO territories (source_url, source_hash, wkb, min_lon, min_lat, max_lon, max_lat, \
+                 vertex_count, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                 ON CONFLICT (source_url, source_hash) DO NOTHING",
+            )
+            .bind(&t.source_url)
+            .bind(&t.source_hash)
+            .bind(&t.wkb)
+            .bind(t.bbox[0])
+            .bind(t.bbox[1])
+            .bind(t.bbox[2])
+            .bind(t.bbox[3])
+            .bind(t.vertex_count)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for e in &c.entries {
+            if let Some(key) = &e.territory {
+                if territory_ids.contains_key(key) {
+                    continue;
+                }
+                let id: Option<i64> = sqlx::query(
+                    "SELECT id FROM territories WHERE source_url = $1 AND source_hash = $2",
+                )
+                .bind(&key.0)
+                .bind(&key.1)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| r.try_get("id"))
+                .transpose()?;
+                let id = id.ok_or_else(|| {
+                    StoreError::Other(format!("territory {} ({}) missing", key.0, key.1))
+                })?;
+                territory_ids.insert(key.clone(), id);
+            }
+        }
+
+        let old: HashMap<String, (i64, String)> = sqlx::query(
+            "SELECT id, entry_id, content_hash FROM coverage_entries WHERE server_id = $1",
+        )
+        .bind(server_id)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .map(|r| -> Result<_> {
+            Ok((
+                r.try_get::<String, _>("entry_id")?,
+                (r.try_get::<i64, _>("id")?, r.try_get::<String, _>("content_hash")?),
+            ))
+        })
+        .collect::<Result<_>>()?;
+        let mut seen = std::collections::HashSet::new();
+        for (pos, e) in c.entries.iter().enumerate() {
+            // COV-DUP-ID is reported by the validator; the first occurrence is kept.
+            if !seen.insert(e.entry.id.clone()) {
+                continue;
+            }
+            let territory_id = e.territory.as_ref().and_then(|k| territory_ids.get(k).copied());
+            let en = &e.entry;
+            sqlx::query(
+                "INSERT INTO coverage_entries (server_id, entry_id, position, page_url, created, updated, entity_name, \
+                 entity_abbreviation, country, name, description, entry_type, role, infrastructure_types, \
+                 commodity_types, capabilities, map_resource, map_content_type, geojson_resource, territory_id, \
+                 raw_json, content_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+                 $16, $17, $18, $19, $20, $21, $22) ON CONFLICT (server_id, entry_id) DO UPDATE SET \
+                 position = excluded.position, page_url = excluded.page_url, created = excluded.created, \
+                 updated = excluded.updated, entity_name = excluded.entity_name, \
+                 entity_abbreviation = excluded.entity_abbreviation, country = excluded.country, name = excluded.name, \
+                 description = excluded.description, entry_type = excluded.entry_type, role = excluded.role, \
+                 infrastructure_types = excluded.infrastructure_types, commodity_types = excluded.commodity_types, \
+                 capabilities = excluded.capabilities, map_resource = excluded.map_resource, \
+                 map_content_type = excluded.map_content_type, geojson_resource = excluded.geojson_resource, \
+                 territory_id = excluded.territory_id, raw_json = excluded.raw_json, content_hash = excluded.content_hash",
+            )
+            .bind(server_id)
+            .bind(&en.id)
+            .bind(pos as i64)
+            .bind(&e.page_url)
+            .bind(&en.created)
+            .bind(&en.updated)
+            .bind(&en.entity_name)
+            .bind(&en.entity_abbreviation)
+            .bind(&en.country)
+            .bind(&en.name)
+            .bind(&en.description)
+            .bind(&en.kind)
+            .bind(&en.role)
+            .bind(json_list(&en.infrastructure_types))
+            .bind(json_list(&en.commodity_types))
+            .bind(json_list(&en.capabilities))
+            .bind(&en.map_resource)
+            .bind(&en.map_content_type)
+            .bind(&en.geojson_resource)
+            .bind(territory_id)
+            .bind(&e.raw_json)
+            .bind(&e.content_hash)
+            .execute(&mut *tx)
+            .await?;
+            match old.get(&en.id) {
+                None => {
+                    summary.entries_added += 1;
+                    change(&mut tx, Some(run_id), "entry", "added", Some(server_id), &en.id, None).await?;
+                }
+                Some((_, h)) if *h != e.content_hash => {
+                    summary.entries_updated += 1;
+                    change(&mut tx, Some(run_id), "entry", "updated", Some(server_id), &en.id, None).await?;
+                }
+                Some(_) => {}
+            }
+        }
+        for (entry_id, (id, _)) in &old {
+            if !seen.contains(entry_id) {
+                sqlx::query("DELETE FROM coverage_entries WHERE id = $1")
+                    .bind(*id)
+                    .execute(&mut *tx)
+                    .await?;
+                summary.entries_removed += 1;
+                change(&mut tx, Some(run_id), "entry", "removed", Some(server_id), entry_id, None).await?;
+            }
+        }
+
+        // Findings describe the current documents: replaced as a whole when they change.
+        sqlx::query("DELETE FROM findings WHERE server_id = $1")
+            .bind(server_id)
+            .execute(&mut *tx)
+            .await?;
+        insert_findings(&mut tx, Some(server_id), None, run_id, &c.findings).await?;
+        tx.commit().await?;
+        Ok(summary)
+    }
+
+    /// Servers that a parent no longer lists in `related_metadata` leave search (history kept).
+    pub async fn retire_unlisted_children(
+        &self,
+        run_id: i64,
+        parent_url: &str,
+        listed: &[String],
+    ) -> Result<usize> {
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query(
+            "SELECT c.id, c.url FROM servers c JOIN servers p ON c.parent_id = p.id \
+             WHERE p.url = $1 AND c.status <> 'gone'",
+        )
+        .bind(parent_url)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut n = 0;
+        for r in rows {
+            let id: i64 = r.try_get("id")?;
+            let url: String = r.try_get("url")?;
+            if listed.contains(&url) {
+                continue;
+            }
+            sqlx::query("UPDATE servers SET status = 'gone' WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            change(&mut tx, Some(run_id), "server", "gone", Some(id), &url, Some("no longer in related_metadata".into())).await?;
+            n += 1;
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// Remove a host: it is no longer crawled and its servers leave search; rows and
+    /// history are kept (an operator can add it again).
+    pub async fn remove_host(&self, host_id: i64) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let r = sqlx::query("UPDATE hosts SET status = 'removed' WHERE id = $1")
+            .bind(host_id)
+            .execute(&mut *tx)
+            .await?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        let ids: Vec<(i64, String)> = sqlx::query("SELECT id, url FROM servers WHERE host_id = $1 AND status <> 'gone'")
+            .bind(host_id)
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get("id")?, r.try_get("url")?)))
+            .collect::<Result<_>>()?;
+        for (id, url) in ids {
+            sqlx::query("UPDATE servers SET status = 'gone' WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            change(&mut tx, None, "server", "gone", Some(id), &url, Some("host removed".into())).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}

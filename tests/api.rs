@@ -1,0 +1,168 @@
+//! The HTTP API of `serve` on a real port, after a real crawl, on both backends.
+
+mod common;
+
+use cds_registry::app;
+use cds_registry::fixtures::web::{names, FixtureWeb};
+use cds_registry::seeds::Seed;
+use common::{test_config, Backend, TestDb};
+use serde_json::{json, Value};
+
+async fn get(client: &reqwest::Client, url: String) -> (u16, String, Value) {
+    let r = client.get(url).send().await.unwrap();
+    let status = r.status().as_u16();
+    let ct = r
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (status, ct, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn read_endpoints_after_a_crawl(backend: Backend) {
+    let web = FixtureWeb::start().await.unwrap();
+    let db = TestDb::new(backend).await;
+    let cfg = test_config(&db, web.allow_http());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let reg = app::start(cfg, listener, false).await.unwrap();
+    let seeds: Vec<Seed> = web.seeds().into_iter().map(Seed::Host).collect();
+    reg.state.store.add_hosts(&seeds, "seed").await.unwrap();
+    reg.crawler.run("test", &[]).await.unwrap();
+    let base = reg.url();
+    let c = reqwest::Client::new();
+
+    let (s, _, v) = get(&c, format!("{base}/healthz")).await;
+    assert_eq!((s, v["status"].as_str()), (200, Some("ok")));
+    let (s, _, v) = get(&c, format!("{base}/readyz")).await;
+    assert_eq!(s, 200);
+    assert_eq!(v["database"], "ok");
+
+    let (s, _, v) = get(&c, format!("{base}/v1/hosts")).await;
+    assert_eq!(s, 200);
+    // The seeds, plus the two hosts found through the 301 and related_metadata.
+    let hosts = v["hosts"].as_array().unwrap();
+    assert_eq!(hosts.len(), web.seeds().len() + 2, "{v}");
+    let discovered: Vec<&str> = hosts
+        .iter()
+        .filter(|h| h["source"] == "discovered")
+        .map(|h| h["seed"].as_str().unwrap())
+        .collect();
+    assert!(discovered.contains(&web.old_dominion_new.host().as_str()), "{discovered:?}");
+    assert!(discovered.contains(&web.great_lakes_electric.host().as_str()), "{discovered:?}");
+
+    let (s, _, v) = get(&c, format!("{base}/v1/servers")).await;
+    assert_eq!(s, 200);
+    let servers = v["servers"].as_array().unwrap();
+    assert_eq!(servers.len(), web.expected().stored_servers());
+    let root = servers.iter().find(|x| x["name"] == names::GREAT_LAKES_HOLDING).unwrap();
+    let (s, _, d) = get(&c, format!("{base}/v1/servers/{}", root["id"])).await;
+    assert_eq!(s, 200);
+    assert_eq!(d["related"].as_array().unwrap().len(), 2, "{d}");
+    assert!(d["crawl_history"].as_array().unwrap().iter().any(|h| h["outcome"] == "ok"));
+
+    let sierra = servers.iter().find(|x| x["name"] == names::SIERRA).unwrap();
+    let (_, _, d) = get(&c, format!("{base}/v1/servers/{}", sierra["id"])).await;
+    let cov = d["coverage"].as_array().unwrap();
+    assert_eq!(cov.len(), 2);
+    assert!(cov.iter().all(|e| e["raw"]["id"] == e["id"] || e["raw"]["id"].is_string()));
+    assert_eq!(d["metadata"]["name"], names::SIERRA);
+    assert!(d["findings"].as_array().unwrap().iter().all(|f| f["severity"] == "info"), "{d}");
+
+    // Findings across servers, filtered.
+    let (s, _, v) = get(&c, format!("{base}/v1/findings?rule=WK-LEGACY")).await;
+    assert_eq!(s, 200);
+    assert_eq!(v["findings"].as_array().unwrap().len(), 1);
+    let (s, ct, v) = get(&c, format!("{base}/v1/findings?severity=fatal")).await;
+    assert_eq!(s, 400);
+    assert_eq!(ct, "application/problem+json");
+    assert!(v["detail"].as_str().unwrap().contains("severity"));
+
+    // Errors are problem+json with a useful detail.
+    let (s, ct, v) = get(&c, format!("{base}/v1/servers/abc")).await;
+    assert_eq!((s, ct.as_str()), (400, "application/problem+json"));
+    assert_eq!(v["status"], 400);
+    let (s, _, _) = get(&c, format!("{base}/v1/servers/999999")).await;
+    assert_eq!(s, 404);
+    let (s, ct, _) = get(&c, format!("{base}/v1/nothing-here")).await;
+    assert_eq!((s, ct.as_str()), (404, "application/problem+json"));
+
+    reg.shutdown().await.unwrap();
+    web.shutdown().await;
+}
+
+async fn admin_writes_need_the_token(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let cfg = test_config(&db, vec![]);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let reg = app::start(cfg, listener, false).await.unwrap();
+    let base = reg.url();
+    let c = reqwest::Client::new();
+    let body = json!({"host": "new-utility.example"});
+
+    let r = c.post(format!("{base}/v1/hosts")).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = c
+        .post(format!("{base}/v1/hosts"))
+        .bearer_auth("wrong")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = c
+        .post(format!("{base}/v1/hosts"))
+        .bearer_auth("test-admin-token")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let v: Value = r.json().await.unwrap();
+    let id = v["hosts"][0]["id"].as_i64().unwrap();
+    // Deduplicated: adding it again creates nothing.
+    let r = c
+        .post(format!("{base}/v1/hosts"))
+        .bearer_auth("test-admin-token")
+        .json(&json!({"hosts": ["NEW-utility.example"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["added"], 0);
+    // Validated.
+    let r = c
+        .post(format!("{base}/v1/hosts"))
+        .bearer_auth("test-admin-token")
+        .json(&json!({"host": "ftp://x.example/"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = c
+        .delete(format!("{base}/v1/hosts/{id}"))
+        .bearer_auth("test-admin-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let hosts = reg.state.store.list_hosts().await.unwrap();
+    assert_eq!(hosts[0].status, "removed");
+    reg.shutdown().await.unwrap();
+
+    // No token configured: writes are disabled, not open.
+    let mut cfg = test_config(&db, vec![]);
+    cfg.admin_token = None;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let reg = app::start(cfg, listener, false).await.unwrap();
+    let r = c
+        .post(format!("{}/v1/hosts", reg.url()))
+        .bearer_auth("anything")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    reg.shutdown().await.unwrap();
+}
+
+both_backends!(read_endpoints_after_a_crawl, admin_writes_need_the_token);

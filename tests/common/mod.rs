@@ -1,0 +1,122 @@
+//! Test harness shared by the integration tests: a fresh database per test on either
+//! backend, and a registry configuration that may reach the loopback fixtures.
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use cds_registry::config::Config;
+use cds_registry::store::Store;
+use sqlx::Connection;
+
+/// Which backend a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A fresh, empty database for one test. The SQLite file lives in a temp dir removed on
+/// drop; the Postgres database is dropped by `.ci/run` before the next run (async drop is
+/// not available in `Drop`).
+pub struct TestDb {
+    pub url: String,
+    pub backend: Backend,
+    _dir: Option<tempfile::TempDir>,
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// Where the tests find Postgres; they fail (never skip) when it is not there.
+pub fn postgres_admin_url() -> String {
+    std::env::var("CDS_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> TestDb {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite://{}/registry.db", dir.path().display());
+                TestDb {
+                    url,
+                    backend,
+                    _dir: Some(dir),
+                }
+            }
+            Backend::Postgres => {
+                let admin = postgres_admin_url();
+                let mut conn = sqlx::postgres::PgConnection::connect(&admin)
+                    .await
+                    .unwrap_or_else(|e| {
+                        panic!(
+                            "Postgres is required for this test and is not reachable at {admin}: {e}. \
+                             Start it with: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
+                        )
+                    });
+                let name = format!(
+                    "cds_test_{}_{}_{}",
+                    std::process::id(),
+                    COUNTER.fetch_add(1, Ordering::Relaxed),
+                    rand::random::<u32>()
+                );
+                let stmt = format!("CREATE DATABASE {name}");
+                sqlx::query(&stmt)
+                    .execute(&mut conn)
+                    .await
+                    .expect("create test database");
+                let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+                TestDb {
+                    url: format!("{base}/{name}"),
+                    backend,
+                    _dir: None,
+                }
+            }
+        }
+    }
+
+    pub async fn store(&self) -> Store {
+        Store::open(&self.url, 4).await.expect("open store")
+    }
+}
+
+/// A registry configuration for tests: this database, plain http and private addresses
+/// allowed only for the given fixture hosts and loopback, short timeouts.
+pub fn test_config(db: &TestDb, allow_http: Vec<String>) -> Config {
+    let mut c = Config::default();
+    c.database_url = db.url.clone();
+    c.database_max_connections = 4;
+    c.listen = "127.0.0.1:0".parse().unwrap();
+    c.admin_token = Some(cds_registry::config::Secret("test-admin-token".into()));
+    c.crawl.allow_http = allow_http;
+    c.crawl.allow_private = vec!["127.0.0.0/8".into()];
+    c.crawl.scheduled = false;
+    c.crawl.connect_timeout_ms = 2_000;
+    c.crawl.first_byte_timeout_ms = 2_000;
+    c.crawl.total_timeout_ms = 5_000;
+    c.crawl.concurrency = 8;
+    c
+}
+
+/// Generate one `#[tokio::test]` per backend from an `async fn(Backend)`.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::common::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::common::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
