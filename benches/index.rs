@@ -16,7 +16,8 @@ use rand::{Rng, SeedableRng};
 use serde_json::Value;
 
 fn county_entries() -> Vec<IndexEntry> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/us-counties-10m.geojson");
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/us-counties-10m.geojson");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let doc: Value = serde_json::from_str(&text).expect("counties GeoJSON");
     doc["features"]
@@ -34,7 +35,10 @@ fn county_entries() -> Vec<IndexEntry> {
                 server_name: String::new(),
                 entry: CoverageEntry {
                     id: fips,
-                    entity_name: f["properties"]["name"].as_str().unwrap_or_default().to_owned(),
+                    entity_name: f["properties"]["name"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
                     country: "US".into(),
                     role: "official".into(),
                     ..CoverageEntry::default()
@@ -51,7 +55,12 @@ fn county_entries() -> Vec<IndexEntry> {
 fn us_points(n: usize, seed: u64) -> Vec<[f64; 2]> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     (0..n)
-        .map(|_| [rng.random_range(-125.0..-66.0), rng.random_range(24.0..50.0)])
+        .map(|_| {
+            [
+                rng.random_range(-125.0..-66.0),
+                rng.random_range(24.0..50.0),
+            ]
+        })
         .collect()
 }
 
@@ -111,10 +120,18 @@ fn benches(c: &mut Criterion) {
     let entries = county_entries();
     let t = Instant::now();
     let idx = SearchIndex::build(entries.clone());
-    println!("build: {} counties in {:.1} ms (one run)", idx.len(), t.elapsed().as_secs_f64() * 1e3);
+    println!(
+        "build: {} counties in {:.1} ms (one run)",
+        idx.len(),
+        t.elapsed().as_secs_f64() * 1e3
+    );
 
     c.bench_function("build/us-counties", |b| {
-        b.iter_batched(|| entries.clone(), SearchIndex::build, BatchSize::LargeInput)
+        b.iter_batched(
+            || entries.clone(),
+            SearchIndex::build,
+            BatchSize::LargeInput,
+        )
     });
 
     let points = us_points(100_000, 7);
@@ -134,8 +151,12 @@ fn benches(c: &mut Criterion) {
         let pts = us_points(n, 11);
         print_throughput(&idx, &pts);
         group.throughput(Throughput::Elements(n as u64));
-        group.bench_function(format!("csr/{n}"), |b| b.iter(|| idx.lookup_batch_csr(black_box(&pts), &none)));
-        group.bench_function(format!("nested/{n}"), |b| b.iter(|| idx.lookup_batch(black_box(&pts), &none)));
+        group.bench_function(format!("csr/{n}"), |b| {
+            b.iter(|| idx.lookup_batch_csr(black_box(&pts), &none))
+        });
+        group.bench_function(format!("nested/{n}"), |b| {
+            b.iter(|| idx.lookup_batch(black_box(&pts), &none))
+        });
     }
     let official = Filter {
         role: vec!["official".into()],
@@ -143,7 +164,9 @@ fn benches(c: &mut Criterion) {
     };
     let pts = us_points(100_000, 13);
     group.throughput(Throughput::Elements(pts.len() as u64));
-    group.bench_function("csr-filtered/100000", |b| b.iter(|| idx.lookup_batch_csr(black_box(&pts), &official)));
+    group.bench_function("csr-filtered/100000", |b| {
+        b.iter(|| idx.lookup_batch_csr(black_box(&pts), &official))
+    });
     group.finish();
 }
 

@@ -31,7 +31,11 @@ pub struct BarProgress(pub ProgressBar);
 
 impl BarProgress {
     pub fn new(visible: bool) -> BarProgress {
-        let bar = if visible { ProgressBar::new(0) } else { ProgressBar::hidden() };
+        let bar = if visible {
+            ProgressBar::new(0)
+        } else {
+            ProgressBar::hidden()
+        };
         bar.set_style(
             ProgressStyle::with_template("{spinner} crawling [{bar:30}] {pos}/{len} hosts {msg}")
                 .expect("valid template")
@@ -55,7 +59,11 @@ impl Progress for BarProgress {
 }
 
 /// `crawl [HOST...]`.
-pub async fn crawl_now(cfg: &Config, hosts: &[String], progress: &dyn Progress) -> anyhow::Result<RunSummary> {
+pub async fn crawl_now(
+    cfg: &Config,
+    hosts: &[String],
+    progress: &dyn Progress,
+) -> anyhow::Result<RunSummary> {
     let store = open_store(cfg).await?;
     let crawler = Crawler::new(store.clone(), cfg.crawl.clone())?;
     let summary = crawler.run_with_progress("cli", hosts, progress).await?;
@@ -108,7 +116,11 @@ impl Running {
 
 /// Start the registry on `listener`: migrations, index load, API, and the cron scheduler
 /// when `with_scheduler`.
-pub async fn start(cfg: Config, listener: TcpListener, with_scheduler: bool) -> anyhow::Result<Running> {
+pub async fn start(
+    cfg: Config,
+    listener: TcpListener,
+    with_scheduler: bool,
+) -> anyhow::Result<Running> {
     let store = open_store(&cfg).await?;
     let crawler = Arc::new(Crawler::new(store.clone(), cfg.crawl.clone())?);
     let cfg = Arc::new(cfg);

@@ -141,7 +141,8 @@ impl Config {
     }
 
     pub fn is_postgres(&self) -> bool {
-        self.database_url.starts_with("postgres://") || self.database_url.starts_with("postgresql://")
+        self.database_url.starts_with("postgres://")
+            || self.database_url.starts_with("postgresql://")
     }
 }
 
@@ -172,7 +173,9 @@ mod tests {
     fn unknown_keys_are_named_in_the_error() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("c.toml", "[crawl]\nconcurency = 7\n")?;
-            let e = Config::load(Some(Path::new("c.toml"))).unwrap_err().to_string();
+            let e = Config::load(Some(Path::new("c.toml")))
+                .unwrap_err()
+                .to_string();
             assert!(e.contains("concurency"), "{e}");
             Ok(())
         });

@@ -14,3 +14,4 @@ pub mod index;
 pub mod seeds;
 pub mod store;
 pub mod territory;
+pub mod validate_cmd;

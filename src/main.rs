@@ -4,12 +4,16 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
 use cds_registry::app;
 use cds_registry::config::Config;
+use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "cds-registry", version, about = "Registry of LF Energy CDS server metadata")]
+#[command(
+    name = "cds-registry",
+    version,
+    about = "Registry of LF Energy CDS server metadata"
+)]
 struct Cli {
     /// TOML configuration file (environment variables CDS_REGISTRY_* override it).
     #[arg(long, global = true, env = "CDS_REGISTRY_CONFIG")]
@@ -28,14 +32,25 @@ enum Command {
     Crawl { hosts: Vec<String> },
     /// Apply database migrations.
     Migrate,
+    /// Check one server against the spec (host, host:port, or metadata URL); never
+    /// touches the database. Exit 0: no errors, 1: errors, 2: could not validate.
+    Validate {
+        target: String,
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        format: String,
+    },
 }
 
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
     // JSON lines when not on a terminal (log collectors), readable text on one.
     if std::io::stderr().is_terminal() {
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
     } else {
         tracing_subscriber::fmt()
             .json()
@@ -80,6 +95,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if s.totals.hosts_ok == 0 {
                 return Ok(ExitCode::from(1));
             }
+        }
+        Command::Validate { target, format } => {
+            let report = cds_registry::validate_cmd::validate_target(&cfg.crawl, &target).await;
+            match format.as_str() {
+                "json" => println!("{}", cds_registry::validate_cmd::render_json(&report)),
+                _ => print!("{}", cds_registry::validate_cmd::render_text(&report)),
+            }
+            return Ok(ExitCode::from(report.exit_code()));
         }
         Command::Serve => {
             let listener = tokio::net::TcpListener::bind(cfg.listen).await?;

@@ -142,7 +142,10 @@ impl Parser<'_> {
                         }
                     }
                 }
-                None => self.invalid(format!("{ptr}/coordinates"), "MultiPolygon without coordinates"),
+                None => self.invalid(
+                    format!("{ptr}/coordinates"),
+                    "MultiPolygon without coordinates",
+                ),
             },
             // Points and lines are legal GeoJSON but no territory: GEO-NO-POLYGON if nothing else.
             _ => {}
@@ -178,11 +181,12 @@ impl Parser<'_> {
         let poly = Polygon::new(exterior, parsed);
         // RFC 7946 §3.1.6: rings must not self-intersect. Such a ring is still usable for
         // point-in-polygon (even-odd), so we keep it and warn.
-        if poly
-            .validation_errors()
-            .iter()
-            .any(|e| matches!(e, geo::algorithm::validation::InvalidPolygon::SelfIntersection(_)))
-        {
+        if poly.validation_errors().iter().any(|e| {
+            matches!(
+                e,
+                geo::algorithm::validation::InvalidPolygon::SelfIntersection(_)
+            )
+        }) {
             self.invalid(ptr, "a ring intersects itself");
         }
         Some(poly)
@@ -197,14 +201,18 @@ impl Parser<'_> {
         };
         let mut coords = Vec::with_capacity(positions.len() + 1);
         for (i, pos) in positions.iter().enumerate() {
-            let xy = pos.as_array().and_then(|a| {
-                Some((a.first()?.as_f64()?, a.get(1)?.as_f64()?))
-            });
+            let xy = pos
+                .as_array()
+                .and_then(|a| Some((a.first()?.as_f64()?, a.get(1)?.as_f64()?)));
             let Some((x, y)) = xy else {
                 self.invalid(format!("{ptr}/{i}"), "position is not [lon, lat]");
                 return None;
             };
-            if !(x.is_finite() && y.is_finite() && (-180.0..=180.0).contains(&x) && (-90.0..=90.0).contains(&y)) {
+            if !(x.is_finite()
+                && y.is_finite()
+                && (-180.0..=180.0).contains(&x)
+                && (-90.0..=90.0).contains(&y))
+            {
                 if self.out_of_range.is_none() {
                     self.out_of_range = Some((format!("{ptr}/{i}"), x, y));
                 }
@@ -263,7 +271,10 @@ struct WkbReader<'a> {
 
 impl WkbReader<'_> {
     fn take<const N: usize>(&mut self, le: bool) -> Result<[u8; N], WkbError> {
-        let s = self.buf.get(self.pos..self.pos + N).ok_or(WkbError(self.pos))?;
+        let s = self
+            .buf
+            .get(self.pos..self.pos + N)
+            .ok_or(WkbError(self.pos))?;
         self.pos += N;
         let mut a: [u8; N] = s.try_into().map_err(|_| WkbError(self.pos))?;
         if !le {
@@ -418,7 +429,8 @@ mod tests {
         assert_eq!(t.unwrap().geometry.0.len(), 1);
         assert_eq!(rule_set(&f), vec!["GEO-INVALID"]);
         // Bow-tie: self-intersecting, kept, warned.
-        let d = json!({"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]});
+        let d =
+            json!({"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]});
         let (t, f) = parse_territory(&d, "u");
         assert!(t.is_some());
         assert_eq!(rule_set(&f), vec!["GEO-INVALID"]);

@@ -47,26 +47,48 @@ async fn read_endpoints_after_a_crawl(backend: Backend) {
         .filter(|h| h["source"] == "discovered")
         .map(|h| h["seed"].as_str().unwrap())
         .collect();
-    assert!(discovered.contains(&web.old_dominion_new.host().as_str()), "{discovered:?}");
-    assert!(discovered.contains(&web.great_lakes_electric.host().as_str()), "{discovered:?}");
+    assert!(
+        discovered.contains(&web.old_dominion_new.host().as_str()),
+        "{discovered:?}"
+    );
+    assert!(
+        discovered.contains(&web.great_lakes_electric.host().as_str()),
+        "{discovered:?}"
+    );
 
     let (s, _, v) = get(&c, format!("{base}/v1/servers")).await;
     assert_eq!(s, 200);
     let servers = v["servers"].as_array().unwrap();
     assert_eq!(servers.len(), web.expected().stored_servers());
-    let root = servers.iter().find(|x| x["name"] == names::GREAT_LAKES_HOLDING).unwrap();
+    let root = servers
+        .iter()
+        .find(|x| x["name"] == names::GREAT_LAKES_HOLDING)
+        .unwrap();
     let (s, _, d) = get(&c, format!("{base}/v1/servers/{}", root["id"])).await;
     assert_eq!(s, 200);
     assert_eq!(d["related"].as_array().unwrap().len(), 2, "{d}");
-    assert!(d["crawl_history"].as_array().unwrap().iter().any(|h| h["outcome"] == "ok"));
+    assert!(d["crawl_history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|h| h["outcome"] == "ok"));
 
     let sierra = servers.iter().find(|x| x["name"] == names::SIERRA).unwrap();
     let (_, _, d) = get(&c, format!("{base}/v1/servers/{}", sierra["id"])).await;
     let cov = d["coverage"].as_array().unwrap();
     assert_eq!(cov.len(), 2);
-    assert!(cov.iter().all(|e| e["raw"]["id"] == e["id"] || e["raw"]["id"].is_string()));
+    assert!(cov
+        .iter()
+        .all(|e| e["raw"]["id"] == e["id"] || e["raw"]["id"].is_string()));
     assert_eq!(d["metadata"]["name"], names::SIERRA);
-    assert!(d["findings"].as_array().unwrap().iter().all(|f| f["severity"] == "info"), "{d}");
+    assert!(
+        d["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["severity"] == "info"),
+        "{d}"
+    );
 
     // Findings across servers, filtered.
     let (s, _, v) = get(&c, format!("{base}/v1/findings?rule=WK-LEGACY")).await;
@@ -99,7 +121,12 @@ async fn admin_writes_need_the_token(backend: Backend) {
     let c = reqwest::Client::new();
     let body = json!({"host": "new-utility.example"});
 
-    let r = c.post(format!("{base}/v1/hosts")).json(&body).send().await.unwrap();
+    let r = c
+        .post(format!("{base}/v1/hosts"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     let r = c
         .post(format!("{base}/v1/hosts"))

@@ -13,7 +13,10 @@ fn cli(db: &TestDb, allow_http: &[String]) -> Command {
     c.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("CDS_REGISTRY_DATABASE_URL", &db.url)
-        .env("CDS_REGISTRY_CRAWL__ALLOW_HTTP", format!("[{}]", allow_http.join(",")))
+        .env(
+            "CDS_REGISTRY_CRAWL__ALLOW_HTTP",
+            format!("[{}]", allow_http.join(",")),
+        )
         .env("CDS_REGISTRY_CRAWL__ALLOW_PRIVATE", "[127.0.0.0/8]")
         .env("CDS_REGISTRY_CRAWL__FIRST_BYTE_TIMEOUT_MS", "2000")
         .env("RUST_LOG", "warn");
@@ -47,7 +50,10 @@ async fn seed_and_crawl_through_the_binary(backend: Backend) {
     let n = web.seeds().len();
     let (code, out, err) = run(cli(&db, &allow).arg("seed").arg(&seeds));
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains(&format!("{n} hosts")) && out.contains(&format!("{n} new")), "{out}");
+    assert!(
+        out.contains(&format!("{n} hosts")) && out.contains(&format!("{n} new")),
+        "{out}"
+    );
     let (_, out, _) = run(cli(&db, &allow).arg("seed").arg(&seeds));
     assert!(out.contains(" 0 new"), "seeding twice adds nothing: {out}");
 
@@ -57,8 +63,14 @@ async fn seed_and_crawl_through_the_binary(backend: Backend) {
         .unwrap();
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains(&format!("{n} hosts")), "{out}");
-    assert!(out.contains("2 failed"), "Flaky (503) and Gone (404) fail: {out}");
-    assert!(out.contains("http_status"), "failures are listed by class: {out}");
+    assert!(
+        out.contains("2 failed"),
+        "Flaky (503) and Gone (404) fail: {out}"
+    );
+    assert!(
+        out.contains("http_status"),
+        "failures are listed by class: {out}"
+    );
 
     let (code, _, err) = run(Command::new(env!("CARGO_BIN_EXE_cds-registry"))
         .arg("seed")

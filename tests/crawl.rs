@@ -93,7 +93,10 @@ async fn crawl_stores_the_fixture_web(backend: Backend) {
         assert_eq!(child.parent_id, Some(parent.id), "{}", e.name);
     }
     let root = by_url(&s.web.great_lakes.url(WELL_KNOWN_PATH));
-    assert_eq!(root.parent_id, None, "the cycle must not make the root its own grandchild");
+    assert_eq!(
+        root.parent_id, None,
+        "the cycle must not make the root its own grandchild"
+    );
 
     // The 301: the old host is recorded as moved, the server stored once at its new URL.
     let hosts = s.store.list_hosts().await.unwrap();
@@ -101,12 +104,20 @@ async fn crawl_stores_the_fixture_web(backend: Backend) {
     let old = hosts.iter().find(|h| h.seed == mv.old_host).unwrap();
     assert_eq!(old.status, "moved");
     assert_eq!(old.moved_to.as_deref(), Some(mv.new_url.as_str()));
-    assert_eq!(list.iter().filter(|x| x.name == names::OLD_DOMINION).count(), 1);
+    assert_eq!(
+        list.iter()
+            .filter(|x| x.name == names::OLD_DOMINION)
+            .count(),
+        1
+    );
 
     // Back-off: Flaky's Retry-After (120 s) pushes its next attempt out.
     let flaky = hosts.iter().find(|h| h.seed == s.web.flaky.host()).unwrap();
     assert_eq!(flaky.consecutive_failures, 1);
-    assert!(flaky.next_due_ms >= now_ms() + 100_000, "Retry-After honoured");
+    assert!(
+        flaky.next_due_ms >= now_ms() + 100_000,
+        "Retry-After honoured"
+    );
 
     // Findings: the rules the scenario triggers, per server.
     for e in exp.servers.iter().filter(|e| e.stored_by_default) {
@@ -161,9 +172,17 @@ async fn a_failed_crawl_keeps_the_last_known_good_state(backend: Backend) {
         v["coverage_entries"][0]["name"] = "Renamed area".into();
     });
     s.web.prairie.set_status(&prairie.page_paths[2], 503, None);
-    let run = s.crawler.run("test", &[s.web.prairie.host()]).await.unwrap();
+    let run = s
+        .crawler
+        .run("test", &[s.web.prairie.host()])
+        .await
+        .unwrap();
     assert_eq!(run.outcomes[0].1, "http_status");
-    assert_eq!(stored(&s.store).await, before, "nothing replaced by a partial crawl");
+    assert_eq!(
+        stored(&s.store).await,
+        before,
+        "nothing replaced by a partial crawl"
+    );
     let list = s.store.list_servers().await.unwrap();
     let server = list.iter().find(|x| x.name == names::PRAIRIE).unwrap();
     let entries = s.store.server_entries(server.id).await.unwrap();
@@ -171,18 +190,41 @@ async fn a_failed_crawl_keeps_the_last_known_good_state(backend: Backend) {
 
     // Recovery: the change lands, and the change feed says exactly which entry changed.
     s.web.prairie.clear_status(&prairie.page_paths[2]);
-    let seq = s.store.changes_after(0, 100_000).await.unwrap().last().unwrap().seq;
-    let run = s.crawler.run("test", &[s.web.prairie.host()]).await.unwrap();
+    let seq = s
+        .store
+        .changes_after(0, 100_000)
+        .await
+        .unwrap()
+        .last()
+        .unwrap()
+        .seq;
+    let run = s
+        .crawler
+        .run("test", &[s.web.prairie.host()])
+        .await
+        .unwrap();
     assert_eq!(run.outcomes[0].1, "ok");
     let changes = s.store.changes_after(seq, 1000).await.unwrap();
-    let ops: Vec<(String, String)> = changes.iter().map(|c| (c.entity.clone(), c.op.clone())).collect();
+    let ops: Vec<(String, String)> = changes
+        .iter()
+        .map(|c| (c.entity.clone(), c.op.clone()))
+        .collect();
     assert_eq!(
         ops,
-        vec![("server".into(), "updated".into()), ("entry".into(), "updated".into())],
+        vec![
+            ("server".into(), "updated".into()),
+            ("entry".into(), "updated".into())
+        ],
         "{changes:#?}"
     );
     let entries = s.store.server_entries(server.id).await.unwrap();
-    assert_eq!(entries.iter().filter(|e| e.entry.name == "Renamed area").count(), 1);
+    assert_eq!(
+        entries
+            .iter()
+            .filter(|e| e.entry.name == "Renamed area")
+            .count(),
+        1
+    );
     s.web.shutdown().await;
 }
 
@@ -201,7 +243,10 @@ async fn removed_entries_and_timeouts_are_classified(backend: Backend) {
         .into_iter()
         .find(|x| x.name == names::SLOW)
         .unwrap();
-    assert_eq!(slow.status, "active", "one timeout does not make a server stale");
+    assert_eq!(
+        slow.status, "active",
+        "one timeout does not make a server stale"
+    );
     assert!(slow.last_failure.is_some());
 
     // Sierra drops its gas entry: one `removed` change, and the entry is gone.
@@ -212,10 +257,19 @@ async fn removed_entries_and_timeouts_are_classified(backend: Backend) {
         let arr = v["coverage_entries"].as_array_mut().unwrap();
         removed = arr.pop().unwrap()["id"].as_str().unwrap().to_owned();
     });
-    let seq = s.store.changes_after(0, 100_000).await.unwrap().last().unwrap().seq;
+    let seq = s
+        .store
+        .changes_after(0, 100_000)
+        .await
+        .unwrap()
+        .last()
+        .unwrap()
+        .seq;
     s.crawler.run("test", &[s.web.sierra.host()]).await.unwrap();
     let changes = s.store.changes_after(seq, 1000).await.unwrap();
-    assert!(changes.iter().any(|c| c.entity == "entry" && c.op == "removed" && c.reference == removed));
+    assert!(changes
+        .iter()
+        .any(|c| c.entity == "entry" && c.op == "removed" && c.reference == removed));
     let all = stored(&s.store).await;
     assert!(!all[names::SIERRA].2.contains(&removed));
     s.web.shutdown().await;
@@ -228,7 +282,11 @@ async fn hosts_that_keep_failing_become_stale(backend: Backend) {
     let lone = s.web.published(names::LONE_STAR).unwrap().clone();
     s.web.lone_star.remove(&lone.metadata_path);
     for _ in 0..3 {
-        let r = s.crawler.run("test", &[s.web.lone_star.host()]).await.unwrap();
+        let r = s
+            .crawler
+            .run("test", &[s.web.lone_star.host()])
+            .await
+            .unwrap();
         assert_eq!(r.outcomes[0].1, "http_status");
     }
     let server = s
@@ -251,7 +309,10 @@ async fn hosts_that_keep_failing_become_stale(backend: Backend) {
     assert_eq!(host.status, "stale");
     assert_eq!(host.consecutive_failures, 3);
     // Still searchable while stale; entries kept.
-    assert_eq!(s.store.server_entries(server.id).await.unwrap().len(), lone.entry_ids.len());
+    assert_eq!(
+        s.store.server_entries(server.id).await.unwrap().len(),
+        lone.entry_ids.len()
+    );
     s.web.shutdown().await;
 }
 

@@ -16,7 +16,9 @@ use serde_json::Value;
 const TIE_DISTANCE: f64 = 1e-9;
 
 fn data(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data")
+        .join(name)
 }
 
 fn read(name: &str) -> String {
@@ -27,15 +29,20 @@ fn read(name: &str) -> String {
 
 /// One entry per county: key = FIPS code as a number, entry id = the FIPS string.
 fn county_entries() -> Vec<IndexEntry> {
-    let doc: Value = serde_json::from_str(&read("us-counties-10m.geojson")).expect("counties GeoJSON parses");
+    let doc: Value =
+        serde_json::from_str(&read("us-counties-10m.geojson")).expect("counties GeoJSON parses");
     let features = doc["features"].as_array().expect("a FeatureCollection");
     assert_eq!(features.len(), 3231, "unexpected county file");
     features
         .iter()
         .map(|f| {
-            let fips = f["id"].as_str().expect("feature id is a FIPS string").to_owned();
+            let fips = f["id"]
+                .as_str()
+                .expect("feature id is a FIPS string")
+                .to_owned();
             let (territory, _findings) = parse_territory(f, &fips);
-            let territory = territory.unwrap_or_else(|| panic!("county {fips} has no usable territory"));
+            let territory =
+                territory.unwrap_or_else(|| panic!("county {fips} has no usable territory"));
             let key: i64 = fips.parse().expect("numeric FIPS");
             IndexEntry {
                 key,
@@ -44,7 +51,10 @@ fn county_entries() -> Vec<IndexEntry> {
                 server_name: "US counties".into(),
                 entry: CoverageEntry {
                     id: fips.clone(),
-                    entity_name: f["properties"]["name"].as_str().unwrap_or_default().to_owned(),
+                    entity_name: f["properties"]["name"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
                     country: "US".into(),
                     name: fips,
                     kind: "service_territory".into(),
@@ -78,7 +88,11 @@ fn oracle() -> Vec<OraclePoint> {
                 idx: cols[0].parse().unwrap(),
                 lon: cols[1].parse().unwrap(),
                 lat: cols[2].parse().unwrap(),
-                ids: cols[3].split(';').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+                ids: cols[3]
+                    .split(';')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
             }
         })
         .collect()
@@ -145,7 +159,11 @@ fn county_lookup_matches_the_geos_oracle() {
             }
         }
         let flat: Vec<usize> = csr.get(i).iter().map(|&h| h as usize).collect();
-        assert_eq!(flat, batch[i], "CSR and nested batch differ at point #{}", p.idx);
+        assert_eq!(
+            flat, batch[i],
+            "CSR and nested batch differ at point #{}",
+            p.idx
+        );
     }
     println!(
         "oracle: {} points, {in_a_county} in a county, {ties} boundary ties excused, {} errors \
@@ -153,6 +171,14 @@ fn county_lookup_matches_the_geos_oracle() {
         points.len(),
         errors.len()
     );
-    assert!(errors.is_empty(), "{} disagreements with the oracle:\n{}", errors.len(), errors.join("\n"));
-    assert_eq!(in_a_county, points.iter().filter(|p| !p.ids.is_empty()).count());
+    assert!(
+        errors.is_empty(),
+        "{} disagreements with the oracle:\n{}",
+        errors.len(),
+        errors.join("\n")
+    );
+    assert_eq!(
+        in_a_county,
+        points.iter().filter(|p| !p.ids.is_empty()).count()
+    );
 }

@@ -24,9 +24,17 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         // No token configured = writes disabled, not open.
-        let Some(token) = state.config.admin_token.as_ref().filter(|t| !t.0.is_empty()) else {
+        let Some(token) = state
+            .config
+            .admin_token
+            .as_ref()
+            .filter(|t| !t.0.is_empty())
+        else {
             return Err(ApiError::Forbidden(
                 "write endpoints are disabled: no admin_token is configured".into(),
             ));

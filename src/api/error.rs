@@ -37,7 +37,11 @@ impl ApiError {
             ),
             ApiError::Forbidden(d) => (StatusCode::FORBIDDEN, "Forbidden", d.clone()),
             ApiError::Conflict(d) => (StatusCode::CONFLICT, "Conflict", d.clone()),
-            ApiError::Unavailable(d) => (StatusCode::SERVICE_UNAVAILABLE, "Service unavailable", d.clone()),
+            ApiError::Unavailable(d) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Service unavailable",
+                d.clone(),
+            ),
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Internal server error",

@@ -41,7 +41,9 @@ async fn add(
     let mut texts = body.hosts;
     texts.extend(body.host);
     if texts.is_empty() || texts.len() > 1000 {
-        return Err(ApiError::BadRequest("give `host` or 1..1000 `hosts`".into()));
+        return Err(ApiError::BadRequest(
+            "give `host` or 1..1000 `hosts`".into(),
+        ));
     }
     let seeds = texts
         .iter()
@@ -53,11 +55,19 @@ async fn add(
         .iter()
         .filter(|h| seeds.iter().any(|s| s.key() == h.seed))
         .collect();
-    let code = if added > 0 { StatusCode::CREATED } else { StatusCode::OK };
+    let code = if added > 0 {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((code, Json(json!({ "added": added, "hosts": hosts }))))
 }
 
-async fn remove(_admin: Admin, State(state): State<AppState>, Path(id): Path<i64>) -> ApiResult<StatusCode> {
+async fn remove(
+    _admin: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> ApiResult<StatusCode> {
     state.store.remove_host(id).await?;
     if let Err(e) = state.reload_index().await {
         tracing::warn!(error = %e, "index reload after host removal failed");

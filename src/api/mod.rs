@@ -3,7 +3,12 @@
 
 mod admin;
 mod error;
+mod etag;
+pub mod geojson;
 mod hosts;
+pub mod openapi;
+mod params;
+pub mod search;
 mod servers;
 pub mod state;
 
@@ -12,6 +17,7 @@ pub use state::AppState;
 
 use std::future::Future;
 
+use axum::extract::DefaultBodyLimit;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -19,6 +25,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 use tokio::net::TcpListener;
+use tower_http::compression::CompressionLayer;
 use tower_http::cors::CorsLayer;
 use tower_http::trace::TraceLayer;
 
@@ -29,7 +36,17 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .merge(hosts::router())
         .merge(servers::router())
+        .merge(search::router())
+        .merge(geojson::router())
+        .merge(openapi::router())
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            etag::etag,
+        ))
+        // Batch lookups carry up to 100,000 points; nothing else needs more.
+        .layer(DefaultBodyLimit::max(8 << 20))
+        .layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http())
         // Dashboards call the read API from browsers on other origins.
         .layer(CorsLayer::permissive())
@@ -65,7 +82,11 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         "index_entries": index.len(),
         "index_built_ms": state.index_built_ms(),
     });
-    let code = if db { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let code = if db {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (code, Json(body))
 }
 

@@ -22,7 +22,10 @@ async fn list(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     Ok(Json(json!({ "servers": servers })))
 }
 
-async fn detail(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<ServerDetail>> {
+async fn detail(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ServerDetail>> {
     let id: i64 = id
         .parse()
         .map_err(|_| ApiError::BadRequest(format!("server id must be an integer, got {id:?}")))?;
@@ -58,13 +61,21 @@ async fn findings(
     let rows = state
         .store
         .list_findings(&FindingFilter {
-            severity: q.severity.as_deref().and_then(Severity::parse).map(|s| s.as_str().to_owned()),
+            severity: q
+                .severity
+                .as_deref()
+                .and_then(Severity::parse)
+                .map(|s| s.as_str().to_owned()),
             rule: q.rule,
             server_id: q.server,
             after_id: q.cursor.unwrap_or(0),
             limit,
         })
         .await?;
-    let next = if rows.len() as i64 == limit { rows.last().map(|r| r.id) } else { None };
+    let next = if rows.len() as i64 == limit {
+        rows.last().map(|r| r.id)
+    } else {
+        None
+    };
     Ok(Json(json!({ "findings": rows, "next_cursor": next })))
 }

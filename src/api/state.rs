@@ -18,6 +18,8 @@ pub struct AppState {
     pub crawler: Option<Arc<Crawler>>,
     index: Arc<ArcSwap<SearchIndex>>,
     index_built_ms: Arc<AtomicI64>,
+    /// Bumped on every swap; part of the search responses' ETag.
+    index_generation: Arc<AtomicI64>,
 }
 
 impl AppState {
@@ -28,6 +30,7 @@ impl AppState {
             crawler,
             index: Arc::new(ArcSwap::from_pointee(SearchIndex::build(Vec::new()))),
             index_built_ms: Arc::new(AtomicI64::new(0)),
+            index_generation: Arc::new(AtomicI64::new(0)),
         }
     }
 
@@ -35,6 +38,10 @@ impl AppState {
     /// the middle never shows them half an update.
     pub fn index(&self) -> Arc<SearchIndex> {
         self.index.load_full()
+    }
+
+    pub fn index_generation(&self) -> i64 {
+        self.index_generation.load(Ordering::Acquire)
     }
 
     pub fn index_built_ms(&self) -> i64 {
@@ -69,6 +76,7 @@ impl AppState {
         let n = index.len();
         self.index.store(Arc::new(index));
         self.index_built_ms.store(now_ms(), Ordering::Relaxed);
+        self.index_generation.fetch_add(1, Ordering::AcqRel);
         Ok(n)
     }
 }

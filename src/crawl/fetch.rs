@@ -153,7 +153,9 @@ impl Fetcher {
             .redirect(reqwest::redirect::Policy::none())
             // An environment proxy would bypass the address checks.
             .no_proxy()
-            .dns_resolver(Arc::new(GuardedResolver { guard: guard.clone() }))
+            .dns_resolver(Arc::new(GuardedResolver {
+                guard: guard.clone(),
+            }))
             .connect_timeout(Duration::from_millis(cfg.connect_timeout_ms))
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(cfg.per_host_concurrency.max(1))
@@ -201,7 +203,10 @@ impl Fetcher {
             self.guard
                 .check_url(&current)
                 .map_err(|Blocked(why)| FetchError::new(FailureClass::Blocked, &current, why))?;
-            let mut req = self.client.get(current.clone()).header(header::ACCEPT, accept(kind));
+            let mut req = self
+                .client
+                .get(current.clone())
+                .header(header::ACCEPT, accept(kind));
             if let Some(v) = validators(current.as_str()) {
                 if let Some(etag) = v.etag {
                     req = req.header(header::IF_NONE_MATCH, etag);
@@ -210,7 +215,10 @@ impl Fetcher {
                     req = req.header(header::IF_MODIFIED_SINCE, lm);
                 }
             }
-            let first_byte = self.limits.first_byte.min(deadline.saturating_duration_since(Instant::now()));
+            let first_byte = self
+                .limits
+                .first_byte
+                .min(deadline.saturating_duration_since(Instant::now()));
             let resp = match tokio::time::timeout(first_byte, req.send()).await {
                 Err(_) => {
                     return Err(FetchError::new(
@@ -229,10 +237,19 @@ impl Fetcher {
                     .get(header::LOCATION)
                     .and_then(|l| l.to_str().ok())
                 else {
-                    return Err(http_error(&current, status, resp.headers(), "redirect without Location"));
+                    return Err(http_error(
+                        &current,
+                        status,
+                        resp.headers(),
+                        "redirect without Location",
+                    ));
                 };
                 let next = current.join(loc).map_err(|e| {
-                    FetchError::new(FailureClass::Invalid, &current, format!("bad redirect Location: {e}"))
+                    FetchError::new(
+                        FailureClass::Invalid,
+                        &current,
+                        format!("bad redirect Location: {e}"),
+                    )
                 })?;
                 if redirects.len() >= self.limits.max_redirects {
                     return Err(FetchError::new(
@@ -384,9 +401,13 @@ fn classify(url: &Url, e: &reqwest::Error) -> FetchError {
     let lower = chain.to_ascii_lowercase();
     let class = if e.is_timeout() {
         FailureClass::Timeout
-    } else if lower.contains("dns error") || lower.contains("failed to lookup") || lower.contains("no addresses") {
+    } else if lower.contains("dns error")
+        || lower.contains("failed to lookup")
+        || lower.contains("no addresses")
+    {
         FailureClass::Dns
-    } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
+    } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake")
+    {
         FailureClass::Tls
     } else if e.is_connect() || e.is_body() || e.is_decode() {
         // A reset or truncated body is a connection failure too.
@@ -404,7 +425,10 @@ mod tests {
     #[test]
     fn retry_after_forms() {
         assert_eq!(parse_retry_after("120"), Some(Duration::from_secs(120)));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
         assert_eq!(parse_retry_after("soon"), None);
     }
 }

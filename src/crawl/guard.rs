@@ -74,7 +74,9 @@ impl Guard {
         if !url.username().is_empty() || url.password().is_some() {
             return Err(Blocked("URLs with credentials are not followed".into()));
         }
-        let host = url.host().ok_or_else(|| Blocked("URL without host".into()))?;
+        let host = url
+            .host()
+            .ok_or_else(|| Blocked("URL without host".into()))?;
         match host {
             Host::Ipv4(ip) => self.check_ip(&ip.to_string(), IpAddr::V4(ip)),
             Host::Ipv6(ip) => self.check_ip(&ip.to_string(), IpAddr::V6(ip)),
@@ -96,10 +98,15 @@ impl Guard {
 
     /// Whether an address may be connected to for `host`.
     pub fn check_ip(&self, host: &str, ip: IpAddr) -> Result<(), Blocked> {
-        if is_public(ip) || self.host_private_ok(host) || self.private_nets.iter().any(|n| n.contains(&ip)) {
+        if is_public(ip)
+            || self.host_private_ok(host)
+            || self.private_nets.iter().any(|n| n.contains(&ip))
+        {
             Ok(())
         } else {
-            Err(Blocked(format!("{host} resolves to non-public address {ip}")))
+            Err(Blocked(format!(
+                "{host} resolves to non-public address {ip}"
+            )))
         }
     }
 }
@@ -156,18 +163,33 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
     let s = ip.segments();
     // IPv4-compatible ::a.b.c.d (deprecated, but still routed to the v4 address by some stacks).
     if s[0..6] == [0, 0, 0, 0, 0, 0] && !ip.is_loopback() && !ip.is_unspecified() {
-        return is_public_v4(Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8));
+        return is_public_v4(Ipv4Addr::new(
+            (s[6] >> 8) as u8,
+            s[6] as u8,
+            (s[7] >> 8) as u8,
+            s[7] as u8,
+        ));
     }
     // NAT64 well-known prefix 64:ff9b::/96 (RFC 6052) and local-use 64:ff9b:1::/48 (RFC 8215).
     if s[0] == 0x64 && s[1] == 0xff9b {
         if s[2] == 1 {
             return false;
         }
-        return is_public_v4(Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8));
+        return is_public_v4(Ipv4Addr::new(
+            (s[6] >> 8) as u8,
+            s[6] as u8,
+            (s[7] >> 8) as u8,
+            s[7] as u8,
+        ));
     }
     // 6to4 2002::/16 embeds an IPv4 address in bits 16..48.
     if s[0] == 0x2002 {
-        return is_public_v4(Ipv4Addr::new((s[1] >> 8) as u8, s[1] as u8, (s[2] >> 8) as u8, s[2] as u8));
+        return is_public_v4(Ipv4Addr::new(
+            (s[1] >> 8) as u8,
+            s[1] as u8,
+            (s[2] >> 8) as u8,
+            s[2] as u8,
+        ));
     }
     !(ip.is_unspecified()
         || ip.is_loopback()
@@ -190,7 +212,8 @@ impl Resolve for GuardedResolver {
         let guard = self.guard.clone();
         Box::pin(async move {
             let host = name.as_str().to_owned();
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let mut last_block = None;
             let allowed: Vec<SocketAddr> = addrs
                 .into_iter()
@@ -226,27 +249,59 @@ mod tests {
     #[test]
     fn non_public_addresses_are_refused() {
         for s in [
-            "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1",
-            "100.127.255.255", "224.0.0.1", "0.0.0.0", "255.255.255.255", "0.1.2.3", "::1", "::",
-            "fc00::1", "fd12::1", "fe80::1", "::ffff:127.0.0.1", "::ffff:169.254.169.254", "64:ff9b::a9fe:a9fe",
-            "64:ff9b::7f00:1", "2002:7f00:1::1", "ff02::1", "::127.0.0.1",
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "100.127.255.255",
+            "224.0.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "0.1.2.3",
+            "::1",
+            "::",
+            "fc00::1",
+            "fd12::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b::7f00:1",
+            "2002:7f00:1::1",
+            "ff02::1",
+            "::127.0.0.1",
         ] {
             assert!(!is_public(ip(s)), "{s} must not be public");
         }
-        for s in ["8.8.8.8", "1.1.1.1", "100.128.0.1", "2606:4700::1111", "::ffff:8.8.8.8", "64:ff9b::808:808"] {
+        for s in [
+            "8.8.8.8",
+            "1.1.1.1",
+            "100.128.0.1",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+            "64:ff9b::808:808",
+        ] {
             assert!(is_public(ip(s)), "{s} is public");
         }
     }
 
     #[test]
     fn urls_need_https_unless_allowed() {
-        let g = Guard::new(&["127.0.0.2:8080".into(), "plain.example".into()], &["127.0.0.0/8".into()]);
+        let g = Guard::new(
+            &["127.0.0.2:8080".into(), "plain.example".into()],
+            &["127.0.0.0/8".into()],
+        );
         let u = |s: &str| Url::parse(s).unwrap();
         assert!(g.check_url(&u("https://example.com/x")).is_ok());
         assert!(g.check_url(&u("http://example.com/x")).is_err());
         assert!(g.check_url(&u("http://plain.example/x")).is_ok());
         assert!(g.check_url(&u("http://127.0.0.2:8080/x")).is_ok());
-        assert!(g.check_url(&u("http://127.0.0.2:8081/x")).is_err(), "port is part of the allowance");
+        assert!(
+            g.check_url(&u("http://127.0.0.2:8081/x")).is_err(),
+            "port is part of the allowance"
+        );
         assert!(g.check_url(&u("ftp://example.com/x")).is_err());
         assert!(g.check_url(&u("file:///etc/passwd")).is_err());
         assert!(g.check_url(&u("https://user:pw@example.com/")).is_err());
@@ -257,21 +312,30 @@ mod tests {
         let g = Guard::new(&[], &[]);
         let u = |s: &str| Url::parse(s).unwrap();
         assert!(g.check_url(&u("https://127.0.0.1/")).is_err());
-        assert!(g.check_url(&u("https://169.254.169.254/latest/meta-data")).is_err());
+        assert!(g
+            .check_url(&u("https://169.254.169.254/latest/meta-data"))
+            .is_err());
         assert!(g.check_url(&u("https://[::ffff:10.0.0.1]/")).is_err());
         assert!(g.check_url(&u("https://localhost/")).is_err());
         assert!(g.check_url(&u("https://8.8.8.8/")).is_ok());
         let open = Guard::new(&[], &["127.0.0.0/8".into()]);
         assert!(open.check_url(&u("https://127.0.0.9/")).is_ok());
-        assert!(open.check_url(&u("https://10.0.0.1/")).is_err(), "only the listed network opens");
+        assert!(
+            open.check_url(&u("https://10.0.0.1/")).is_err(),
+            "only the listed network opens"
+        );
     }
 
     #[tokio::test]
     async fn resolver_drops_private_addresses() {
-        let r = GuardedResolver { guard: Arc::new(Guard::new(&[], &[])) };
+        let r = GuardedResolver {
+            guard: Arc::new(Guard::new(&[], &[])),
+        };
         let e = r.resolve("localhost".parse().unwrap()).await;
         assert!(e.is_err(), "localhost resolves to loopback only");
-        let r = GuardedResolver { guard: Arc::new(Guard::new(&[], &["localhost".into()])) };
+        let r = GuardedResolver {
+            guard: Arc::new(Guard::new(&[], &["localhost".into()])),
+        };
         assert!(r.resolve("localhost".parse().unwrap()).await.is_ok());
     }
 }

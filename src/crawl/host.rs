@@ -31,7 +31,9 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// Shared state of one crawl run.
 pub struct RunContext {
     pub run_id: i64,
-    pub store: Store,
+    /// `None` for `validate`, which stores nothing (and so never sends conditional
+    /// requests: a 304 always has a stored copy behind it).
+    pub store: Option<Store>,
     pub fetcher: Fetcher,
     pub cfg: CrawlConfig,
     /// Stored validators (URL → ETag/Last-Modified) loaded at the start of the run.
@@ -44,7 +46,10 @@ pub struct RunContext {
 
 impl RunContext {
     fn claim(&self, url: &str) -> bool {
-        self.claimed.lock().expect("claim lock").insert(url.to_owned())
+        self.claimed
+            .lock()
+            .expect("claim lock")
+            .insert(url.to_owned())
     }
 
     fn validator_fn(&self) -> impl Fn(&str) -> Option<Validators> + Send + Sync + '_ {
@@ -129,12 +134,35 @@ impl HostCrawler<'_> {
             return Err(FetchError {
                 class: FailureClass::Limit,
                 url: String::new(),
-                detail: format!("more than {} documents for one host", self.ctx.cfg.max_documents_per_host),
+                detail: format!(
+                    "more than {} documents for one host",
+                    self.ctx.cfg.max_documents_per_host
+                ),
                 status: None,
                 retry_after: None,
             });
         }
         Ok(())
+    }
+
+    async fn stored_body(
+        &self,
+        url: &str,
+    ) -> Result<Option<(String, String)>, crate::store::StoreError> {
+        match &self.ctx.store {
+            Some(s) => s.document_body(url).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn stored_territory_hash(
+        &self,
+        url: &str,
+    ) -> Result<Option<String>, crate::store::StoreError> {
+        match &self.ctx.store {
+            Some(s) => s.territory_hash_for(url).await,
+            None => Ok(None),
+        }
     }
 
     async fn fetch(&self, url: &Url, kind: DocKind) -> Result<Fetched, FetchError> {
@@ -180,16 +208,21 @@ impl HostCrawler<'_> {
             Err(e) => {
                 // WG1-01: the well-known URL must not require authentication.
                 if matches!(e.status, Some(401) | Some(403)) {
-                    self.out
-                        .host_findings
-                        .push(validate::finding_auth_required(&e.url, e.status.unwrap_or(401)));
+                    self.out.host_findings.push(validate::finding_auth_required(
+                        &e.url,
+                        e.status.unwrap_or(401),
+                    ));
                 }
                 self.out.failure = Some(e);
                 return;
             }
         };
         // A 301/302 on the well-known URL means the server moved (CDS-SPEC-NOTES §1).
-        if fetched.redirects.iter().any(|h| h.status == 301 || h.status == 302) {
+        if fetched
+            .redirects
+            .iter()
+            .any(|h| h.status == 301 || h.status == 302)
+        {
             self.out.moved_to = Some(fetched.final_url.to_string());
         }
         let mut extra = Vec::new();
@@ -222,7 +255,9 @@ impl HostCrawler<'_> {
                 return Ok(());
             }
             let mut docs = Vec::new();
-            let (doc, meta_hash) = self.json_doc(&meta, DocKind::Metadata, &mut docs, &mut findings).await?;
+            let (doc, meta_hash) = self
+                .json_doc(&meta, DocKind::Metadata, &mut docs, &mut findings)
+                .await?;
             if !doc.is_object() {
                 return Err(FetchError::new(
                     FailureClass::Invalid,
@@ -234,7 +269,10 @@ impl HostCrawler<'_> {
                 let allowed = self.ctx.fetcher.guard().http_allowed(&meta.final_url);
                 findings.push(validate::finding_plain_http(&url, allowed));
             }
-            findings.extend(validate::validate_metadata(&doc, &MetadataContext { fetched_url: &url }));
+            findings.extend(validate::validate_metadata(
+                &doc,
+                &MetadataContext { fetched_url: &url },
+            ));
             let view = MetadataView::from_value(&doc);
 
             let mut hasher = Sha256::new();
@@ -243,13 +281,22 @@ impl HostCrawler<'_> {
             // Coverage listing, all pages (WG1-01 §3).
             let mut pages: Vec<(String, Value)> = Vec::new();
             if view.has_capability(CAP_COVERAGE) {
-                if let Some(cov) = view.coverage.as_deref().and_then(|c| meta.final_url.join(c).ok()) {
-                    self.walk_pages(cov, &mut pages, &mut docs, &mut findings, &mut hasher).await?;
+                if let Some(cov) = view
+                    .coverage
+                    .as_deref()
+                    .and_then(|c| meta.final_url.join(c).ok())
+                {
+                    self.walk_pages(cov, &mut pages, &mut docs, &mut findings, &mut hasher)
+                        .await?;
                 }
             }
             let mut refs = Vec::new();
             for (page_url, page) in &pages {
-                for (i, e) in CoveragePageView::from_value(page).entries.iter().enumerate() {
+                for (i, e) in CoveragePageView::from_value(page)
+                    .entries
+                    .iter()
+                    .enumerate()
+                {
                     let _ = e;
                     refs.push(EntryRef {
                         page_url,
@@ -271,7 +318,9 @@ impl HostCrawler<'_> {
                     }
                 }
             }
-            let territories = self.territories(&geo_urls, &mut docs, &mut findings).await?;
+            let territories = self
+                .territories(&geo_urls, &mut docs, &mut findings)
+                .await?;
             let mut entries = Vec::new();
             let mut new_territories = Vec::new();
             for r in &refs {
@@ -294,7 +343,11 @@ impl HostCrawler<'_> {
                 });
                 entries.push(EntryRecord {
                     content_hash: sha256_hex(
-                        format!("{raw}\u{0}{}", key.as_ref().map(|k| k.1.as_str()).unwrap_or("")).as_bytes(),
+                        format!(
+                            "{raw}\u{0}{}",
+                            key.as_ref().map(|k| k.1.as_str()).unwrap_or("")
+                        )
+                        .as_bytes(),
                     ),
                     entry,
                     raw_json: raw,
@@ -335,7 +388,9 @@ impl HostCrawler<'_> {
                 return Ok(());
             }
             for r in related {
-                let Ok(ru) = meta.final_url.join(&r) else { continue };
+                let Ok(ru) = meta.final_url.join(&r) else {
+                    continue;
+                };
                 if !visited.insert(ru.to_string()) {
                     continue; // a cycle back to a document this host already crawled
                 }
@@ -346,7 +401,10 @@ impl HostCrawler<'_> {
                 match self.fetch(&ru, DocKind::Metadata).await {
                     Ok(f) => {
                         let u = f.final_url.to_string();
-                        if let Err(e) = self.server(f, Some(url.clone()), depth + 1, Vec::new(), visited).await {
+                        if let Err(e) = self
+                            .server(f, Some(url.clone()), depth + 1, Vec::new(), visited)
+                            .await
+                        {
                             self.out.failed_servers.push((u, e));
                         }
                     }
@@ -369,7 +427,7 @@ impl HostCrawler<'_> {
         let url = f.final_url.to_string();
         let (text, hash) = match &f.body {
             Some(b) => (String::from_utf8_lossy(b).into_owned(), sha256_hex(b)),
-            None => match self.ctx.store.document_body(&url).await {
+            None => match self.stored_body(&url).await {
                 Ok(Some(x)) => x,
                 // A 304 for a document we never stored (validators from elsewhere): refetch.
                 _ => {
@@ -419,14 +477,22 @@ impl HostCrawler<'_> {
                 return Err(FetchError::new(
                     FailureClass::Limit,
                     &url,
-                    format!("coverage listing longer than {} pages", self.ctx.cfg.max_pages),
+                    format!(
+                        "coverage listing longer than {} pages",
+                        self.ctx.cfg.max_pages
+                    ),
                 ));
             }
             self.count_doc()?;
             let f = self.fetch(&url, DocKind::CoveragePage).await?;
-            let (page, hash) = self.json_doc(&f, DocKind::CoveragePage, docs, findings).await?;
+            let (page, hash) = self
+                .json_doc(&f, DocKind::CoveragePage, docs, findings)
+                .await?;
             hasher.update(hash.as_bytes());
-            findings.extend(validate::validate_coverage_page(&page, f.final_url.as_str()));
+            findings.extend(validate::validate_coverage_page(
+                &page,
+                f.final_url.as_str(),
+            ));
             let view = CoveragePageView::from_value(&page);
             next = view.next.as_deref().and_then(|n| f.final_url.join(n).ok());
             pages.push((f.final_url.to_string(), page));
@@ -459,9 +525,14 @@ impl HostCrawler<'_> {
             match &f.body {
                 None => {
                     // 304: the stored territory for this URL is still current.
-                    match self.ctx.store.territory_hash_for(&final_url).await {
+                    match self.stored_territory_hash(&final_url).await {
                         Ok(Some(hash)) => {
-                            let v = self.ctx.validators.get(&final_url).cloned().unwrap_or_default();
+                            let v = self
+                                .ctx
+                                .validators
+                                .get(&final_url)
+                                .cloned()
+                                .unwrap_or_default();
                             docs.push(DocumentRecord {
                                 url: final_url.clone(),
                                 kind: DocKind::GeoJson.as_str(),
@@ -512,15 +583,13 @@ impl HostCrawler<'_> {
                         Err(e) => {
                             // The server's defect, not a transport failure: the entry keeps
                             // no territory and the problem is reported.
-                            findings.push(
-                                Finding::new(
-                                    rules::GEO_NO_POLYGON,
-                                    Severity::Error,
-                                    &final_url,
-                                    "",
-                                    format!("GeoJSON is not valid JSON: {e}"),
-                                ),
-                            );
+                            findings.push(Finding::new(
+                                rules::GEO_NO_POLYGON,
+                                Severity::Error,
+                                &final_url,
+                                "",
+                                format!("GeoJSON is not valid JSON: {e}"),
+                            ));
                             out.insert(raw, None);
                             continue;
                         }

@@ -107,19 +107,30 @@ impl Crawler {
         progress: &dyn Progress,
     ) -> Result<RunSummary, CrawlError> {
         // tokio-cron-scheduler lets slow jobs overlap (CRATES.md): guard it here.
-        let _running = self.running.try_lock().map_err(|_| CrawlError::AlreadyRunning)?;
+        let _running = self
+            .running
+            .try_lock()
+            .map_err(|_| CrawlError::AlreadyRunning)?;
         let hosts = self.store.hosts_to_crawl(named, now_ms()).await?;
         let run_id = self.store.start_run(trigger).await?;
         let span = tracing::info_span!("crawl", run_id);
-        let result = self.run_hosts(run_id, hosts, progress).instrument(span).await;
+        let result = self
+            .run_hosts(run_id, hosts, progress)
+            .instrument(span)
+            .await;
         let (status, summary) = match result {
             Ok(s) => ("finished", s),
             Err(e) => {
-                let _ = self.store.finish_run(run_id, "failed", &RunTotals::default()).await;
+                let _ = self
+                    .store
+                    .finish_run(run_id, "failed", &RunTotals::default())
+                    .await;
                 return Err(e);
             }
         };
-        self.store.finish_run(run_id, status, &summary.totals).await?;
+        self.store
+            .finish_run(run_id, status, &summary.totals)
+            .await?;
         if summary.servers_changed > 0 || summary.totals.hosts_failed > 0 {
             let cb = self.on_commit.lock().expect("on_commit lock").clone();
             if let Some(cb) = cb {
@@ -138,7 +149,7 @@ impl Crawler {
     ) -> Result<RunSummary, CrawlError> {
         let ctx = Arc::new(RunContext {
             run_id,
-            store: self.store.clone(),
+            store: Some(self.store.clone()),
             fetcher: self.fetcher.clone(),
             cfg: self.cfg.clone(),
             validators: self.store.validators().await?,
@@ -212,12 +223,17 @@ impl Crawler {
             }
         }
         // Children a committed parent no longer lists leave search (history kept).
-        let committed_urls: Vec<String> = crawl.servers.iter().map(|s| s.commit.url.clone()).collect();
+        let committed_urls: Vec<String> =
+            crawl.servers.iter().map(|s| s.commit.url.clone()).collect();
         for (parent, related) in &related_by_server {
             let mut listed = related.clone();
             listed.extend(committed_urls.iter().cloned());
             listed.extend(crawl.failed_servers.iter().map(|(u, _)| u.clone()));
-            if let Err(e) = self.store.retire_unlisted_children(ctx.run_id, parent, &listed).await {
+            if let Err(e) = self
+                .store
+                .retire_unlisted_children(ctx.run_id, parent, &listed)
+                .await
+            {
                 warn!(error = %e, "retiring unlisted children failed");
             }
         }
@@ -236,7 +252,10 @@ impl Crawler {
             (None, Some(e)) => ("store_error".to_owned(), Some(e.clone()), None, None, None),
             (None, None) if !crawl.failed_servers.is_empty() => (
                 "partial".to_owned(),
-                Some(format!("{} related server(s) failed", crawl.failed_servers.len())),
+                Some(format!(
+                    "{} related server(s) failed",
+                    crawl.failed_servers.len()
+                )),
                 None,
                 None,
                 None,
@@ -250,7 +269,12 @@ impl Crawler {
         let next_due_ms = if ok {
             None
         } else {
-            Some(now_ms() + self.backoff(h.consecutive_failures + 1, retry_after).as_millis() as i64)
+            Some(
+                now_ms()
+                    + self
+                        .backoff(h.consecutive_failures + 1, retry_after)
+                        .as_millis() as i64,
+            )
         };
         let rec = OutcomeRecord {
             host_id: h.id,
@@ -301,7 +325,10 @@ impl Crawler {
     /// Exponential back-off with ±25 % jitter, never shorter than the server's Retry-After.
     fn backoff(&self, failures: i64, retry_after: Option<Duration>) -> Duration {
         let exp = failures.clamp(1, 20) as u32 - 1;
-        let base = self.cfg.backoff_base_secs.saturating_mul(1u64 << exp.min(30));
+        let base = self
+            .cfg
+            .backoff_base_secs
+            .saturating_mul(1u64 << exp.min(30));
         let capped = base.min(self.cfg.backoff_max_secs) as f64;
         let jitter = rand::rng().random_range(0.75..1.25);
         let d = Duration::from_secs_f64(capped * jitter);

@@ -16,8 +16,14 @@ pub async fn start(crawler: Arc<Crawler>, schedule: &str) -> anyhow::Result<JobS
         let crawler = crawler.clone();
         Box::pin(async move {
             match crawler.run("schedule", &[]).await {
-                Ok(s) => info!(run_id = s.run_id, hosts = s.totals.hosts_total, "scheduled crawl done"),
-                Err(CrawlError::AlreadyRunning) => info!("previous crawl still running; tick skipped"),
+                Ok(s) => info!(
+                    run_id = s.run_id,
+                    hosts = s.totals.hosts_total,
+                    "scheduled crawl done"
+                ),
+                Err(CrawlError::AlreadyRunning) => {
+                    info!("previous crawl still running; tick skipped")
+                }
                 Err(e) => warn!(error = %e, "scheduled crawl failed"),
             }
         })

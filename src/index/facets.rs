@@ -78,7 +78,10 @@ impl SearchIndex {
         let mut groups: BTreeMap<(&str, &str), Vec<usize>> = BTreeMap::new();
         for i in self.search(filter) {
             let (name, country) = &self.entity_keys[i];
-            groups.entry((name.as_str(), country.as_str())).or_default().push(i);
+            groups
+                .entry((name.as_str(), country.as_str()))
+                .or_default()
+                .push(i);
         }
         groups
             .into_iter()
@@ -93,7 +96,10 @@ impl SearchIndex {
 }
 
 fn collect<'a>(it: impl Iterator<Item = (&'a String, usize)>) -> Vec<(String, usize)> {
-    let mut v: Vec<(String, usize)> = it.filter(|&(_, n)| n > 0).map(|(s, n)| (s.clone(), n)).collect();
+    let mut v: Vec<(String, usize)> = it
+        .filter(|&(_, n)| n > 0)
+        .map(|(s, n)| (s.clone(), n))
+        .collect();
     v.sort();
     v
 }

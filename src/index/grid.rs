@@ -112,7 +112,12 @@ impl PointGrid {
         if parts.is_empty() {
             return grid;
         }
-        let mut ext = [f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY];
+        let mut ext = [
+            f64::INFINITY,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NEG_INFINITY,
+        ];
         for p in parts {
             ext[0] = ext[0].min(p.bbox[0]);
             ext[1] = ext[1].min(p.bbox[1]);
@@ -159,11 +164,21 @@ impl PointGrid {
                         (l.end.x - grid.x0) * grid.sx,
                         (l.end.y - grid.y0) * grid.sy,
                     ];
-                    let bb = [l.start.x.min(l.end.x), l.start.y.min(l.end.y), l.start.x.max(l.end.x), l.start.y.max(l.end.y)];
+                    let bb = [
+                        l.start.x.min(l.end.x),
+                        l.start.y.min(l.end.y),
+                        l.start.x.max(l.end.x),
+                        l.start.y.max(l.end.y),
+                    ];
                     // Grow by a margin of level-1 units: a segment on a cell edge marks both.
                     let (i0, j0, i1, j1) = grid.cell_range(bb, MARGIN);
+                    let long = i1 - i0 > 1 && j1 - j0 > 1;
                     for j in j0..=j1 {
                         for i in i0..=i1 {
+                            // A long diagonal edge passes near few of the cells of its box.
+                            if long && !touches((s[0], s[1]), (s[2], s[3]), i as f64, j as f64) {
+                                continue;
+                            }
                             segs.push(((j * grid.nx + i) as u32, pi as u32, s));
                         }
                     }
@@ -179,7 +194,11 @@ impl PointGrid {
         let mut stack: Vec<usize> = Vec::new();
         while at < cell_parts.len() {
             let cell = cell_parts[at].0;
-            let end = at + cell_parts[at..].iter().take_while(|cp| cp.0 == cell).count();
+            let end = at
+                + cell_parts[at..]
+                    .iter()
+                    .take_while(|cp| cp.0 == cell)
+                    .count();
             let here = &cell_parts[at..end];
             at = end;
             let (ci, cj) = (cell as usize % grid.nx, cell as usize / grid.nx);
@@ -197,7 +216,10 @@ impl PointGrid {
             // ... but not much finer than the number of parts warrants: a lone small part in
             // a big cell needs a few sub-cells to be skipped by most points, not 256.
             let by_count = (SPLIT * (here.len() as f64).sqrt()).ceil();
-            let k = (SPLIT / median).ceil().min(by_count).clamp(1.0, MAX_K as f64) as usize;
+            let k = (SPLIT / median)
+                .ceil()
+                .min(by_count)
+                .clamp(1.0, MAX_K as f64) as usize;
 
             pairs.clear();
             for &(_, pi) in here {
@@ -205,7 +227,11 @@ impl PointGrid {
                 while seg_at < segs.len() && (segs[seg_at].0, segs[seg_at].1) < (cell, pi) {
                     seg_at += 1;
                 }
-                let seg_end = seg_at + segs[seg_at..].iter().take_while(|s| (s.0, s.1) == (cell, pi)).count();
+                let seg_end = seg_at
+                    + segs[seg_at..]
+                        .iter()
+                        .take_while(|s| (s.0, s.1) == (cell, pi))
+                        .count();
                 let cell_segs = &segs[seg_at..seg_end];
                 seg_at = seg_end;
 
@@ -214,8 +240,14 @@ impl PointGrid {
                 let lo = |u: f64| (u - MARGIN).floor().clamp(0.0, (k - 1) as f64) as usize;
                 let hi = |u: f64| (u + MARGIN).floor().clamp(0.0, (k - 1) as f64) as usize;
                 let b = part.bbox;
-                let (a0, a1) = (lo(local((b[0] - grid.x0) * grid.sx, ci)), hi(local((b[2] - grid.x0) * grid.sx, ci)));
-                let (b0, b1) = (lo(local((b[1] - grid.y0) * grid.sy, cj)), hi(local((b[3] - grid.y0) * grid.sy, cj)));
+                let (a0, a1) = (
+                    lo(local((b[0] - grid.x0) * grid.sx, ci)),
+                    hi(local((b[2] - grid.x0) * grid.sx, ci)),
+                );
+                let (b0, b1) = (
+                    lo(local((b[1] - grid.y0) * grid.sy, cj)),
+                    hi(local((b[3] - grid.y0) * grid.sy, cj)),
+                );
                 let ww = a1 - a0 + 1;
                 marks.clear();
                 marks.resize(ww * (b1 - b0 + 1), UNKNOWN);
@@ -327,37 +359,41 @@ const OUT: u8 = 3;
 
 /// Mark the sub-cells of the window `(a0, a1, b0, b1)` that the segment `p`–`q` (sub-cell
 /// coordinates) passes within `MARGIN` of.
-fn mark_segment(p: (f64, f64), q: (f64, f64), (a0, a1, b0, b1): (usize, usize, usize, usize), marks: &mut [u8]) {
+fn mark_segment(
+    p: (f64, f64),
+    q: (f64, f64),
+    (a0, a1, b0, b1): (usize, usize, usize, usize),
+    marks: &mut [u8],
+) {
     let ww = a1 - a0 + 1;
     let range = |lo: f64, hi: f64, min: usize, max: usize| -> Option<(usize, usize)> {
         let l = (lo - MARGIN).floor().max(min as f64);
         let h = (hi + MARGIN).floor().min(max as f64);
         (l <= h).then_some((l as usize, h as usize))
     };
-    let Some((ia, ja)) = range(p.0.min(q.0), p.0.max(q.0), a0, a1) else { return };
-    let Some((ib, jb)) = range(p.1.min(q.1), p.1.max(q.1), b0, b1) else { return };
-    let (dx, dy) = (q.0 - p.0, q.1 - p.1);
+    let Some((ia, ja)) = range(p.0.min(q.0), p.0.max(q.0), a0, a1) else {
+        return;
+    };
+    let Some((ib, jb)) = range(p.1.min(q.1), p.1.max(q.1), b0, b1) else {
+        return;
+    };
     for b in ib..=jb {
         for a in ia..=ja {
-            // Segment vs grown square: the boxes overlap (by the ranges above), so only
-            // the segment's own normal can separate them.
-            let (x0, x1) = (a as f64 - MARGIN, a as f64 + 1.0 + MARGIN);
-            let (y0, y1) = (b as f64 - MARGIN, b as f64 + 1.0 + MARGIN);
-            let side = |x: f64, y: f64| dx * (y - p.1) - dy * (x - p.0);
-            let s = [side(x0, y0), side(x1, y0), side(x0, y1), side(x1, y1)];
-            let separated = s.iter().all(|&v| v > 0.0) || s.iter().all(|&v| v < 0.0);
-            if !separated {
+            if touches(p, q, a as f64, b as f64) {
                 marks[(b - b0) * ww + (a - a0)] = BOUNDARY;
             }
         }
     }
 }
 
-impl PointGrid {
-    pub fn tmp_stats(&self) -> String {
-        let ne = self.cells.iter().filter(|c| c.k > 0).count();
-        let inside = self.candidates.iter().filter(|c| c.part & INSIDE != 0).count();
-        format!("l1 {}x{} nonempty {} subcells {} cands {} inside {} mem {} KB", self.nx, self.ny, ne, self.sub_offsets.len()-1, self.candidates.len(), inside,
-          (self.cells.len()*8 + self.sub_offsets.len()*4 + self.candidates.len()*8)/1024)
-    }
+/// Does the segment `p`–`q` pass within `MARGIN` of the unit square at `(a, b)`, given
+/// that their bounding boxes (the square's grown by `MARGIN`) overlap? Then only the
+/// segment's own normal can separate them.
+fn touches(p: (f64, f64), q: (f64, f64), a: f64, b: f64) -> bool {
+    let (dx, dy) = (q.0 - p.0, q.1 - p.1);
+    let (x0, x1) = (a - MARGIN, a + 1.0 + MARGIN);
+    let (y0, y1) = (b - MARGIN, b + 1.0 + MARGIN);
+    let side = |x: f64, y: f64| dx * (y - p.1) - dy * (x - p.0);
+    let s = [side(x0, y0), side(x1, y0), side(x0, y1), side(x1, y1)];
+    !(s.iter().all(|&v| v > 0.0) || s.iter().all(|&v| v < 0.0))
 }

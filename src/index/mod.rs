@@ -16,6 +16,12 @@
 //! - [`SearchIndex::facets`], [`SearchIndex::entities`]: counts and grouping under a filter;
 //! - [`SearchIndex::territory_of`]: a territory by entry key.
 //!
+//! Structures: posting lists per enum value (`postings.rs`), folded name strings for `q`
+//! (`text.rs`), and per polygon *part* of every territory a bounding box in an rstar
+//! R-tree, a cell list in a two-level grid for points (`grid.rs`) and a
+//! `geo::algorithm::indexed::IntervalTreeMultiPolygon` for the exact test (`spatial.rs`).
+//! Indexing parts rather than territories keeps antimeridian territories exact and cheap.
+//!
 //! Filter semantics (DESIGN.md, HTTP API): OR within one field's values, AND across
 //! fields. Values of the enum-like fields are compared case-insensitively (country codes
 //! uppercased, the rest lowercased, both trimmed); values outside the spec's enums are
@@ -138,7 +144,11 @@ struct Query {
 
 impl Query {
     fn is_trivial(&self) -> bool {
-        !self.nothing && self.fields.is_empty() && self.tokens.is_empty() && self.point.is_none() && self.bbox.is_none()
+        !self.nothing
+            && self.fields.is_empty()
+            && self.tokens.is_empty()
+            && self.point.is_none()
+            && self.bbox.is_none()
     }
 }
 
@@ -210,7 +220,10 @@ impl SearchIndex {
     /// linear in entries plus territory vertices (the 3,231 US counties: a few ms).
     pub fn build(mut entries: Vec<IndexEntry>) -> SearchIndex {
         entries.sort_by_key(|e| e.key);
-        assert!(entries.len() < u32::MAX as usize, "too many entries for u32 positions");
+        assert!(
+            entries.len() < u32::MAX as usize,
+            "too many entries for u32 positions"
+        );
 
         let mut fields: [Field; NFIELDS] = std::array::from_fn(|_| Field::new());
         let mut text = Vec::with_capacity(entries.len());
@@ -349,7 +362,8 @@ impl SearchIndex {
     }
 
     fn terr_ranks(&self, t: u32) -> &[u32] {
-        &self.terr_ranks[self.terr_offsets[t as usize] as usize..self.terr_offsets[t as usize + 1] as usize]
+        &self.terr_ranks
+            [self.terr_offsets[t as usize] as usize..self.terr_offsets[t as usize + 1] as usize]
     }
 
     fn compile(&self, f: &Filter) -> Query {
@@ -361,12 +375,24 @@ impl SearchIndex {
             nothing: false,
         };
         for field in 0..NFIELDS {
-            let norm = if field == COUNTRY { norm_country } else { norm_value };
-            let wanted: Vec<String> = f.values(field).iter().map(|v| norm(v)).filter(|v| !v.is_empty()).collect();
+            let norm = if field == COUNTRY {
+                norm_country
+            } else {
+                norm_value
+            };
+            let wanted: Vec<String> = f
+                .values(field)
+                .iter()
+                .map(|v| norm(v))
+                .filter(|v| !v.is_empty())
+                .collect();
             if wanted.is_empty() {
                 continue;
             }
-            let mut ids: Vec<u32> = wanted.iter().filter_map(|v| self.fields[field].id_of(v)).collect();
+            let mut ids: Vec<u32> = wanted
+                .iter()
+                .filter_map(|v| self.fields[field].id_of(v))
+                .collect();
             ids.sort_unstable();
             ids.dedup();
             q.nothing |= ids.is_empty();
@@ -385,7 +411,10 @@ impl SearchIndex {
     }
 
     fn has_any(&self, field: usize, i: usize, ids: &[u32]) -> bool {
-        self.fields[field].entry_values(i).iter().any(|v| ids.binary_search(v).is_ok())
+        self.fields[field]
+            .entry_values(i)
+            .iter()
+            .any(|v| ids.binary_search(v).is_ok())
     }
 
     fn text_matches(&self, i: usize, tokens: &[String]) -> bool {
@@ -398,7 +427,9 @@ impl SearchIndex {
         if q.nothing {
             return false;
         }
-        if !q.fields.iter().all(|(f, ids)| self.has_any(*f, i, ids)) || !self.text_matches(i, &q.tokens) {
+        if !q.fields.iter().all(|(f, ids)| self.has_any(*f, i, ids))
+            || !self.text_matches(i, &q.tokens)
+        {
             return false;
         }
         if q.point.is_none() && q.bbox.is_none() {
@@ -408,8 +439,11 @@ impl SearchIndex {
         if t == NO_TERR {
             return false;
         }
-        q.point.is_none_or(|(x, y)| self.spatial.territory_contains(t, x, y))
-            && q.bbox.as_ref().is_none_or(|b| self.spatial.territory_meets_bbox(t, b))
+        q.point
+            .is_none_or(|(x, y)| self.spatial.territory_contains(t, x, y))
+            && q.bbox
+                .as_ref()
+                .is_none_or(|b| self.spatial.territory_meets_bbox(t, b))
     }
 
     /// Entry positions of the given territories, sorted by position and distinct.
@@ -429,7 +463,10 @@ impl SearchIndex {
     /// `bbox` from the R-tree, `q` by scanning the remaining candidates' folded names.
     pub fn search(&self, filter: &Filter) -> Vec<usize> {
         let q = self.compile(filter);
-        self.search_query(&q).into_iter().map(|i| i as usize).collect()
+        self.search_query(&q)
+            .into_iter()
+            .map(|i| i as usize)
+            .collect()
     }
 
     fn search_query(&self, q: &Query) -> Vec<u32> {
@@ -449,7 +486,10 @@ impl SearchIndex {
             .fields
             .iter()
             .map(|(f, ids)| {
-                let size = ids.iter().map(|&id| self.fields[*f].postings[id as usize].len()).sum();
+                let size = ids
+                    .iter()
+                    .map(|&id| self.fields[*f].postings[id as usize].len())
+                    .sum();
                 (*f, ids.as_slice(), size)
             })
             .collect();
@@ -507,13 +547,15 @@ impl SearchIndex {
     /// that match `filter`, ranked: role `authoritative`, `official`, `aggregator`, then
     /// any other role; within a role the smallest territory (unsigned planar area) first;
     /// then by key. A point exactly on a boundary may match either side, or neither.
+    /// Every part of `filter` applies, its own `point` and `bbox` too (AND).
     pub fn lookup(&self, lon: f64, lat: f64, filter: &Filter) -> Vec<usize> {
         let q = self.compile(filter);
         if q.nothing {
             return Vec::new();
         }
         let mut ranks = Vec::new();
-        self.spatial.territories_at(lon, lat, |t| ranks.extend_from_slice(self.terr_ranks(t)));
+        self.spatial
+            .territories_at(lon, lat, |t| ranks.extend_from_slice(self.terr_ranks(t)));
         self.ranked(ranks, &q)
     }
 
@@ -521,7 +563,9 @@ impl SearchIndex {
     /// Prefer [`SearchIndex::lookup_batch_csr`] for large batches (no allocation per point).
     pub fn lookup_batch(&self, points: &[[f64; 2]], filter: &Filter) -> Vec<Vec<usize>> {
         let b = self.lookup_batch_csr(points, filter);
-        (0..b.len()).map(|i| b.get(i).iter().map(|&h| h as usize).collect()).collect()
+        (0..b.len())
+            .map(|i| b.get(i).iter().map(|&h| h as usize).collect())
+            .collect()
     }
 
     /// [`SearchIndex::lookup`] for many `[lon, lat]` points in one pass, as flat arrays.
@@ -533,7 +577,10 @@ impl SearchIndex {
         offsets.push(0u32);
         if q.nothing {
             offsets.resize(points.len() + 1, 0);
-            return BatchHits { offsets, hits: Vec::new() };
+            return BatchHits {
+                offsets,
+                hits: Vec::new(),
+            };
         }
         let allowed: Option<Vec<u64>> = (!q.is_trivial()).then(|| {
             let mut bits = vec![0u64; self.entries.len().div_ceil(64)];
@@ -550,7 +597,10 @@ impl SearchIndex {
                 let rs = self.terr_ranks(t);
                 match &allowed {
                     None => hits.extend_from_slice(rs),
-                    Some(bits) => hits.extend(rs.iter().filter(|&&r| bits[r as usize / 64] & (1 << (r % 64)) != 0)),
+                    Some(bits) => hits.extend(
+                        rs.iter()
+                            .filter(|&&r| bits[r as usize / 64] & (1 << (r % 64)) != 0),
+                    ),
                 }
             });
             let mine = &mut hits[start..];
@@ -585,7 +635,10 @@ impl SearchIndex {
         self.spatial.territories_intersecting(geometry, &mut terrs);
         terrs.sort_unstable();
         terrs.dedup();
-        let ranks = terrs.iter().flat_map(|&t| self.terr_ranks(t).iter().copied()).collect();
+        let ranks = terrs
+            .iter()
+            .flat_map(|&t| self.terr_ranks(t).iter().copied())
+            .collect();
         self.ranked(ranks, &q)
     }
 }
@@ -595,21 +648,3 @@ const _: () = {
     const fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<SearchIndex>();
 };
-impl SearchIndex {
-    #[doc(hidden)]
-    pub fn tmp_probe(&self, points: &[[f64; 2]]) -> (std::time::Duration, std::time::Duration, usize, usize) {
-        let t = std::time::Instant::now();
-        let mut n = 0;
-        for &[x, y] in points {
-            self.spatial.tmp_candidates(x, y, &mut n);
-        }
-        let a = t.elapsed();
-        let t = std::time::Instant::now();
-        let mut m = 0;
-        for &[x, y] in points {
-            self.spatial.territories_at(x, y, |_| m += 1);
-        }
-        (a, t.elapsed(), n, m)
-    }
-    pub fn tmp_stats(&self) -> String { self.spatial.tmp_stats() }
-}

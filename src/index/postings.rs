@@ -74,12 +74,18 @@ impl Field {
 
     /// Entry positions having any of `ids` (sorted, distinct).
     pub fn union(&self, ids: &[u32], universe: usize) -> Vec<u32> {
-        union_many(ids.iter().map(|&id| self.postings[id as usize].as_slice()), universe)
+        union_many(
+            ids.iter().map(|&id| self.postings[id as usize].as_slice()),
+            universe,
+        )
     }
 }
 
 /// Union of sorted lists of positions below `universe`.
-pub(crate) fn union_many<'a>(lists: impl Iterator<Item = &'a [u32]> + Clone, universe: usize) -> Vec<u32> {
+pub(crate) fn union_many<'a>(
+    lists: impl Iterator<Item = &'a [u32]> + Clone,
+    universe: usize,
+) -> Vec<u32> {
     let total: usize = lists.clone().map(<[u32]>::len).sum();
     let mut it = lists.clone();
     match (it.next(), it.next()) {
@@ -196,7 +202,12 @@ mod tests {
         let a: Vec<u32> = (0..1000).filter(|x| x % 3 == 0).collect();
         let b: Vec<u32> = (0..1000).filter(|x| x % 5 == 0).collect();
         let c: Vec<u32> = vec![15, 500, 999];
-        let naive = |x: &[u32], y: &[u32]| x.iter().copied().filter(|v| y.contains(v)).collect::<Vec<_>>();
+        let naive = |x: &[u32], y: &[u32]| {
+            x.iter()
+                .copied()
+                .filter(|v| y.contains(v))
+                .collect::<Vec<_>>()
+        };
         assert_eq!(intersect(&a, &b), naive(&a, &b));
         assert_eq!(intersect(&c, &a), naive(&c, &a));
         assert_eq!(intersect(&a, &c), naive(&c, &a));
@@ -205,7 +216,13 @@ mod tests {
         u.sort_unstable();
         u.dedup();
         // Sparse (sort) and dense (bitmap) paths.
-        assert_eq!(union_many([a.as_slice(), b.as_slice()].into_iter(), 1_000_000), u);
-        assert_eq!(union_many([a.as_slice(), b.as_slice()].into_iter(), 1000), u);
+        assert_eq!(
+            union_many([a.as_slice(), b.as_slice()].into_iter(), 1_000_000),
+            u
+        );
+        assert_eq!(
+            union_many([a.as_slice(), b.as_slice()].into_iter(), 1000),
+            u
+        );
     }
 }

@@ -1,5 +1,7 @@
 //! The spatial half of the index: an R-tree over the bounding box of every *polygon part*
-//! of every territory, and one interval-tree point-in-polygon structure per part.
+//! of every territory (box and geometry queries), a grid over the same parts (point
+//! queries, see `grid.rs`), and one interval-tree point-in-polygon structure per part for
+//! the exact test.
 //!
 //! Why parts and not territories: a territory that crosses the antimeridian (Aleutians
 //! West has islands at lon −179 and +179) has a planar bounding box spanning the globe, so
@@ -14,7 +16,7 @@ use geo::algorithm::indexed::IntervalTreeMultiPolygon;
 use geo::orient::{Direction, Orient};
 use geo::winding_order::Winding;
 use geo::{Area, BoundingRect, Contains, Coord, Geometry, Intersects, MultiPolygon, Polygon};
-use rstar::{Envelope, PointDistance, RTree, RTreeObject, AABB};
+use rstar::{RTree, RTreeObject, AABB};
 
 use super::grid::{PointGrid, INSIDE};
 
@@ -28,15 +30,6 @@ impl RTreeObject for PartBox {
     type Envelope = AABB<[f64; 2]>;
     fn envelope(&self) -> Self::Envelope {
         self.env
-    }
-}
-
-impl PointDistance for PartBox {
-    fn distance_2(&self, point: &[f64; 2]) -> f64 {
-        self.env.distance_2(point)
-    }
-    fn contains_point(&self, point: &[f64; 2]) -> bool {
-        self.env.contains_point(point)
     }
 }
 
@@ -228,25 +221,21 @@ impl Bbox {
         let (a, b) = if x0 <= x1 {
             ([x0, y0, x1, y1], None)
         } else {
-            ([x0, y0, f64::INFINITY, y1], Some([f64::NEG_INFINITY, y0, x1, y1]))
+            (
+                [x0, y0, f64::INFINITY, y1],
+                Some([f64::NEG_INFINITY, y0, x1, y1]),
+            )
         };
         std::iter::once(a).chain(b)
     }
 
     fn envelopes(&self) -> impl Iterator<Item = AABB<[f64; 2]>> {
-        self.pieces().map(|p| AABB::from_corners([p[0], p[1]], [p[2], p[3]]))
+        self.pieces()
+            .map(|p| AABB::from_corners([p[0], p[1]], [p[2], p[3]]))
     }
 
     fn meets(&self, o: &[f64; 4]) -> bool {
-        self.pieces().any(|p| p[0] <= o[2] && o[0] <= p[2] && p[1] <= o[3] && o[1] <= p[3])
+        self.pieces()
+            .any(|p| p[0] <= o[2] && o[0] <= p[2] && p[1] <= o[3] && o[1] <= p[3])
     }
-}
-impl Spatial {
-    pub fn tmp_candidates(&self, x: f64, y: f64, n: &mut usize) {
-        let (a, b) = self.grid.candidates(x, y);
-        for c in a.iter().chain(b) {
-            *n += if c.part & INSIDE != 0 { 1000000 } else { 1 };
-        }
-    }
-    pub fn tmp_stats(&self) -> String { self.grid.tmp_stats() }
 }

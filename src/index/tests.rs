@@ -88,7 +88,10 @@ fn sample() -> SearchIndex {
 fn entries_are_ordered_by_key() {
     let idx = sample();
     assert_eq!(idx.len(), 4);
-    assert_eq!(keys(&idx, &idx.search(&Filter::default())), vec![10, 20, 30, 40]);
+    assert_eq!(
+        keys(&idx, &idx.search(&Filter::default())),
+        vec![10, 20, 30, 40]
+    );
     assert_eq!(idx.position(30), Some(2));
     assert_eq!(idx.position(31), None);
 }
@@ -97,26 +100,96 @@ fn entries_are_ordered_by_key() {
 fn every_enum_filter_is_case_insensitive() {
     let idx = sample();
     let k = |f: Filter| keys(&idx, &idx.search(&f));
-    assert_eq!(k(Filter { country: strs(&["CA"]), ..Default::default() }), vec![30]);
-    assert_eq!(k(Filter { country: strs(&["us"]), ..Default::default() }), vec![10, 20, 40]);
-    assert_eq!(k(Filter { commodity: strs(&["Natural_Gas"]), ..Default::default() }), vec![10, 40]);
-    assert_eq!(k(Filter { capability: strs(&["OAUTH"]), ..Default::default() }), vec![30]);
-    assert_eq!(k(Filter { infrastructure: strs(&["distribution"]), ..Default::default() }), vec![10, 30]);
-    assert_eq!(k(Filter { role: strs(&["authoritative"]), ..Default::default() }), vec![30]);
-    assert_eq!(k(Filter { kind: strs(&["PLANNED"]), ..Default::default() }), vec![20]);
-    assert_eq!(k(Filter { scope: strs(&["bill_read"]), ..Default::default() }), vec![10]);
+    assert_eq!(
+        k(Filter {
+            country: strs(&["CA"]),
+            ..Default::default()
+        }),
+        vec![30]
+    );
+    assert_eq!(
+        k(Filter {
+            country: strs(&["us"]),
+            ..Default::default()
+        }),
+        vec![10, 20, 40]
+    );
+    assert_eq!(
+        k(Filter {
+            commodity: strs(&["Natural_Gas"]),
+            ..Default::default()
+        }),
+        vec![10, 40]
+    );
+    assert_eq!(
+        k(Filter {
+            capability: strs(&["OAUTH"]),
+            ..Default::default()
+        }),
+        vec![30]
+    );
+    assert_eq!(
+        k(Filter {
+            infrastructure: strs(&["distribution"]),
+            ..Default::default()
+        }),
+        vec![10, 30]
+    );
+    assert_eq!(
+        k(Filter {
+            role: strs(&["authoritative"]),
+            ..Default::default()
+        }),
+        vec![30]
+    );
+    assert_eq!(
+        k(Filter {
+            kind: strs(&["PLANNED"]),
+            ..Default::default()
+        }),
+        vec![20]
+    );
+    assert_eq!(
+        k(Filter {
+            scope: strs(&["bill_read"]),
+            ..Default::default()
+        }),
+        vec![10]
+    );
     // Extension values are searchable like the spec's own.
-    assert_eq!(k(Filter { commodity: strs(&["X-Hydrogen"]), ..Default::default() }), vec![20]);
-    assert_eq!(k(Filter { role: strs(&["partner"]), ..Default::default() }), vec![40]);
+    assert_eq!(
+        k(Filter {
+            commodity: strs(&["X-Hydrogen"]),
+            ..Default::default()
+        }),
+        vec![20]
+    );
+    assert_eq!(
+        k(Filter {
+            role: strs(&["partner"]),
+            ..Default::default()
+        }),
+        vec![40]
+    );
 }
 
 #[test]
 fn or_within_a_filter_and_across_filters() {
     let idx = sample();
     let k = |f: Filter| keys(&idx, &idx.search(&f));
-    assert_eq!(k(Filter { commodity: strs(&["x-hydrogen", "natural_gas"]), ..Default::default() }), vec![10, 20, 40]);
     assert_eq!(
-        k(Filter { commodity: strs(&["electricity", "natural_gas"]), country: strs(&["us"]), ..Default::default() }),
+        k(Filter {
+            commodity: strs(&["x-hydrogen", "natural_gas"]),
+            ..Default::default()
+        }),
+        vec![10, 20, 40]
+    );
+    assert_eq!(
+        k(Filter {
+            commodity: strs(&["electricity", "natural_gas"]),
+            country: strs(&["us"]),
+            ..Default::default()
+        }),
         vec![10, 40]
     );
     assert_eq!(
@@ -129,16 +202,41 @@ fn or_within_a_filter_and_across_filters() {
         vec![40]
     );
     // An unknown value matches nothing, even beside a known one in another field.
-    assert!(k(Filter { commodity: strs(&["steam"]), ..Default::default() }).is_empty());
-    assert_eq!(k(Filter { commodity: strs(&["steam", "x-hydrogen"]), ..Default::default() }), vec![20]);
+    assert!(k(Filter {
+        commodity: strs(&["steam"]),
+        ..Default::default()
+    })
+    .is_empty());
+    assert_eq!(
+        k(Filter {
+            commodity: strs(&["steam", "x-hydrogen"]),
+            ..Default::default()
+        }),
+        vec![20]
+    );
     // Blank values do not filter.
-    assert_eq!(k(Filter { country: strs(&["", " "]), ..Default::default() }).len(), 4);
+    assert_eq!(
+        k(Filter {
+            country: strs(&["", " "]),
+            ..Default::default()
+        })
+        .len(),
+        4
+    );
 }
 
 #[test]
 fn q_is_case_and_accent_insensitive() {
     let idx = sample();
-    let k = |q: &str| keys(&idx, &idx.search(&Filter { q: Some(q.into()), ..Default::default() }));
+    let k = |q: &str| {
+        keys(
+            &idx,
+            &idx.search(&Filter {
+                q: Some(q.into()),
+                ..Default::default()
+            }),
+        )
+    };
     assert_eq!(k("montreal"), vec![30]); // entry name
     assert_eq!(k("QUEBEC"), vec![30]); // entity name
     assert_eq!(k("hq"), vec![30]); // abbreviation
@@ -151,7 +249,14 @@ fn q_is_case_and_accent_insensitive() {
     // Tokens do not span two names.
     assert!(k("quebec hq hydro montreal x").is_empty());
     assert_eq!(
-        keys(&idx, &idx.search(&Filter { q: Some("electric".into()), role: strs(&["official"]), ..Default::default() })),
+        keys(
+            &idx,
+            &idx.search(&Filter {
+                q: Some("electric".into()),
+                role: strs(&["official"]),
+                ..Default::default()
+            })
+        ),
         vec![10]
     );
 }
@@ -160,10 +265,17 @@ fn q_is_case_and_accent_insensitive() {
 fn facets_count_each_entry_once_per_value() {
     let idx = sample();
     let f = idx.facets(&Filter::default());
-    assert_eq!(f.country, vec![("CA".to_string(), 1), ("US".to_string(), 3)]);
+    assert_eq!(
+        f.country,
+        vec![("CA".to_string(), 1), ("US".to_string(), 3)]
+    );
     assert_eq!(
         f.commodity,
-        vec![("electricity".to_string(), 2), ("natural_gas".to_string(), 2), ("x-hydrogen".to_string(), 1)]
+        vec![
+            ("electricity".to_string(), 2),
+            ("natural_gas".to_string(), 2),
+            ("x-hydrogen".to_string(), 1)
+        ]
     );
     assert_eq!(
         f.role,
@@ -174,16 +286,53 @@ fn facets_count_each_entry_once_per_value() {
             ("partner".to_string(), 1)
         ]
     );
-    assert_eq!(f.kind, vec![("planned".to_string(), 1), ("service_territory".to_string(), 3)]);
-    assert_eq!(f.scope, vec![("bill_read".to_string(), 1), ("customer_data".to_string(), 2)]);
-    assert_eq!(f.capability, vec![("coverage".to_string(), 2), ("oauth".to_string(), 1)]);
-    assert_eq!(f.infrastructure, vec![("distribution".to_string(), 2), ("transmission".to_string(), 1)]);
+    assert_eq!(
+        f.kind,
+        vec![
+            ("planned".to_string(), 1),
+            ("service_territory".to_string(), 3)
+        ]
+    );
+    assert_eq!(
+        f.scope,
+        vec![
+            ("bill_read".to_string(), 1),
+            ("customer_data".to_string(), 2)
+        ]
+    );
+    assert_eq!(
+        f.capability,
+        vec![("coverage".to_string(), 2), ("oauth".to_string(), 1)]
+    );
+    assert_eq!(
+        f.infrastructure,
+        vec![
+            ("distribution".to_string(), 2),
+            ("transmission".to_string(), 1)
+        ]
+    );
 
-    let f = idx.facets(&Filter { country: strs(&["us"]), ..Default::default() });
+    let f = idx.facets(&Filter {
+        country: strs(&["us"]),
+        ..Default::default()
+    });
     assert_eq!(f.country, vec![("US".to_string(), 3)]);
-    assert_eq!(f.commodity, vec![("electricity".to_string(), 1), ("natural_gas".to_string(), 2), ("x-hydrogen".to_string(), 1)]);
+    assert_eq!(
+        f.commodity,
+        vec![
+            ("electricity".to_string(), 1),
+            ("natural_gas".to_string(), 2),
+            ("x-hydrogen".to_string(), 1)
+        ]
+    );
     assert!(f.capability.iter().all(|(v, _)| v != "oauth"));
-    assert_eq!(idx.facets(&Filter { commodity: strs(&["nope"]), ..Default::default() }), Facets::default());
+    assert_eq!(
+        idx.facets(&Filter {
+            commodity: strs(&["nope"]),
+            ..Default::default()
+        }),
+        Facets::default()
+    );
 }
 
 #[test]
@@ -202,14 +351,29 @@ fn entities_group_by_country_and_folded_name() {
         }),
     ]);
     let g = idx.entities(&Filter::default());
-    let summary: Vec<(&str, &str, Vec<i64>)> =
-        g.iter().map(|g| (g.name_key.as_str(), g.country.as_str(), keys(&idx, &g.entries))).collect();
+    let summary: Vec<(&str, &str, Vec<i64>)> = g
+        .iter()
+        .map(|g| {
+            (
+                g.name_key.as_str(),
+                g.country.as_str(),
+                keys(&idx, &g.entries),
+            )
+        })
+        .collect();
     assert_eq!(
         summary,
-        vec![("acme power", "US", vec![4, 5]), ("hydro-quebec", "CA", vec![3]), ("hydro-quebec", "US", vec![1, 2])]
+        vec![
+            ("acme power", "US", vec![4, 5]),
+            ("hydro-quebec", "CA", vec![3]),
+            ("hydro-quebec", "US", vec![1, 2])
+        ]
     );
     assert_eq!(g[0].entity_name, "Acme  Power");
-    let g = idx.entities(&Filter { role: strs(&["aggregator"]), ..Default::default() });
+    let g = idx.entities(&Filter {
+        role: strs(&["aggregator"]),
+        ..Default::default()
+    });
     assert_eq!(g.len(), 1);
     assert_eq!(keys(&idx, &g[0].entries), vec![5]);
 }
@@ -254,26 +418,61 @@ fn lookup_ranks_role_then_area_then_key() {
     let idx = nested();
     // Inside all three: authoritative state, official county (key 3 before 6), official
     // state, aggregator city, other-role city.
-    assert_eq!(keys(&idx, &idx.lookup(3.5, 3.5, &Filter::default())), vec![4, 3, 6, 2, 1, 5]);
-    assert_eq!(keys(&idx, &idx.lookup(5.0, 5.0, &Filter::default())), vec![4, 3, 6, 2]);
-    assert_eq!(keys(&idx, &idx.lookup(9.0, 9.0, &Filter::default())), vec![4, 2]);
+    assert_eq!(
+        keys(&idx, &idx.lookup(3.5, 3.5, &Filter::default())),
+        vec![4, 3, 6, 2, 1, 5]
+    );
+    assert_eq!(
+        keys(&idx, &idx.lookup(5.0, 5.0, &Filter::default())),
+        vec![4, 3, 6, 2]
+    );
+    assert_eq!(
+        keys(&idx, &idx.lookup(9.0, 9.0, &Filter::default())),
+        vec![4, 2]
+    );
     assert!(idx.lookup(11.0, 5.0, &Filter::default()).is_empty());
     assert!(idx.lookup(f64::NAN, 5.0, &Filter::default()).is_empty());
-    let off = Filter { role: strs(&["official", "partner"]), ..Default::default() };
+    let off = Filter {
+        role: strs(&["official", "partner"]),
+        ..Default::default()
+    };
     assert_eq!(keys(&idx, &idx.lookup(3.5, 3.5, &off)), vec![3, 6, 2, 5]);
-    assert!(idx.territory_area(idx.position(3).unwrap()).unwrap() < idx.territory_area(idx.position(2).unwrap()).unwrap());
+    assert!(
+        idx.territory_area(idx.position(3).unwrap()).unwrap()
+            < idx.territory_area(idx.position(2).unwrap()).unwrap()
+    );
 }
 
 #[test]
 fn lookup_batch_agrees_with_lookup() {
     let idx = nested();
-    let pts = [[3.5, 3.5], [5.0, 5.0], [9.0, 9.0], [11.0, 5.0], [f64::INFINITY, 1.0], [3.9, 3.1]];
+    let pts = [
+        [3.5, 3.5],
+        [5.0, 5.0],
+        [9.0, 9.0],
+        [11.0, 5.0],
+        [f64::INFINITY, 1.0],
+        [3.9, 3.1],
+    ];
     for filter in [
         Filter::default(),
-        Filter { role: strs(&["official", "partner"]), ..Default::default() },
-        Filter { role: strs(&["unknown"]), ..Default::default() },
-        Filter { point: Some((5.5, 5.5)), ..Default::default() },
-        Filter { bbox: Some([3.5, 3.5, 3.6, 3.6]), role: strs(&["partner"]), ..Default::default() },
+        Filter {
+            role: strs(&["official", "partner"]),
+            ..Default::default()
+        },
+        Filter {
+            role: strs(&["unknown"]),
+            ..Default::default()
+        },
+        Filter {
+            point: Some((5.5, 5.5)),
+            ..Default::default()
+        },
+        Filter {
+            bbox: Some([3.5, 3.5, 3.6, 3.6]),
+            role: strs(&["partner"]),
+            ..Default::default()
+        },
     ] {
         let batch = idx.lookup_batch(&pts, &filter);
         let csr = idx.lookup_batch_csr(&pts, &filter);
@@ -282,7 +481,10 @@ fn lookup_batch_agrees_with_lookup() {
         for (i, p) in pts.iter().enumerate() {
             let single = idx.lookup(p[0], p[1], &filter);
             assert_eq!(batch[i], single, "{filter:?} at {p:?}");
-            assert_eq!(csr.get(i).iter().map(|&h| h as usize).collect::<Vec<_>>(), single);
+            assert_eq!(
+                csr.get(i).iter().map(|&h| h as usize).collect::<Vec<_>>(),
+                single
+            );
         }
     }
     assert!(idx.lookup_batch(&[], &Filter::default()).is_empty());
@@ -292,21 +494,87 @@ fn lookup_batch_agrees_with_lookup() {
 fn point_and_bbox_filters_never_match_logical_entries() {
     let idx = nested();
     let k = |f: Filter| keys(&idx, &idx.search(&f));
-    assert_eq!(k(Filter { point: Some((3.5, 3.5)), ..Default::default() }), vec![1, 2, 3, 4, 5, 6]);
-    assert_eq!(k(Filter { point: Some((8.0, 8.0)), ..Default::default() }), vec![2, 4]);
-    assert_eq!(k(Filter { point: Some((8.0, 8.0)), role: strs(&["official"]), ..Default::default() }), vec![2]);
-    assert_eq!(k(Filter { bbox: Some([7.0, 7.0, 20.0, 20.0]), ..Default::default() }), vec![2, 4]);
-    assert_eq!(k(Filter { bbox: Some([3.2, 3.2, 3.3, 3.3]), ..Default::default() }), vec![1, 2, 3, 4, 5, 6]);
-    assert_eq!(k(Filter { bbox: Some([5.0, 5.0, 7.0, 7.0]), role: strs(&["official"]), ..Default::default() }), vec![2, 3, 6]);
-    assert!(k(Filter { bbox: Some([20.0, 20.0, 30.0, 30.0]), ..Default::default() }).is_empty());
+    assert_eq!(
+        k(Filter {
+            point: Some((3.5, 3.5)),
+            ..Default::default()
+        }),
+        vec![1, 2, 3, 4, 5, 6]
+    );
+    assert_eq!(
+        k(Filter {
+            point: Some((8.0, 8.0)),
+            ..Default::default()
+        }),
+        vec![2, 4]
+    );
+    assert_eq!(
+        k(Filter {
+            point: Some((8.0, 8.0)),
+            role: strs(&["official"]),
+            ..Default::default()
+        }),
+        vec![2]
+    );
+    assert_eq!(
+        k(Filter {
+            bbox: Some([7.0, 7.0, 20.0, 20.0]),
+            ..Default::default()
+        }),
+        vec![2, 4]
+    );
+    assert_eq!(
+        k(Filter {
+            bbox: Some([3.2, 3.2, 3.3, 3.3]),
+            ..Default::default()
+        }),
+        vec![1, 2, 3, 4, 5, 6]
+    );
+    assert_eq!(
+        k(Filter {
+            bbox: Some([5.0, 5.0, 7.0, 7.0]),
+            role: strs(&["official"]),
+            ..Default::default()
+        }),
+        vec![2, 3, 6]
+    );
+    assert!(k(Filter {
+        bbox: Some([20.0, 20.0, 30.0, 30.0]),
+        ..Default::default()
+    })
+    .is_empty());
     // min_lat > max_lat, NaN: nothing.
-    assert!(k(Filter { bbox: Some([0.0, 5.0, 10.0, 4.0]), ..Default::default() }).is_empty());
-    assert!(k(Filter { bbox: Some([0.0, f64::NAN, 10.0, 4.0]), ..Default::default() }).is_empty());
+    assert!(k(Filter {
+        bbox: Some([0.0, 5.0, 10.0, 4.0]),
+        ..Default::default()
+    })
+    .is_empty());
+    assert!(k(Filter {
+        bbox: Some([0.0, f64::NAN, 10.0, 4.0]),
+        ..Default::default()
+    })
+    .is_empty());
     // A box across the antimeridian: lon 170..180 and -180..1.
-    assert_eq!(k(Filter { bbox: Some([170.0, 0.0, 1.0, 1.0]), ..Default::default() }), vec![2, 4]);
-    assert!(k(Filter { bbox: Some([170.0, 0.0, -1.0, 1.0]), ..Default::default() }).is_empty());
+    assert_eq!(
+        k(Filter {
+            bbox: Some([170.0, 0.0, 1.0, 1.0]),
+            ..Default::default()
+        }),
+        vec![2, 4]
+    );
+    assert!(k(Filter {
+        bbox: Some([170.0, 0.0, -1.0, 1.0]),
+        ..Default::default()
+    })
+    .is_empty());
     // The logical entry still matches non-spatial filters.
-    assert_eq!(k(Filter { role: strs(&["authoritative"]), ..Default::default() }), vec![4, 7]);
+    assert_eq!(
+        k(Filter {
+            role: strs(&["authoritative"]),
+            ..Default::default()
+        }),
+        vec![4, 7]
+    );
 }
 
 #[test]
@@ -314,7 +582,13 @@ fn holes_and_boundaries() {
     let ring = |v: &[(f64, f64)]| LineString::from(v.to_vec());
     let donut = Polygon::new(
         ring(&[(0.0, 0.0), (4.0, 0.0), (4.0, 4.0), (0.0, 4.0), (0.0, 0.0)]),
-        vec![ring(&[(1.0, 1.0), (1.0, 3.0), (3.0, 3.0), (3.0, 1.0), (1.0, 1.0)])],
+        vec![ring(&[
+            (1.0, 1.0),
+            (1.0, 3.0),
+            (3.0, 3.0),
+            (3.0, 1.0),
+            (1.0, 1.0),
+        ])],
     );
     // Wound the wrong way on purpose: the index orients its own copy.
     let mut reversed = donut.clone();
@@ -324,9 +598,19 @@ fn holes_and_boundaries() {
         entry(1, |e| e.territory = terr(vec![donut])),
         entry(2, |e| e.territory = terr(vec![reversed])),
         // An island in the hole, as its own part.
-        entry(3, |e| e.territory = terr(vec![rect(10.0, 10.0, 11.0, 11.0), rect(1.5, 1.5, 2.5, 2.5)])),
+        entry(3, |e| {
+            e.territory = terr(vec![rect(10.0, 10.0, 11.0, 11.0), rect(1.5, 1.5, 2.5, 2.5)])
+        }),
     ]);
-    let at = |x, y| keys(&idx, &idx.search(&Filter { point: Some((x, y)), ..Default::default() }));
+    let at = |x, y| {
+        keys(
+            &idx,
+            &idx.search(&Filter {
+                point: Some((x, y)),
+                ..Default::default()
+            }),
+        )
+    };
     assert_eq!(at(0.5, 0.5), vec![1, 2]);
     assert!(at(1.2, 1.2).is_empty());
     assert_eq!(at(2.0, 2.0), vec![3]);
@@ -351,7 +635,10 @@ fn antimeridian_parts_do_not_span_the_globe() {
     let batch = idx.lookup_batch(&[[179.5, 51.5], [0.0, 51.5], [-179.5, 51.5]], &none);
     assert_eq!(batch, vec![vec![0], vec![1], vec![0]]);
     // No part box reaches lon 0 either.
-    let near0 = Filter { bbox: Some([-2.0, 50.0, 2.0, 53.0]), ..Default::default() };
+    let near0 = Filter {
+        bbox: Some([-2.0, 50.0, 2.0, 53.0]),
+        ..Default::default()
+    };
     assert_eq!(keys(&idx, &idx.search(&near0)), vec![2]);
 }
 
@@ -360,15 +647,26 @@ fn intersecting_geometries_are_ranked() {
     let idx = nested();
     let f = Filter::default();
     let line = Geometry::LineString(LineString::from(vec![(3.5, 3.5), (8.0, 3.5)]));
-    assert_eq!(keys(&idx, &idx.intersecting(&line, &f)), vec![4, 3, 6, 2, 1, 5]);
+    assert_eq!(
+        keys(&idx, &idx.intersecting(&line, &f)),
+        vec![4, 3, 6, 2, 1, 5]
+    );
     let far = Geometry::Point(Point::new(9.0, 9.0));
     assert_eq!(keys(&idx, &idx.intersecting(&far, &f)), vec![4, 2]);
     let poly = Geometry::Polygon(rect(5.5, 5.5, 20.0, 20.0));
     assert_eq!(keys(&idx, &idx.intersecting(&poly, &f)), vec![4, 3, 6, 2]);
-    let parts = Geometry::MultiPolygon(MultiPolygon(vec![rect(-20.0, -20.0, -19.0, -19.0), rect(3.2, 3.2, 3.3, 3.3)]));
-    let off = Filter { role: strs(&["aggregator"]), ..Default::default() };
+    let parts = Geometry::MultiPolygon(MultiPolygon(vec![
+        rect(-20.0, -20.0, -19.0, -19.0),
+        rect(3.2, 3.2, 3.3, 3.3),
+    ]));
+    let off = Filter {
+        role: strs(&["aggregator"]),
+        ..Default::default()
+    };
     assert_eq!(keys(&idx, &idx.intersecting(&parts, &off)), vec![1]);
-    assert!(idx.intersecting(&Geometry::Point(Point::from(coord! {x: 50.0, y: 50.0})), &f).is_empty());
+    assert!(idx
+        .intersecting(&Geometry::Point(Point::from(coord! {x: 50.0, y: 50.0})), &f)
+        .is_empty());
 }
 
 #[test]
@@ -388,10 +686,16 @@ fn territories_are_shared_and_found_by_key() {
         entry(8, |_| {}),
     ]);
     assert_eq!(idx.spatial.terrs.len(), 2);
-    assert!(Arc::ptr_eq(idx.territory_of(7).unwrap(), t.as_ref().unwrap()));
+    assert!(Arc::ptr_eq(
+        idx.territory_of(7).unwrap(),
+        t.as_ref().unwrap()
+    ));
     assert!(idx.territory_of(8).is_none());
     assert!(idx.territory_of(99).is_none());
-    assert_eq!(keys(&idx, &idx.lookup(0.5, 0.5, &Filter::default())), vec![5, 6, 7]);
+    assert_eq!(
+        keys(&idx, &idx.lookup(0.5, 0.5, &Filter::default())),
+        vec![5, 6, 7]
+    );
 }
 
 /// `search` (posting lists, R-tree) must agree with checking every entry one by one.
@@ -401,19 +705,27 @@ fn search_agrees_with_a_brute_force_scan() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(42);
     let pick = |rng: &mut rand::rngs::StdRng, from: &[&str], max: usize| -> Vec<String> {
         let n = rng.random_range(0..=max);
-        (0..n).map(|_| from[rng.random_range(0..from.len())].to_string()).collect()
+        (0..n)
+            .map(|_| from[rng.random_range(0..from.len())].to_string())
+            .collect()
     };
     let countries = ["US", "ca", "DE", "fr"];
     let commodities = ["electricity", "natural_gas", "water", "X-Steam"];
     let roles = ["authoritative", "official", "aggregator", "other"];
-    let names = ["Hydro-Québec", "Montréal Énergie", "Acme", "Stadtwerke Münster", "Ørsted"];
+    let names = [
+        "Hydro-Québec",
+        "Montréal Énergie",
+        "Acme",
+        "Stadtwerke Münster",
+        "Ørsted",
+    ];
     let entries: Vec<IndexEntry> = (0..300)
         .map(|k| {
             let x: f64 = rng.random_range(0.0..20.0);
             let y: f64 = rng.random_range(0.0..20.0);
             let w: f64 = rng.random_range(0.5..5.0);
             let has_terr = rng.random_bool(0.8);
-            let e = IndexEntry {
+            IndexEntry {
                 key: 1000 - k,
                 server_id: 1,
                 server_url: String::new(),
@@ -429,11 +741,11 @@ fn search_agrees_with_a_brute_force_scan() {
                 territory_id: None,
                 territory: has_terr.then(|| Arc::new(MultiPolygon(vec![rect(x, y, x + w, y + w)]))),
                 scopes: pick(&mut rng, &["a", "b"], 2),
-            };
-            e
+            }
         })
         .collect();
     let idx = SearchIndex::build(entries);
+    let mut non_empty = 0;
     for round in 0..400 {
         let f = Filter {
             country: pick(&mut rng, &["us", "CA", "de", "xx"], 2),
@@ -441,8 +753,12 @@ fn search_agrees_with_a_brute_force_scan() {
             capability: pick(&mut rng, &["coverage", "OAuth"], 1),
             role: pick(&mut rng, &roles, 2),
             scope: pick(&mut rng, &["A", "b"], 1),
-            q: rng.random_bool(0.3).then(|| pick(&mut rng, &["montreal", "hydro", "MUN", "e"], 1).concat()),
-            point: rng.random_bool(0.3).then(|| (rng.random_range(0.0..25.0), rng.random_range(0.0..25.0))),
+            q: rng
+                .random_bool(0.3)
+                .then(|| pick(&mut rng, &["montreal", "hydro", "MUN", "e"], 1).concat()),
+            point: rng
+                .random_bool(0.3)
+                .then(|| (rng.random_range(0.0..25.0), rng.random_range(0.0..25.0))),
             bbox: rng.random_bool(0.3).then(|| {
                 let (x, y) = (rng.random_range(0.0..25.0), rng.random_range(0.0..25.0));
                 [x, y, x + 2.0, y + 2.0]
@@ -452,6 +768,7 @@ fn search_agrees_with_a_brute_force_scan() {
         let q = idx.compile(&f);
         let brute: Vec<usize> = (0..idx.len()).filter(|&i| idx.matches(i, &q)).collect();
         assert_eq!(idx.search(&f), brute, "round {round}: {f:?}");
+        non_empty += usize::from(!brute.is_empty());
         if let Some((x, y)) = f.point {
             let mut l = idx.lookup(x, y, &f);
             l.sort_unstable();
@@ -459,6 +776,125 @@ fn search_agrees_with_a_brute_force_scan() {
         }
         let facets = idx.facets(&f);
         let total: usize = facets.role.iter().map(|(_, n)| n).sum();
-        assert_eq!(total, brute.iter().filter(|&&i| !idx.entry(i).entry.role.is_empty()).count());
+        assert_eq!(
+            total,
+            brute
+                .iter()
+                .filter(|&&i| !idx.entry(i).entry.role.is_empty())
+                .count()
+        );
+    }
+    // The filters are not so strict that every round compares two empty lists.
+    assert!(non_empty > 100, "only {non_empty} rounds matched anything");
+}
+
+/// A star-shaped (hence simple) polygon with `n` vertices around `(cx, cy)`, optionally
+/// with a square hole around the centre.
+fn star(
+    rng: &mut rand::rngs::StdRng,
+    cx: f64,
+    cy: f64,
+    r: f64,
+    n: usize,
+    hole: bool,
+) -> Polygon<f64> {
+    use rand::Rng;
+    let mut pts: Vec<(f64, f64)> = (0..n)
+        .map(|i| {
+            let a = i as f64 / n as f64 * std::f64::consts::TAU;
+            let rr = r * rng.random_range(0.4..1.0);
+            (cx + rr * a.cos(), cy + rr * a.sin())
+        })
+        .collect();
+    pts.push(pts[0]);
+    let holes = if hole {
+        let h = r * 0.2;
+        vec![LineString::from(vec![
+            (cx - h, cy - h),
+            (cx - h, cy + h),
+            (cx + h, cy + h),
+            (cx + h, cy - h),
+            (cx - h, cy - h),
+        ])]
+    } else {
+        vec![]
+    };
+    Polygon::new(LineString::from(pts), holes)
+}
+
+/// The grid shortcut (sub-cells known to be inside, whole-cell lists) must give exactly
+/// what an exact point-in-polygon test on every territory gives, on boundaries too.
+#[test]
+fn lookup_agrees_with_exact_point_in_polygon() {
+    use geo::orient::{Direction, Orient};
+    use geo::Contains;
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let mut terrs: Vec<MultiPolygon<f64>> = Vec::new();
+    // Many small territories, some with holes or two parts.
+    for _ in 0..400 {
+        let (cx, cy) = (rng.random_range(-20.0..20.0), rng.random_range(-10.0..10.0));
+        let r = rng.random_range(0.05..1.5);
+        let n = rng.random_range(3..60);
+        let hole = rng.random_bool(0.2);
+        let mut parts = vec![star(&mut rng, cx, cy, r, n, hole)];
+        if rng.random_bool(0.1) {
+            parts.push(star(&mut rng, cx + 3.0, cy - 2.0, r / 2.0, 8, false));
+        }
+        terrs.push(MultiPolygon(parts));
+    }
+    // A few territories much larger than the grid cells, and one across the antimeridian.
+    terrs.push(MultiPolygon(vec![star(
+        &mut rng, 0.0, 0.0, 15.0, 200, true,
+    )]));
+    terrs.push(MultiPolygon(vec![rect(-25.0, -12.0, 25.0, 12.0)]));
+    let triangle = LineString::from(vec![
+        (-24.0, -11.0),
+        (24.0, -9.0),
+        (-2.0, 11.5),
+        (-24.0, -11.0),
+    ]);
+    terrs.push(MultiPolygon(vec![Polygon::new(triangle, vec![])]));
+    terrs.push(MultiPolygon(vec![
+        rect(179.0, 0.0, 180.0, 1.0),
+        rect(-180.0, 0.0, -179.0, 1.0),
+    ]));
+    let terrs: Vec<MultiPolygon<f64>> = terrs
+        .into_iter()
+        .map(|t| t.orient(Direction::Default))
+        .collect();
+    let entries = terrs
+        .iter()
+        .enumerate()
+        .map(|(k, t)| entry(k as i64, |e| e.territory = Some(Arc::new(t.clone()))))
+        .collect();
+    let idx = SearchIndex::build(entries);
+
+    let mut points: Vec<[f64; 2]> = (0..20_000)
+        .map(|_| [rng.random_range(-26.0..26.0), rng.random_range(-13.0..13.0)])
+        .collect();
+    points.extend((0..500).map(|_| [rng.random_range(-180.0..180.0), rng.random_range(-1.0..2.0)]));
+    // Vertices and edge midpoints: on the boundary.
+    for t in terrs.iter().take(50) {
+        for l in t.0[0].exterior().lines().take(10) {
+            points.push([l.start.x, l.start.y]);
+            points.push([(l.start.x + l.end.x) / 2.0, (l.start.y + l.end.y) / 2.0]);
+        }
+    }
+    let boxes: Vec<geo::Rect<f64>> = terrs
+        .iter()
+        .map(|t| geo::BoundingRect::bounding_rect(t).unwrap())
+        .collect();
+    let batch = idx.lookup_batch(&points, &Filter::default());
+    for (p, got) in points.iter().zip(&batch) {
+        let pt = Point::new(p[0], p[1]);
+        let mut want: Vec<i64> = (0..terrs.len())
+            .filter(|&k| geo::Intersects::intersects(&boxes[k], &pt) && terrs[k].contains(&pt))
+            .map(|k| k as i64)
+            .collect();
+        want.sort_unstable();
+        let mut got = keys(&idx, got);
+        got.sort_unstable();
+        assert_eq!(got, want, "at {p:?}");
     }
 }

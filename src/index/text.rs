@@ -76,7 +76,11 @@ pub fn search_text(s: &str) -> String {
 /// The tokens of a `q` string; an entry matches when every token is a substring of its
 /// folded names (so partial words match: `q=montr` finds "Montréal").
 pub fn query_tokens(q: &str) -> Vec<String> {
-    search_text(q).split(' ').filter(|t| !t.is_empty()).map(str::to_owned).collect()
+    search_text(q)
+        .split(' ')
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 #[cfg(test)]
@@ -85,7 +89,10 @@ mod tests {
 
     #[test]
     fn folds_case_accents_and_whitespace() {
-        assert_eq!(entity_key("  Hydro-Québec \t Distribution "), "hydro-quebec distribution");
+        assert_eq!(
+            entity_key("  Hydro-Québec \t Distribution "),
+            "hydro-quebec distribution"
+        );
         assert_eq!(entity_key("MONTRÉAL"), "montreal");
         assert_eq!(entity_key("Ørsted Æblegård"), "orsted aeblegard");
         assert_eq!(entity_key("Stadtwerke Münster"), "stadtwerke munster");
@@ -95,7 +102,10 @@ mod tests {
     #[test]
     fn search_text_splits_on_punctuation() {
         assert_eq!(search_text("Hydro-Québec (HQ)"), "hydro quebec hq");
-        assert_eq!(query_tokens(" montréal,  hydro "), vec!["montreal", "hydro"]);
+        assert_eq!(
+            query_tokens(" montréal,  hydro "),
+            vec!["montreal", "hydro"]
+        );
         assert!(query_tokens(" - ").is_empty());
     }
 }

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use sqlx::{Any, Row, Transaction};
 
 use super::{now_ms, Result, Store, StoreError};
+use crate::cds::validate::rules;
 use crate::cds::{CoverageEntry, Finding};
 use crate::seeds::Seed;
 
@@ -280,7 +281,11 @@ impl Store {
         let old_moved: Option<String> = prev.try_get("moved_to")?;
         let now = o.finished_ms;
         let (failures, status) = if ok {
-            let status = if o.moved_to.is_some() { "moved" } else { "active" };
+            let status = if o.moved_to.is_some() {
+                "moved"
+            } else {
+                "active"
+            };
             (0, status.to_owned())
         } else {
             let f = failures + 1;
@@ -315,26 +320,47 @@ impl Store {
         .await?;
 
         if ok && o.moved_to.is_some() && o.moved_to != old_moved {
-            change(&mut tx, Some(run_id), "host", "moved", None, &o.host_id.to_string(), o.moved_to.clone()).await?;
+            change(
+                &mut tx,
+                Some(run_id),
+                "host",
+                "moved",
+                None,
+                &o.host_id.to_string(),
+                o.moved_to.clone(),
+            )
+            .await?;
         }
         // The host's servers follow its lifecycle (stale → still searchable, gone → not).
-        if status != old_status && (status == "stale" || status == "gone" || (ok && old_status != "moved")) {
+        if status != old_status
+            && (status == "stale" || status == "gone" || (ok && old_status != "moved"))
+        {
             let server_status = if ok { "active" } else { status.as_str() };
-            let ids: Vec<i64> = sqlx::query("SELECT id FROM servers WHERE host_id = $1 AND status <> $2")
-                .bind(o.host_id)
-                .bind(server_status)
-                .fetch_all(&mut *tx)
-                .await?
-                .iter()
-                .map(|r| r.try_get("id"))
-                .collect::<Result<_, _>>()?;
+            let ids: Vec<i64> =
+                sqlx::query("SELECT id FROM servers WHERE host_id = $1 AND status <> $2")
+                    .bind(o.host_id)
+                    .bind(server_status)
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .iter()
+                    .map(|r| r.try_get("id"))
+                    .collect::<Result<_, _>>()?;
             for id in ids {
                 sqlx::query("UPDATE servers SET status = $1 WHERE id = $2")
                     .bind(server_status)
                     .bind(id)
                     .execute(&mut *tx)
                     .await?;
-                change(&mut tx, Some(run_id), "server", server_status, Some(id), &id.to_string(), None).await?;
+                change(
+                    &mut tx,
+                    Some(run_id),
+                    "server",
+                    server_status,
+                    Some(id),
+                    &id.to_string(),
+                    None,
+                )
+                .await?;
             }
         }
         sqlx::query("DELETE FROM findings WHERE host_id = $1 AND server_id IS NULL")
@@ -428,7 +454,16 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
                 if status != "active" {
-                    change(&mut tx, Some(run_id), "server", "active", Some(id), &c.url, None).await?;
+                    change(
+                        &mut tx,
+                        Some(run_id),
+                        "server",
+                        "active",
+                        Some(id),
+                        &c.url,
+                        None,
+                    )
+                    .await?;
                 }
                 tx.commit().await?;
                 return Ok(summary);
@@ -458,8 +493,21 @@ impl Store {
         .await?;
         let server_id: i64 = row.try_get("id")?;
         summary.server_id = server_id;
-        let op = if existing.is_some() { "updated" } else { "added" };
-        change(&mut tx, Some(run_id), "server", op, Some(server_id), &c.url, Some(c.name.clone())).await?;
+        let op = if existing.is_some() {
+            "updated"
+        } else {
+            "added"
+        };
+        change(
+            &mut tx,
+            Some(run_id),
+            "server",
+            op,
+            Some(server_id),
+            &c.url,
+            Some(c.name.clone()),
+        )
+        .await?;
 
         // Territories: content-addressed, so an unchanged file is stored once.
         let mut territory_ids: HashMap<(String, String), i64> = HashMap::new();
@@ -512,7 +560,10 @@ impl Store {
         .map(|r| -> Result<_> {
             Ok((
                 r.try_get::<String, _>("entry_id")?,
-                (r.try_get::<i64, _>("id")?, r.try_get::<String, _>("content_hash")?),
+                (
+                    r.try_get::<i64, _>("id")?,
+                    r.try_get::<String, _>("content_hash")?,
+                ),
             ))
         })
         .collect::<Result<_>>()?;
@@ -522,7 +573,10 @@ impl Store {
             if !seen.insert(e.entry.id.clone()) {
                 continue;
             }
-            let territory_id = e.territory.as_ref().and_then(|k| territory_ids.get(k).copied());
+            let territory_id = e
+                .territory
+                .as_ref()
+                .and_then(|k| territory_ids.get(k).copied());
             let en = &e.entry;
             sqlx::query(
                 "INSERT INTO coverage_entries (server_id, entry_id, position, page_url, created, updated, entity_name, \
@@ -566,11 +620,29 @@ impl Store {
             match old.get(&en.id) {
                 None => {
                     summary.entries_added += 1;
-                    change(&mut tx, Some(run_id), "entry", "added", Some(server_id), &en.id, None).await?;
+                    change(
+                        &mut tx,
+                        Some(run_id),
+                        "entry",
+                        "added",
+                        Some(server_id),
+                        &en.id,
+                        None,
+                    )
+                    .await?;
                 }
                 Some((_, h)) if *h != e.content_hash => {
                     summary.entries_updated += 1;
-                    change(&mut tx, Some(run_id), "entry", "updated", Some(server_id), &en.id, None).await?;
+                    change(
+                        &mut tx,
+                        Some(run_id),
+                        "entry",
+                        "updated",
+                        Some(server_id),
+                        &en.id,
+                        None,
+                    )
+                    .await?;
                 }
                 Some(_) => {}
             }
@@ -582,7 +654,16 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                 summary.entries_removed += 1;
-                change(&mut tx, Some(run_id), "entry", "removed", Some(server_id), entry_id, None).await?;
+                change(
+                    &mut tx,
+                    Some(run_id),
+                    "entry",
+                    "removed",
+                    Some(server_id),
+                    entry_id,
+                    None,
+                )
+                .await?;
             }
         }
 
@@ -622,7 +703,16 @@ impl Store {
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
-            change(&mut tx, Some(run_id), "server", "gone", Some(id), &url, Some("no longer in related_metadata".into())).await?;
+            change(
+                &mut tx,
+                Some(run_id),
+                "server",
+                "gone",
+                Some(id),
+                &url,
+                Some("no longer in related_metadata".into()),
+            )
+            .await?;
             n += 1;
         }
         tx.commit().await?;
@@ -640,19 +730,57 @@ impl Store {
         if r.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        let ids: Vec<(i64, String)> = sqlx::query("SELECT id, url FROM servers WHERE host_id = $1 AND status <> 'gone'")
-            .bind(host_id)
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(|r| Ok((r.try_get("id")?, r.try_get("url")?)))
-            .collect::<Result<_>>()?;
+        let ids: Vec<(i64, String)> =
+            sqlx::query("SELECT id, url FROM servers WHERE host_id = $1 AND status <> 'gone'")
+                .bind(host_id)
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|r| Ok((r.try_get("id")?, r.try_get("url")?)))
+                .collect::<Result<_>>()?;
         for (id, url) in ids {
             sqlx::query("UPDATE servers SET status = 'gone' WHERE id = $1")
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
-            change(&mut tx, None, "server", "gone", Some(id), &url, Some("host removed".into())).await?;
+            change(
+                &mut tx,
+                None,
+                "server",
+                "gone",
+                Some(id),
+                &url,
+                Some("host removed".into()),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Replace every cross-server finding (XS-AUTH-CONFLICT) with `findings`, each stored
+    /// against its `server_id`, in one transaction: readers see the old set or the new one,
+    /// never a mix. These findings depend on several servers at once, so they are recomputed
+    /// as a whole after each run instead of being committed with one server's state.
+    pub async fn replace_cross_server_findings(
+        &self,
+        run_id: i64,
+        findings: &[(i64, Finding)],
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM findings WHERE rule = $1")
+            .bind(rules::XS_AUTH_CONFLICT)
+            .execute(&mut *tx)
+            .await?;
+        for (server_id, f) in findings {
+            insert_findings(
+                &mut tx,
+                Some(*server_id),
+                None,
+                run_id,
+                std::slice::from_ref(f),
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(())

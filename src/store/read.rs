@@ -26,7 +26,8 @@ pub struct HostRow {
     pub next_due_ms: i64,
 }
 
-const HOST_COLS: &str = "id, seed, metadata_url, source, status, moved_to, created_ms, last_crawl_ms, \
+const HOST_COLS: &str =
+    "id, seed, metadata_url, source, status, moved_to, created_ms, last_crawl_ms, \
     last_success_ms, last_outcome, last_detail, consecutive_failures, next_due_ms";
 
 fn host_row(r: &AnyRow) -> Result<HostRow> {
@@ -188,7 +189,8 @@ const ENTRY_COLS: &str = "e.id, e.server_id, e.page_url, e.entry_id, e.created, 
     e.entity_abbreviation, e.country, e.name, e.description, e.entry_type, e.role, e.infrastructure_types, \
     e.commodity_types, e.capabilities, e.map_resource, e.map_content_type, e.geojson_resource, e.territory_id, e.raw_json";
 
-const SERVER_COLS: &str = "s.id, s.url, s.host_id, s.parent_id, s.depth, s.status, s.name, s.capabilities, \
+const SERVER_COLS: &str =
+    "s.id, s.url, s.host_id, s.parent_id, s.depth, s.status, s.name, s.capabilities, \
     s.first_seen_ms, s.last_success_ms, s.last_changed_ms, s.last_failure_ms, s.last_failure, \
     (SELECT COUNT(*) FROM coverage_entries e WHERE e.server_id = s.id) AS entries";
 
@@ -260,7 +262,9 @@ impl Store {
         }
         Ok(all
             .into_iter()
-            .filter(|h| h.source != "discovered" && h.status != "removed" && h.next_due_ms <= now_ms)
+            .filter(|h| {
+                h.source != "discovered" && h.status != "removed" && h.next_due_ms <= now_ms
+            })
             .collect())
     }
 
@@ -338,20 +342,22 @@ impl Store {
                 .transpose()?,
             None => None,
         };
-        let related = sqlx::query("SELECT id, url, name, status FROM servers WHERE parent_id = $1 ORDER BY id")
-            .bind(id)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|r| {
-                Ok(ServerRef {
-                    id: r.try_get("id")?,
-                    url: r.try_get("url")?,
-                    name: r.try_get("name")?,
-                    status: r.try_get("status")?,
-                })
+        let related = sqlx::query(
+            "SELECT id, url, name, status FROM servers WHERE parent_id = $1 ORDER BY id",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(ServerRef {
+                id: r.try_get("id")?,
+                url: r.try_get("url")?,
+                name: r.try_get("name")?,
+                status: r.try_get("status")?,
             })
-            .collect::<Result<Vec<_>>>()?;
+        })
+        .collect::<Result<Vec<_>>>()?;
         let coverage = self.server_entries(id).await?;
         let findings = self
             .list_findings(&FindingFilter {
@@ -409,7 +415,8 @@ impl Store {
                     page_url: r.try_get("page_url")?,
                     entry: entry_from_row(r)?,
                     territory_id: r.try_get("territory_id")?,
-                    raw: serde_json::from_str(&r.try_get::<String, _>("raw_json")?).unwrap_or_default(),
+                    raw: serde_json::from_str(&r.try_get::<String, _>("raw_json")?)
+                        .unwrap_or_default(),
                 })
             })
             .collect()
@@ -535,6 +542,54 @@ impl Store {
         })
         .collect()
     }
+
+    /// Every `authoritative` coverage entry of every searchable server (active or stale),
+    /// with its territory, for the cross-server check XS-AUTH-CONFLICT (WG1-01 §4: only one
+    /// server should be authoritative for the same coverage and capability).
+    pub async fn authoritative_claims(&self) -> Result<Vec<AuthoritativeClaimRow>> {
+        // `page_index`: positions run over the whole listing, so an entry's index in its
+        // page is its position minus the smallest position stored for that page. (When the
+        // first entry of a page repeated an earlier id it was not stored, and the index is
+        // off by the number of such entries; COV-DUP-ID already reports that listing.)
+        let rows = sqlx::query(
+            "SELECT e.id, e.server_id, s.url AS server_url, e.page_url, e.position, \
+             e.position - (SELECT MIN(x.position) FROM coverage_entries x \
+               WHERE x.server_id = e.server_id AND x.page_url = e.page_url) AS page_index, \
+             e.entry_id, e.country, e.capabilities, t.wkb, t.min_lon, t.min_lat, t.max_lon, t.max_lat \
+             FROM coverage_entries e JOIN servers s ON s.id = e.server_id \
+             LEFT JOIN territories t ON t.id = e.territory_id \
+             WHERE s.status IN ('active', 'stale') AND e.role = 'authoritative' \
+             ORDER BY e.server_id, e.position",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let bbox = match (
+                    r.try_get::<Option<f64>, _>("min_lon")?,
+                    r.try_get::<Option<f64>, _>("min_lat")?,
+                    r.try_get::<Option<f64>, _>("max_lon")?,
+                    r.try_get::<Option<f64>, _>("max_lat")?,
+                ) {
+                    (Some(a), Some(b), Some(c), Some(d)) => Some([a, b, c, d]),
+                    _ => None,
+                };
+                Ok(AuthoritativeClaimRow {
+                    server_id: r.try_get("server_id")?,
+                    server_url: r.try_get("server_url")?,
+                    entry_key: r.try_get("id")?,
+                    page_url: r.try_get("page_url")?,
+                    position: r.try_get("position")?,
+                    page_index: r.try_get("page_index")?,
+                    entry_id: r.try_get("entry_id")?,
+                    country: r.try_get("country")?,
+                    capabilities: json_list(&r.try_get::<String, _>("capabilities")?),
+                    bbox,
+                    wkb: r.try_get("wkb")?,
+                })
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -548,4 +603,25 @@ pub struct ChangeRow {
     #[serde(rename = "ref")]
     pub reference: String,
     pub detail: Option<String>,
+}
+
+/// One `authoritative` coverage entry, as [`Store::authoritative_claims`] returns it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuthoritativeClaimRow {
+    pub server_id: i64,
+    pub server_url: String,
+    /// `coverage_entries.id`.
+    pub entry_key: i64,
+    pub page_url: String,
+    /// Position in the server's whole listing (all pages).
+    pub position: i64,
+    /// Index in its page's `coverage_entries`: the entry is at `/coverage_entries/<page_index>`.
+    pub page_index: i64,
+    pub entry_id: String,
+    pub country: String,
+    pub capabilities: Vec<String>,
+    /// `[min_lon, min_lat, max_lon, max_lat]` of the territory, when it has one.
+    pub bbox: Option<[f64; 4]>,
+    /// The territory (WKB MultiPolygon), when it has one.
+    pub wkb: Option<Vec<u8>>,
 }

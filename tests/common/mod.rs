@@ -83,11 +83,13 @@ impl TestDb {
 /// A registry configuration for tests: this database, plain http and private addresses
 /// allowed only for the given fixture hosts and loopback, short timeouts.
 pub fn test_config(db: &TestDb, allow_http: Vec<String>) -> Config {
-    let mut c = Config::default();
-    c.database_url = db.url.clone();
-    c.database_max_connections = 4;
-    c.listen = "127.0.0.1:0".parse().unwrap();
-    c.admin_token = Some(cds_registry::config::Secret("test-admin-token".into()));
+    let mut c = Config {
+        database_url: db.url.clone(),
+        database_max_connections: 4,
+        listen: "127.0.0.1:0".parse().unwrap(),
+        admin_token: Some(cds_registry::config::Secret("test-admin-token".into())),
+        ..Config::default()
+    };
     c.crawl.allow_http = allow_http;
     c.crawl.allow_private = vec!["127.0.0.0/8".into()];
     c.crawl.scheduled = false;

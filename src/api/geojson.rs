@@ -1,0 +1,255 @@
+//! GeoJSON in and out of the API: request geometries to `geo` types, territories to
+//! Features, `/v1/coverage/{id}/geometry` and the streamed `/v1/export`.
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use bytes::Bytes;
+use geo::{Coord, Geometry, LineString, MultiPolygon, Point, Polygon, Simplify};
+use serde_json::{json, Value};
+
+use super::params;
+use super::search::row;
+use super::{ApiError, ApiResult, AppState};
+use crate::index::SearchIndex;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/coverage/{id}/geometry", get(geometry))
+        .route("/v1/export", get(export))
+}
+
+fn bad(m: impl Into<String>) -> ApiError {
+    ApiError::BadRequest(m.into())
+}
+
+fn position(v: &Value, at: &str) -> Result<Coord<f64>, ApiError> {
+    let a = v
+        .as_array()
+        .filter(|a| a.len() >= 2)
+        .ok_or_else(|| bad(format!("{at}: a position is [lon, lat]")))?;
+    let (x, y) = (
+        a[0].as_f64()
+            .ok_or_else(|| bad(format!("{at}: lon must be a number")))?,
+        a[1].as_f64()
+            .ok_or_else(|| bad(format!("{at}: lat must be a number")))?,
+    );
+    params::check_point(x, y).map_err(|e| bad(format!("{at}: {e}")))?;
+    Ok(Coord { x, y })
+}
+
+fn positions(v: &Value, at: &str) -> Result<Vec<Coord<f64>>, ApiError> {
+    let a = v
+        .as_array()
+        .ok_or_else(|| bad(format!("{at}: expected an array of positions")))?;
+    a.iter()
+        .enumerate()
+        .map(|(i, p)| position(p, &format!("{at}/{i}")))
+        .collect()
+}
+
+fn polygon(v: &Value, at: &str) -> Result<Polygon<f64>, ApiError> {
+    let rings = v
+        .as_array()
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| bad(format!("{at}: a polygon needs rings")))?;
+    let mut ls: Vec<LineString<f64>> = rings
+        .iter()
+        .enumerate()
+        .map(|(i, r)| positions(r, &format!("{at}/{i}")).map(LineString))
+        .collect::<Result<_, _>>()?;
+    let ext = ls.remove(0);
+    if ext.0.len() < 4 {
+        return Err(bad(format!("{at}: a ring needs at least 4 positions")));
+    }
+    Ok(Polygon::new(ext, ls))
+}
+
+/// A request geometry (a GeoJSON Geometry or Feature) as a `geo::Geometry`, validated
+/// for WGS 84 ranges. Bounded by the request body limit.
+pub fn geometry_from_value(v: &Value) -> Result<Geometry<f64>, ApiError> {
+    let v = if v.get("type").and_then(Value::as_str) == Some("Feature") {
+        v.get("geometry")
+            .ok_or_else(|| bad("Feature without geometry"))?
+    } else {
+        v
+    };
+    let ty = v
+        .get("type")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("geometry needs a `type`"))?;
+    let c = v
+        .get("coordinates")
+        .ok_or_else(|| bad("geometry needs `coordinates`"))?;
+    Ok(match ty {
+        "Point" => Geometry::Point(Point(position(c, "/coordinates")?)),
+        "MultiPoint" => Geometry::MultiPoint(
+            positions(c, "/coordinates")?
+                .into_iter()
+                .map(Point)
+                .collect(),
+        ),
+        "LineString" => Geometry::LineString(LineString(positions(c, "/coordinates")?)),
+        "Polygon" => Geometry::Polygon(polygon(c, "/coordinates")?),
+        "MultiPolygon" => {
+            let a = c
+                .as_array()
+                .ok_or_else(|| bad("/coordinates: expected polygons"))?;
+            Geometry::MultiPolygon(MultiPolygon(
+                a.iter()
+                    .enumerate()
+                    .map(|(i, p)| polygon(p, &format!("/coordinates/{i}")))
+                    .collect::<Result<_, _>>()?,
+            ))
+        }
+        other => return Err(bad(format!("unsupported geometry type {other:?}"))),
+    })
+}
+
+fn ring_json(r: &LineString<f64>) -> Value {
+    Value::Array(r.0.iter().map(|c| json!([c.x, c.y])).collect())
+}
+
+/// A territory as GeoJSON MultiPolygon coordinates.
+pub fn multipolygon_json(mp: &MultiPolygon<f64>) -> Value {
+    json!({
+        "type": "MultiPolygon",
+        "coordinates": mp.0.iter().map(|p| {
+            let mut rings = vec![ring_json(p.exterior())];
+            rings.extend(p.interiors().iter().map(ring_json));
+            Value::Array(rings)
+        }).collect::<Vec<_>>()
+    })
+}
+
+fn feature(index: &SearchIndex, i: usize, simplify: f64) -> Value {
+    let e = index.entry(i);
+    let geometry = e.territory.as_ref().map(|t| {
+        if simplify > 0.0 {
+            multipolygon_json(&t.simplify(simplify))
+        } else {
+            multipolygon_json(t)
+        }
+    });
+    json!({
+        "type": "Feature",
+        "id": e.key,
+        "geometry": geometry,
+        "properties": serde_json::to_value(row(index, i)).unwrap_or(Value::Null),
+    })
+}
+
+/// `GET /v1/coverage/{id}/geometry?simplify=`: the territory as a GeoJSON Feature.
+#[utoipa::path(get, path = "/v1/coverage/{id}/geometry", tag = "search",
+    params(("id" = i64, Path, description = "registry id of the coverage entry"),
+           ("simplify" = Option<f64>, Query, description = "Douglas-Peucker tolerance in degrees, 0..1")),
+    responses((status = 200, description = "GeoJSON Feature", content_type = "application/geo+json"),
+              (status = 404, description = "no such entry or no territory", content_type = "application/problem+json")))]
+pub async fn geometry(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    let id: i64 = id
+        .parse()
+        .map_err(|_| bad(format!("id must be an integer, got {id:?}")))?;
+    let simplify = simplify_param(raw.as_deref())?;
+    let index = state.index();
+    let i = index
+        .position(id)
+        .ok_or_else(|| ApiError::NotFound(format!("no coverage entry {id}")))?;
+    if index.entry(i).territory.is_none() {
+        return Err(ApiError::NotFound(format!(
+            "coverage entry {id} has no territory"
+        )));
+    }
+    let body = serde_json::to_vec(&feature(&index, i, simplify))
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(([(header::CONTENT_TYPE, "application/geo+json")], body).into_response())
+}
+
+fn simplify_param(raw: Option<&str>) -> Result<f64, ApiError> {
+    let mut simplify = 0.0;
+    for (k, v) in url::form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
+        match k.as_ref() {
+            "simplify" => {
+                simplify = v
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|s| s.is_finite() && (0.0..=1.0).contains(s))
+                    .ok_or_else(|| {
+                        bad(format!(
+                            "`simplify` must be a number 0..1 (degrees), got {v:?}"
+                        ))
+                    })?;
+            }
+            other => {
+                return Err(bad(format!(
+                    "unknown parameter `{other}`; allowed: simplify"
+                )))
+            }
+        }
+    }
+    Ok(simplify)
+}
+
+/// `GET /v1/export?format=geojson|ndjson&simplify=` + filters: all matching active
+/// coverage, streamed feature by feature (memory stays flat however large the export).
+#[utoipa::path(get, path = "/v1/export", tag = "search",
+    params(("format" = Option<String>, Query, description = "`geojson` (FeatureCollection, default) or `ndjson` (one Feature per line)"),
+           ("simplify" = Option<f64>, Query, description = "tolerance in degrees"),
+           super::search::SearchQuery),
+    responses((status = 200, description = "GeoJSON FeatureCollection or NDJSON")))]
+pub async fn export(State(state): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+    let p = params::parse(raw.as_deref(), &["format", "simplify"])?;
+    let ndjson = match p.extra.get("format").map(String::as_str) {
+        None | Some("geojson") => false,
+        Some("ndjson") => true,
+        Some(f) => return Err(bad(format!("`format` is geojson or ndjson, got {f:?}"))),
+    };
+    let simplify = match p.extra.get("simplify") {
+        Some(s) => simplify_param(Some(&format!("simplify={s}")))?,
+        None => 0.0,
+    };
+    let index = state.index();
+    let hits = index.search(&p.filter);
+    let n = hits.len();
+    let stream = futures::stream::iter((0..n + 2).map(move |k| {
+        // k = 0: header, 1..=n: features, n+1: footer.
+        let chunk = if k == 0 {
+            if ndjson {
+                Vec::new()
+            } else {
+                br#"{"type":"FeatureCollection","features":["#.to_vec()
+            }
+        } else if k <= n {
+            let mut b =
+                serde_json::to_vec(&feature(&index, hits[k - 1], simplify)).unwrap_or_default();
+            if ndjson {
+                b.push(b'\n');
+            } else if k < n {
+                b.push(b',');
+            }
+            b
+        } else if ndjson {
+            Vec::new()
+        } else {
+            b"]}".to_vec()
+        };
+        Ok::<_, std::io::Error>(Bytes::from(chunk))
+    }));
+    let ct = if ndjson {
+        "application/x-ndjson"
+    } else {
+        "application/geo+json"
+    };
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, ct)],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}

@@ -1,0 +1,438 @@
+//! The search endpoints, answered from the in-memory index: `/v1/entities`,
+//! `/v1/coverage`, `/v1/lookup` (GET one point, POST a batch or a geometry), `/v1/facets`.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{RawQuery, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use super::params::{self, check_point, decode_cursor, encode_cursor};
+use super::{ApiError, ApiResult, AppState};
+use crate::index::{Facets, SearchIndex};
+
+/// Most points one batch lookup takes (one pass over the index; ~2 MB of JSON in).
+pub const MAX_BATCH_POINTS: usize = 100_000;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/entities", get(entities))
+        .route("/v1/coverage", get(coverage))
+        .route("/v1/lookup", get(lookup).post(lookup_batch))
+        .route("/v1/facets", get(facets))
+}
+
+/// The server offering an entry.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServerBrief {
+    pub id: i64,
+    pub url: String,
+    pub name: String,
+}
+
+/// One coverage entry (WG1-01 §4) as the search endpoints return it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CoverageRow {
+    /// Registry id of the entry (stable across crawls while the entry exists).
+    pub id: i64,
+    /// The entry's own `id` on its server.
+    pub entry_id: String,
+    pub entity_name: String,
+    pub entity_abbreviation: Option<String>,
+    pub country: String,
+    pub name: String,
+    pub description: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub role: String,
+    pub infrastructure_types: Vec<String>,
+    pub commodity_types: Vec<String>,
+    pub capabilities: Vec<String>,
+    pub map_resource: Option<String>,
+    pub map_content_type: Option<String>,
+    pub geojson_resource: Option<String>,
+    /// OAuth scopes offered for this entry (WG1-02).
+    pub scopes: Vec<String>,
+    /// Path of the territory as GeoJSON, when the entry has one.
+    pub geometry: Option<String>,
+    pub server: ServerBrief,
+}
+
+pub fn row(index: &SearchIndex, i: usize) -> CoverageRow {
+    let e = index.entry(i);
+    let en = &e.entry;
+    CoverageRow {
+        id: e.key,
+        entry_id: en.id.clone(),
+        entity_name: en.entity_name.clone(),
+        entity_abbreviation: en.entity_abbreviation.clone(),
+        country: en.country.clone(),
+        name: en.name.clone(),
+        description: en.description.clone(),
+        kind: en.kind.clone(),
+        role: en.role.clone(),
+        infrastructure_types: en.infrastructure_types.clone(),
+        commodity_types: en.commodity_types.clone(),
+        capabilities: en.capabilities.clone(),
+        map_resource: en.map_resource.clone(),
+        map_content_type: en.map_content_type.clone(),
+        geojson_resource: en.geojson_resource.clone(),
+        scopes: e.scopes.clone(),
+        geometry: e
+            .territory
+            .as_ref()
+            .map(|_| format!("/v1/coverage/{}/geometry", e.key)),
+        server: ServerBrief {
+            id: e.server_id,
+            url: e.server_url.clone(),
+            name: e.server_name.clone(),
+        },
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CoveragePage {
+    pub coverage: Vec<CoverageRow>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+    /// Matches in total (all pages).
+    pub total: usize,
+}
+
+/// `GET /v1/coverage`: one row per matching coverage entry, by registry id.
+#[utoipa::path(get, path = "/v1/coverage", tag = "search",
+    params(SearchQuery),
+    responses((status = 200, body = CoveragePage), (status = 400, description = "bad parameter", content_type = "application/problem+json")))]
+pub async fn coverage(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<CoveragePage>> {
+    let p = params::parse(raw.as_deref(), &["limit", "cursor"])?;
+    let limit = params::limit(&p, 100, 1000)?;
+    let after: Option<i64> = decode_cursor(&p, "k")?
+        .map(|s| {
+            s.parse()
+                .map_err(|_| ApiError::BadRequest("bad cursor".into()))
+        })
+        .transpose()?;
+    let index = state.index();
+    let hits = index.search(&p.filter);
+    let total = hits.len();
+    let start = match after {
+        Some(k) => hits.partition_point(|&i| index.entry(i).key <= k),
+        None => 0,
+    };
+    let page: Vec<usize> = hits[start..].iter().take(limit).copied().collect();
+    let next_cursor = (start + page.len() < total)
+        .then(|| {
+            page.last()
+                .map(|&i| encode_cursor("k", &index.entry(i).key.to_string()))
+        })
+        .flatten();
+    Ok(Json(CoveragePage {
+        coverage: page.into_iter().map(|i| row(&index, i)).collect(),
+        next_cursor,
+        total,
+    }))
+}
+
+/// A covered entity: entries grouped across servers by country + normalised name.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Entity {
+    pub entity_name: String,
+    pub country: String,
+    /// Servers offering coverage for this entity.
+    pub servers: Vec<ServerBrief>,
+    pub commodity_types: Vec<String>,
+    pub roles: Vec<String>,
+    pub entries: Vec<CoverageRow>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EntitiesPage {
+    pub entities: Vec<Entity>,
+    pub next_cursor: Option<String>,
+    pub total: usize,
+}
+
+/// `GET /v1/entities`: the covered entities with their matching entries.
+#[utoipa::path(get, path = "/v1/entities", tag = "search",
+    params(SearchQuery),
+    responses((status = 200, body = EntitiesPage), (status = 400, description = "bad parameter", content_type = "application/problem+json")))]
+pub async fn entities(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<EntitiesPage>> {
+    let p = params::parse(raw.as_deref(), &["limit", "cursor"])?;
+    let limit = params::limit(&p, 50, 500)?;
+    let index = state.index();
+    let groups = index.entities(&p.filter);
+    let total = groups.len();
+    // Groups are ordered by (normalised name, country): the cursor is the last group's key.
+    let start = match decode_cursor(&p, "e")? {
+        Some(k) => groups.partition_point(|g| format!("{}\u{1f}{}", g.name_key, g.country) <= k),
+        None => 0,
+    };
+    let page = &groups[start..groups.len().min(start + limit)];
+    let next_cursor = (start + page.len() < total)
+        .then(|| {
+            page.last()
+                .map(|g| encode_cursor("e", &format!("{}\u{1f}{}", g.name_key, g.country)))
+        })
+        .flatten();
+    let entities = page
+        .iter()
+        .map(|g| {
+            let entries: Vec<CoverageRow> = g.entries.iter().map(|&i| row(&index, i)).collect();
+            let mut servers: BTreeMap<i64, ServerBrief> = BTreeMap::new();
+            let mut commodities = std::collections::BTreeSet::new();
+            let mut roles = std::collections::BTreeSet::new();
+            for r in &entries {
+                servers.entry(r.server.id).or_insert_with(|| ServerBrief {
+                    id: r.server.id,
+                    url: r.server.url.clone(),
+                    name: r.server.name.clone(),
+                });
+                commodities.extend(r.commodity_types.iter().cloned());
+                roles.insert(r.role.clone());
+            }
+            Entity {
+                entity_name: g.entity_name.clone(),
+                country: g.country.clone(),
+                servers: servers.into_values().collect(),
+                commodity_types: commodities.into_iter().collect(),
+                roles: roles.into_iter().collect(),
+                entries,
+            }
+        })
+        .collect();
+    Ok(Json(EntitiesPage {
+        entities,
+        next_cursor,
+        total,
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LookupResult {
+    /// `[lon, lat]`.
+    pub point: [f64; 2],
+    /// Authoritative before official before aggregator, then the smallest territory.
+    pub results: Vec<CoverageRow>,
+}
+
+/// `GET /v1/lookup?lat=&lon=`: who serves this point.
+#[utoipa::path(get, path = "/v1/lookup", tag = "search",
+    params(SearchQuery),
+    responses((status = 200, body = LookupResult), (status = 400, description = "missing or bad lat/lon", content_type = "application/problem+json")))]
+pub async fn lookup(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<LookupResult>> {
+    let mut p = params::parse(raw.as_deref(), &[])?;
+    let (lon, lat) = p
+        .filter
+        .point
+        .take()
+        .ok_or_else(|| ApiError::BadRequest("`lat` and `lon` are required".into()))?;
+    let index = state.index();
+    let hits = index.lookup(lon, lat, &p.filter);
+    Ok(Json(LookupResult {
+        point: [lon, lat],
+        results: hits.into_iter().map(|i| row(&index, i)).collect(),
+    }))
+}
+
+/// Body of `POST /v1/lookup`: many points, or one GeoJSON geometry. Filters go in the
+/// query string, as for `GET`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequest {
+    /// `[[lon, lat], ...]`, up to 100,000 points.
+    #[serde(default)]
+    pub points: Option<Vec<[f64; 2]>>,
+    /// A GeoJSON Geometry (or Feature): entries whose territory intersects it.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub geometry: Option<Value>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchResult {
+    /// Per input point (same order), the ranked registry ids of the entries serving it;
+    /// for a geometry, one list.
+    pub matches: Vec<Vec<i64>>,
+    /// Each entry referenced in `matches`, once, by registry id.
+    pub entries: BTreeMap<String, CoverageRow>,
+}
+
+/// `POST /v1/lookup`: a batch of points in one pass, or a geometry.
+#[utoipa::path(post, path = "/v1/lookup", tag = "search",
+    params(SearchQuery),
+    request_body = BatchRequest,
+    responses((status = 200, body = BatchResult), (status = 400, description = "bad body or parameter", content_type = "application/problem+json")))]
+pub async fn lookup_batch(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+    body: Result<Json<BatchRequest>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Json<BatchResult>> {
+    let Json(body) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let p = params::parse(raw.as_deref(), &[])?;
+    if p.filter.point.is_some() {
+        return Err(ApiError::BadRequest(
+            "POST /v1/lookup takes its points in the body".into(),
+        ));
+    }
+    let index = state.index();
+    let matches: Vec<Vec<usize>> = match (body.points, body.geometry) {
+        (Some(points), None) => {
+            if points.len() > MAX_BATCH_POINTS {
+                return Err(ApiError::BadRequest(format!(
+                    "at most {MAX_BATCH_POINTS} points per request, got {}",
+                    points.len()
+                )));
+            }
+            for (i, [lon, lat]) in points.iter().enumerate() {
+                check_point(*lon, *lat)
+                    .map_err(|e| ApiError::BadRequest(format!("points[{i}]: {}", detail(&e))))?;
+            }
+            let index2 = index.clone();
+            let filter = p.filter.clone();
+            let hits =
+                tokio::task::spawn_blocking(move || index2.lookup_batch_csr(&points, &filter))
+                    .await
+                    .map_err(|e| ApiError::Internal(e.to_string()))?;
+            (0..hits.len())
+                .map(|i| hits.get(i).iter().map(|&x| x as usize).collect())
+                .collect()
+        }
+        (None, Some(g)) => {
+            let geom = super::geojson::geometry_from_value(&g)?;
+            vec![index.intersecting(&geom, &p.filter)]
+        }
+        _ => {
+            return Err(ApiError::BadRequest(
+                "give exactly one of `points` or `geometry`".into(),
+            ))
+        }
+    };
+    let mut entries = BTreeMap::new();
+    let matches = matches
+        .into_iter()
+        .map(|hits| {
+            hits.into_iter()
+                .map(|i| {
+                    let key = index.entry(i).key;
+                    entries
+                        .entry(key.to_string())
+                        .or_insert_with(|| row(&index, i));
+                    key
+                })
+                .collect()
+        })
+        .collect();
+    Ok(Json(BatchResult { matches, entries }))
+}
+
+fn detail(e: &ApiError) -> String {
+    match e {
+        ApiError::BadRequest(d) => d.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Counts per value of one field.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FacetCount {
+    pub value: String,
+    pub count: usize,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FacetsResult {
+    pub total: usize,
+    pub country: Vec<FacetCount>,
+    pub commodity: Vec<FacetCount>,
+    pub capability: Vec<FacetCount>,
+    pub infrastructure: Vec<FacetCount>,
+    pub role: Vec<FacetCount>,
+    #[serde(rename = "type")]
+    pub kind: Vec<FacetCount>,
+    pub scope: Vec<FacetCount>,
+}
+
+fn counts(v: Vec<(String, usize)>) -> Vec<FacetCount> {
+    v.into_iter()
+        .map(|(value, count)| FacetCount { value, count })
+        .collect()
+}
+
+/// `GET /v1/facets`: entry counts per field value under the filters.
+#[utoipa::path(get, path = "/v1/facets", tag = "search",
+    params(SearchQuery),
+    responses((status = 200, body = FacetsResult), (status = 400, description = "bad parameter", content_type = "application/problem+json")))]
+pub async fn facets(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<FacetsResult>> {
+    let p = params::parse(raw.as_deref(), &[])?;
+    let index = state.index();
+    let total = index.search(&p.filter).len();
+    let Facets {
+        country,
+        commodity,
+        capability,
+        infrastructure,
+        role,
+        kind,
+        scope,
+        ..
+    } = index.facets(&p.filter);
+    Ok(Json(FacetsResult {
+        total,
+        country: counts(country),
+        commodity: counts(commodity),
+        capability: counts(capability),
+        infrastructure: counts(infrastructure),
+        role: counts(role),
+        kind: counts(kind),
+        scope: counts(scope),
+    }))
+}
+
+/// The shared search filters (documentation only; parsing is in `params`).
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct SearchQuery {
+    /// ISO 3166-1 alpha-2 codes, comma-separated (OR).
+    country: Option<String>,
+    /// e.g. `electricity,natural_gas`.
+    commodity: Option<String>,
+    /// e.g. `oauth`; extension capabilities are searchable too.
+    capability: Option<String>,
+    /// e.g. `distribution_utility`.
+    infrastructure: Option<String>,
+    /// `authoritative`, `official`, `aggregator`.
+    role: Option<String>,
+    /// `geographic` or `logical`.
+    #[param(rename = "type")]
+    kind: Option<String>,
+    /// OAuth scope offered for the entry.
+    scope: Option<String>,
+    /// Text in entity or area names (case- and accent-insensitive).
+    q: Option<String>,
+    /// Latitude, -90..90 (with `lon`).
+    lat: Option<f64>,
+    /// Longitude, -180..180 (with `lat`).
+    lon: Option<f64>,
+    /// `minLon,minLat,maxLon,maxLat`.
+    bbox: Option<String>,
+    /// Page size (entities ≤ 500, coverage ≤ 1000).
+    limit: Option<usize>,
+    /// Opaque cursor from `next_cursor`.
+    cursor: Option<String>,
+}

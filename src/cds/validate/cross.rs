@@ -1,0 +1,147 @@
+//! Across servers (WG1-01 §4): only one server should be `authoritative` for the same
+//! coverage and capability (XS-AUTH-CONFLICT).
+
+use geo::{Intersects, MultiPolygon, Relate};
+
+use super::rules;
+use crate::cds::finding::{Finding, Severity};
+
+
+/// One coverage entry with `role: "authoritative"`, as input to
+/// [`authoritative_conflicts`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuthClaim {
+    /// The server (its metadata URL) making the claim; claims of the same server never
+    /// conflict with each other.
+    pub server_url: String,
+    /// The coverage page the entry is on (findings are reported against it).
+    pub entry_url: String,
+    /// The entry's pointer in that page, `/coverage_entries/<i>`.
+    pub pointer: String,
+    pub entry_id: String,
+    pub capabilities: Vec<String>,
+    pub country: String,
+    /// Territory bounding box `[min_lon, min_lat, max_lon, max_lat]` (RFC 7946 §5 order),
+    /// when the territory is known.
+    pub bbox: Option<[f64; 4]>,
+}
+
+/// XS-AUTH-CONFLICT with the default overlap test, [`default_overlap`]: same country and
+/// overlapping bounding boxes.
+pub fn authoritative_conflicts(claims: &[AuthClaim]) -> Vec<Finding> {
+    authoritative_conflicts_with(claims, &default_overlap)
+}
+
+/// XS-AUTH-CONFLICT (warning), WG1-01 §4: only one server should be authoritative for the
+/// same coverage and capability.
+///
+/// `claims` are the `authoritative` entries of all servers. Two claims conflict when they
+/// come from different servers (`server_url` differs), share at least one capability and
+/// `overlaps` says their territories overlap; the geometry test stays with the caller
+/// (e.g. real polygon intersection after a bbox pre-filter).
+///
+/// Each conflicting pair yields **two** findings, one reported against each side
+/// (`url` = that claim's `entry_url`, `pointer` = its `pointer`), so each server's own
+/// findings list shows the conflict; the message names the other server and entry.
+/// Findings come in pair order (`claims[i]` before `claims[j]` for `i < j`).
+///
+/// The scan is quadratic in the number of claims, which is fine for the few authoritative
+/// entries a registry holds; pre-group the input by country if it grows.
+pub fn authoritative_conflicts_with(
+    claims: &[AuthClaim],
+    overlaps: &dyn Fn(&AuthClaim, &AuthClaim) -> bool,
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for (i, a) in claims.iter().enumerate() {
+        for b in &claims[i + 1..] {
+            if a.server_url == b.server_url {
+                continue;
+            }
+            let shared: Vec<&str> = a
+                .capabilities
+                .iter()
+                .filter(|c| b.capabilities.contains(c))
+                .map(String::as_str)
+                .collect();
+            if shared.is_empty() || !overlaps(a, b) {
+                continue;
+            }
+            out.push(conflict_finding(a, b, &shared));
+            out.push(conflict_finding(b, a, &shared));
+        }
+    }
+    out
+}
+
+fn conflict_finding(this: &AuthClaim, other: &AuthClaim, shared: &[&str]) -> Finding {
+    let caps = shared
+        .iter()
+        .map(|c| format!("`{c}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Finding::new(
+        rules::XS_AUTH_CONFLICT,
+        Severity::Warning,
+        &this.entry_url,
+        &this.pointer,
+        format!(
+            "entry {:?} is `authoritative` for {caps}, and so is entry {:?} of another server ({}, listed at {}#{}) for an overlapping territory; only one server should be authoritative there",
+            this.entry_id, other.entry_id, other.server_url, other.entry_url, other.pointer
+        ),
+    )
+    .expected("one authoritative server per territory and capability")
+    .actual(other.server_url.clone())
+}
+
+/// The default territory test: same country and overlapping bounding boxes. Claims
+/// without a bounding box (logical entries, territories not downloaded) never overlap:
+/// without a territory there is nothing to compare, and a false alarm is worse here.
+pub fn default_overlap(a: &AuthClaim, b: &AuthClaim) -> bool {
+    a.country == b.country
+        && match (a.bbox, b.bbox) {
+            (Some(x), Some(y)) => bbox_overlap(&x, &y),
+            _ => false,
+        }
+}
+
+/// Whether two `[min_lon, min_lat, max_lon, max_lat]` boxes share interior area.
+/// Touching edges do not count (neighbouring utilities share borders). A box with
+/// `min_lon > max_lon` crosses the antimeridian (RFC 7946 §5.2). NaN never overlaps.
+pub fn bbox_overlap(a: &[f64; 4], b: &[f64; 4]) -> bool {
+    if a.iter().chain(b).any(|v| v.is_nan()) {
+        return false;
+    }
+    let lat = a[1] < b[3] && b[1] < a[3];
+    lat && lon_ranges(a)
+        .iter()
+        .any(|x| lon_ranges(b).iter().any(|y| x.0 < y.1 && y.0 < x.1))
+}
+
+fn lon_ranges(b: &[f64; 4]) -> Vec<(f64, f64)> {
+    if b[0] <= b[2] {
+        vec![(b[0], b[2])]
+    } else {
+        vec![(b[0], 180.0), (-180.0, b[2])]
+    }
+}
+
+/// Whether two territories share interior area: the geometry test for XS-AUTH-CONFLICT
+/// (WG1-01 §4, "overlapping territory"), meant to follow [`default_overlap`] (same
+/// country, bounding boxes overlap) as its prefilter.
+///
+/// `geo::Intersects` is also true for neighbours that only share a border, the usual case
+/// for utilities, so it is only the cheap first test; the DE-9IM matrix then has to show
+/// the interiors meeting (`T********`). Territories are remote data and may be invalid
+/// (e.g. undissolved counties sharing edges inside one MultiPolygon): should the relate
+/// computation panic on such input, the pair is treated as not overlapping, like a claim
+/// without territory (a false alarm is worse than a missed one here).
+pub fn territories_overlap(a: &MultiPolygon<f64>, b: &MultiPolygon<f64>) -> bool {
+    if !a.intersects(b) {
+        return false;
+    }
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // Interior of `a` meets interior of `b`; the rest of the matrix is free.
+        a.relate(b).matches("T********").unwrap_or(false)
+    }))
+    .unwrap_or(false)
+}

@@ -1,0 +1,100 @@
+//! The conformance validator: pure checks of CDS documents (no I/O).
+//!
+//! Rule ids and severities follow CDS-SPEC-NOTES (ours, not the spec's). Findings the
+//! crawler raises from transport facts (legacy path, plain http, auth on the well-known URL,
+//! pagination loops, lenient JSON, GeoJSON) use the constants in [`rules`] too, so every id
+//! is spelled in one place; the `finding_*` constructors below build the transport ones so
+//! their wording and severity are the same wherever they are raised.
+//!
+//! Three layers, matching what the crawler has in hand at each step:
+//! - [`validate_metadata`]: one metadata document on its own (WG1-01 §2);
+//! - [`validate_coverage_page`] / [`validate_coverage_entry`]: one listing page (§3, §4);
+//! - [`validate_server`]: metadata plus every entry of every page (capability union, unique
+//!   ids, ordering), and [`authoritative_conflicts`] across servers (§4).
+//!
+//! Forward compatibility (WG1-01 §2): unknown fields, unknown capability strings and
+//! unknown enum values (`type`, `role`, `infrastructure_types`, `commodity_types`) never
+//! produce a finding. Only the shape the spec fixes is checked.
+//!
+//! Layout: [`rules`] and the shared context types live here; the field-shape machinery in
+//! `fields`, then one file per layer (`metadata`, `coverage`, `server`, `cross`) and the
+//! transport findings in `transport`. Every public item is re-exported here, so callers
+//! keep using `crate::cds::validate::{rules, validate_metadata, ...}`.
+
+use serde_json::Value;
+
+mod coverage;
+mod cross;
+mod fields;
+mod metadata;
+mod server;
+mod transport;
+
+#[cfg(test)]
+mod tests;
+
+pub use coverage::{validate_coverage_entry, validate_coverage_page};
+pub use cross::{
+    authoritative_conflicts, authoritative_conflicts_with, bbox_overlap, default_overlap,
+    territories_overlap, AuthClaim,
+};
+pub use metadata::validate_metadata;
+pub use server::validate_server;
+pub use transport::{
+    finding_auth_required, finding_lenient_json, finding_legacy_path, finding_page_cap,
+    finding_page_loop, finding_plain_http,
+};
+
+/// Every rule id the registry reports.
+pub mod rules {
+    pub const WK_LEGACY: &str = "WK-LEGACY";
+    pub const WK_AUTH: &str = "WK-AUTH";
+    pub const HTTP_NOT_HTTPS: &str = "HTTP-NOT-HTTPS";
+    pub const JSON_LENIENT: &str = "JSON-LENIENT";
+    pub const META_VERSION: &str = "META-VERSION";
+    pub const META_URL_MISMATCH: &str = "META-URL-MISMATCH";
+    pub const META_COVERAGE_URL: &str = "META-COVERAGE-URL";
+    pub const META_OAUTH_URL: &str = "META-OAUTH-URL";
+    pub const META_CAP_UNION: &str = "META-CAP-UNION";
+    /// Followed by `:<field>`.
+    pub const META_REQUIRED: &str = "META-REQUIRED";
+    /// Followed by `:<field>` (`:document` when the document is not an object).
+    pub const META_TYPE: &str = "META-TYPE";
+    /// Followed by `:<field>`.
+    pub const COV_REQUIRED: &str = "COV-REQUIRED";
+    /// Followed by `:<field>` (`:document` when the page is not an object).
+    pub const COV_TYPE: &str = "COV-TYPE";
+    pub const COV_PAGE_LOOP: &str = "COV-PAGE-LOOP";
+    pub const COV_ORDER: &str = "COV-ORDER";
+    pub const COV_DUP_ID: &str = "COV-DUP-ID";
+    pub const COV_COUNTRY: &str = "COV-COUNTRY";
+    pub const COV_CAP_COVERAGE: &str = "COV-CAP-COVERAGE";
+    pub const COV_MAP_TYPE: &str = "COV-MAP-TYPE";
+    pub const COV_GEO_RESOURCE: &str = "COV-GEO-RESOURCE";
+    pub const XS_AUTH_CONFLICT: &str = "XS-AUTH-CONFLICT";
+    pub const GEO_CRS: &str = "GEO-CRS";
+    pub const GEO_NO_POLYGON: &str = "GEO-NO-POLYGON";
+    pub const GEO_INVALID: &str = "GEO-INVALID";
+}
+
+/// Where a metadata document came from, for the checks that depend on transport.
+#[derive(Debug, Clone, Copy)]
+pub struct MetadataContext<'a> {
+    /// The URL the document was finally fetched from, after redirects.
+    pub fetched_url: &'a str,
+}
+
+/// One coverage entry with the page it came from, for the cross-page checks.
+#[derive(Debug, Clone)]
+pub struct EntryRef<'a> {
+    pub page_url: &'a str,
+    /// Index inside that page's `coverage_entries`.
+    pub index: usize,
+    pub entry: &'a Value,
+}
+
+impl EntryRef<'_> {
+    pub fn pointer(&self) -> String {
+        format!("/coverage_entries/{}", self.index)
+    }
+}

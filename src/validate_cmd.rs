@@ -1,0 +1,569 @@
+//! `cds-registry validate URL|HOST`: the conformance validator for one server, as a utility
+//! engineer runs it before publishing.
+//!
+//! It runs exactly the crawler's per-host pipeline ([`crawl_host`]) with the same guarded
+//! client and limits (so plain http and private addresses are refused unless the
+//! configuration opens them, as for a crawl), but with no store: nothing is read from or
+//! written to the database, and no request is conditional. Every finding the crawl raised
+//! is collected, grouped by server and document, and printed once with its JSON pointer.
+//!
+//! Exit codes ([`Report::exit_code`]): 0 when there is no error-severity finding, 1 when
+//! there is one, 2 when the root metadata could not be validated at all (unreachable,
+//! blocked, HTTP error, not JSON, …; the classified failure is printed).
+
+use std::collections::{HashMap, HashSet};
+
+use serde::Serialize;
+use url::Url;
+
+use crate::cds::{Finding, Severity};
+use crate::config::CrawlConfig;
+use crate::crawl::fetch::{FailureClass, FetchError, Fetcher};
+use crate::crawl::host::{crawl_host, HostCrawl, RunContext, Start};
+use crate::seeds::{parse_seed, Seed};
+
+/// Rule id prefix of the finding-like lines for documents that could not be fetched or
+/// used: `FETCH:<class>` (`FETCH:connect`, `FETCH:http_status`, …). Not a spec rule: the
+/// crawler stores these as crawl outcomes, the validator reports them next to the findings.
+pub const FETCH_RULE: &str = "FETCH";
+
+/// Everything `validate` found about one target.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The target as given on the command line.
+    pub target: String,
+    /// Servers in crawl order (the root, then `related_metadata` depth-first), then the
+    /// related servers that failed.
+    pub servers: Vec<ServerReport>,
+    /// Why the root server could not be validated; `Some` means exit code 2.
+    pub failure: Option<FailureReport>,
+    /// The well-known URL answered 301/302 to this URL (a migrated server, §1).
+    pub moved_to: Option<String>,
+    pub summary: Summary,
+}
+
+/// One metadata document and the documents it leads to.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerReport {
+    /// The metadata's `name`; `None` when the server could not be read.
+    pub name: Option<String>,
+    /// Where the metadata was finally fetched from (or was to be fetched from).
+    pub url: String,
+    /// The server whose `related_metadata` led here.
+    pub parent_url: Option<String>,
+    pub depth: usize,
+    /// Coverage entries read, over all pages.
+    pub entries: usize,
+    /// Documents fetched and checked (metadata, coverage pages, territories).
+    pub documents_checked: usize,
+    /// `Some` when this server could not be crawled completely.
+    pub failure: Option<FailureReport>,
+    /// Documents that have findings, with them; clean documents are not listed.
+    pub documents: Vec<DocumentReport>,
+}
+
+/// The findings about one document, most severe first.
+#[derive(Debug, Clone, Serialize)]
+pub struct DocumentReport {
+    pub url: String,
+    /// `metadata`, `coverage_page` or `geojson`; `None` for a document never fetched.
+    pub kind: Option<String>,
+    pub findings: Vec<Finding>,
+}
+
+/// A classified fetch failure (the classes stored per host and run by the crawler).
+#[derive(Debug, Clone, Serialize)]
+pub struct FailureReport {
+    pub class: String,
+    pub url: String,
+    pub status: Option<u16>,
+    pub detail: String,
+}
+
+impl From<&FetchError> for FailureReport {
+    fn from(e: &FetchError) -> Self {
+        FailureReport {
+            class: e.class.as_str().to_owned(),
+            url: e.url.clone(),
+            status: e.status,
+            detail: e.detail.clone(),
+        }
+    }
+}
+
+impl FailureReport {
+    /// The finding-like line reported for this failure.
+    fn finding(&self) -> Finding {
+        let f = Finding::new(
+            format!("{FETCH_RULE}:{}", self.class),
+            Severity::Error,
+            &self.url,
+            "",
+            format!("could not use this document: {}", self.detail),
+        );
+        match self.status {
+            Some(s) => f.actual(format!("HTTP {s}")),
+            None => f,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub errors: usize,
+    pub warnings: usize,
+    pub info: usize,
+    /// Documents fetched and checked, over all servers.
+    pub documents: usize,
+    /// Servers crawled completely.
+    pub servers: usize,
+}
+
+impl Report {
+    /// 2 when the root could not be validated, 1 when any finding is an error, else 0.
+    pub fn exit_code(&self) -> u8 {
+        if self.failure.is_some() {
+            2
+        } else if self.summary.errors > 0 {
+            1
+        } else {
+            0
+        }
+    }
+
+    /// Every finding of the report, in report order.
+    pub fn findings(&self) -> impl Iterator<Item = &Finding> {
+        self.servers
+            .iter()
+            .flat_map(|s| &s.documents)
+            .flat_map(|d| &d.findings)
+    }
+}
+
+/// Validate one server: `target` is a host, `host:port`, or the URL of a metadata document
+/// (the forms a seeds file takes, [`parse_seed`]). Never touches the database.
+pub async fn validate_target(cfg: &CrawlConfig, target: &str) -> Report {
+    let start = match parse_seed(target) {
+        Ok(Seed::Host(h)) => Ok(Start::Host(h)),
+        Ok(Seed::Url(u)) => Url::parse(&u).map(Start::Url).map_err(|e| e.to_string()),
+        Err(e) => Err(e),
+    };
+    let start = match start {
+        Ok(s) => s,
+        Err(reason) => return failed_before_start(target, FailureClass::Invalid, format!("not a host or URL: {reason}")),
+    };
+    // The crawler's own client: same guard (https only unless `allow_http`, public
+    // addresses only unless `allow_private`), same timeouts and size limits.
+    let fetcher = match Fetcher::new(cfg) {
+        Ok(f) => f,
+        Err(e) => return failed_before_start(target, FailureClass::Other, format!("cannot build the HTTP client: {e:#}")),
+    };
+    let ctx = RunContext {
+        run_id: 0,
+        store: None,
+        fetcher,
+        cfg: cfg.clone(),
+        // No stored validators: every request is unconditional, so every document is
+        // really downloaded and checked.
+        validators: HashMap::new(),
+        claimed: Default::default(),
+    };
+    let crawl = crawl_host(&ctx, 0, start).await;
+    build_report(target, crawl)
+}
+
+fn failed_before_start(target: &str, class: FailureClass, detail: String) -> Report {
+    let crawl = HostCrawl {
+        failure: Some(FetchError {
+            class,
+            url: target.to_owned(),
+            detail,
+            status: None,
+            retry_after: None,
+        }),
+        ..Default::default()
+    };
+    build_report(target, crawl)
+}
+
+/// Documents in a stable order: metadata, then coverage pages in listing order, then
+/// territories by URL (they are downloaded concurrently, so their order varies).
+fn kind_rank(kind: Option<&str>) -> u8 {
+    match kind {
+        Some("metadata") => 0,
+        Some("coverage_page") => 1,
+        Some("geojson") => 2,
+        _ => 3,
+    }
+}
+
+/// Turn a crawl into a report: findings grouped by server and document, each problem once.
+pub fn build_report(target: &str, crawl: HostCrawl) -> Report {
+    // One problem is (rule, document, pointer, message): the crawler deduplicates per
+    // server, this makes it hold across servers and host findings too.
+    let mut seen: HashSet<(String, String, String, String)> = HashSet::new();
+    let mut keep = |f: &Finding| seen.insert((f.rule.clone(), f.url.clone(), f.pointer.clone(), f.message.clone()));
+
+    let mut servers = Vec::new();
+    let mut documents_total = 0;
+    for s in &crawl.servers {
+        let c = &s.commit;
+        let mut docs: Vec<DocumentReport> = c
+            .documents
+            .iter()
+            .map(|d| DocumentReport {
+                url: d.url.clone(),
+                kind: Some(d.kind.to_owned()),
+                findings: Vec::new(),
+            })
+            .collect();
+        documents_total += docs.len();
+        for f in &c.findings {
+            if keep(f) {
+                push_finding(&mut docs, f.clone());
+            }
+        }
+        servers.push(ServerReport {
+            name: Some(c.name.clone()),
+            url: c.url.clone(),
+            parent_url: c.parent_url.clone(),
+            depth: c.depth.max(0) as usize,
+            entries: c.entries.len(),
+            documents_checked: c.documents.len(),
+            failure: None,
+            documents: docs,
+        });
+    }
+
+    // The root failure comes first: it is why nothing else is there.
+    let failure = crawl.failure.as_ref().map(FailureReport::from);
+    if let Some(fr) = &failure {
+        let mut docs = Vec::new();
+        let f = fr.finding();
+        if keep(&f) {
+            push_finding(&mut docs, f);
+        }
+        servers.insert(
+            0,
+            ServerReport {
+                name: None,
+                url: fr.url.clone(),
+                parent_url: None,
+                depth: 0,
+                entries: 0,
+                documents_checked: 0,
+                failure: Some(fr.clone()),
+                documents: docs,
+            },
+        );
+    }
+    for (url, e) in &crawl.failed_servers {
+        let fr = FailureReport::from(e);
+        let mut docs = Vec::new();
+        let f = fr.finding();
+        if keep(&f) {
+            push_finding(&mut docs, f);
+        }
+        servers.push(ServerReport {
+            name: None,
+            url: url.clone(),
+            parent_url: parent_of(&crawl, url),
+            depth: 0,
+            entries: 0,
+            documents_checked: 0,
+            failure: Some(fr),
+            documents: docs,
+        });
+    }
+
+    // Host findings (WK-AUTH on the well-known URL): with the document they are about
+    // when some server holds it, otherwise with the first server (the root or its failure).
+    for f in &crawl.host_findings {
+        if !keep(f) {
+            continue;
+        }
+        if servers.is_empty() {
+            servers.push(ServerReport {
+                name: None,
+                url: f.url.clone(),
+                parent_url: None,
+                depth: 0,
+                entries: 0,
+                documents_checked: 0,
+                failure: None,
+                documents: Vec::new(),
+            });
+        }
+        let holder = servers
+            .iter()
+            .position(|s| s.documents.iter().any(|d| d.url == f.url))
+            .unwrap_or(0);
+        push_finding(&mut servers[holder].documents, f.clone());
+    }
+
+    let mut summary = Summary {
+        documents: documents_total,
+        servers: crawl.servers.len(),
+        ..Default::default()
+    };
+    for s in &mut servers {
+        s.documents.retain(|d| !d.findings.is_empty());
+        s.documents.sort_by(|a, b| {
+            let ka = (kind_rank(a.kind.as_deref()), a.kind.as_deref() == Some("geojson"));
+            let kb = (kind_rank(b.kind.as_deref()), b.kind.as_deref() == Some("geojson"));
+            // Territories are ordered by URL; the rest keep their fetch order (stable sort).
+            ka.cmp(&kb).then_with(|| if ka.1 { a.url.cmp(&b.url) } else { std::cmp::Ordering::Equal })
+        });
+        for d in &mut s.documents {
+            // Most severe first; within a severity, document order (stable sort).
+            d.findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
+            for f in &d.findings {
+                match f.severity {
+                    Severity::Error => summary.errors += 1,
+                    Severity::Warning => summary.warnings += 1,
+                    Severity::Info => summary.info += 1,
+                }
+            }
+        }
+    }
+    Report {
+        target: target.to_owned(),
+        servers,
+        failure,
+        moved_to: crawl.moved_to.clone(),
+        summary,
+    }
+}
+
+/// Add `f` to the document it is about, creating the entry for a document not fetched.
+fn push_finding(docs: &mut Vec<DocumentReport>, f: Finding) {
+    match docs.iter_mut().find(|d| d.url == f.url) {
+        Some(d) => d.findings.push(f),
+        None => docs.push(DocumentReport {
+            url: f.url.clone(),
+            kind: None,
+            findings: vec![f],
+        }),
+    }
+}
+
+/// The crawled server whose `related_metadata` lists `url` (resolved against its URL).
+fn parent_of(crawl: &HostCrawl, url: &str) -> Option<String> {
+    crawl
+        .servers
+        .iter()
+        .find(|s| {
+            let base = Url::parse(&s.commit.url).ok();
+            s.related.iter().any(|r| {
+                base.as_ref()
+                    .and_then(|b| b.join(r).ok())
+                    .is_some_and(|u| u.as_str() == url)
+            })
+        })
+        .map(|s| s.commit.url.clone())
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// The summary line: `N errors, N warnings, N info across N documents of N servers`.
+pub fn summary_line(s: &Summary) -> String {
+    format!(
+        "{}, {}, {} info across {} of {}",
+        plural(s.errors, "error", "errors"),
+        plural(s.warnings, "warning", "warnings"),
+        s.info,
+        plural(s.documents, "document", "documents"),
+        plural(s.servers, "server", "servers"),
+    )
+}
+
+/// One finding line: `  error   RULE  /pointer  message (expected X, got Y)`.
+fn finding_line(f: &Finding) -> String {
+    let pointer = if f.pointer.is_empty() {
+        "(document)"
+    } else {
+        f.pointer.as_str()
+    };
+    let detail = match (&f.expected, &f.actual) {
+        (Some(e), Some(a)) => format!(" (expected {e}, got {a})"),
+        (Some(e), None) => format!(" (expected {e})"),
+        (None, Some(a)) => format!(" (got {a})"),
+        (None, None) => String::new(),
+    };
+    format!(
+        "  {:<7} {}  {}  {}{}",
+        f.severity.as_str(),
+        f.rule,
+        pointer,
+        f.message,
+        detail
+    )
+}
+
+/// The readable report: per server a header (name and URL), then per document URL its
+/// findings, most severe first; then the summary line.
+pub fn render_text(r: &Report) -> String {
+    let mut out = String::new();
+    if let Some(f) = &r.failure {
+        out.push_str(&format!(
+            "could not validate {}: {} fetching {}: {}\n\n",
+            r.target, f.class, f.url, f.detail
+        ));
+    }
+    if let Some(m) = &r.moved_to {
+        out.push_str(&format!("note: the well-known URL redirects (301/302) to {m}: the server moved\n\n"));
+    }
+    for s in &r.servers {
+        match (&s.name, &s.failure) {
+            (Some(name), _) => out.push_str(&format!("== {name} <{}>\n", s.url)),
+            (None, Some(f)) => out.push_str(&format!("== (failed: {}) <{}>\n", f.class, s.url)),
+            (None, None) => out.push_str(&format!("== <{}>\n", s.url)),
+        }
+        if let Some(p) = &s.parent_url {
+            out.push_str(&format!("   listed in related_metadata of <{p}>\n"));
+        }
+        if s.failure.is_none() {
+            out.push_str(&format!(
+                "   {} checked, {}\n",
+                plural(s.documents_checked, "document", "documents"),
+                plural(s.entries, "coverage entry", "coverage entries")
+            ));
+        }
+        if s.documents.is_empty() {
+            out.push_str("   no findings\n");
+        }
+        for d in &s.documents {
+            out.push_str(&format!("\n{}\n", d.url));
+            for f in &d.findings {
+                out.push_str(&finding_line(f));
+                out.push('\n');
+            }
+        }
+        out.push('\n');
+    }
+    out.push_str(&summary_line(&r.summary));
+    out.push('\n');
+    out
+}
+
+/// The report as pretty JSON (`--format json`).
+pub fn render_json(r: &Report) -> String {
+    serde_json::to_string_pretty(r).expect("a report always serializes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{DocumentRecord, ServerCommit};
+    use crate::crawl::host::ServerResult;
+
+    fn commit(url: &str, findings: Vec<Finding>) -> ServerResult {
+        ServerResult {
+            commit: ServerCommit {
+                url: url.into(),
+                host_id: 0,
+                parent_url: None,
+                depth: 0,
+                name: "Example".into(),
+                metadata_json: "{}".into(),
+                capabilities: vec![],
+                content_hash: String::new(),
+                entries: vec![],
+                territories: vec![],
+                findings,
+                documents: vec![
+                    DocumentRecord {
+                        url: url.into(),
+                        kind: "metadata",
+                        etag: None,
+                        last_modified: None,
+                        content_hash: String::new(),
+                        http_status: 200,
+                        size: 2,
+                        body: None,
+                    },
+                    DocumentRecord {
+                        url: "https://u.example/cov".into(),
+                        kind: "coverage_page",
+                        etag: None,
+                        last_modified: None,
+                        content_hash: String::new(),
+                        http_status: 200,
+                        size: 2,
+                        body: None,
+                    },
+                ],
+            },
+            related: vec!["https://other.example/m.json".into()],
+        }
+    }
+
+    #[test]
+    fn groups_by_document_sorts_by_severity_and_prints_each_problem_once() {
+        let meta = "https://u.example/m.json";
+        let cov = "https://u.example/cov";
+        let warn = Finding::new("META-VERSION", Severity::Warning, meta, "/cds_metadata_version", "v2")
+            .expected("v1")
+            .actual("v2");
+        let err = Finding::new("COV-COUNTRY", Severity::Error, cov, "/coverage_entries/0/country", "bad");
+        let info = Finding::new("HTTP-NOT-HTTPS", Severity::Info, meta, "", "http");
+        let err2 = Finding::new("JSON-LENIENT", Severity::Error, meta, "", "commas");
+        let crawl = HostCrawl {
+            servers: vec![commit(meta, vec![info, warn, err.clone(), err2])],
+            failed_servers: vec![(
+                "https://other.example/m.json".into(),
+                FetchError {
+                    class: FailureClass::HttpStatus,
+                    url: "https://other.example/m.json".into(),
+                    detail: "HTTP 404".into(),
+                    status: Some(404),
+                    retry_after: None,
+                },
+            )],
+            // The same problem raised twice is reported once.
+            host_findings: vec![err],
+            ..Default::default()
+        };
+        let r = build_report("u.example", crawl);
+        assert_eq!(r.exit_code(), 1);
+        assert_eq!(
+            r.summary,
+            Summary {
+                errors: 3,
+                warnings: 1,
+                info: 1,
+                documents: 2,
+                servers: 1
+            }
+        );
+        let root = &r.servers[0];
+        let rules: Vec<&str> = root.documents[0].findings.iter().map(|f| f.rule.as_str()).collect();
+        assert_eq!(rules, ["JSON-LENIENT", "META-VERSION", "HTTP-NOT-HTTPS"]);
+        assert_eq!(root.documents[1].url, cov);
+        let failed = &r.servers[1];
+        assert_eq!(failed.parent_url.as_deref(), Some(meta));
+        assert_eq!(failed.documents[0].findings[0].rule, "FETCH:http_status");
+
+        let text = render_text(&r);
+        assert_eq!(text.matches("COV-COUNTRY").count(), 1, "{text}");
+        assert!(
+            text.contains("  warning META-VERSION  /cds_metadata_version  v2 (expected v1, got v2)\n"),
+            "{text}"
+        );
+        assert!(text.contains("  error   COV-COUNTRY  /coverage_entries/0/country  bad\n"), "{text}");
+        assert!(text.contains("  info    HTTP-NOT-HTTPS  (document)  http\n"), "{text}");
+        assert!(text.ends_with("3 errors, 1 warning, 1 info across 2 documents of 1 server\n"), "{text}");
+        let json: serde_json::Value = serde_json::from_str(&render_json(&r)).unwrap();
+        assert_eq!(json["summary"]["errors"], 3);
+    }
+
+    #[test]
+    fn root_failure_is_exit_2_with_its_class() {
+        let r = failed_before_start("a b", FailureClass::Invalid, "no".into());
+        assert_eq!(r.exit_code(), 2);
+        assert_eq!(r.servers[0].documents[0].findings[0].rule, "FETCH:invalid");
+        assert!(render_text(&r).starts_with("could not validate a b: invalid fetching a b: no\n"));
+    }
+}
