@@ -128,16 +128,16 @@ pub async fn start(
     let n = state.reload_index().await?;
     info!(entries = n, "index loaded");
     {
-        // After a crawl commits, rebuild the index in the background and swap it in.
+        // After a crawl commits, rebuild the index and swap it in (readers never wait).
         let st = state.clone();
         crawler.set_on_commit(Arc::new(move || {
             let st = st.clone();
-            tokio::spawn(async move {
+            Box::pin(async move {
                 match st.reload_index().await {
                     Ok(n) => info!(entries = n, "index reloaded"),
                     Err(e) => tracing::warn!(error = %e, "index reload failed; old index kept"),
                 }
-            });
+            })
         }));
     }
     let scheduler = if with_scheduler && cfg.crawl.scheduled {

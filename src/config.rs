@@ -35,7 +35,27 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Bearer token for write endpoints. Unset = write endpoints disabled (403).
     pub admin_token: Option<Secret>,
+    pub api: ApiConfig,
     pub crawl: CrawlConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Sustained requests per second per client IP on the public read endpoints
+    /// (0 = no limit). Over the limit: 429 with `Retry-After`.
+    pub rate_limit_per_second: u32,
+    /// Requests a client may burst above the sustained rate.
+    pub rate_limit_burst: u32,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            rate_limit_per_second: 50,
+            rate_limit_burst: 200,
+        }
+    }
 }
 
 impl Default for Config {
@@ -45,6 +65,7 @@ impl Default for Config {
             database_max_connections: 8,
             listen: "127.0.0.1:8080".parse().expect("valid default address"),
             admin_token: None,
+            api: ApiConfig::default(),
             crawl: CrawlConfig::default(),
         }
     }

@@ -9,6 +9,7 @@ pub mod app;
 pub mod cds;
 pub mod config;
 pub mod crawl;
+pub mod demo;
 pub mod fixtures;
 pub mod index;
 pub mod seeds;

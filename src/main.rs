@@ -32,6 +32,16 @@ enum Command {
     Crawl { hosts: Vec<String> },
     /// Apply database migrations.
     Migrate,
+    /// Start fixture utilities on loopback, crawl them into an embedded SQLite file, and
+    /// serve the API and the map page.
+    Demo {
+        /// Address of the API and page.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Directory for the demo's SQLite file.
+        #[arg(long, default_value = "data")]
+        data_dir: PathBuf,
+    },
     /// Check one server against the spec (host, host:port, or metadata URL); never
     /// touches the database. Exit 0: no errors, 1: errors, 2: could not validate.
     Validate {
@@ -43,8 +53,8 @@ enum Command {
 
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,geo=error"));
     // JSON lines when not on a terminal (log collectors), readable text on one.
     if std::io::stderr().is_terminal() {
         tracing_subscriber::fmt()
@@ -103,6 +113,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 _ => print!("{}", cds_registry::validate_cmd::render_text(&report)),
             }
             return Ok(ExitCode::from(report.exit_code()));
+        }
+        Command::Demo { listen, data_dir } => {
+            let demo = cds_registry::demo::start(cds_registry::demo::DemoOptions {
+                listen,
+                data_dir,
+                progress: std::io::stderr().is_terminal(),
+            })
+            .await?;
+            println!("{}", demo.banner());
+            app::shutdown_signal().await;
+            demo.shutdown().await?;
         }
         Command::Serve => {
             let listener = tokio::net::TcpListener::bind(cfg.listen).await?;

@@ -150,13 +150,25 @@ pub async fn validate_target(cfg: &CrawlConfig, target: &str) -> Report {
     };
     let start = match start {
         Ok(s) => s,
-        Err(reason) => return failed_before_start(target, FailureClass::Invalid, format!("not a host or URL: {reason}")),
+        Err(reason) => {
+            return failed_before_start(
+                target,
+                FailureClass::Invalid,
+                format!("not a host or URL: {reason}"),
+            )
+        }
     };
     // The crawler's own client: same guard (https only unless `allow_http`, public
     // addresses only unless `allow_private`), same timeouts and size limits.
     let fetcher = match Fetcher::new(cfg) {
         Ok(f) => f,
-        Err(e) => return failed_before_start(target, FailureClass::Other, format!("cannot build the HTTP client: {e:#}")),
+        Err(e) => {
+            return failed_before_start(
+                target,
+                FailureClass::Other,
+                format!("cannot build the HTTP client: {e:#}"),
+            )
+        }
     };
     let ctx = RunContext {
         run_id: 0,
@@ -202,7 +214,14 @@ pub fn build_report(target: &str, crawl: HostCrawl) -> Report {
     // One problem is (rule, document, pointer, message): the crawler deduplicates per
     // server, this makes it hold across servers and host findings too.
     let mut seen: HashSet<(String, String, String, String)> = HashSet::new();
-    let mut keep = |f: &Finding| seen.insert((f.rule.clone(), f.url.clone(), f.pointer.clone(), f.message.clone()));
+    let mut keep = |f: &Finding| {
+        seen.insert((
+            f.rule.clone(),
+            f.url.clone(),
+            f.pointer.clone(),
+            f.message.clone(),
+        ))
+    };
 
     let mut servers = Vec::new();
     let mut documents_total = 0;
@@ -235,12 +254,19 @@ pub fn build_report(target: &str, crawl: HostCrawl) -> Report {
         });
     }
 
-    // The root failure comes first: it is why nothing else is there.
+    // The root failure comes first: it is why nothing else is there. The crawler raises
+    // host findings only when the root fails (WK-AUTH on 401/403, URL-BLOCKED when the
+    // guard refused it); an error among them already states this failure as a rule, so
+    // the FETCH line would print the same problem twice.
     let failure = crawl.failure.as_ref().map(FailureReport::from);
     if let Some(fr) = &failure {
         let mut docs = Vec::new();
         let f = fr.finding();
-        if keep(&f) {
+        let explained = crawl
+            .host_findings
+            .iter()
+            .any(|h| h.severity == Severity::Error);
+        if !explained && keep(&f) {
             push_finding(&mut docs, f);
         }
         servers.insert(
@@ -309,10 +335,22 @@ pub fn build_report(target: &str, crawl: HostCrawl) -> Report {
     for s in &mut servers {
         s.documents.retain(|d| !d.findings.is_empty());
         s.documents.sort_by(|a, b| {
-            let ka = (kind_rank(a.kind.as_deref()), a.kind.as_deref() == Some("geojson"));
-            let kb = (kind_rank(b.kind.as_deref()), b.kind.as_deref() == Some("geojson"));
+            let ka = (
+                kind_rank(a.kind.as_deref()),
+                a.kind.as_deref() == Some("geojson"),
+            );
+            let kb = (
+                kind_rank(b.kind.as_deref()),
+                b.kind.as_deref() == Some("geojson"),
+            );
             // Territories are ordered by URL; the rest keep their fetch order (stable sort).
-            ka.cmp(&kb).then_with(|| if ka.1 { a.url.cmp(&b.url) } else { std::cmp::Ordering::Equal })
+            ka.cmp(&kb).then_with(|| {
+                if ka.1 {
+                    a.url.cmp(&b.url)
+                } else {
+                    std::cmp::Ordering::Equal
+                }
+            })
         });
         for d in &mut s.documents {
             // Most severe first; within a severity, document order (stable sort).
@@ -413,7 +451,9 @@ pub fn render_text(r: &Report) -> String {
         ));
     }
     if let Some(m) = &r.moved_to {
-        out.push_str(&format!("note: the well-known URL redirects (301/302) to {m}: the server moved\n\n"));
+        out.push_str(&format!(
+            "note: the well-known URL redirects (301/302) to {m}: the server moved\n\n"
+        ));
     }
     for s in &r.servers {
         match (&s.name, &s.failure) {
@@ -456,8 +496,8 @@ pub fn render_json(r: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{DocumentRecord, ServerCommit};
     use crate::crawl::host::ServerResult;
+    use crate::store::{DocumentRecord, ServerCommit};
 
     fn commit(url: &str, findings: Vec<Finding>) -> ServerResult {
         ServerResult {
@@ -504,10 +544,22 @@ mod tests {
     fn groups_by_document_sorts_by_severity_and_prints_each_problem_once() {
         let meta = "https://u.example/m.json";
         let cov = "https://u.example/cov";
-        let warn = Finding::new("META-VERSION", Severity::Warning, meta, "/cds_metadata_version", "v2")
-            .expected("v1")
-            .actual("v2");
-        let err = Finding::new("COV-COUNTRY", Severity::Error, cov, "/coverage_entries/0/country", "bad");
+        let warn = Finding::new(
+            "META-VERSION",
+            Severity::Warning,
+            meta,
+            "/cds_metadata_version",
+            "v2",
+        )
+        .expected("v1")
+        .actual("v2");
+        let err = Finding::new(
+            "COV-COUNTRY",
+            Severity::Error,
+            cov,
+            "/coverage_entries/0/country",
+            "bad",
+        );
         let info = Finding::new("HTTP-NOT-HTTPS", Severity::Info, meta, "", "http");
         let err2 = Finding::new("JSON-LENIENT", Severity::Error, meta, "", "commas");
         let crawl = HostCrawl {
@@ -539,7 +591,11 @@ mod tests {
             }
         );
         let root = &r.servers[0];
-        let rules: Vec<&str> = root.documents[0].findings.iter().map(|f| f.rule.as_str()).collect();
+        let rules: Vec<&str> = root.documents[0]
+            .findings
+            .iter()
+            .map(|f| f.rule.as_str())
+            .collect();
         assert_eq!(rules, ["JSON-LENIENT", "META-VERSION", "HTTP-NOT-HTTPS"]);
         assert_eq!(root.documents[1].url, cov);
         let failed = &r.servers[1];
@@ -549,14 +605,50 @@ mod tests {
         let text = render_text(&r);
         assert_eq!(text.matches("COV-COUNTRY").count(), 1, "{text}");
         assert!(
-            text.contains("  warning META-VERSION  /cds_metadata_version  v2 (expected v1, got v2)\n"),
+            text.contains(
+                "  warning META-VERSION  /cds_metadata_version  v2 (expected v1, got v2)\n"
+            ),
             "{text}"
         );
-        assert!(text.contains("  error   COV-COUNTRY  /coverage_entries/0/country  bad\n"), "{text}");
-        assert!(text.contains("  info    HTTP-NOT-HTTPS  (document)  http\n"), "{text}");
-        assert!(text.ends_with("3 errors, 1 warning, 1 info across 2 documents of 1 server\n"), "{text}");
+        assert!(
+            text.contains("  error   COV-COUNTRY  /coverage_entries/0/country  bad\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  info    HTTP-NOT-HTTPS  (document)  http\n"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("3 errors, 1 warning, 1 info across 2 documents of 1 server\n"),
+            "{text}"
+        );
         let json: serde_json::Value = serde_json::from_str(&render_json(&r)).unwrap();
         assert_eq!(json["summary"]["errors"], 3);
+    }
+
+    #[test]
+    fn a_root_failure_stated_by_a_host_finding_is_reported_once() {
+        let url = "https://u.example/.well-known/cds-server-metadata.json";
+        let crawl = HostCrawl {
+            failure: Some(FetchError {
+                class: FailureClass::HttpStatus,
+                url: url.into(),
+                detail: "HTTP 401".into(),
+                status: Some(401),
+                retry_after: None,
+            }),
+            host_findings: vec![crate::cds::validate::finding_auth_required(url, 401)],
+            ..Default::default()
+        };
+        let r = build_report("u.example", crawl);
+        assert_eq!(r.exit_code(), 2);
+        let rules: Vec<&str> = r.findings().map(|f| f.rule.as_str()).collect();
+        assert_eq!(rules, ["WK-AUTH"]);
+        assert_eq!(r.servers[0].documents[0].url, url);
+        assert_eq!(r.summary.errors, 1);
+        assert!(render_text(&r).starts_with(&format!(
+            "could not validate u.example: http_status fetching {url}: HTTP 401\n"
+        )));
     }
 
     #[test]

@@ -19,6 +19,8 @@ pub enum ApiError {
     Forbidden(String),
     #[error("conflict: {0}")]
     Conflict(String),
+    #[error("too many requests: {0}")]
+    TooManyRequests(String),
     #[error("unavailable: {0}")]
     Unavailable(String),
     #[error("internal error")]
@@ -37,6 +39,11 @@ impl ApiError {
             ),
             ApiError::Forbidden(d) => (StatusCode::FORBIDDEN, "Forbidden", d.clone()),
             ApiError::Conflict(d) => (StatusCode::CONFLICT, "Conflict", d.clone()),
+            ApiError::TooManyRequests(d) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many requests",
+                d.clone(),
+            ),
             ApiError::Unavailable(d) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Service unavailable",

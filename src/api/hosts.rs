@@ -4,8 +4,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get};
 use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::admin::Admin;
 use super::{ApiError, ApiResult, AppState};
@@ -18,25 +18,86 @@ pub fn router() -> Router<AppState> {
         .route("/v1/hosts/{id}", delete(remove))
 }
 
-async fn list(State(state): State<AppState>) -> ApiResult<Json<Value>> {
+/// A host the registry crawls, with its crawl state. Documents the store's `HostRow`
+/// (the schema is checked against its serialisation in `openapi`'s tests).
+#[derive(ToSchema)]
+#[schema(as = Host)]
+#[allow(dead_code)]
+pub struct HostDoc {
+    pub id: i64,
+    /// `name`, `name:port` or a metadata URL, as seeded.
+    pub seed: String,
+    /// The metadata document URL, when known (seeded URL or found by crawling).
+    pub metadata_url: Option<String>,
+    /// `seed`, `admin` or `discovered`.
+    pub source: String,
+    /// `active` or `removed`.
+    pub status: String,
+    /// Where the well-known URL redirected permanently to.
+    pub moved_to: Option<String>,
+    /// Epoch milliseconds.
+    pub created_ms: i64,
+    pub last_crawl_ms: Option<i64>,
+    pub last_success_ms: Option<i64>,
+    /// Classified outcome of the last crawl (`ok`, `dns`, `timeout`, `http_status`, ...).
+    pub last_outcome: Option<String>,
+    pub last_detail: Option<String>,
+    pub consecutive_failures: i64,
+    /// When the next scheduled crawl is due (epoch milliseconds).
+    pub next_due_ms: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HostList {
+    #[schema(value_type = Vec<HostDoc>)]
+    pub hosts: Vec<HostRow>,
+}
+
+/// `GET /v1/hosts`: seeded, admin-added and discovered hosts with their crawl state.
+#[utoipa::path(get, path = "/v1/hosts", tag = "hosts", operation_id = "list_hosts",
+    responses((status = 200, body = HostList)))]
+pub async fn list(State(state): State<AppState>) -> ApiResult<Json<HostList>> {
     let hosts: Vec<HostRow> = state.store.list_hosts().await?;
-    Ok(Json(json!({ "hosts": hosts })))
+    Ok(Json(HostList { hosts }))
 }
 
-#[derive(Debug, Deserialize)]
+/// Body of `POST /v1/hosts`: `host`, or `hosts` (1..1000 in all). Each is `name`,
+/// `name:port` or the http(s) URL of a metadata document.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct AddHosts {
+pub struct AddHosts {
     #[serde(default)]
-    host: Option<String>,
+    #[schema(example = "example-utility.com", min_length = 1)]
+    pub host: Option<String>,
     #[serde(default)]
-    hosts: Vec<String>,
+    #[schema(max_items = 1000)]
+    pub hosts: Vec<String>,
 }
 
-async fn add(
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AddedHosts {
+    /// How many of the given hosts were new (0: all were known already).
+    pub added: usize,
+    /// The given hosts as stored (new and already known).
+    #[schema(value_type = Vec<HostDoc>)]
+    pub hosts: Vec<HostRow>,
+}
+
+/// `POST /v1/hosts` (admin): add hosts to crawl; idempotent.
+#[utoipa::path(post, path = "/v1/hosts", tag = "hosts", operation_id = "add_hosts",
+    request_body = AddHosts,
+    security(("admin" = [])),
+    responses(
+        (status = 201, description = "at least one host was new", body = AddedHosts),
+        (status = 200, description = "every host was known already", body = AddedHosts),
+        (status = 400, description = "bad body or host", content_type = "application/problem+json"),
+        (status = 401, description = "missing or wrong bearer token", content_type = "application/problem+json"),
+        (status = 403, description = "writes are disabled (no admin_token configured)", content_type = "application/problem+json")))]
+pub async fn add(
     _admin: Admin,
     State(state): State<AppState>,
     body: Result<Json<AddHosts>, axum::extract::rejection::JsonRejection>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<AddedHosts>)> {
     let Json(body) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let mut texts = body.hosts;
     texts.extend(body.host);
@@ -50,9 +111,11 @@ async fn add(
         .map(|t| parse_seed(t).map_err(|e| ApiError::BadRequest(format!("{t:?}: {e}"))))
         .collect::<Result<Vec<_>, _>>()?;
     let added = state.store.add_hosts(&seeds, "admin").await?;
-    let all = state.store.list_hosts().await?;
-    let hosts: Vec<&HostRow> = all
-        .iter()
+    let hosts: Vec<HostRow> = state
+        .store
+        .list_hosts()
+        .await?
+        .into_iter()
         .filter(|h| seeds.iter().any(|s| s.key() == h.seed))
         .collect();
     let code = if added > 0 {
@@ -60,10 +123,21 @@ async fn add(
     } else {
         StatusCode::OK
     };
-    Ok((code, Json(json!({ "added": added, "hosts": hosts }))))
+    Ok((code, Json(AddedHosts { added, hosts })))
 }
 
-async fn remove(
+/// `DELETE /v1/hosts/{id}` (admin): stop crawling a host; its servers become `gone`
+/// (history kept).
+#[utoipa::path(delete, path = "/v1/hosts/{id}", tag = "hosts", operation_id = "remove_host",
+    params(("id" = i64, Path, description = "registry id of the host")),
+    security(("admin" = [])),
+    responses(
+        (status = 204, description = "removed"),
+        (status = 400, description = "`id` is not an integer"),
+        (status = 401, description = "missing or wrong bearer token", content_type = "application/problem+json"),
+        (status = 403, description = "writes are disabled (no admin_token configured)", content_type = "application/problem+json"),
+        (status = 404, description = "no such host", content_type = "application/problem+json")))]
+pub async fn remove(
     _admin: Admin,
     State(state): State<AppState>,
     Path(id): Path<i64>,

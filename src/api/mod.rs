@@ -8,9 +8,11 @@ pub mod geojson;
 mod hosts;
 pub mod openapi;
 mod params;
+mod ratelimit;
 pub mod search;
 mod servers;
 pub mod state;
+mod web;
 
 pub use error::{ApiError, ApiResult};
 pub use state::AppState;
@@ -39,10 +41,15 @@ pub fn router(state: AppState) -> Router {
         .merge(search::router())
         .merge(geojson::router())
         .merge(openapi::router())
+        .merge(web::router())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             etag::etag,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            ratelimit::Limiter::new(&state.config.api),
+            ratelimit::limit,
         ))
         // Batch lookups carry up to 100,000 points; nothing else needs more.
         .layer(DefaultBodyLimit::max(8 << 20))
@@ -67,14 +74,22 @@ pub async fn serve(
     .await
 }
 
+#[utoipa::path(get, path = "/healthz", tag = "ops", summary = "Liveness: the process answers",
+    responses((status = 200, description = "the process is up", body = openapi::Health)))]
 async fn healthz() -> impl IntoResponse {
     Json(json!({"status": "ok"}))
 }
 
 /// Ready = the database answers and the index is loaded. When the database is down the
 /// API still answers searches from memory, so this says `degraded` with a 503.
+#[utoipa::path(get, path = "/readyz", tag = "ops",
+    responses((status = 200, description = "ready", body = openapi::Readiness),
+              (status = 503, description = "degraded: the database does not answer (searches are still served from memory)", body = openapi::Readiness)))]
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let db = state.store.ping().await.is_ok();
+    // Bounded: a database that does not answer must not hang the probe.
+    let db = tokio::time::timeout(std::time::Duration::from_secs(2), state.store.ping())
+        .await
+        .is_ok_and(|r| r.is_ok());
     let index = state.index();
     let body = json!({
         "status": if db { "ready" } else { "degraded" },

@@ -1,8 +1,13 @@
 //! OpenAPI 3.1 document generated from the handlers (utoipa), served at `/openapi.json`,
 //! and Swagger UI at `/docs` (vendored into the binary: no download at build or run time).
+//!
+//! Every route of the API is in the document (a test compares it with the routes the
+//! `src/api` files declare). Store row types are documented by `*Doc` mirror schemas in
+//! the handlers' files; tests here check them against the rows' real serialisation.
 
 use axum::Router;
-use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
 use utoipa_swagger_ui::SwaggerUi;
 
 use super::AppState;
@@ -14,6 +19,14 @@ use super::AppState;
         description = "Registry of LF Energy CDS server metadata: which utility serves this place, for which commodity, with which capabilities."
     ),
     paths(
+        super::healthz,
+        super::readyz,
+        super::hosts::list,
+        super::hosts::add,
+        super::hosts::remove,
+        super::servers::list,
+        super::servers::detail,
+        super::servers::findings,
         super::search::entities,
         super::search::coverage,
         super::search::lookup,
@@ -23,6 +36,19 @@ use super::AppState;
         super::geojson::export,
     ),
     components(schemas(
+        Health,
+        Readiness,
+        super::hosts::HostDoc,
+        super::hosts::HostList,
+        super::hosts::AddHosts,
+        super::hosts::AddedHosts,
+        super::servers::ServerDoc,
+        super::servers::ServerList,
+        super::servers::ServerDetailDoc,
+        super::servers::ServerRefDoc,
+        super::servers::FindingDoc,
+        super::servers::FindingsPage,
+        super::servers::OutcomeDoc,
         super::search::CoverageRow,
         super::search::CoveragePage,
         super::search::Entity,
@@ -34,10 +60,425 @@ use super::AppState;
         super::search::FacetCount,
         super::search::ServerBrief,
     )),
-    tags((name = "search", description = "Answered from the in-memory index"))
+    modifiers(&AdminAuth),
+    tags(
+        (name = "search", description = "Answered from the in-memory index"),
+        (name = "servers", description = "Crawled metadata documents and their conformance findings"),
+        (name = "hosts", description = "Hosts to crawl; writes need the admin bearer token"),
+        (name = "ops", description = "Liveness and readiness")
+    )
 )]
 pub struct ApiDoc;
 
+/// Declares the `admin` bearer scheme the write endpoints name in their `security`.
+struct AdminAuth;
+
+impl Modify for AdminAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "admin",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "`Authorization: Bearer <admin_token>` (configuration key `admin_token`; \
+                         unset = writes disabled, 403)",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Body of `GET /healthz`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct Health {
+    /// Always `ok`: the process answers.
+    #[schema(example = "ok")]
+    pub status: String,
+}
+
+/// Body of `GET /readyz`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct Readiness {
+    /// `ready`, or `degraded` (with a 503) when the database does not answer.
+    pub status: String,
+    /// `ok` or `unreachable`.
+    pub database: String,
+    /// Coverage entries in the in-memory index.
+    pub index_entries: usize,
+    /// When the index was last built (epoch milliseconds; 0 = never).
+    pub index_built_ms: i64,
+}
+
 pub fn router() -> Router<AppState> {
     Router::new().merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use serde_json::{json, Value};
+
+    use super::*;
+
+    /// Every route of the API router (`api::router`), as `(METHOD, path)`. `/docs` and
+    /// `/openapi.json` themselves are not API routes.
+    const ROUTES: &[(&str, &str)] = &[
+        ("GET", "/healthz"),
+        ("GET", "/readyz"),
+        ("GET", "/v1/hosts"),
+        ("POST", "/v1/hosts"),
+        ("DELETE", "/v1/hosts/{id}"),
+        ("GET", "/v1/servers"),
+        ("GET", "/v1/servers/{id}"),
+        ("GET", "/v1/findings"),
+        ("GET", "/v1/entities"),
+        ("GET", "/v1/coverage"),
+        ("GET", "/v1/lookup"),
+        ("POST", "/v1/lookup"),
+        ("GET", "/v1/facets"),
+        ("GET", "/v1/coverage/{id}/geometry"),
+        ("GET", "/v1/export"),
+    ];
+
+    fn doc() -> Value {
+        serde_json::to_value(ApiDoc::openapi()).unwrap()
+    }
+
+    fn documented(doc: &Value) -> BTreeSet<(String, String)> {
+        let mut out = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for method in item.as_object().unwrap().keys() {
+                if ["get", "post", "put", "patch", "delete", "head", "options"]
+                    .contains(&method.as_str())
+                {
+                    out.insert((method.to_uppercase(), path.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn document_is_openapi_3_1_and_lists_every_route() {
+        let doc = doc();
+        assert!(
+            doc["openapi"].as_str().unwrap().starts_with("3.1"),
+            "{}",
+            doc["openapi"]
+        );
+        let want: BTreeSet<(String, String)> = ROUTES
+            .iter()
+            .map(|(m, p)| (m.to_string(), p.to_string()))
+            .collect();
+        assert_eq!(documented(&doc), want);
+        // operationIds are unique (clients generate one function per operation).
+        let mut ids = BTreeSet::new();
+        for item in doc["paths"].as_object().unwrap().values() {
+            for op in item.as_object().unwrap().values() {
+                let id = op["operationId"].as_str().unwrap();
+                assert!(ids.insert(id.to_owned()), "duplicate operationId {id}");
+            }
+        }
+        // Every `$ref` resolves.
+        fn refs(v: &Value, out: &mut Vec<String>) {
+            match v {
+                Value::Object(m) => {
+                    if let Some(Value::String(r)) = m.get("$ref") {
+                        out.push(r.clone());
+                    }
+                    m.values().for_each(|x| refs(x, out));
+                }
+                Value::Array(a) => a.iter().for_each(|x| refs(x, out)),
+                _ => {}
+            }
+        }
+        let mut all = Vec::new();
+        refs(&doc, &mut all);
+        for r in all {
+            let name = r.strip_prefix("#/components/schemas/").unwrap();
+            assert!(doc["components"]["schemas"][name].is_object(), "{r}");
+        }
+    }
+
+    #[test]
+    fn write_endpoints_need_the_admin_bearer_scheme() {
+        let doc = doc();
+        let scheme = &doc["components"]["securitySchemes"]["admin"];
+        assert_eq!(scheme["type"], "http");
+        assert_eq!(scheme["scheme"], "bearer");
+        for (method, path) in [("post", "/v1/hosts"), ("delete", "/v1/hosts/{id}")] {
+            let op = &doc["paths"][path][method];
+            assert_eq!(op["security"], json!([{"admin": []}]), "{method} {path}");
+            for code in ["400", "401", "403"] {
+                assert!(op["responses"][code].is_object(), "{method} {path} {code}");
+            }
+        }
+        let op = &doc["paths"]["/v1/servers/{id}"]["get"];
+        for code in ["200", "400", "404"] {
+            assert!(op["responses"][code].is_object(), "{code}");
+        }
+        let names: BTreeSet<&str> = doc["paths"]["/v1/findings"]["get"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            BTreeSet::from(["severity", "rule", "server", "cursor", "limit"])
+        );
+    }
+
+    /// The routes the `src/api` files declare with `.route("PATH", get(..).post(..))`, read
+    /// from the sources, so a route added without documentation fails here.
+    fn declared_routes() -> BTreeSet<(String, String)> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/api");
+        let mut out = BTreeSet::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().and_then(|e| e.to_str()) != Some("rs")
+                || path.file_name().and_then(|n| n.to_str()) == Some("openapi.rs")
+            {
+                continue;
+            }
+            let src = std::fs::read_to_string(&path).unwrap();
+            let needle = concat!(".route", "(\"");
+            let mut rest = src.as_str();
+            while let Some(i) = rest.find(needle) {
+                rest = &rest[i + needle.len()..];
+                let end = rest.find('"').unwrap();
+                let route = rest[..end].to_owned();
+                // The method router: up to the parenthesis closing `.route(`.
+                let mut depth = 1usize;
+                let mut stop = rest.len();
+                for (k, c) in rest[end + 1..].char_indices() {
+                    match c {
+                        '(' => depth += 1,
+                        ')' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                stop = end + 1 + k;
+                                break;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                let methods = &rest[end + 1..stop];
+                for m in ["get", "post", "put", "patch", "delete"] {
+                    let call = format!("{m}(");
+                    let found = methods
+                        .match_indices(&call)
+                        .any(|(j, _)| j == 0 || !methods.as_bytes()[j - 1].is_ascii_alphanumeric());
+                    if found {
+                        out.insert((m.to_uppercase(), route.clone()));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn route_list_matches_the_sources() {
+        let want: BTreeSet<(String, String)> = ROUTES
+            .iter()
+            .map(|(m, p)| (m.to_string(), p.to_string()))
+            .collect();
+        assert_eq!(declared_routes(), want);
+    }
+
+    #[tokio::test]
+    async fn every_listed_route_is_served() {
+        use axum::body::Body;
+        use axum::http::{Method, Request, StatusCode};
+        use tower::ServiceExt;
+
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = crate::store::Store::open(&url, 1).await.unwrap();
+        let state = AppState::new(
+            store,
+            std::sync::Arc::new(crate::config::Config::default()),
+            None,
+        );
+        let app = super::super::router(state);
+        for (method, path) in ROUTES {
+            let uri = path.replace("{id}", "1");
+            let req = Request::builder()
+                .method(Method::from_bytes(method.as_bytes()).unwrap())
+                .uri(&uri)
+                .header("content-type", "application/json")
+                .body(Body::from("{}"))
+                .unwrap();
+            let resp = app.clone().oneshot(req).await.unwrap();
+            let status = resp.status();
+            assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+            let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            let text = String::from_utf8_lossy(&body);
+            assert!(
+                !text.contains("no such endpoint"),
+                "{method} {path}: {status} {text}"
+            );
+        }
+    }
+
+    /// Keys of the JSON object a schema describes, following `$ref` and `allOf`.
+    fn schema_keys(doc: &Value, schema: &Value) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        if let Some(r) = schema["$ref"].as_str() {
+            let name = r.strip_prefix("#/components/schemas/").unwrap();
+            return schema_keys(doc, &doc["components"]["schemas"][name]);
+        }
+        if let Some(parts) = schema["allOf"].as_array() {
+            for p in parts {
+                out.extend(schema_keys(doc, p));
+            }
+        }
+        if let Some(props) = schema["properties"].as_object() {
+            out.extend(props.keys().cloned());
+        }
+        out
+    }
+
+    fn keys(v: &Value) -> BTreeSet<String> {
+        v.as_object().unwrap().keys().cloned().collect()
+    }
+
+    fn component<'a>(doc: &'a Value, name: &str) -> &'a Value {
+        let s = &doc["components"]["schemas"][name];
+        assert!(s.is_object(), "no schema {name}");
+        s
+    }
+
+    /// The mirror schemas of the store's row types have exactly the rows' keys, and the
+    /// wrappers the handlers send have the keys their schemas document.
+    #[test]
+    fn schemas_match_what_the_handlers_send() {
+        use crate::store::{FindingRow, HostRow, OutcomeRow, ServerDetail, ServerRef, ServerRow};
+
+        let doc = doc();
+        let host = HostRow {
+            id: 1,
+            seed: "a.example".into(),
+            metadata_url: None,
+            source: "seed".into(),
+            status: "active".into(),
+            moved_to: None,
+            created_ms: 0,
+            last_crawl_ms: None,
+            last_success_ms: None,
+            last_outcome: None,
+            last_detail: None,
+            consecutive_failures: 0,
+            next_due_ms: 0,
+        };
+        let server = ServerRow {
+            id: 1,
+            url: "https://a.example/".into(),
+            host_id: 1,
+            parent_id: None,
+            depth: 0,
+            status: "active".into(),
+            name: "A".into(),
+            capabilities: vec![],
+            entries: 0,
+            first_seen_ms: 0,
+            last_success_ms: 0,
+            last_changed_ms: 0,
+            last_failure_ms: None,
+            last_failure: None,
+        };
+        let finding = FindingRow {
+            id: 1,
+            server_id: Some(1),
+            host_id: None,
+            run_id: 1,
+            rule: "COV-COUNTRY".into(),
+            severity: "error".into(),
+            message: "m".into(),
+            url: "https://a.example/".into(),
+            pointer: String::new(),
+            expected: None,
+            actual: None,
+        };
+        let outcome = OutcomeRow {
+            run_id: 1,
+            host_id: 1,
+            outcome: "ok".into(),
+            detail: None,
+            http_status: None,
+            url: None,
+            started_ms: 0,
+            finished_ms: 0,
+            docs_fetched: 0,
+            docs_unchanged: 0,
+            bytes: 0,
+        };
+        let server_ref = ServerRef {
+            id: 2,
+            url: "https://b.example/".into(),
+            name: "B".into(),
+            status: "active".into(),
+        };
+        let detail = ServerDetail {
+            server: server.clone(),
+            metadata: json!({}),
+            parent_url: None,
+            related: vec![server_ref.clone()],
+            coverage: vec![],
+            findings: vec![finding.clone()],
+            crawl_history: vec![outcome.clone()],
+        };
+        let cases: Vec<(&str, Value)> = vec![
+            ("Host", serde_json::to_value(&host).unwrap()),
+            ("Server", serde_json::to_value(&server).unwrap()),
+            ("Finding", serde_json::to_value(&finding).unwrap()),
+            ("CrawlOutcome", serde_json::to_value(&outcome).unwrap()),
+            ("ServerRef", serde_json::to_value(&server_ref).unwrap()),
+            ("ServerDetail", serde_json::to_value(&detail).unwrap()),
+            (
+                "HostList",
+                serde_json::to_value(super::super::hosts::HostList {
+                    hosts: vec![host.clone()],
+                })
+                .unwrap(),
+            ),
+            (
+                "AddedHosts",
+                serde_json::to_value(super::super::hosts::AddedHosts {
+                    added: 1,
+                    hosts: vec![host],
+                })
+                .unwrap(),
+            ),
+            (
+                "ServerList",
+                serde_json::to_value(super::super::servers::ServerList {
+                    servers: vec![server],
+                })
+                .unwrap(),
+            ),
+            (
+                "FindingsPage",
+                serde_json::to_value(super::super::servers::FindingsPage {
+                    findings: vec![finding],
+                    next_cursor: None,
+                })
+                .unwrap(),
+            ),
+        ];
+        for (name, value) in cases {
+            let schema = component(&doc, name);
+            assert_eq!(schema_keys(&doc, schema), keys(&value), "schema {name}");
+        }
+    }
 }

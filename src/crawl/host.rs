@@ -207,6 +207,11 @@ impl HostCrawler<'_> {
             Ok(f) => f,
             Err(e) => {
                 // WG1-01: the well-known URL must not require authentication.
+                if e.class == FailureClass::Blocked {
+                    self.out
+                        .host_findings
+                        .push(blocked_finding(first.as_str(), "", &e));
+                }
                 if matches!(e.status, Some(401) | Some(403)) {
                     self.out.host_findings.push(validate::finding_auth_required(
                         &e.url,
@@ -365,6 +370,7 @@ impl HostCrawler<'_> {
             drop(refs);
 
             let related: Vec<String> = view.related_metadata.clone();
+            let my_index = self.out.servers.len();
             self.out.servers.push(ServerResult {
                 commit: ServerCommit {
                     url: url.clone(),
@@ -407,6 +413,14 @@ impl HostCrawler<'_> {
                         {
                             self.out.failed_servers.push((u, e));
                         }
+                    }
+                    Err(e) if e.class == FailureClass::Blocked => {
+                        // The parent named a URL we refuse to fetch: that is the parent's
+                        // defect, reported on it; nothing was requested.
+                        self.out.servers[my_index]
+                            .commit
+                            .findings
+                            .push(blocked_finding(&url, "/related_metadata", &e));
                     }
                     Err(e) => self.out.failed_servers.push((ru.to_string(), e)),
                 }
@@ -520,7 +534,17 @@ impl HostCrawler<'_> {
             .await;
         let mut out = HashMap::new();
         for (raw, url, r) in results {
-            let f = r?;
+            let f = match r {
+                Ok(f) => f,
+                Err(e) if e.class == FailureClass::Blocked => {
+                    // A territory URL we refuse (private address, plain http...): the entry
+                    // keeps no territory, the server's other entries still count.
+                    findings.push(blocked_finding(url.as_str(), "", &e));
+                    out.insert(raw, None);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let final_url = f.final_url.to_string();
             match &f.body {
                 None => {
@@ -644,6 +668,19 @@ async fn fetch_counted(
         }
     }
     r
+}
+
+/// A URL in a document that the guard refused (CDS-SPEC-NOTES §7: every URL is
+/// untrusted). Never requested.
+fn blocked_finding(url: &str, pointer: &str, e: &FetchError) -> Finding {
+    Finding::new(
+        rules::URL_BLOCKED,
+        Severity::Error,
+        url,
+        pointer,
+        format!("refused to fetch {}: {}", e.url, e.detail),
+    )
+    .actual(e.url.clone())
 }
 
 /// The same finding twice (e.g. one rule reached from two paths) is reported once.

@@ -51,7 +51,9 @@ pub struct RunSummary {
 }
 
 /// Called after a run committed changes (the API rebuilds its index).
-pub type OnCommit = Arc<dyn Fn() + Send + Sync>;
+/// Awaited before `run` returns, so a caller that saw the run finish also sees its
+/// results in search.
+pub type OnCommit = Arc<dyn Fn() -> futures::future::BoxFuture<'static, ()> + Send + Sync>;
 
 /// Progress reporting for the CLI (a bar on a terminal); no-op by default.
 pub trait Progress: Send + Sync {
@@ -131,10 +133,11 @@ impl Crawler {
         self.store
             .finish_run(run_id, status, &summary.totals)
             .await?;
+        self.refresh_cross_server_findings(run_id).await;
         if summary.servers_changed > 0 || summary.totals.hosts_failed > 0 {
             let cb = self.on_commit.lock().expect("on_commit lock").clone();
             if let Some(cb) = cb {
-                cb();
+                cb().await;
             }
         }
         info!(run_id, ?summary.totals, "crawl finished");
@@ -335,6 +338,84 @@ impl Crawler {
         match retry_after {
             Some(r) => d.max(r.min(Duration::from_secs(self.cfg.backoff_max_secs))),
             None => d,
+        }
+    }
+
+    /// Recompute XS-AUTH-CONFLICT (WG1-01 §4: only one server should be `authoritative`
+    /// for the same coverage and capability) over every searchable server, and store the
+    /// result in place of the previous one. It runs after every run because a conflict
+    /// involves two servers, either of which may have changed, gone or come back. Errors
+    /// are logged: the run itself succeeded and its commits stand.
+    async fn refresh_cross_server_findings(&self, run_id: i64) {
+        use crate::cds::validate::{self, AuthClaim};
+        let rows = match self.store.authoritative_claims().await {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(error = %e, "reading authoritative entries failed; cross-server findings kept");
+                return;
+            }
+        };
+        let pointer = |page_index: i64| format!("/coverage_entries/{page_index}");
+        let findings: Vec<(i64, crate::cds::Finding)> = {
+            let claims: Vec<AuthClaim> = rows
+                .iter()
+                .map(|r| AuthClaim {
+                    server_url: r.server_url.clone(),
+                    entry_url: r.page_url.clone(),
+                    pointer: pointer(r.page_index),
+                    entry_id: r.entry_id.clone(),
+                    capabilities: r.capabilities.clone(),
+                    country: r.country.clone(),
+                    bbox: r.bbox,
+                })
+                .collect();
+            // A claim is one entry of one server: (server, page, pointer) finds its row.
+            fn key(c: &AuthClaim) -> (&str, &str, &str) {
+                (&c.server_url, &c.entry_url, &c.pointer)
+            }
+            let row_of: HashMap<_, usize> = claims
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (key(c), i))
+                .collect();
+            // Territories are decoded only for pairs that pass the cheap tests (shared
+            // capability, same country, overlapping boxes), and once each.
+            let shapes: Vec<std::sync::OnceLock<Option<geo::MultiPolygon<f64>>>> =
+                rows.iter().map(|_| std::sync::OnceLock::new()).collect();
+            let shape = |c: &AuthClaim| {
+                let i = *row_of.get(&key(c))?;
+                let decode = || crate::territory::from_wkb(rows[i].wkb.as_deref()?).ok();
+                shapes[i].get_or_init(decode).as_ref()
+            };
+            let overlap = |a: &AuthClaim, b: &AuthClaim| {
+                validate::default_overlap(a, b)
+                    && match (shape(a), shape(b)) {
+                        (Some(x), Some(y)) => validate::territories_overlap(x, y),
+                        _ => false,
+                    }
+            };
+            // Each finding is reported against one side (its page and pointer) and names
+            // the other side's server in `actual`: that identifies the claim it is about.
+            validate::authoritative_conflicts_with(&claims, &overlap)
+                .into_iter()
+                .filter_map(|f| {
+                    let owner = claims.iter().position(|c| {
+                        c.entry_url == f.url
+                            && c.pointer == f.pointer
+                            && f.actual.as_deref() != Some(c.server_url.as_str())
+                    })?;
+                    Some((rows[owner].server_id, f))
+                })
+                .collect()
+        };
+        let n = findings.len();
+        match self
+            .store
+            .replace_cross_server_findings(run_id, &findings)
+            .await
+        {
+            Ok(()) => info!(run_id, findings = n, "cross-server findings refreshed"),
+            Err(e) => warn!(error = %e, "storing cross-server findings failed"),
         }
     }
 }

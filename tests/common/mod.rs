@@ -90,6 +90,8 @@ pub fn test_config(db: &TestDb, allow_http: Vec<String>) -> Config {
         admin_token: Some(cds_registry::config::Secret("test-admin-token".into())),
         ..Config::default()
     };
+    // Tests drive thousands of requests from one address; the limiter has its own test.
+    c.api.rate_limit_per_second = 0;
     c.crawl.allow_http = allow_http;
     c.crawl.allow_private = vec!["127.0.0.0/8".into()];
     c.crawl.scheduled = false;

@@ -49,7 +49,6 @@ const ENTRY: Family = Family {
     what: "coverage entry",
 };
 
-
 /// Checks of one coverage listing page and its entries (WG1-01 §3, §4).
 pub fn validate_coverage_page(doc: &Value, url: &str) -> Vec<Finding> {
     let mut out = Vec::new();

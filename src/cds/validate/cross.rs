@@ -6,7 +6,6 @@ use geo::{Intersects, MultiPolygon, Relate};
 use super::rules;
 use crate::cds::finding::{Finding, Severity};
 
-
 /// One coverage entry with `role: "authoritative"`, as input to
 /// [`authoritative_conflicts`].
 #[derive(Debug, Clone, PartialEq)]

@@ -176,7 +176,6 @@ pub(super) struct Family {
     pub(super) what: &'static str,
 }
 
-
 pub(super) fn field_pointer(base: &str, field: &str) -> String {
     format!("{base}/{}", pointer_token(field))
 }

@@ -41,7 +41,7 @@ pub use cross::{
 pub use metadata::validate_metadata;
 pub use server::validate_server;
 pub use transport::{
-    finding_auth_required, finding_lenient_json, finding_legacy_path, finding_page_cap,
+    finding_auth_required, finding_legacy_path, finding_lenient_json, finding_page_cap,
     finding_page_loop, finding_plain_http,
 };
 
@@ -75,6 +75,8 @@ pub mod rules {
     pub const GEO_CRS: &str = "GEO-CRS";
     pub const GEO_NO_POLYGON: &str = "GEO-NO-POLYGON";
     pub const GEO_INVALID: &str = "GEO-INVALID";
+    /// A URL in a document points where the crawler may not go (DESIGN.md, crawler safety).
+    pub const URL_BLOCKED: &str = "URL-BLOCKED";
 }
 
 /// Where a metadata document came from, for the checks that depend on transport.

@@ -11,7 +11,6 @@ use super::{rules, EntryRef};
 use crate::cds::finding::{Finding, Severity};
 use crate::cds::CAP_COVERAGE;
 
-
 /// Checks across all documents of one server: metadata plus every coverage entry of
 /// every page, in listing order (WG1-01 §2 capability union, §3 ordering and unique ids).
 ///

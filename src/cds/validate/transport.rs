@@ -14,8 +14,7 @@ pub fn finding_legacy_path(url: &str) -> Finding {
         "",
         format!(
             "metadata found only at the legacy path {}; publish it at {} too",
-            LEGACY_WELL_KNOWN_PATH,
-            WELL_KNOWN_PATH
+            LEGACY_WELL_KNOWN_PATH, WELL_KNOWN_PATH
         ),
     )
     .expected(WELL_KNOWN_PATH)

@@ -143,11 +143,22 @@ fn territories_overlap_needs_shared_interior() {
     let san_benito = shape(&["06069"]);
     assert!(territories_overlap(&central_coast, &monterey_fresno));
     assert!(territories_overlap(&monterey_fresno, &central_coast));
-    assert!(territories_overlap(&central_coast, &san_benito), "containment overlaps");
+    assert!(
+        territories_overlap(&central_coast, &san_benito),
+        "containment overlaps"
+    );
     // Neighbours share a border, not territory: their bounding boxes overlap and
     // `Intersects` is true, but there is no conflict.
+    let bbox = |m: &geo::MultiPolygon<f64>| {
+        let r = geo::BoundingRect::bounding_rect(m).unwrap();
+        [r.min().x, r.min().y, r.max().x, r.max().y]
+    };
+    assert!(bbox_overlap(&bbox(&san_benito), &bbox(&fresno)));
     assert!(geo::Intersects::intersects(&san_benito, &fresno));
     assert!(!territories_overlap(&san_benito, &fresno));
     assert!(!territories_overlap(&central_coast, &fresno));
-    assert!(!territories_overlap(&san_benito, &shape(&["48453"])), "Travis County, TX");
+    assert!(
+        !territories_overlap(&san_benito, &shape(&["48453"])),
+        "Travis County, TX"
+    );
 }

@@ -1,0 +1,182 @@
+//! No data lost: a crawler killed with SIGKILL mid-run leaves every server at its last
+//! committed state and the next run completes; with the database down the API keeps
+//! answering searches from memory and `/readyz` says degraded.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use cds_registry::app;
+use cds_registry::fixtures::web::{names, FixtureWeb};
+use cds_registry::seeds::Seed;
+use cds_registry::store::Store;
+use common::{postgres_admin_url, test_config, Backend, TestDb};
+use sqlx::Connection;
+
+/// server name → sorted entry names.
+async fn snapshot(store: &Store) -> BTreeMap<String, Vec<String>> {
+    let mut out = BTreeMap::new();
+    for s in store.list_servers().await.unwrap() {
+        let mut names: Vec<String> = store
+            .server_entries(s.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.entry.name)
+            .collect();
+        names.sort();
+        out.insert(s.name, names);
+    }
+    out
+}
+
+async fn a_killed_crawl_leaves_the_last_committed_state(backend: Backend) {
+    let web = FixtureWeb::start().await.unwrap();
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let seeds: Vec<Seed> = web.seeds().into_iter().map(Seed::Host).collect();
+    store.add_hosts(&seeds, "seed").await.unwrap();
+    let cfg = test_config(&db, web.allow_http());
+    let crawler = cds_registry::crawl::Crawler::new(store.clone(), cfg.crawl.clone()).unwrap();
+    crawler.run("test", &[]).await.unwrap();
+    let before = snapshot(&store).await;
+
+    // Every server renames its entries; Prairie's last page is slow, so the killed run
+    // has committed some servers and not others.
+    for p in web.published.clone() {
+        let server = web
+            .servers()
+            .into_iter()
+            .find(|s| p.metadata_url.starts_with(&s.base))
+            .unwrap();
+        for page in &p.page_paths {
+            server.update_json(page, |v| {
+                for e in v["coverage_entries"].as_array_mut().unwrap() {
+                    let n = e["name"].as_str().unwrap().to_owned();
+                    e["name"] = format!("{n} (renamed)").into();
+                }
+            });
+        }
+    }
+    let prairie = web.published(names::PRAIRIE).unwrap().clone();
+    web.prairie
+        .set_delay(&prairie.page_paths[2], Duration::from_secs(30));
+
+    let allow = format!("[{}]", web.allow_http().join(","));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cds-registry"))
+        .arg("crawl")
+        .env("CDS_REGISTRY_DATABASE_URL", &db.url)
+        .env("CDS_REGISTRY_CRAWL__ALLOW_HTTP", allow)
+        .env("CDS_REGISTRY_CRAWL__ALLOW_PRIVATE", "[127.0.0.0/8]")
+        .env("CDS_REGISTRY_CRAWL__FIRST_BYTE_TIMEOUT_MS", "60000")
+        .env("CDS_REGISTRY_CRAWL__TOTAL_TIMEOUT_MS", "60000")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait (bounded) until the slow page is being fetched, then SIGKILL.
+    for _ in 0..200 {
+        if web.prairie.hits(&prairie.page_paths[2]) > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        web.prairie.hits(&prairie.page_paths[2]) > 0,
+        "the crawl reached the slow page"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // Each server is entirely old or entirely new; Prairie (mid-crawl) is old.
+    let after_kill = snapshot(&store).await;
+    assert_eq!(after_kill.len(), before.len());
+    let mut renamed = 0;
+    for (name, entries) in &after_kill {
+        let old = &before[name];
+        let all_new = entries.iter().all(|e| e.ends_with("(renamed)"));
+        assert!(
+            entries == old || all_new,
+            "{name} is half-committed: {entries:?}"
+        );
+        if all_new && !entries.is_empty() {
+            renamed += 1;
+        }
+    }
+    assert_eq!(after_kill[names::PRAIRIE], before[names::PRAIRIE]);
+    assert!(
+        renamed >= 1,
+        "servers committed before the kill keep their new state"
+    );
+
+    // The next run completes and brings everything up to date.
+    web.prairie
+        .set_delay(&prairie.page_paths[2], Duration::ZERO);
+    crawler.run("test", &[]).await.unwrap();
+    let done = snapshot(&store).await;
+    assert!(done[names::PRAIRIE]
+        .iter()
+        .all(|e| e.ends_with("(renamed)")));
+    web.shutdown().await;
+}
+
+both_backends!(a_killed_crawl_leaves_the_last_committed_state);
+
+/// Postgres only: taking one database away from a running registry is something only a
+/// server database can do to a test without touching the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_answers_from_memory_while_the_database_is_down() {
+    let web = FixtureWeb::start().await.unwrap();
+    let db = TestDb::new(Backend::Postgres).await;
+    let cfg = test_config(&db, web.allow_http());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let reg = app::start(cfg, listener, false).await.unwrap();
+    let seeds: Vec<Seed> = web.seeds().into_iter().map(Seed::Host).collect();
+    reg.state.store.add_hosts(&seeds, "seed").await.unwrap();
+    reg.crawler.run("test", &[]).await.unwrap();
+    reg.state.reload_index().await.unwrap();
+    let c = reqwest::Client::new();
+    let p = web.expected().point("06053").cloned().unwrap();
+    let lookup = format!("{}/v1/lookup?lat={}&lon={}", reg.url(), p.lat, p.lon);
+
+    let dbname = db.url.rsplit('/').next().unwrap().to_owned();
+    let mut admin = sqlx::postgres::PgConnection::connect(&postgres_admin_url())
+        .await
+        .unwrap();
+    let stmt = format!("ALTER DATABASE {dbname} ALLOW_CONNECTIONS false");
+    sqlx::query(&stmt).execute(&mut admin).await.unwrap();
+    let stmt = format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{dbname}'"
+    );
+    sqlx::query(&stmt).execute(&mut admin).await.unwrap();
+
+    let r = c.get(format!("{}/readyz", reg.url())).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["status"], "degraded");
+    let r = c.get(&lookup).send().await.unwrap();
+    assert_eq!(r.status(), 200, "searches are answered from memory");
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["results"].as_array().unwrap().len(), 2);
+    // A crawl cannot start without the database, and changes nothing.
+    assert!(reg.crawler.run("test", &[]).await.is_err());
+
+    let stmt = format!("ALTER DATABASE {dbname} ALLOW_CONNECTIONS true");
+    sqlx::query(&stmt).execute(&mut admin).await.unwrap();
+    let mut ready = false;
+    for _ in 0..50 {
+        let r = c.get(format!("{}/readyz", reg.url())).send().await.unwrap();
+        if r.status() == 200 {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "ready again once the database is back");
+    reg.shutdown().await.unwrap();
+    web.shutdown().await;
+}
