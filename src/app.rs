@@ -87,8 +87,19 @@ pub fn format_summary(s: &RunSummary) -> String {
     out
 }
 
-/// A running registry: API + (optionally) the scheduler. Dropping the handle does not
-/// stop it; call [`Running::shutdown`].
+/// What a `serve` process does (DESIGN.md, "Scaling past one machine").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// API + index that follows the crawlers' commits (LISTEN/NOTIFY + periodic check).
+    Api,
+    /// Scheduler + crawl worker (leases hosts); serves only health, metrics and admin.
+    Crawler,
+    /// Everything in one process (the only sensible role on SQLite).
+    All,
+}
+
+/// A running registry. Dropping the handle does not stop it; call [`Running::shutdown`].
 pub struct Running {
     pub addr: std::net::SocketAddr,
     pub state: AppState,
@@ -96,6 +107,8 @@ pub struct Running {
     shutdown: tokio::sync::oneshot::Sender<()>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     scheduler: Option<tokio_cron_scheduler::JobScheduler>,
+    stop_background: tokio::sync::watch::Sender<bool>,
+    background: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
@@ -107,6 +120,10 @@ impl Running {
         if let Some(mut s) = self.scheduler.take() {
             let _ = s.shutdown().await;
         }
+        let _ = self.stop_background.send(true);
+        for t in self.background.drain(..) {
+            let _ = t.await;
+        }
         let _ = self.shutdown.send(());
         self.server.await??;
         self.state.store.close().await;
@@ -114,21 +131,32 @@ impl Running {
     }
 }
 
-/// Start the registry on `listener`: migrations, index load, API, and the cron scheduler
-/// when `with_scheduler`.
+/// Start the registry with role `all`; `background` starts the cron scheduler, the crawl
+/// worker loop and the index follower (tests drive crawls themselves and pass `false`).
 pub async fn start(
     cfg: Config,
     listener: TcpListener,
-    with_scheduler: bool,
+    background: bool,
 ) -> anyhow::Result<Running> {
+    start_with_role(cfg, listener, Role::All, background).await
+}
+
+pub async fn start_with_role(
+    cfg: Config,
+    listener: TcpListener,
+    role: Role,
+    background: bool,
+) -> anyhow::Result<Running> {
+    crate::metrics::handle();
     let store = open_store(&cfg).await?;
     let crawler = Arc::new(Crawler::new(store.clone(), cfg.crawl.clone())?);
     let cfg = Arc::new(cfg);
     let state = AppState::new(store, cfg.clone(), Some(crawler.clone()));
-    let n = state.reload_index().await?;
-    info!(entries = n, "index loaded");
-    {
-        // After a crawl commits, rebuild the index and swap it in (readers never wait).
+    if role != Role::Crawler {
+        let n = state.reload_index().await?;
+        info!(entries = n, "index loaded");
+        // After a crawl in this process commits, rebuild the index and swap it in
+        // (readers never wait).
         let st = state.clone();
         crawler.set_on_commit(Arc::new(move || {
             let st = st.clone();
@@ -140,11 +168,29 @@ pub async fn start(
             })
         }));
     }
-    let scheduler = if with_scheduler && cfg.crawl.scheduled {
-        Some(crawl::schedule::start(crawler.clone(), &cfg.crawl.schedule).await?)
-    } else {
-        None
-    };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut background_tasks = Vec::new();
+    let mut scheduler = None;
+    if background {
+        if role != Role::Api {
+            if cfg.crawl.scheduled {
+                scheduler =
+                    Some(crawl::schedule::start(crawler.clone(), &cfg.crawl.schedule).await?);
+            }
+            background_tasks.push(tokio::spawn(crawl::schedule::worker_loop(
+                crawler.clone(),
+                std::time::Duration::from_secs(cfg.crawl.poll_secs.max(1)),
+                stop_rx.clone(),
+            )));
+        }
+        if role == Role::Api {
+            background_tasks.push(tokio::spawn(crate::api::follow::follow(
+                state.clone(),
+                cfg.clone(),
+                stop_rx.clone(),
+            )));
+        }
+    }
     let addr = listener.local_addr()?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(api::serve(state.clone(), listener, async move {
@@ -157,6 +203,8 @@ pub async fn start(
         shutdown: tx,
         server,
         scheduler,
+        stop_background: stop_tx,
+        background: background_tasks,
     })
 }
 

@@ -104,6 +104,11 @@ pub struct CrawlConfig {
     /// loopback/private/link-local addresses.
     pub allow_private: Vec<String>,
     pub user_agent: String,
+    /// A worker's lease on a host lasts this long unless renewed (it renews every third
+    /// of it while working); a dead worker's hosts are taken over after it.
+    pub lease_secs: u64,
+    /// How often a crawler worker looks for leasable hosts in `serve`.
+    pub poll_secs: u64,
     /// First back-off delay after a failure; doubles per consecutive failure.
     pub backoff_base_secs: u64,
     pub backoff_max_secs: u64,
@@ -137,6 +142,8 @@ impl Default for CrawlConfig {
                 "cds-registry/{} (+https://github.com/cds-registry/cds-registry)",
                 env!("CARGO_PKG_VERSION")
             ),
+            lease_secs: 60,
+            poll_secs: 5,
             backoff_base_secs: 60,
             backoff_max_secs: 24 * 3600,
             stale_after_failures: 3,
@@ -158,7 +165,12 @@ impl Config {
         if let Some(path) = file {
             f = f.merge(Toml::file_exact(path));
         }
-        f.merge(Env::prefixed("CDS_REGISTRY_").split("__"))
+        // CDS_REGISTRY_CONFIG names the file itself (see main.rs), it is not a key.
+        f.merge(
+            Env::prefixed("CDS_REGISTRY_")
+                .split("__")
+                .ignore(&["config"]),
+        )
     }
 
     pub fn is_postgres(&self) -> bool {

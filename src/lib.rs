@@ -12,6 +12,7 @@ pub mod crawl;
 pub mod demo;
 pub mod fixtures;
 pub mod index;
+pub mod metrics;
 pub mod seeds;
 pub mod store;
 pub mod territory;

@@ -24,8 +24,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the API and the scheduled crawler.
-    Serve,
+    /// Run the API and/or the scheduled crawler workers.
+    Serve {
+        /// `api` (search, follows crawlers' commits), `crawler` (scheduler + worker),
+        /// or `all` (one process; the only sensible choice on SQLite).
+        #[arg(long, value_enum, default_value = "all")]
+        role: app::Role,
+    },
     /// Add the hosts of a seeds file (idempotent).
     Seed { file: PathBuf },
     /// Crawl now: the named hosts, or every due host.
@@ -125,10 +130,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             app::shutdown_signal().await;
             demo.shutdown().await?;
         }
-        Command::Serve => {
+        Command::Serve { role } => {
             let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
-            let running = app::start(cfg, listener, true).await?;
-            println!("cds-registry listening on {}", running.url());
+            let running = app::start_with_role(cfg, listener, role, true).await?;
+            println!("cds-registry ({role:?}) listening on {}", running.url());
             app::shutdown_signal().await;
             running.shutdown().await?;
         }

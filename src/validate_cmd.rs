@@ -535,6 +535,7 @@ mod tests {
                         body: None,
                     },
                 ],
+                oauth: None,
             },
             related: vec!["https://other.example/m.json".into()],
         }

@@ -38,7 +38,8 @@ async fn a_killed_crawl_leaves_the_last_committed_state(backend: Backend) {
     let store = db.store().await;
     let seeds: Vec<Seed> = web.seeds().into_iter().map(Seed::Host).collect();
     store.add_hosts(&seeds, "seed").await.unwrap();
-    let cfg = test_config(&db, web.allow_http());
+    let mut cfg = test_config(&db, web.allow_http());
+    cfg.crawl.lease_secs = 2;
     let crawler = cds_registry::crawl::Crawler::new(store.clone(), cfg.crawl.clone()).unwrap();
     crawler.run("test", &[]).await.unwrap();
     let before = snapshot(&store).await;
@@ -72,6 +73,7 @@ async fn a_killed_crawl_leaves_the_last_committed_state(backend: Backend) {
         .env("CDS_REGISTRY_CRAWL__ALLOW_PRIVATE", "[127.0.0.0/8]")
         .env("CDS_REGISTRY_CRAWL__FIRST_BYTE_TIMEOUT_MS", "60000")
         .env("CDS_REGISTRY_CRAWL__TOTAL_TIMEOUT_MS", "60000")
+        .env("CDS_REGISTRY_CRAWL__LEASE_SECS", "2")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -113,10 +115,24 @@ async fn a_killed_crawl_leaves_the_last_committed_state(backend: Backend) {
         "servers committed before the kill keep their new state"
     );
 
-    // The next run completes and brings everything up to date.
+    // The next run resumes the interrupted one: once the dead worker's lease (2 s)
+    // expires, its host is taken over, and everything is up to date.
     web.prairie
         .set_delay(&prairie.page_paths[2], Duration::ZERO);
-    crawler.run("test", &[]).await.unwrap();
+    let interrupted = store
+        .running_run()
+        .await
+        .unwrap()
+        .expect("the killed run is still open");
+    let resumed = crawler.run("test", &[]).await.unwrap();
+    assert_eq!(resumed.run_id, interrupted);
+    assert_eq!(store.run(interrupted).await.unwrap().status, "finished");
+    let outcomes = store.run_outcomes(interrupted).await.unwrap();
+    let mut seeds: Vec<&String> = outcomes.iter().map(|(s, _)| s).collect();
+    seeds.sort();
+    let n = seeds.len();
+    seeds.dedup();
+    assert_eq!(seeds.len(), n, "each host has one outcome in the run");
     let done = snapshot(&store).await;
     assert!(done[names::PRAIRIE]
         .iter()

@@ -64,6 +64,7 @@ fn county_entries() -> Vec<IndexEntry> {
                 territory_id: Some(key),
                 territory: Some(Arc::new(territory.geometry)),
                 scopes: vec![],
+                oauth: None,
             }
         })
         .collect()

@@ -139,7 +139,7 @@ async fn clean_utility_validates_with_exit_0() {
         "{out}"
     );
     assert!(
-        out.ends_with("0 errors, 0 warnings, 1 info across 3 documents of 1 server\n"),
+        out.ends_with("0 errors, 0 warnings, 1 info across 4 documents of 1 server\n"),
         "{out}"
     );
 

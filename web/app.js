@@ -261,6 +261,8 @@ const state = {
 
 let map = null;
 let territories = null;
+let dots = null; // markers for territories too small to see at the current zoom
+let boxes = []; // [{feature, bounds}] of the drawn territories
 let pointMarker = null;
 let legendEl = null;
 
@@ -325,7 +327,7 @@ function initMap() {
   container.setAttribute('aria-describedby', 'map-help');
 
   if (tiles) {
-    L.tileLayer(tiles, { maxZoom: 19, crossOrigin: 'anonymous' }).addTo(map);
+    L.tileLayer(tiles, { maxZoom: 19 }).addTo(map);
     const credit = L.control({ position: 'bottomleft' });
     credit.onAdd = () => {
       const attribution = new URL(location.href).searchParams.get('attribution');
@@ -360,6 +362,8 @@ function initMap() {
       });
     },
   }).addTo(map);
+  dots = L.layerGroup().addTo(map);
+  map.on('zoomend', updateDots);
 
   const legend = L.control({ position: 'bottomright' });
   legend.onAdd = () => {
@@ -481,9 +485,41 @@ function featureStyle(feature) {
   };
 }
 
+/** A dot stands for a territory smaller than a few pixels, so none disappears when zoomed out. */
+function dotStyle(feature) {
+  const s = featureStyle(feature);
+  const marked = state.hits.has(feature.id) || state.focusId === feature.id;
+  return {
+    radius: marked ? 5 : 3.5,
+    color: s.color,
+    weight: marked ? 2 : 1,
+    opacity: s.opacity,
+    fillColor: s.fillColor,
+    fillOpacity: Math.min(1, s.fillOpacity + 0.35),
+    interactive: false,
+  };
+}
+
+const MIN_VISIBLE_PX = 7;
+
+function updateDots() {
+  if (!dots) return;
+  dots.clearLayers();
+  const z = map.getZoom();
+  for (const { feature, bounds } of boxes) {
+    const a = map.project(bounds.getSouthWest(), z);
+    const b = map.project(bounds.getNorthEast(), z);
+    if (Math.max(Math.abs(b.x - a.x), Math.abs(b.y - a.y)) >= MIN_VISIBLE_PX) continue;
+    const dot = L.circleMarker(bounds.getCenter(), dotStyle(feature));
+    dot.feature = feature;
+    dots.addLayer(dot);
+  }
+}
+
 function restyle() {
   if (!territories) return;
   territories.setStyle(featureStyle);
+  dots?.eachLayer((d) => d.setStyle(dotStyle(d.feature)));
   for (const id of state.hits) state.layerById.get(id)?.bringToFront();
   if (state.focusId !== null) state.layerById.get(state.focusId)?.bringToFront();
 }
@@ -546,6 +582,10 @@ async function loadMap() {
     territories.clearLayers();
     state.layerById.clear();
     territories.addData(features);
+    boxes = features
+      .filter((f) => state.layerById.has(f.id))
+      .map((f) => ({ feature: f, bounds: state.layerById.get(f.id).getBounds() }));
+    updateDots();
     restyle();
     updateLegend(features);
     el.dataset.territories = String(features.length);

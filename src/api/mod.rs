@@ -4,8 +4,10 @@
 mod admin;
 mod error;
 mod etag;
+pub mod follow;
 pub mod geojson;
 mod hosts;
+mod ops;
 pub mod openapi;
 mod params;
 mod ratelimit;
@@ -39,6 +41,7 @@ pub fn router(state: AppState) -> Router {
         .merge(hosts::router())
         .merge(servers::router())
         .merge(search::router())
+        .merge(ops::router())
         .merge(geojson::router())
         .merge(openapi::router())
         .merge(web::router())

@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 
 use super::params::{self, check_point, decode_cursor, encode_cursor};
 use super::{ApiError, ApiResult, AppState};
+use crate::cds::oauth::OAuthOffer;
 use crate::index::{Facets, SearchIndex};
 
 /// Most points one batch lookup takes (one pass over the index; ~2 MB of JSON in).
@@ -56,9 +57,52 @@ pub struct CoverageRow {
     pub geojson_resource: Option<String>,
     /// OAuth scopes offered for this entry (WG1-02).
     pub scopes: Vec<String>,
+    /// How to get those scopes here: the server's registration links and each scope's
+    /// description (WG1-02 §3); `null` when the server publishes no OAuth metadata.
+    pub oauth: Option<OAuthInfo>,
     /// Path of the territory as GeoJSON, when the entry has one.
     pub geometry: Option<String>,
     pub server: ServerBrief,
+}
+
+/// The OAuth side of a coverage entry (WG1-02 §3).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OAuthInfo {
+    /// RFC 7591 dynamic client registration endpoint of the entry's server.
+    pub registration_endpoint: Option<String>,
+    /// Where a person registers a client by hand (`cds_human_registration`).
+    pub human_registration: Option<String>,
+    /// The scopes offered for this entry (its id is in their `coverages_supported`).
+    pub scopes: Vec<ScopeInfo>,
+}
+
+/// One scope offered for an entry, from the server's `cds_scope_descriptions`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScopeInfo {
+    pub scope: String,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    /// Link to the scope's documentation.
+    pub documentation: Option<String>,
+    pub grant_types: Vec<String>,
+}
+
+fn oauth_info(o: &OAuthOffer) -> OAuthInfo {
+    OAuthInfo {
+        registration_endpoint: o.registration_endpoint.clone(),
+        human_registration: o.human_registration.clone(),
+        scopes: o
+            .scopes
+            .iter()
+            .map(|s| ScopeInfo {
+                scope: s.id.clone(),
+                name: s.name.clone(),
+                description: s.description.clone(),
+                documentation: s.documentation.clone(),
+                grant_types: s.grant_types.clone(),
+            })
+            .collect(),
+    }
 }
 
 pub fn row(index: &SearchIndex, i: usize) -> CoverageRow {
@@ -81,6 +125,7 @@ pub fn row(index: &SearchIndex, i: usize) -> CoverageRow {
         map_content_type: en.map_content_type.clone(),
         geojson_resource: en.geojson_resource.clone(),
         scopes: e.scopes.clone(),
+        oauth: e.oauth.as_deref().map(oauth_info),
         geometry: e
             .territory
             .as_ref()
@@ -239,7 +284,9 @@ pub async fn lookup(
         .take()
         .ok_or_else(|| ApiError::BadRequest("`lat` and `lon` are required".into()))?;
     let index = state.index();
+    let t0 = std::time::Instant::now();
     let hits = index.lookup(lon, lat, &p.filter);
+    crate::metrics::lookup("single", 1, t0.elapsed());
     Ok(Json(LookupResult {
         point: [lon, lat],
         results: hits.into_iter().map(|i| row(&index, i)).collect(),
@@ -301,9 +348,13 @@ pub async fn lookup_batch(
             }
             let index2 = index.clone();
             let filter = p.filter.clone();
-            let hits =
-                tokio::task::spawn_blocking(move || index2.lookup_batch_csr(&points, &filter))
-                    .await
+            let hits = tokio::task::spawn_blocking(move || {
+                let t0 = std::time::Instant::now();
+                let hits = index2.lookup_batch_csr(&points, &filter);
+                crate::metrics::lookup("batch", points.len(), t0.elapsed());
+                hits
+            })
+            .await
                     .map_err(|e| ApiError::Internal(e.to_string()))?;
             (0..hits.len())
                 .map(|i| hits.get(i).iter().map(|&x| x as usize).collect())

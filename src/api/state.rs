@@ -52,31 +52,71 @@ impl AppState {
     /// keeps answering.
     pub async fn reload_index(&self) -> anyhow::Result<usize> {
         let rows = self.store.index_rows().await?;
+        let offers = self.store.oauth_offers().await?;
+        let index =
+            tokio::task::spawn_blocking(move || SearchIndex::build(to_entries(rows, offers)))
+                .await?;
+        Ok(self.swap_in(index))
+    }
+
+    /// Reload only the entries of `servers` (issue: API replicas follow changes): their
+    /// rows are read again, every other entry — parsed territories included — is reused
+    /// from the current index, and the merged index is swapped in.
+    pub async fn reload_servers(&self, servers: &[i64]) -> anyhow::Result<usize> {
+        let mut rows = Vec::new();
+        for &id in servers {
+            rows.extend(self.store.index_rows_of(id).await?);
+        }
+        let offers = self.store.oauth_offers().await?;
+        let current = self.index();
+        let servers = servers.to_vec();
         let index = tokio::task::spawn_blocking(move || {
-            let entries: Vec<IndexEntry> = rows
-                .into_iter()
-                .map(|r| IndexEntry {
-                    key: r.key,
-                    server_id: r.server_id,
-                    server_url: r.server_url,
-                    server_name: r.server_name,
-                    entry: r.entry,
-                    territory_id: r.territory_id,
-                    territory: r
-                        .wkb
-                        .as_deref()
-                        .and_then(|w| territory::from_wkb(w).ok())
-                        .map(Arc::new),
-                    scopes: Vec::new(),
-                })
+            let mut entries: Vec<IndexEntry> = current
+                .entries()
+                .iter()
+                .filter(|e| !servers.contains(&e.server_id))
+                .cloned()
                 .collect();
+            entries.extend(to_entries(rows, offers));
             SearchIndex::build(entries)
         })
         .await?;
+        Ok(self.swap_in(index))
+    }
+
+    fn swap_in(&self, index: SearchIndex) -> usize {
         let n = index.len();
         self.index.store(Arc::new(index));
         self.index_built_ms.store(now_ms(), Ordering::Relaxed);
         self.index_generation.fetch_add(1, Ordering::AcqRel);
-        Ok(n)
+        n
     }
+}
+
+/// Store rows (+ the OAuth offers by entry key) → index entries, territories decoded.
+fn to_entries(
+    rows: Vec<crate::store::IndexRow>,
+    mut offers: std::collections::HashMap<i64, crate::store::OAuthOffer>,
+) -> Vec<IndexEntry> {
+    rows.into_iter()
+        .map(|r| {
+            let oauth = offers.remove(&r.key);
+            IndexEntry {
+                key: r.key,
+                server_id: r.server_id,
+                server_url: r.server_url,
+                server_name: r.server_name,
+                entry: r.entry,
+                territory_id: r.territory_id,
+                territory: r
+                    .wkb
+                    .as_deref()
+                    .and_then(|w| territory::from_wkb(w).ok())
+                    .map(Arc::new),
+                // WG1-02 §3: the scopes whose `coverages_supported` list this entry.
+                scopes: oauth.as_ref().map(|o| o.scope_ids()).unwrap_or_default(),
+                oauth: oauth.map(Arc::new),
+            }
+        })
+        .collect()
 }

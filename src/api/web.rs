@@ -5,7 +5,7 @@
 //! Caching: the page is revalidated on every load (`no-cache` + ETag); it refers to the
 //! application's own assets with `?v=<hash of the assets>`, so those can be cached for a
 //! year and a new binary is picked up on the next page load. Everything answers
-//! `If-None-Match` with 304.
+//! `If-None-Match` with 304 (weak ETags: the compression layer may re-encode the body).
 
 use std::sync::LazyLock;
 
@@ -139,7 +139,7 @@ static VERSION: LazyLock<String> = LazyLock::new(|| {
 /// The page with the asset version filled in, and its ETag.
 static INDEX: LazyLock<(String, String)> = LazyLock::new(|| {
     let html = INDEX_TEMPLATE.replace(VERSION_PLACEHOLDER, &VERSION);
-    let tag = format!("\"{}\"", digest(&[html.as_bytes()]));
+    let tag = format!("W/\"{}\"", digest(&[html.as_bytes()]));
     (html, tag)
 });
 
@@ -147,7 +147,7 @@ static INDEX: LazyLock<(String, String)> = LazyLock::new(|| {
 static ETAGS: LazyLock<Vec<String>> = LazyLock::new(|| {
     ASSETS
         .iter()
-        .map(|a| format!("\"{}\"", digest(&[a.body])))
+        .map(|a| format!("W/\"{}\"", digest(&[a.body])))
         .collect()
 });
 
@@ -261,6 +261,64 @@ mod tests {
             !html.contains("://"),
             "index.html must not load remote URLs"
         );
+    }
+
+    #[tokio::test]
+    async fn page_and_assets_are_served_with_types_and_caching() {
+        use axum::body::Body;
+        use axum::http::Request;
+        use tower::ServiceExt;
+
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = crate::store::Store::open(&url, 1).await.unwrap();
+        let state = AppState::new(
+            store,
+            std::sync::Arc::new(crate::config::Config::default()),
+            None,
+        );
+        let app = super::super::router(state);
+        let get = |uri: String, tag: Option<String>| {
+            let app = app.clone();
+            async move {
+                let mut req = Request::builder().uri(uri);
+                if let Some(t) = tag {
+                    req = req.header(header::IF_NONE_MATCH, t);
+                }
+                app.oneshot(req.body(Body::empty()).unwrap()).await.unwrap()
+            }
+        };
+        let h = |r: &Response, name: header::HeaderName| {
+            r.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned()
+        };
+
+        let page = get("/".into(), None).await;
+        assert_eq!(page.status(), StatusCode::OK);
+        assert_eq!(h(&page, header::CONTENT_TYPE), "text/html; charset=utf-8");
+        assert_eq!(h(&page, header::CACHE_CONTROL), "no-cache");
+        assert!(h(&page, header::CONTENT_SECURITY_POLICY).contains("script-src 'self'"));
+        let tag = h(&page, header::ETAG);
+        let again = get("/".into(), Some(tag)).await;
+        assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+
+        let js = get(format!("/assets/app.js?v={}", *VERSION), None).await;
+        assert_eq!(js.status(), StatusCode::OK);
+        assert_eq!(
+            h(&js, header::CONTENT_TYPE),
+            "text/javascript; charset=utf-8"
+        );
+        assert!(h(&js, header::CACHE_CONTROL).contains("immutable"));
+        let stale = get("/assets/app.js?v=old".into(), None).await;
+        assert_eq!(h(&stale, header::CACHE_CONTROL), "no-cache");
+        let png = get("/assets/vendor/leaflet/images/layers.png".into(), None).await;
+        assert_eq!(h(&png, header::CONTENT_TYPE), "image/png");
+        assert!(h(&png, header::CACHE_CONTROL).starts_with("public"));
+        let missing = get("/assets/nope.js".into(), None).await;
+        assert_eq!(missing.status(), StatusCode::NOT_FOUND);
     }
 
     #[test]

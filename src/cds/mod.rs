@@ -9,6 +9,7 @@
 pub mod country;
 pub mod finding;
 pub mod lenient;
+pub mod oauth;
 pub mod validate;
 
 pub use finding::{Finding, Severity};

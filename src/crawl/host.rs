@@ -17,11 +17,14 @@ use url::Url;
 
 use super::fetch::{DocKind, FailureClass, FetchError, Fetched, Fetcher};
 use crate::cds::lenient::{self, Parsed};
+use crate::cds::oauth::{self, OAuthContext, OAuthMetadata};
 use crate::cds::validate::{self, rules, EntryRef, MetadataContext};
 use crate::cds::{CoverageEntry, CoveragePageView, Finding, MetadataView, Severity, CAP_COVERAGE};
-use crate::cds::{LEGACY_WELL_KNOWN_PATH, WELL_KNOWN_PATH};
+use crate::cds::{CAP_OAUTH, LEGACY_WELL_KNOWN_PATH, WELL_KNOWN_PATH};
 use crate::config::CrawlConfig;
-use crate::store::{DocumentRecord, EntryRecord, ServerCommit, Store, TerritoryRecord, Validators};
+use crate::store::{
+    DocumentRecord, EntryRecord, OAuthRecord, ServerCommit, Store, TerritoryRecord, Validators,
+};
 use crate::territory;
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -312,6 +315,34 @@ impl HostCrawler<'_> {
             }
             findings.extend(validate::validate_server(&doc, &url, &refs));
 
+            // The `oauth` capability (WG1-02 §3): its authorization server metadata is
+            // part of the server's state, so its hash is part of the server's hash (a
+            // scope change is a server change) and a failed fetch fails the server.
+            let mut oauth = None;
+            if view.has_capability(CAP_OAUTH) {
+                if let Some(ou) = view
+                    .oauth_metadata
+                    .as_deref()
+                    .and_then(|o| meta.final_url.join(o).ok())
+                {
+                    let coverage_ids: HashSet<String> = refs
+                        .iter()
+                        .filter_map(|r| r.entry.get("id").and_then(Value::as_str))
+                        .map(str::to_owned)
+                        .collect();
+                    oauth = self
+                        .oauth(
+                            &url,
+                            ou,
+                            &coverage_ids,
+                            &mut docs,
+                            &mut findings,
+                            &mut hasher,
+                        )
+                        .await?;
+                }
+            }
+
             // Territories (one download per distinct URL).
             let mut geo_urls: Vec<(String, Url)> = Vec::new();
             for r in &refs {
@@ -385,6 +416,7 @@ impl HostCrawler<'_> {
                     territories: new_territories,
                     findings: dedup_findings(findings),
                     documents: docs,
+                    oauth,
                 },
                 related: related.clone(),
             });
@@ -469,6 +501,51 @@ impl HostCrawler<'_> {
             body: Some(text),
         });
         Ok((value, hash))
+    }
+
+    /// Fetch, check and read the OAuth metadata at `url` for the server at `server_url`.
+    /// A URL the guard refuses is the server's defect (URL-BLOCKED on `/oauth_metadata`)
+    /// and leaves it without OAuth metadata; any other failure fails the server, so its
+    /// stored state stays the last known good one.
+    async fn oauth(
+        &self,
+        server_url: &str,
+        url: Url,
+        coverage_ids: &HashSet<String>,
+        docs: &mut Vec<DocumentRecord>,
+        findings: &mut Vec<Finding>,
+        hasher: &mut Sha256,
+    ) -> Result<Option<OAuthRecord>, FetchError> {
+        self.count_doc()?;
+        let f = match self.fetch(&url, DocKind::OAuth).await {
+            Ok(f) => f,
+            Err(e) if e.class == FailureClass::Blocked => {
+                findings.push(blocked_finding(server_url, "/oauth_metadata", &e));
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        let (value, hash) = self.json_doc(&f, DocKind::OAuth, docs, findings).await?;
+        hasher.update(hash.as_bytes());
+        let fetched_url = f.final_url.to_string();
+        let guard = self.ctx.fetcher.guard();
+        let http_allowed = |u: &Url| guard.http_allowed(u);
+        findings.extend(oauth::validate_oauth(
+            &value,
+            &OAuthContext {
+                fetched_url: &fetched_url,
+                coverage_ids,
+                http_allowed: &http_allowed,
+            },
+        ));
+        if !value.is_object() {
+            return Ok(None);
+        }
+        Ok(Some(OAuthRecord {
+            url: fetched_url,
+            raw_json: serde_json::to_string(&value).unwrap_or_default(),
+            metadata: OAuthMetadata::from_value(&value),
+        }))
     }
 
     async fn walk_pages(
@@ -655,7 +732,16 @@ async fn fetch_counted(
     kind: DocKind,
 ) -> Result<Fetched, FetchError> {
     let vf = ctx.validator_fn();
+    let t0 = std::time::Instant::now();
     let r = ctx.fetcher.get(url, kind, &vf).await;
+    let (result, n) = match &r {
+        Ok(f) => match &f.body {
+            Some(b) => ("ok", b.len() as u64),
+            None => ("not_modified", 0),
+        },
+        Err(e) => (e.class.as_str(), 0),
+    };
+    crate::metrics::fetch(kind.as_str(), result, n, t0.elapsed());
     if let Ok(f) = &r {
         match &f.body {
             Some(b) => {

@@ -11,12 +11,12 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::stream::{self, StreamExt};
+use futures::stream::StreamExt;
 use rand::Rng;
 use tracing::{info, warn, Instrument};
 
 use crate::config::CrawlConfig;
-use crate::store::{now_ms, HostRow, OutcomeRecord, RunTotals, Store, StoreError};
+use crate::store::{now_ms, HostRow, Leased, OutcomeRecord, RunTotals, Store, StoreError};
 use fetch::Fetcher;
 use host::{crawl_host, RunContext, Start};
 
@@ -39,7 +39,8 @@ pub enum CrawlError {
     Store(#[from] StoreError),
 }
 
-/// What a run did.
+/// What a run did (totals from the store, so they include other workers' hosts;
+/// outcomes and server counts are this worker's).
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct RunSummary {
     pub run_id: i64,
@@ -48,6 +49,34 @@ pub struct RunSummary {
     pub outcomes: Vec<(String, String)>,
     pub servers_committed: usize,
     pub servers_changed: usize,
+}
+
+impl RunSummary {
+    fn merge(&mut self, o: RunSummary) {
+        self.outcomes.extend(o.outcomes);
+        self.servers_committed += o.servers_committed;
+        self.servers_changed += o.servers_changed;
+    }
+}
+
+/// A lease query in flight.
+type LeaseFuture<'a> = futures::future::BoxFuture<'a, Result<Vec<Leased>, StoreError>>;
+
+/// Aborts a background task when dropped (also when the owner's future is cancelled).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "worker".into())
 }
 
 /// Called after a run committed changes (the API rebuilds its index).
@@ -62,26 +91,40 @@ pub trait Progress: Send + Sync {
     fn finish(&self) {}
 }
 
-struct NoProgress;
+/// Reports nothing.
+pub struct NoProgress;
 impl Progress for NoProgress {}
 
 pub struct Crawler {
     store: Store,
     cfg: CrawlConfig,
     fetcher: Fetcher,
-    running: tokio::sync::Mutex<()>,
+    /// This worker's name in leases (unique per process and crawler).
+    worker: String,
     on_commit: Mutex<Option<OnCommit>>,
+    /// Per-run state (validators, claimed servers) of the runs this worker takes part in.
+    contexts: Mutex<HashMap<i64, Arc<RunContext>>>,
 }
+
+/// How long a lease lasts unless renewed; a dead worker's hosts wait this long.
+pub const DEFAULT_LEASE_MS: i64 = 60_000;
 
 impl Crawler {
     pub fn new(store: Store, cfg: CrawlConfig) -> anyhow::Result<Crawler> {
         let fetcher = Fetcher::new(&cfg)?;
+        let worker = format!(
+            "{}-{}-{:08x}",
+            hostname(),
+            std::process::id(),
+            rand::rng().random::<u32>()
+        );
         Ok(Crawler {
             store,
             cfg,
             fetcher,
-            running: tokio::sync::Mutex::new(()),
+            worker,
             on_commit: Mutex::new(None),
+            contexts: Mutex::new(HashMap::new()),
         })
     }
 
@@ -97,59 +140,184 @@ impl Crawler {
         &self.store
     }
 
+    pub fn worker_id(&self) -> &str {
+        &self.worker
+    }
+
     /// Crawl the named hosts (by seed), or every due host when `named` is empty.
     pub async fn run(&self, trigger: &str, named: &[String]) -> Result<RunSummary, CrawlError> {
         self.run_with_progress(trigger, named, &NoProgress).await
     }
 
+    /// Start a run (marking its hosts) without working on it: workers anywhere pick it
+    /// up. Fails with `AlreadyRunning` while another run holds the lock — in any process
+    /// sharing the database, so scheduled ticks and API triggers never overlap.
+    pub async fn trigger(&self, trigger: &str, named: &[String]) -> Result<(i64, i64), CrawlError> {
+        self.store
+            .begin_run(trigger, named)
+            .await?
+            .ok_or(CrawlError::AlreadyRunning)
+    }
+
+    /// Start a run and work on it in this process until none of its hosts is left to
+    /// lease (other workers may help), then wait (bounded by the lease time) for hosts
+    /// other workers still hold, and finish.
     pub async fn run_with_progress(
         &self,
         trigger: &str,
         named: &[String],
         progress: &dyn Progress,
     ) -> Result<RunSummary, CrawlError> {
-        // tokio-cron-scheduler lets slow jobs overlap (CRATES.md): guard it here.
-        let _running = self
-            .running
-            .try_lock()
-            .map_err(|_| CrawlError::AlreadyRunning)?;
-        let hosts = self.store.hosts_to_crawl(named, now_ms()).await?;
-        let run_id = self.store.start_run(trigger).await?;
-        let span = tracing::info_span!("crawl", run_id);
-        let result = self
-            .run_hosts(run_id, hosts, progress)
-            .instrument(span)
-            .await;
-        let (status, summary) = match result {
-            Ok(s) => ("finished", s),
-            Err(e) => {
-                let _ = self
+        let run_id = match self.store.begin_run(trigger, named).await? {
+            Some((run_id, total)) => {
+                progress.start(total as usize);
+                run_id
+            }
+            // A run is in progress (another worker's, or one whose process died): join it.
+            // Its hosts are leased as their leases allow; a dead worker's after expiry.
+            None => {
+                let run_id = self
                     .store
-                    .finish_run(run_id, "failed", &RunTotals::default())
-                    .await;
-                return Err(e);
+                    .running_run()
+                    .await?
+                    .ok_or(CrawlError::AlreadyRunning)?;
+                let run = self.store.run(run_id).await?;
+                info!(
+                    run_id,
+                    pending = run.hosts_pending,
+                    "joining the crawl run in progress"
+                );
+                progress.start(run.hosts_pending.max(0) as usize);
+                run_id
             }
         };
-        self.store
-            .finish_run(run_id, status, &summary.totals)
-            .await?;
-        self.refresh_cross_server_findings(run_id).await;
-        if summary.servers_changed > 0 || summary.totals.hosts_failed > 0 {
-            let cb = self.on_commit.lock().expect("on_commit lock").clone();
-            if let Some(cb) = cb {
-                cb().await;
+        let span = tracing::info_span!("crawl", run_id);
+        let mut summary = self.work(progress).instrument(span).await?;
+        progress.finish();
+        summary.run_id = run_id;
+        // Hosts leased by other workers may still be in flight; their leases bound the wait.
+        let deadline = now_ms() + self.lease_ms() * 2;
+        while !self.store.maybe_finish_run(run_id).await? {
+            if now_ms() > deadline || self.store.running_run().await? != Some(run_id) {
+                break;
             }
+            // A host whose lease expired (its worker died) is leasable again: take it.
+            let more = self.work(progress).await?;
+            summary.merge(more);
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        self.finish_run_effects(run_id).await;
+        summary.totals = self.store.run_totals(run_id).await?;
         info!(run_id, ?summary.totals, "crawl finished");
         Ok(summary)
     }
 
-    async fn run_hosts(
-        &self,
-        run_id: i64,
-        hosts: Vec<HostRow>,
-        progress: &dyn Progress,
-    ) -> Result<RunSummary, CrawlError> {
+    /// After a run: cross-server findings, then the index refresh callback.
+    async fn finish_run_effects(&self, run_id: i64) {
+        crate::metrics::run_finished();
+        self.contexts.lock().expect("contexts lock").remove(&run_id);
+        self.refresh_cross_server_findings(run_id).await;
+        let cb = self.on_commit.lock().expect("on_commit lock").clone();
+        if let Some(cb) = cb {
+            cb().await;
+        }
+    }
+
+    fn lease_ms(&self) -> i64 {
+        self.cfg.lease_secs.max(1) as i64 * 1000
+    }
+
+    /// Lease and crawl hosts of any run until nothing is leasable, keeping up to
+    /// `concurrency` hosts in flight and renewing the leases while they run.
+    ///
+    /// The lease query is one more future in the same `select!` as the crawls in flight,
+    /// kept across iterations (never dropped half-way, which could lose leased rows), and
+    /// renewal runs in its own task: nothing awaits the database while in-flight crawls
+    /// stand still — on SQLite a stalled transaction would hold the write lock the lease
+    /// query waits for.
+    pub async fn work(&self, progress: &dyn Progress) -> Result<RunSummary, CrawlError> {
+        let summary = Mutex::new(RunSummary::default());
+        let limit = self.cfg.concurrency.max(1);
+        let lease_ms = self.lease_ms();
+        let renewal = {
+            let store = self.store.clone();
+            let worker = self.worker.clone();
+            tokio::spawn(async move {
+                let mut tick =
+                    tokio::time::interval(Duration::from_millis((lease_ms / 3).max(100) as u64));
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    if let Err(e) = store.renew_leases(&worker, now_ms() + lease_ms).await {
+                        warn!(error = %e, "lease renewal failed");
+                    }
+                }
+            })
+        };
+        let _stop_renewal = AbortOnDrop(renewal);
+        let mut in_flight = futures::stream::FuturesUnordered::new();
+        let mut pending: Option<(usize, LeaseFuture<'_>)> = None;
+        let mut exhausted = false;
+        loop {
+            if pending.is_none() && !exhausted && in_flight.len() < limit {
+                let want = limit - in_flight.len();
+                pending = Some((
+                    want,
+                    Box::pin(
+                        self.store
+                            .lease_hosts(&self.worker, want, now_ms() + lease_ms),
+                    ),
+                ));
+            }
+            if pending.is_none() && in_flight.is_empty() {
+                break;
+            }
+            tokio::select! {
+                Some(_) = in_flight.next(), if !in_flight.is_empty() => {
+                    // A slot is free: more hosts may be leasable now.
+                    exhausted = false;
+                }
+                leased = async { pending.as_mut().expect("guarded").1.as_mut().await }, if pending.is_some() => {
+                    let want = pending.take().expect("guarded").0;
+                    let leased = leased?;
+                    if leased.len() < want {
+                        exhausted = true;
+                    }
+                    for l in leased {
+                        let ctx = self.context(l.run_id).await?;
+                        let summary = &summary;
+                        let span = tracing::info_span!("host", run_id = l.run_id, host = %l.host.seed);
+                        in_flight.push(
+                            async move {
+                                let seed = l.host.seed.clone();
+                                let outcome = self.crawl_one(&ctx, l.host, summary).await;
+                                progress.host_done(&seed, &outcome);
+                            }
+                            .instrument(span),
+                        );
+                    }
+                }
+            }
+        }
+        drop(in_flight);
+        Ok(summary.into_inner().expect("summary lock"))
+    }
+
+    /// Finish runs whose hosts are all done (a worker that died after the last outcome
+    /// left its run open); used by the background worker loop.
+    pub async fn finish_idle_runs(&self) -> Result<(), CrawlError> {
+        if let Some(run_id) = self.store.running_run().await? {
+            if self.store.maybe_finish_run(run_id).await? {
+                self.finish_run_effects(run_id).await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn context(&self, run_id: i64) -> Result<Arc<RunContext>, CrawlError> {
+        if let Some(c) = self.contexts.lock().expect("contexts lock").get(&run_id) {
+            return Ok(c.clone());
+        }
         let ctx = Arc::new(RunContext {
             run_id,
             store: Some(self.store.clone()),
@@ -158,28 +326,13 @@ impl Crawler {
             validators: self.store.validators().await?,
             claimed: Mutex::new(HashSet::new()),
         });
-        progress.start(hosts.len());
-        let summary = Mutex::new(RunSummary {
-            run_id,
-            ..Default::default()
-        });
-        stream::iter(hosts)
-            .for_each_concurrent(self.cfg.concurrency.max(1), |h| {
-                let ctx = ctx.clone();
-                let summary = &summary;
-                let span = tracing::info_span!("host", host = %h.seed);
-                async move {
-                    let seed = h.seed.clone();
-                    let outcome = self.crawl_one(&ctx, h, summary).await;
-                    progress.host_done(&seed, &outcome);
-                }
-                .instrument(span)
-            })
-            .await;
-        progress.finish();
-        let mut s = summary.into_inner().expect("summary lock");
-        s.totals.hosts_total = s.outcomes.len() as i64;
-        Ok(s)
+        Ok(self
+            .contexts
+            .lock()
+            .expect("contexts lock")
+            .entry(run_id)
+            .or_insert(ctx)
+            .clone())
     }
 
     /// Crawl and commit one host; returns its outcome class.
@@ -296,18 +449,30 @@ impl Crawler {
             moved_to: crawl.moved_to.clone(),
             host_findings: crawl.host_findings.clone(),
         };
-        if let Err(e) = self
+        match self
             .store
             .record_outcome(
                 ctx.run_id,
+                &self.worker,
                 &rec,
                 self.cfg.stale_after_failures,
                 (self.cfg.gone_after_secs * 1000) as i64,
             )
             .await
         {
-            warn!(error = %e, "recording the outcome failed");
+            Ok(true) => {}
+            Ok(false) => {
+                // Our lease expired and another worker took the host over: its outcome
+                // counts, ours is dropped (the commits above were idempotent).
+                warn!("lease lost before the outcome was recorded; outcome dropped");
+                return outcome;
+            }
+            Err(e) => warn!(error = %e, "recording the outcome failed"),
         }
+        if let Err(e) = self.store.maybe_finish_run(ctx.run_id).await {
+            warn!(error = %e, "finishing the run failed");
+        }
+        crate::metrics::host_crawled(&outcome);
         info!(outcome = %outcome, fetched = rec.docs_fetched, unchanged = rec.docs_unchanged, "host crawled");
         let mut s = summary.lock().expect("summary lock");
         s.outcomes.push((h.seed.clone(), outcome.clone()));

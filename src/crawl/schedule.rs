@@ -9,22 +9,41 @@ use tracing::{info, warn};
 
 use super::{CrawlError, Crawler};
 
+/// Lease and crawl hosts of any run, forever: the worker loop of `serve --role
+/// crawler|all`. Stops when `stop` resolves.
+pub async fn worker_loop(
+    crawler: Arc<Crawler>,
+    poll: std::time::Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        if let Err(e) = crawler.work(&super::NoProgress).await {
+            warn!(error = %e, "crawl worker pass failed");
+        }
+        if let Err(e) = crawler.finish_idle_runs().await {
+            warn!(error = %e, "finishing idle runs failed");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(poll) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
 /// Start the scheduler; the returned handle keeps it alive.
 pub async fn start(crawler: Arc<Crawler>, schedule: &str) -> anyhow::Result<JobScheduler> {
     let sched = JobScheduler::new().await?;
     let job = Job::new_async(schedule, move |_id, _lock| {
         let crawler = crawler.clone();
         Box::pin(async move {
-            match crawler.run("schedule", &[]).await {
-                Ok(s) => info!(
-                    run_id = s.run_id,
-                    hosts = s.totals.hosts_total,
-                    "scheduled crawl done"
-                ),
+            // The tick only marks the due hosts; crawler workers (in this process or in
+            // others sharing the database) lease and crawl them.
+            match crawler.trigger("schedule", &[]).await {
+                Ok((run_id, hosts)) => info!(run_id, hosts, "scheduled crawl started"),
                 Err(CrawlError::AlreadyRunning) => {
                     info!("previous crawl still running; tick skipped")
                 }
-                Err(e) => warn!(error = %e, "scheduled crawl failed"),
+                Err(e) => warn!(error = %e, "starting the scheduled crawl failed"),
             }
         })
     })

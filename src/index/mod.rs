@@ -64,6 +64,11 @@ pub struct IndexEntry {
     pub territory: Option<Arc<MultiPolygon<f64>>>,
     /// OAuth scopes offered for this entry (may be empty).
     pub scopes: Vec<String>,
+    /// What the API shows about OAuth for this entry (WG1-02 §3: the server's
+    /// registration links, the scopes offered here with their descriptions), so a search
+    /// row needs no database read. `None` when the server has no OAuth metadata; the
+    /// index itself never looks at it.
+    pub oauth: Option<Arc<crate::cds::oauth::OAuthOffer>>,
 }
 
 /// A search filter; `Default` matches everything. See the module docs for the semantics.

@@ -34,6 +34,7 @@ fn entry(key: i64, f: impl FnOnce(&mut IndexEntry)) -> IndexEntry {
         territory_id: None,
         territory: None,
         scopes: vec![],
+        oauth: None,
     };
     f(&mut e);
     e
@@ -741,6 +742,7 @@ fn search_agrees_with_a_brute_force_scan() {
                 territory_id: None,
                 territory: has_terr.then(|| Arc::new(MultiPolygon(vec![rect(x, y, x + w, y + w)]))),
                 scopes: pick(&mut rng, &["a", "b"], 2),
+                oauth: None,
             }
         })
         .collect();

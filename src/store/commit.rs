@@ -62,6 +62,9 @@ pub struct ServerCommit {
     pub territories: Vec<TerritoryRecord>,
     pub findings: Vec<Finding>,
     pub documents: Vec<DocumentRecord>,
+    /// The OAuth metadata of a server with the `oauth` capability (WG1-02 §3); `None`
+    /// when it has none (or its URL was refused), which removes any stored one.
+    pub oauth: Option<super::OAuthRecord>,
 }
 
 /// What a commit changed.
@@ -108,7 +111,7 @@ pub struct RunTotals {
     pub findings: i64,
 }
 
-async fn change(
+pub(super) async fn change(
     tx: &mut Transaction<'_, Any>,
     run_id: Option<i64>,
     entity: &str,
@@ -238,18 +241,37 @@ impl Store {
     }
 
     /// Record one host's outcome and move its crawl state (failures, back-off, status).
+    ///
+    /// Only the lease holder records: if `worker` lost its lease (it expired and another
+    /// worker took the host), nothing is written and `false` is returned, so every host
+    /// has exactly one outcome per run.
     pub async fn record_outcome(
         &self,
         run_id: i64,
+        worker: &str,
         o: &OutcomeRecord,
         stale_after_failures: i64,
         gone_after_ms: i64,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
+        let released = sqlx::query(
+            "UPDATE hosts SET run_id = NULL, lease_owner = NULL, lease_until_ms = NULL \
+             WHERE id = $1 AND run_id = $2 AND lease_owner = $3",
+        )
+        .bind(o.host_id)
+        .bind(run_id)
+        .bind(worker)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if released == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
         sqlx::query(
             "INSERT INTO crawl_outcomes (run_id, host_id, outcome, detail, http_status, url, started_ms, \
-             finished_ms, docs_fetched, docs_unchanged, bytes, servers_ok, servers_failed) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+             finished_ms, docs_fetched, docs_unchanged, bytes, servers_ok, servers_failed, worker) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
         .bind(run_id)
         .bind(o.host_id)
@@ -264,6 +286,7 @@ impl Store {
         .bind(o.bytes)
         .bind(o.servers_ok)
         .bind(o.servers_failed)
+        .bind(worker)
         .execute(&mut *tx)
         .await?;
 
@@ -368,8 +391,8 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         insert_findings(&mut tx, None, Some(o.host_id), run_id, &o.host_findings).await?;
-        tx.commit().await?;
-        Ok(())
+        self.commit_notify(tx).await?;
+        Ok(true)
     }
 
     /// Record a failed crawl of a server whose host otherwise answered: its stored state
@@ -465,7 +488,7 @@ impl Store {
                     )
                     .await?;
                 }
-                tx.commit().await?;
+                self.commit_notify(tx).await?;
                 return Ok(summary);
             }
         }
@@ -667,13 +690,23 @@ impl Store {
             }
         }
 
+        super::oauth::commit_oauth(
+            &mut tx,
+            run_id,
+            server_id,
+            c.oauth.as_ref(),
+            old.keys(),
+            &seen,
+        )
+        .await?;
+
         // Findings describe the current documents: replaced as a whole when they change.
         sqlx::query("DELETE FROM findings WHERE server_id = $1")
             .bind(server_id)
             .execute(&mut *tx)
             .await?;
         insert_findings(&mut tx, Some(server_id), None, run_id, &c.findings).await?;
-        tx.commit().await?;
+        self.commit_notify(tx).await?;
         Ok(summary)
     }
 
@@ -715,7 +748,7 @@ impl Store {
             .await?;
             n += 1;
         }
-        tx.commit().await?;
+        self.commit_notify(tx).await?;
         Ok(n)
     }
 
@@ -754,7 +787,7 @@ impl Store {
             )
             .await?;
         }
-        tx.commit().await?;
+        self.commit_notify(tx).await?;
         Ok(())
     }
 
@@ -782,7 +815,7 @@ impl Store {
             )
             .await?;
         }
-        tx.commit().await?;
+        self.commit_notify(tx).await?;
         Ok(())
     }
 }

@@ -7,10 +7,14 @@
 //! `FOR UPDATE SKIP LOCKED`, `LISTEN/NOTIFY`) are chosen by [`Backend`].
 
 mod commit;
+mod oauth;
 mod read;
+mod work;
 
 pub use commit::*;
+pub use oauth::{OAuthOffer, OAuthRecord, OAuthRow};
 pub use read::*;
+pub use work::*;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -30,7 +30,7 @@ const HOST_COLS: &str =
     "id, seed, metadata_url, source, status, moved_to, created_ms, last_crawl_ms, \
     last_success_ms, last_outcome, last_detail, consecutive_failures, next_due_ms";
 
-fn host_row(r: &AnyRow) -> Result<HostRow> {
+pub(super) fn host_row(r: &AnyRow) -> Result<HostRow> {
     Ok(HostRow {
         id: r.try_get("id")?,
         seed: r.try_get("seed")?,
@@ -442,12 +442,19 @@ impl Store {
 
     /// Every entry of every searchable server (active or stale), with territory WKB.
     pub async fn index_rows(&self) -> Result<Vec<IndexRow>> {
+        self.index_rows_of(0).await
+    }
+
+    /// The searchable entries of one server (`0`: of every server), for reloading only
+    /// what changed.
+    pub async fn index_rows_of(&self, server_id: i64) -> Result<Vec<IndexRow>> {
         let sql = format!(
             "SELECT {ENTRY_COLS}, s.url AS server_url, s.name AS server_name, t.wkb FROM coverage_entries e \
              JOIN servers s ON s.id = e.server_id LEFT JOIN territories t ON t.id = e.territory_id \
-             WHERE s.status IN ('active', 'stale') ORDER BY e.id"
+             WHERE s.status IN ('active', 'stale') AND ($1 = 0 OR s.id = $1) ORDER BY e.id"
         );
         sqlx::query(&sql)
+            .bind(server_id)
             .fetch_all(&self.pool)
             .await?
             .iter()

@@ -77,6 +77,16 @@ pub mod rules {
     pub const GEO_INVALID: &str = "GEO-INVALID";
     /// A URL in a document points where the crawler may not go (DESIGN.md, crawler safety).
     pub const URL_BLOCKED: &str = "URL-BLOCKED";
+    /// OAuth metadata (RFC 8414 §2, WG1-02 §3), followed by `:<field>` (`scope.<field>`
+    /// inside a `cds_scope_descriptions` entry).
+    pub const OAUTH_REQUIRED: &str = "OAUTH-REQUIRED";
+    /// Followed by `:<field>` (`:document` when the document is not an object).
+    pub const OAUTH_TYPE: &str = "OAUTH-TYPE";
+    pub const OAUTH_VERSION: &str = "OAUTH-VERSION";
+    pub const OAUTH_SCOPE_UNDESCRIBED: &str = "OAUTH-SCOPE-UNDESCRIBED";
+    pub const OAUTH_SCOPE_UNLISTED: &str = "OAUTH-SCOPE-UNLISTED";
+    pub const OAUTH_COVERAGE_UNKNOWN: &str = "OAUTH-COVERAGE-UNKNOWN";
+    pub const OAUTH_PKCE: &str = "OAUTH-PKCE";
 }
 
 /// Where a metadata document came from, for the checks that depend on transport.

@@ -1,0 +1,138 @@
+//! Operating the registry: crawl runs (`/v1/crawls`), the change feed (`/v1/changes`)
+//! and Prometheus metrics (`/metrics`).
+
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::admin::Admin;
+use super::{ApiError, ApiResult, AppState};
+use crate::crawl::CrawlError;
+use crate::store::now_ms;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/crawls", get(list_runs).post(start_run))
+        .route("/v1/crawls/{id}", get(run))
+        .route("/v1/changes", get(changes))
+        .route("/metrics", get(metrics))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartRun {
+    #[serde(default)]
+    hosts: Vec<String>,
+}
+
+/// `POST /v1/crawls` (admin): start a run over every due host, or `{"hosts": [...]}`;
+/// crawler workers (any process) do the work. 202 with the run id; 409 while a run is on.
+async fn start_run(
+    _admin: Admin,
+    State(state): State<AppState>,
+    body: Option<Json<StartRun>>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let hosts = body.map(|b| b.0.hosts).unwrap_or_default();
+    if hosts.len() > 10_000 {
+        return Err(ApiError::BadRequest("at most 10,000 hosts per run".into()));
+    }
+    let crawler = state
+        .crawler
+        .as_ref()
+        .ok_or_else(|| ApiError::Unavailable("this process has no crawler".into()))?;
+    match crawler.trigger("api", &hosts).await {
+        Ok((run_id, n)) => Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({"run_id": run_id, "hosts": n, "status": format!("/v1/crawls/{run_id}")})),
+        )),
+        Err(CrawlError::AlreadyRunning) => Err(ApiError::Conflict(
+            "a crawl run is already in progress".into(),
+        )),
+        Err(CrawlError::Store(e)) => Err(e.into()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Page {
+    cursor: Option<i64>,
+    limit: Option<i64>,
+}
+
+fn limit(l: Option<i64>, default: i64, max: i64) -> ApiResult<i64> {
+    let l = l.unwrap_or(default);
+    if (1..=max).contains(&l) {
+        Ok(l)
+    } else {
+        Err(ApiError::BadRequest(format!("`limit` must be 1..{max}")))
+    }
+}
+
+/// `GET /v1/crawls`: runs, newest first, with counts and duration.
+async fn list_runs(
+    State(state): State<AppState>,
+    q: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Query(q) = q.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let limit = limit(q.limit, 50, 500)?;
+    let runs = state.store.list_runs(q.cursor.unwrap_or(0), limit).await?;
+    let next = (runs.len() as i64 == limit)
+        .then(|| runs.last().map(|r| r.id))
+        .flatten();
+    Ok(Json(json!({"runs": runs, "next_cursor": next})))
+}
+
+/// `GET /v1/crawls/{id}`: one run's progress, counted across every worker.
+async fn run(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::BadRequest(format!("run id must be an integer, got {id:?}")))?;
+    let run = state.store.run(id).await?;
+    let outcomes = state.store.run_outcomes(id).await?;
+    let mut by_class = std::collections::BTreeMap::<String, i64>::new();
+    for (_, o) in &outcomes {
+        *by_class.entry(o.outcome.clone()).or_default() += 1;
+    }
+    Ok(Json(json!({"run": run, "outcomes": by_class})))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChangesQuery {
+    after: Option<i64>,
+    limit: Option<i64>,
+}
+
+/// `GET /v1/changes?after=SEQ&limit=`: the change feed, oldest first. Pass the last
+/// `seq` you saw as `after` to sync incrementally.
+async fn changes(
+    State(state): State<AppState>,
+    q: Result<Query<ChangesQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Query(q) = q.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let after = q.after.unwrap_or(0);
+    if after < 0 {
+        return Err(ApiError::BadRequest("`after` must be ≥ 0".into()));
+    }
+    let limit = limit(q.limit, 500, 5000)?;
+    let rows = state.store.changes_after(after, limit).await?;
+    let next = rows.last().map(|c| c.seq).unwrap_or(after);
+    Ok(Json(
+        json!({"changes": rows, "next_after": next, "more": rows.len() as i64 == limit}),
+    ))
+}
+
+/// `GET /metrics`: Prometheus text format.
+async fn metrics(State(state): State<AppState>) -> Response {
+    let index = state.index();
+    let age = Duration::from_millis((now_ms() - state.index_built_ms()).max(0) as u64);
+    let leases = state.store.lease_counts().await.unwrap_or_default();
+    let body = crate::metrics::render(index.len(), age, &leases);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}

@@ -1,0 +1,329 @@
+//! Work distribution through the database: runs, leases, and the one-run-at-a-time lock.
+//!
+//! A run marks the hosts it wants crawled (`hosts.run_id`). Any number of workers, in any
+//! number of processes, lease marked hosts: on Postgres with `FOR UPDATE SKIP LOCKED`, so
+//! two workers never take the same host; on SQLite the single writer serialises the same
+//! statement. A lease expires unless renewed, so a dead worker's hosts are picked up by
+//! another. The outcome is recorded — and the host released — only by the lease holder,
+//! in one transaction, so each host has exactly one outcome per run.
+
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::{now_ms, Backend, HostRow, Result, RunTotals, Store};
+
+/// A leased host, with the run that wants it.
+#[derive(Debug, Clone)]
+pub struct Leased {
+    pub host: HostRow,
+    pub run_id: i64,
+}
+
+/// A crawl run as the API shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunRow {
+    pub id: i64,
+    pub trigger: String,
+    pub status: String,
+    pub started_ms: i64,
+    pub finished_ms: Option<i64>,
+    pub duration_ms: Option<i64>,
+    pub hosts_total: i64,
+    /// Hosts not crawled yet (live while running).
+    pub hosts_pending: i64,
+    pub hosts_ok: i64,
+    pub hosts_failed: i64,
+    pub docs_fetched: i64,
+    pub docs_unchanged: i64,
+    pub bytes: i64,
+    pub findings: i64,
+}
+
+const LEASE_SQLITE: &str = "UPDATE hosts SET lease_owner = $1, lease_until_ms = $2 WHERE id IN (\
+    SELECT id FROM hosts WHERE run_id IS NOT NULL AND (lease_until_ms IS NULL OR lease_until_ms < $3) \
+    ORDER BY id LIMIT $4) RETURNING id, seed, metadata_url, source, status, moved_to, created_ms, \
+    last_crawl_ms, last_success_ms, last_outcome, last_detail, consecutive_failures, next_due_ms, run_id";
+
+// The same statement; SKIP LOCKED lets concurrent workers pass each other's rows by.
+const LEASE_POSTGRES: &str = "UPDATE hosts SET lease_owner = $1, lease_until_ms = $2 WHERE id IN (\
+    SELECT id FROM hosts WHERE run_id IS NOT NULL AND (lease_until_ms IS NULL OR lease_until_ms < $3) \
+    ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED) RETURNING id, seed, metadata_url, source, status, moved_to, \
+    created_ms, last_crawl_ms, last_success_ms, last_outcome, last_detail, consecutive_failures, next_due_ms, run_id";
+
+fn run_row(r: &AnyRow) -> Result<RunRow> {
+    let started: i64 = r.try_get("started_ms")?;
+    let finished: Option<i64> = r.try_get("finished_ms")?;
+    Ok(RunRow {
+        id: r.try_get("id")?,
+        trigger: r.try_get("trigger")?,
+        status: r.try_get("status")?,
+        started_ms: started,
+        finished_ms: finished,
+        duration_ms: finished.map(|f| f - started),
+        hosts_total: r.try_get("hosts_total")?,
+        hosts_pending: r.try_get("pending")?,
+        hosts_ok: r.try_get("ok")?,
+        hosts_failed: r.try_get("failed")?,
+        docs_fetched: r.try_get("docs_fetched")?,
+        docs_unchanged: r.try_get("docs_unchanged")?,
+        bytes: r.try_get("bytes")?,
+        findings: r.try_get("findings")?,
+    })
+}
+
+// Live counts come from the outcomes and the marked hosts, so progress is visible while
+// any worker (in any process) is still crawling.
+const RUN_COLS: &str = "r.id, r.trigger, r.status, r.started_ms, r.finished_ms, r.hosts_total, r.findings, \
+    (SELECT COUNT(*) FROM hosts h WHERE h.run_id = r.id) AS pending, \
+    (SELECT COUNT(*) FROM crawl_outcomes o WHERE o.run_id = r.id AND o.outcome IN ('ok', 'partial')) AS ok, \
+    (SELECT COUNT(*) FROM crawl_outcomes o WHERE o.run_id = r.id AND o.outcome NOT IN ('ok', 'partial')) AS failed, \
+    CAST((SELECT COALESCE(SUM(o.docs_fetched), 0) FROM crawl_outcomes o WHERE o.run_id = r.id) AS BIGINT) AS docs_fetched, \
+    CAST((SELECT COALESCE(SUM(o.docs_unchanged), 0) FROM crawl_outcomes o WHERE o.run_id = r.id) AS BIGINT) AS docs_unchanged, \
+    CAST((SELECT COALESCE(SUM(o.bytes), 0) FROM crawl_outcomes o WHERE o.run_id = r.id) AS BIGINT) AS bytes";
+
+impl Store {
+    /// Start a run unless one is running: mark the named hosts (by seed), or every due
+    /// host. Returns `None` when another run holds the lock.
+    pub async fn begin_run(&self, trigger: &str, named: &[String]) -> Result<Option<(i64, i64)>> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(
+            "INSERT INTO crawl_runs (trigger, status, started_ms) VALUES ($1, 'running', $2) RETURNING id",
+        )
+        .bind(trigger)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        let run_id: i64 = row.try_get("id")?;
+        // Concurrent triggers serialise on this row; the loser sees run_id set and backs off.
+        let got = sqlx::query("UPDATE crawl_lock SET run_id = $1 WHERE id = 1 AND run_id IS NULL")
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if got == 0 {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        let marked = if named.is_empty() {
+            sqlx::query(
+                "UPDATE hosts SET run_id = $1 WHERE source <> 'discovered' AND status <> 'removed' \
+                 AND next_due_ms <= $2",
+            )
+            .bind(run_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+        } else {
+            let mut n = 0;
+            for seed in named {
+                n += sqlx::query("UPDATE hosts SET run_id = $1 WHERE LOWER(seed) = LOWER($2)")
+                    .bind(run_id)
+                    .bind(seed)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+            }
+            n
+        } as i64;
+        sqlx::query("UPDATE crawl_runs SET hosts_total = $1, hosts_pending = $1 WHERE id = $2")
+            .bind(marked)
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        if marked == 0 {
+            self.maybe_finish_run(run_id).await?;
+        }
+        Ok(Some((run_id, marked)))
+    }
+
+    /// Lease up to `n` marked hosts for `worker` until `until_ms`.
+    pub async fn lease_hosts(&self, worker: &str, n: usize, until_ms: i64) -> Result<Vec<Leased>> {
+        let sql = match self.backend {
+            Backend::Sqlite => LEASE_SQLITE,
+            Backend::Postgres => LEASE_POSTGRES,
+        };
+        let rows = sqlx::query(sql)
+            .bind(worker)
+            .bind(until_ms)
+            .bind(now_ms())
+            .bind(n as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Leased {
+                    host: super::read::host_row(r)?,
+                    run_id: r.try_get("run_id")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Extend every lease `worker` holds (called while it works).
+    pub async fn renew_leases(&self, worker: &str, until_ms: i64) -> Result<u64> {
+        Ok(sqlx::query(
+            "UPDATE hosts SET lease_until_ms = $1 WHERE lease_owner = $2 AND run_id IS NOT NULL",
+        )
+        .bind(until_ms)
+        .bind(worker)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
+    /// Finish `run_id` when no host is left for it; releases the run lock. Idempotent and
+    /// safe to call from any worker at any time.
+    pub async fn maybe_finish_run(&self, run_id: i64) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE crawl_runs SET status = 'finished', finished_ms = $2, hosts_pending = 0 \
+             WHERE id = $1 AND status = 'running' AND NOT EXISTS (SELECT 1 FROM hosts WHERE run_id = $1)",
+        )
+        .bind(run_id)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if done {
+            let t = sqlx::query(&format!(
+                "SELECT {RUN_COLS} FROM crawl_runs r WHERE r.id = $1"
+            ))
+            .bind(run_id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(super::StoreError::from)
+            .and_then(|r| run_row(&r))?;
+            sqlx::query(
+                "UPDATE crawl_runs SET hosts_ok = $1, hosts_failed = $2, docs_fetched = $3, docs_unchanged = $4, \
+                 bytes = $5 WHERE id = $6",
+            )
+            .bind(t.hosts_ok)
+            .bind(t.hosts_failed)
+            .bind(t.docs_fetched)
+            .bind(t.docs_unchanged)
+            .bind(t.bytes)
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("UPDATE crawl_lock SET run_id = NULL WHERE id = 1 AND run_id = $1")
+                .bind(run_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(done)
+    }
+
+    /// The run holding the lock, if any.
+    pub async fn running_run(&self) -> Result<Option<i64>> {
+        let r = sqlx::query("SELECT run_id FROM crawl_lock WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(r.try_get("run_id")?)
+    }
+
+    /// Add to a run's findings total (cross-server findings are computed after the hosts).
+    pub async fn add_run_findings(&self, run_id: i64, n: i64) -> Result<()> {
+        sqlx::query("UPDATE crawl_runs SET findings = findings + $1 WHERE id = $2")
+            .bind(n)
+            .bind(run_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn run(&self, id: i64) -> Result<RunRow> {
+        let r = sqlx::query(&format!(
+            "SELECT {RUN_COLS} FROM crawl_runs r WHERE r.id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(super::StoreError::NotFound)?;
+        run_row(&r)
+    }
+
+    /// Runs, newest first, before `before_id` (exclusive; 0 = from the newest).
+    pub async fn list_runs(&self, before_id: i64, limit: i64) -> Result<Vec<RunRow>> {
+        sqlx::query(&format!(
+            "SELECT {RUN_COLS} FROM crawl_runs r WHERE ($1 = 0 OR r.id < $1) ORDER BY r.id DESC LIMIT $2"
+        ))
+        .bind(before_id)
+        .bind(limit.max(1))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(run_row)
+        .collect()
+    }
+
+    /// Totals of a run from its recorded outcomes.
+    pub async fn run_totals(&self, run_id: i64) -> Result<RunTotals> {
+        let r = self.run(run_id).await?;
+        Ok(RunTotals {
+            hosts_total: r.hosts_total,
+            hosts_ok: r.hosts_ok,
+            hosts_failed: r.hosts_failed,
+            docs_fetched: r.docs_fetched,
+            docs_unchanged: r.docs_unchanged,
+            bytes: r.bytes,
+            findings: r.findings,
+        })
+    }
+
+    /// Hosts currently leased, by worker (for metrics).
+    pub async fn lease_counts(&self) -> Result<Vec<(String, i64)>> {
+        sqlx::query(
+            "SELECT lease_owner, COUNT(*) AS n FROM hosts WHERE run_id IS NOT NULL AND lease_owner IS NOT NULL \
+             AND lease_until_ms >= $1 GROUP BY lease_owner ORDER BY lease_owner",
+        )
+        .bind(now_ms())
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get("lease_owner")?, r.try_get("n")?)))
+        .collect()
+    }
+}
+
+impl Store {
+    /// Commit a transaction that wrote change-log rows. On Postgres it also notifies
+    /// `cds_changes` (delivered at commit, collapsed per transaction), so API replicas
+    /// refresh their index at once instead of at their next periodic check.
+    pub(super) async fn commit_notify(
+        &self,
+        mut tx: sqlx::Transaction<'_, sqlx::Any>,
+    ) -> Result<()> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_notify('cds_changes', '')")
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The newest change-log sequence number (0 when empty).
+    pub async fn max_change_seq(&self) -> Result<i64> {
+        let r = sqlx::query("SELECT CAST(COALESCE(MAX(seq), 0) AS BIGINT) AS m FROM changes")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(r.try_get("m")?)
+    }
+
+    /// Server ids touched by changes after `after` (None: a change without a server,
+    /// e.g. a host moved — the caller reloads everything then).
+    pub async fn changed_servers_after(&self, after: i64) -> Result<Vec<Option<i64>>> {
+        sqlx::query("SELECT DISTINCT server_id FROM changes WHERE seq > $1")
+            .bind(after)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| Ok(r.try_get("server_id")?))
+            .collect()
+    }
+}

@@ -1,0 +1,413 @@
+//! Past one machine: workers lease hosts through the database, a dead worker's hosts are
+//! taken over, API replicas follow commits, and the change feed lists exactly what
+//! changed. Postgres is the shared engine; the endpoints also run on SQLite.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cds_registry::app::{self, Role};
+use cds_registry::cds::WELL_KNOWN_PATH;
+use cds_registry::crawl::{Crawler, NoProgress};
+use cds_registry::fixtures::utility::{publish, EntrySpec, UtilitySpec};
+use cds_registry::fixtures::FixtureServer;
+use cds_registry::seeds::Seed;
+use cds_registry::store::Store;
+use common::{test_config, Backend, TestDb};
+use serde_json::{json, Value};
+
+/// `n` small utilities on loopback (metadata only), each answering after `delay`.
+async fn small_web(n: usize, delay: Duration) -> Vec<FixtureServer> {
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let ip = Ipv4Addr::new(127, 0, 1 + (i / 200) as u8, 1 + (i % 200) as u8);
+        let s = FixtureServer::start(ip).await.unwrap();
+        publish(&s, &UtilitySpec::new(&format!("Utility {i}")));
+        s.set_delay(WELL_KNOWN_PATH, delay);
+        out.push(s);
+    }
+    out
+}
+
+async fn seeded(
+    backend: Backend,
+    web: &[FixtureServer],
+) -> (TestDb, cds_registry::config::Config, Store) {
+    let db = TestDb::new(backend).await;
+    let mut cfg = test_config(&db, web.iter().map(|s| s.host()).collect());
+    cfg.crawl.concurrency = 8;
+    cfg.database_max_connections = 8;
+    let store = db.store().await;
+    let seeds: Vec<Seed> = web.iter().map(|s| Seed::Host(s.host())).collect();
+    store.add_hosts(&seeds, "seed").await.unwrap();
+    (db, cfg, store)
+}
+
+/// host seed → outcomes recorded in `run_id`
+async fn outcomes_by_host(store: &Store, run_id: i64) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for (seed, _) in store.run_outcomes(run_id).await.unwrap() {
+        *m.entry(seed).or_default() += 1;
+    }
+    m
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_workers_share_a_run_and_crawl_each_host_once() {
+    let web = small_web(500, Duration::from_millis(40)).await;
+    let (db, cfg, store) = seeded(Backend::Postgres, &web).await;
+
+    // One worker alone.
+    let one = Crawler::new(store.clone(), cfg.crawl.clone()).unwrap();
+    let t = Instant::now();
+    let run1 = one.run("test", &[]).await.unwrap();
+    let alone = t.elapsed();
+    let o1 = outcomes_by_host(&store, run1.run_id).await;
+    assert_eq!(o1.len(), 500);
+    assert!(o1.values().all(|&n| n == 1));
+
+    // Two workers with separate pools (as two processes would have).
+    let store_b = Store::open(&db.url, 8).await.unwrap();
+    let a = Arc::new(Crawler::new(store.clone(), cfg.crawl.clone()).unwrap());
+    let b = Arc::new(Crawler::new(store_b.clone(), cfg.crawl.clone()).unwrap());
+    let t = Instant::now();
+    let (run_id, total) = a.trigger("test", &[]).await.unwrap();
+    assert_eq!(total, 500);
+    let (ra, rb) = tokio::join!(a.work(&NoProgress), b.work(&NoProgress));
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    assert!(
+        store.maybe_finish_run(run_id).await.unwrap()
+            || store.run(run_id).await.unwrap().status == "finished"
+    );
+    let together = t.elapsed();
+    let o2 = outcomes_by_host(&store, run_id).await;
+    assert_eq!(o2.len(), 500, "every host crawled");
+    assert!(o2.values().all(|&n| n == 1), "no host crawled twice");
+    assert_eq!(ra.outcomes.len() + rb.outcomes.len(), 500);
+    assert!(
+        ra.outcomes.len() > 50 && rb.outcomes.len() > 50,
+        "both workers took part: {} / {}",
+        ra.outcomes.len(),
+        rb.outcomes.len()
+    );
+    // The run's progress is the same seen from either worker's connection.
+    assert_eq!(store_b.run(run_id).await.unwrap().hosts_ok, 500);
+    println!("one worker: {alone:?}, two workers: {together:?}");
+    assert!(
+        together < alone,
+        "two workers ({together:?}) are faster than one ({alone:?})"
+    );
+    for s in web {
+        s.shutdown().await;
+    }
+}
+
+async fn a_dead_workers_hosts_are_taken_over(backend: Backend) {
+    let web = small_web(24, Duration::from_millis(1500)).await;
+    let (db, mut cfg, store) = seeded(backend, &web).await;
+    cfg.crawl.lease_secs = 1;
+    let a = Arc::new(Crawler::new(store.clone(), cfg.crawl.clone()).unwrap());
+    let (run_id, _) = a.trigger("test", &[]).await.unwrap();
+    // Worker A leases a first batch and dies mid-crawl (its task is dropped, so it never
+    // records outcomes nor renews its leases).
+    let a2 = a.clone();
+    let dying = tokio::spawn(async move { a2.work(&NoProgress).await });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let leased = store.lease_counts().await.unwrap();
+    assert!(
+        leased.iter().any(|(w, n)| w == a.worker_id() && *n > 0),
+        "{leased:?}"
+    );
+    dying.abort();
+    let _ = dying.await;
+
+    let store_b = Store::open(&db.url, 8).await.unwrap();
+    let b = Crawler::new(store_b, cfg.crawl.clone()).unwrap();
+    let summary = b.run("test", &[]).await.unwrap();
+    assert_eq!(summary.run_id, run_id, "B joined the interrupted run");
+    let o = outcomes_by_host(&store, run_id).await;
+    assert_eq!(o.len(), 24, "every host finished");
+    assert!(o.values().all(|&n| n == 1));
+    assert_eq!(store.run(run_id).await.unwrap().status, "finished");
+    for s in web {
+        s.shutdown().await;
+    }
+}
+
+async fn change_feed_lists_exactly_the_mutations(backend: Backend) {
+    let s = FixtureServer::start(Ipv4Addr::new(127, 0, 0, 70))
+        .await
+        .unwrap();
+    let spec = UtilitySpec::new("Feed Utility")
+        .entry(
+            EntrySpec::geographic("feed-a", "Feed Utility", "A", &["06069"])
+                .dates("2024-01-03T00:00:00Z", "2024-01-03T00:00:00Z"),
+        )
+        .entry(
+            EntrySpec::geographic("feed-b", "Feed Utility", "B", &["06053"])
+                .dates("2024-01-02T00:00:00Z", "2024-01-02T00:00:00Z"),
+        )
+        .entry(
+            EntrySpec::geographic("feed-c", "Feed Utility", "C", &["06087"])
+                .dates("2024-01-01T00:00:00Z", "2024-01-01T00:00:00Z"),
+        );
+    let p = publish(&s, &spec);
+    let db = TestDb::new(backend).await;
+    let mut cfg = test_config(&db, vec![s.host()]);
+    cfg.crawl.stale_after_failures = 1;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let reg = app::start(cfg, listener, false).await.unwrap();
+    reg.state
+        .store
+        .add_hosts(&[Seed::Host(s.host())], "seed")
+        .await
+        .unwrap();
+    reg.crawler.run("test", &[]).await.unwrap();
+    let c = reqwest::Client::new();
+    let feed = |after: i64| {
+        let c = c.clone();
+        let url = format!("{}/v1/changes?after={after}", reg.url());
+        async move {
+            c.get(url)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let v = feed(0).await;
+    let first: Vec<(String, String)> = v["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["entity"].as_str().unwrap().into(),
+                c["op"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        first
+            .iter()
+            .filter(|(e, o)| e == "entry" && o == "added")
+            .count(),
+        3
+    );
+    let seq = v["next_after"].as_i64().unwrap();
+
+    // Add D, update B, remove C.
+    s.update_json(&p.page_paths[0], |v| {
+        let arr = v["coverage_entries"].as_array_mut().unwrap();
+        let mut d = arr[0].clone();
+        d["id"] = "feed-d".into();
+        d["updated"] = "2024-02-01T00:00:00Z".into();
+        arr.retain(|e| e["id"] != "feed-c");
+        for e in arr.iter_mut() {
+            if e["id"] == "feed-b" {
+                e["name"] = "B (renamed)".into();
+            }
+        }
+        arr.insert(0, d);
+    });
+    reg.crawler.run("test", &[]).await.unwrap();
+    let v = feed(seq).await;
+    let mut got: Vec<(String, String, String)> = v["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["entity"].as_str().unwrap().into(),
+                c["op"].as_str().unwrap().into(),
+                c["ref"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    got.sort();
+    let url = p.metadata_url.clone();
+    let mut want = vec![
+        ("entry".to_owned(), "added".to_owned(), "feed-d".to_owned()),
+        ("entry".into(), "removed".into(), "feed-c".into()),
+        ("entry".into(), "updated".into(), "feed-b".into()),
+        ("server".into(), "updated".into(), url.clone()),
+    ];
+    want.sort();
+    assert_eq!(got, want);
+    let seq = v["next_after"].as_i64().unwrap();
+
+    // The well-known URL now 404s: the server goes stale (one failure in this config).
+    s.remove(WELL_KNOWN_PATH);
+    reg.crawler.run("test", &[]).await.unwrap();
+    let v = feed(seq).await;
+    let ops: Vec<(String, String)> = v["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["entity"].as_str().unwrap().into(),
+                c["op"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(ops, vec![("server".to_owned(), "stale".to_owned())]);
+    // Bad input is a 400.
+    let r = c
+        .get(format!("{}/v1/changes?after=-1", reg.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    reg.shutdown().await.unwrap();
+    s.shutdown().await;
+}
+
+async fn crawl_runs_and_metrics_endpoints(backend: Backend) {
+    let web = small_web(5, Duration::ZERO).await;
+    let (db, cfg, _store) = seeded(backend, &web).await;
+    let _ = db;
+    // All roles in one process, with the background worker: the API's 202 is picked up.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut cfg = cfg;
+    cfg.crawl.poll_secs = 1;
+    let reg = app::start_with_role(cfg, listener, Role::All, true)
+        .await
+        .unwrap();
+    let c = reqwest::Client::new();
+    let base = reg.url();
+    let r = c
+        .post(format!("{base}/v1/crawls"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "admin only");
+    let r = c
+        .post(format!("{base}/v1/crawls"))
+        .bearer_auth("test-admin-token")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let v: Value = r.json().await.unwrap();
+    let run_id = v["run_id"].as_i64().unwrap();
+    let mut finished = Value::Null;
+    for _ in 0..100 {
+        let v: Value = c
+            .get(format!("{base}/v1/crawls/{run_id}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if v["run"]["status"] == "finished" {
+            finished = v;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(finished["run"]["hosts_ok"], 5, "{finished}");
+    assert_eq!(finished["outcomes"]["ok"], 5);
+    let v: Value = c
+        .get(format!("{base}/v1/crawls"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["runs"][0]["id"], run_id);
+    assert!(v["runs"][0]["duration_ms"].as_i64().is_some());
+    let m = c
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for name in [
+        "cds_fetches_total",
+        "cds_fetch_duration_seconds",
+        "cds_index_entries",
+        "cds_crawl_runs_total",
+        "cds_leases_held",
+    ] {
+        assert!(m.contains(name), "{name} missing from /metrics");
+    }
+    reg.shutdown().await.unwrap();
+    for s in web {
+        s.shutdown().await;
+    }
+}
+
+/// An API replica (role `api`) sees a crawler process's commit without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_replica_follows_a_crawlers_commits() {
+    let web = small_web(1, Duration::ZERO).await;
+    let s = FixtureServer::start(Ipv4Addr::new(127, 0, 0, 71))
+        .await
+        .unwrap();
+    let spec = UtilitySpec::new("Replica Utility").entry(EntrySpec::geographic(
+        "rep-a",
+        "Replica Utility",
+        "A",
+        &["06069"],
+    ));
+    publish(&s, &spec);
+    let (db, mut cfg, store) = seeded(Backend::Postgres, &web).await;
+    cfg.crawl.allow_http.push(s.host());
+    store
+        .add_hosts(&[Seed::Host(s.host())], "seed")
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = app::start_with_role(cfg.clone(), listener, Role::Api, true)
+        .await
+        .unwrap();
+    let c = reqwest::Client::new();
+    let total = |v: Value| v["total"].as_i64().unwrap();
+    let url = format!("{}/v1/coverage?q=replica", api.url());
+    assert_eq!(
+        total(c.get(&url).send().await.unwrap().json().await.unwrap()),
+        0
+    );
+
+    // A crawler elsewhere (its own pool) commits.
+    let crawler_store = Store::open(&db.url, 4).await.unwrap();
+    Crawler::new(crawler_store, cfg.crawl.clone())
+        .unwrap()
+        .run("test", &[])
+        .await
+        .unwrap();
+    let t = Instant::now();
+    let mut seen = 0;
+    while t.elapsed() < Duration::from_secs(10) {
+        seen = total(c.get(&url).send().await.unwrap().json().await.unwrap());
+        if seen > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(seen, 1, "the replica's index picked up the commit");
+    println!("replica caught up after {:?}", t.elapsed());
+    api.shutdown().await.unwrap();
+    s.shutdown().await;
+    for w in web {
+        w.shutdown().await;
+    }
+}
+
+both_backends!(
+    a_dead_workers_hosts_are_taken_over,
+    change_feed_lists_exactly_the_mutations,
+    crawl_runs_and_metrics_endpoints
+);
