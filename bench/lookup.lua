@@ -1,5 +1,7 @@
 -- wrk script for bench/compare.sh: GET /v1/lookup cycling through the benchmark points.
 -- Usage: wrk -t2 -c4 -d10s -s bench/lookup.lua http://127.0.0.1:PORT -- PATHS_FILE
+-- (the trivial-route run uses it too, with a file holding only `/healthz`, so both runs
+-- pay the same per-request Lua cost in wrk)
 -- PATHS_FILE (written by cds-bench) holds one request path per line
 -- (`/v1/lookup?lat=..&lon=..`); each wrk thread starts at its own offset.
 

@@ -89,7 +89,16 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let cfg = Config::load(cli.config.as_deref())?;
+    let cfg = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        // `validate` promises 0/1 for the server's conformance; anything that keeps it
+        // from checking at all is 2.
+        Err(e) if matches!(cli.command, Command::Validate { .. }) => {
+            eprintln!("error: {e:#}");
+            return Ok(ExitCode::from(2));
+        }
+        Err(e) => return Err(e),
+    };
     match cli.command {
         Command::Migrate => {
             let store = app::open_store(&cfg).await?;

@@ -291,7 +291,15 @@ mod tests {
             .iter()
             .map(|(m, p)| (m.to_string(), p.to_string()))
             .collect();
-        assert_eq!(declared_routes(), want);
+        let declared = declared_routes();
+        let undocumented: Vec<_> = declared.difference(&want).collect();
+        let stale: Vec<_> = want.difference(&declared).collect();
+        assert!(
+            undocumented.is_empty() && stale.is_empty(),
+            "routes declared in src/api but not in ROUTES (annotate the handler with \
+             #[utoipa::path], list it in ApiDoc's paths and in ROUTES): {undocumented:?}; \
+             in ROUTES but no longer declared: {stale:?}"
+        );
     }
 
     #[tokio::test]

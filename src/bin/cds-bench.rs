@@ -66,7 +66,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// The interleaved comparison (bench/compare.sh runs this).
-    Compare(CompareArgs),
+    Compare(Box<CompareArgs>),
     /// In-process loops only, for profilers.
     Profile(ProfileArgs),
 }
@@ -140,7 +140,7 @@ fn main() -> Result<()> {
             .worker_threads(2)
             .enable_all()
             .build()?
-            .block_on(compare(a)),
+            .block_on(compare(*a)),
     }
 }
 
@@ -170,10 +170,11 @@ fn feature_id(f: &Value) -> Result<String> {
         .ok_or_else(|| anyhow!("feature without a string id"))
 }
 
+/// County shapes by FIPS id.
+type Shapes = HashMap<String, MultiPolygon<f64>>;
+
 /// The counties as index entries, keyed by their numeric FIPS code, and their shapes.
-fn county_entries(
-    counties: &Value,
-) -> Result<(Vec<IndexEntry>, HashMap<String, MultiPolygon<f64>>)> {
+fn county_entries(counties: &Value) -> Result<(Vec<IndexEntry>, Shapes)> {
     let mut entries = Vec::new();
     let mut shapes = HashMap::new();
     for f in features(counties) {
@@ -900,20 +901,19 @@ fn parse_pgbench(out: &str) -> Result<LoadRun> {
     Ok(run)
 }
 
-fn wrk_command(base: &str, path: &str, duration: u64, script: Option<(&Path, &Path)>) -> Command {
+/// wrk with the request paths cycled by `bench/lookup.lua` from `paths`. Both routes go
+/// through the same script, so the load generator's per-request Lua cost is the same.
+fn wrk_command(base: &str, duration: u64, lua: &Path, paths: &Path) -> Command {
     let mut c = Command::new("wrk");
     c.arg("-t2")
         .arg(format!("-c{CLIENTS}"))
         .arg(format!("-d{duration}s"))
-        .arg("--latency");
-    match script {
-        Some((lua, paths)) => {
-            c.arg("-s").arg(lua).arg(base).arg("--").arg(paths);
-        }
-        None => {
-            c.arg(format!("{base}{path}"));
-        }
-    }
+        .arg("--latency")
+        .arg("-s")
+        .arg(lua)
+        .arg(base)
+        .arg("--")
+        .arg(paths);
     c
 }
 
@@ -1020,7 +1020,7 @@ fn agreement(
     points: &[[f64; 2]],
     systems: Vec<&'static str>,
     answers: &[Vec<BTreeSet<String>>],
-    shapes: &HashMap<String, MultiPolygon<f64>>,
+    shapes: &Shapes,
 ) -> Agreement {
     let mut a = Agreement {
         vs_postgis: vec![0; systems.len()],
@@ -1087,6 +1087,14 @@ struct Env {
     wrk: String,
     pgbench: String,
     kernel: String,
+    load_start: String,
+}
+
+/// The 1-, 5- and 15-minute load averages.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
 }
 
 fn sh(cmd: &str, args: &[&str]) -> String {
@@ -1129,6 +1137,7 @@ fn environment() -> Env {
         wrk: wrk.lines().next().unwrap_or("?").to_owned(),
         pgbench: sh("pgbench", &["--version"]),
         kernel: sh("uname", &["-r"]),
+        load_start: loadavg(),
     }
 }
 
@@ -1142,6 +1151,8 @@ async fn compare(a: CompareArgs) -> Result<()> {
     write_points(&a.work_dir, &points)?;
     let points_csv = a.work_dir.join("points.csv");
     let paths_txt = a.work_dir.join("paths.txt");
+    let healthz_txt = a.work_dir.join("healthz_paths.txt");
+    std::fs::write(&healthz_txt, "/healthz\n")?;
     eprintln!(
         "[cds-bench] {} points written to {}",
         points.len(),
@@ -1214,13 +1225,8 @@ async fn compare(a: CompareArgs) -> Result<()> {
 
     let lua = a.bench_dir.join("lookup.lua");
     let pgbench_sql = a.bench_dir.join("postgis_lookup.sql");
-    let wrk_lookup_cmd = command_text(&wrk_command(
-        &reg.base,
-        "",
-        a.duration,
-        Some((&lua, &paths_txt)),
-    ));
-    let wrk_healthz_cmd = command_text(&wrk_command(&reg.base, "/healthz", a.duration, None));
+    let wrk_lookup_cmd = command_text(&wrk_command(&reg.base, a.duration, &lua, &paths_txt));
+    let wrk_healthz_cmd = command_text(&wrk_command(&reg.base, a.duration, &lua, &healthz_txt));
     let pgbench_cmd = |seed: u64| {
         let mut c = Command::new("pgbench");
         c.args([
@@ -1308,7 +1314,7 @@ async fn compare(a: CompareArgs) -> Result<()> {
                 }
                 Throughput::WrkLookup => r.wrk_lookup.push(
                     run_wrk(
-                        &mut wrk_command(&reg.base, "", a.duration, Some((&lua, &paths_txt))),
+                        &mut wrk_command(&reg.base, a.duration, &lua, &paths_txt),
                         a.duration,
                         reg.pid,
                     )
@@ -1316,7 +1322,7 @@ async fn compare(a: CompareArgs) -> Result<()> {
                 ),
                 Throughput::WrkHealthz => r.wrk_healthz.push(
                     run_wrk(
-                        &mut wrk_command(&reg.base, "/healthz", a.duration, None),
+                        &mut wrk_command(&reg.base, a.duration, &lua, &healthz_txt),
                         a.duration,
                         reg.pid,
                     )
@@ -1427,6 +1433,7 @@ async fn compare(a: CompareArgs) -> Result<()> {
         pgbench_cmd: &pgbench_cmd_text,
         pg_load_s,
         total_s,
+        load_end: loadavg(),
     };
     let md = report.markdown();
     std::fs::write(a.work_dir.join("report.md"), &md)?;
@@ -1465,6 +1472,7 @@ struct Report<'a> {
     pgbench_cmd: &'a str,
     pg_load_s: f64,
     total_s: f64,
+    load_end: String,
 }
 
 fn thousands(x: f64) -> String {
@@ -1807,8 +1815,8 @@ impl Report<'_> {
         let _ = writeln!(s, "\n### Machine, versions, commands\n");
         let _ = writeln!(
             s,
-            "- machine: {} CPUs (`nproc`), {}, {} RAM, Linux {}; shared with other engineers' builds, so absolute numbers are noisy and the ratios are the result",
-            e.nproc, e.cpu, e.ram, e.kernel
+            "- machine: {} CPUs (`nproc`), {}, {} RAM, Linux {}; shared with other engineers' builds (load average {} at the start, {} at the end), so absolute numbers are noisy and the ratios are the result",
+            e.nproc, e.cpu, e.ram, e.kernel, e.load_start, self.load_end
         );
         let _ = writeln!(
             s,
@@ -1851,7 +1859,7 @@ impl Report<'_> {
         let _ = writeln!(s, "\n## HTTP lookup vs trivial route\n");
         let _ = writeln!(
             s,
-            "Same server process, same wrk settings (`-t2 -c{CLIENTS} -d{}s`, keep-alive, no compression), run back to back in each of the {} rounds. \
+            "Same server process, same wrk settings (`-t2 -c{CLIENTS} -d{}s`, keep-alive, no compression) and the same Lua script (`bench/lookup.lua`; for `/healthz` its path list holds only `/healthz`), run back to back in each of the {} rounds. \
              `/v1/lookup` cycles through the {} benchmark points ({:.0} % of them fall in a county and get one coverage row back, the rest an empty list); \
              `/healthz` returns `{{\"status\":\"ok\"}}` through the same middleware stack (trace, CORS, compression, body limit, rate limiter (off), ETag).\n",
             self.a.duration,

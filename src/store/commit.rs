@@ -208,38 +208,6 @@ impl Store {
         Ok(row.try_get("id")?)
     }
 
-    pub async fn start_run(&self, trigger: &str) -> Result<i64> {
-        let row = sqlx::query(
-            "INSERT INTO crawl_runs (trigger, status, started_ms) VALUES ($1, 'running', $2) RETURNING id",
-        )
-        .bind(trigger)
-        .bind(now_ms())
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(row.try_get("id")?)
-    }
-
-    pub async fn finish_run(&self, run_id: i64, status: &str, t: &RunTotals) -> Result<()> {
-        sqlx::query(
-            "UPDATE crawl_runs SET status = $1, finished_ms = $2, hosts_total = $3, hosts_ok = $4, \
-             hosts_failed = $5, docs_fetched = $6, docs_unchanged = $7, bytes = $8, findings = $9 \
-             WHERE id = $10",
-        )
-        .bind(status)
-        .bind(now_ms())
-        .bind(t.hosts_total)
-        .bind(t.hosts_ok)
-        .bind(t.hosts_failed)
-        .bind(t.docs_fetched)
-        .bind(t.docs_unchanged)
-        .bind(t.bytes)
-        .bind(t.findings)
-        .bind(run_id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
     /// Record one host's outcome and move its crawl state (failures, back-off, status).
     ///
     /// Only the lease holder records: if `worker` lost its lease (it expired and another

@@ -250,24 +250,6 @@ impl Store {
             .collect()
     }
 
-    /// Hosts a crawl should visit: the named ones (by seed), or every seeded host that is
-    /// due and not `gone` (discovered hosts are crawled through their parent).
-    pub async fn hosts_to_crawl(&self, named: &[String], now_ms: i64) -> Result<Vec<HostRow>> {
-        let all = self.list_hosts().await?;
-        if !named.is_empty() {
-            return Ok(all
-                .into_iter()
-                .filter(|h| named.iter().any(|n| n.eq_ignore_ascii_case(&h.seed)))
-                .collect());
-        }
-        Ok(all
-            .into_iter()
-            .filter(|h| {
-                h.source != "discovered" && h.status != "removed" && h.next_due_ms <= now_ms
-            })
-            .collect())
-    }
-
     pub async fn validators(&self) -> Result<HashMap<String, Validators>> {
         let rows = sqlx::query("SELECT url, etag, last_modified, content_hash FROM documents")
             .fetch_all(&self.pool)
