@@ -22,7 +22,8 @@
 #   7. stops the fixture process (SIGTERM to its pid).
 #
 # Environment: HOSTS (10000), LATENCY_MS (50), PGHOST (127.0.0.1), PGPORT (5432), PGUSER
-# (postgres), SCALE_DB (cds_scale), CRAWL_TIMEOUT (600 s per scenario).
+# (postgres), SCALE_DB (cds_scale), CRAWL_TIMEOUT (600 s per scenario), SKIP_BUILD=1 to use
+# the binaries already in target/release.
 # All traffic stays on 127.0.0.0/8.
 
 set -euo pipefail
@@ -46,8 +47,10 @@ log() { printf '[crawl_scale.sh] %s\n' "$*" >&2; }
 mkdir -p "$WORK"
 rm -f "$WORK"/*.time "$WORK"/*.log "$WORK"/*.out
 
-log "building release binaries"
-cargo build --release 2>&1 | tail -n 3 >&2
+if [ -z "${SKIP_BUILD:-}" ]; then
+    log "building release binaries"
+    cargo build --release 2>&1 | tail -n 3 >&2
+fi
 
 if [ ! -x /usr/bin/time ]; then
     log "installing GNU time"

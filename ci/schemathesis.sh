@@ -126,7 +126,8 @@ CDS_REGISTRY_DATABASE_URL="sqlite://$WORK/serve/registry.db" \
     CDS_REGISTRY_CRAWL__SCHEDULED=false \
     "$BIN" serve >"$WORK/serve.log" 2>&1 &
 PIDS+=($!)
-WBASE="$(wait_for_base "$WORK/serve.log" "${PIDS[1]}" 's|^cds-registry listening on \(http://[^ ]*\)$|\1|p')"
+# `cds-registry[ (role)] listening on http://127.0.0.1:PORT`
+WBASE="$(wait_for_base "$WORK/serve.log" "${PIDS[1]}" 's|^cds-registry.* listening on \(http://[^ ]*\)$|\1|p')"
 echo "== serve (admin token) at $WBASE"
 run_st writes "$WBASE/openapi.json" --include-tag hosts -H "Authorization: Bearer $TOKEN" || status=1
 

@@ -79,7 +79,7 @@ async fn read_endpoints_after_a_crawl(backend: Backend) {
     assert_eq!(cov.len(), 2);
     assert!(cov
         .iter()
-        .all(|e| e["raw"]["id"] == e["id"] || e["raw"]["id"].is_string()));
+        .all(|e| e["raw"]["id"] == e["entry_id"] && e["id"].is_i64()));
     assert_eq!(d["metadata"]["name"], names::SIERRA);
     assert!(
         d["findings"]

@@ -34,6 +34,11 @@ use super::AppState;
         super::search::facets,
         super::geojson::geometry,
         super::geojson::export,
+        super::ops::start_run,
+        super::ops::list_runs,
+        super::ops::run,
+        super::ops::changes,
+        super::ops::metrics,
     ),
     components(schemas(
         Health,
@@ -144,6 +149,11 @@ mod tests {
         ("GET", "/v1/facets"),
         ("GET", "/v1/coverage/{id}/geometry"),
         ("GET", "/v1/export"),
+        ("POST", "/v1/crawls"),
+        ("GET", "/v1/crawls"),
+        ("GET", "/v1/crawls/{id}"),
+        ("GET", "/v1/changes"),
+        ("GET", "/metrics"),
     ];
 
     fn doc() -> Value {

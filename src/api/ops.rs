@@ -26,14 +26,22 @@ pub fn router() -> Router<AppState> {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct StartRun {
+pub struct StartRun {
     #[serde(default)]
     hosts: Vec<String>,
 }
 
+#[utoipa::path(post, path = "/v1/crawls", tag = "operations", operation_id = "start_crawl",
+    request_body(content = Object, description = "optional `{\"hosts\": [seed, ...]}`; all due hosts when absent"),
+    security(("admin" = [])),
+    responses((status = 202, description = "run started: `{run_id, hosts, status}`", body = Object),
+              (status = 400, description = "bad body", content_type = "application/problem+json"),
+              (status = 401, description = "missing or wrong token", content_type = "application/problem+json"),
+              (status = 403, description = "no admin token configured", content_type = "application/problem+json"),
+              (status = 409, description = "a run is in progress", content_type = "application/problem+json")))]
 /// `POST /v1/crawls` (admin): start a run over every due host, or `{"hosts": [...]}`;
 /// crawler workers (any process) do the work. 202 with the run id; 409 while a run is on.
-async fn start_run(
+pub async fn start_run(
     _admin: Admin,
     State(state): State<AppState>,
     body: Option<Json<StartRun>>,
@@ -60,7 +68,7 @@ async fn start_run(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Page {
+pub struct Page {
     cursor: Option<i64>,
     limit: Option<i64>,
 }
@@ -74,8 +82,13 @@ fn limit(l: Option<i64>, default: i64, max: i64) -> ApiResult<i64> {
     }
 }
 
+#[utoipa::path(get, path = "/v1/crawls", tag = "operations", operation_id = "list_crawls",
+    params(("cursor" = Option<i64>, Query, description = "run id from `next_cursor`"),
+           ("limit" = Option<i64>, Query, minimum = 1, maximum = 500)),
+    responses((status = 200, description = "`{runs, next_cursor}`", body = Object),
+              (status = 400, description = "bad parameter", content_type = "application/problem+json")))]
 /// `GET /v1/crawls`: runs, newest first, with counts and duration.
-async fn list_runs(
+pub async fn list_runs(
     State(state): State<AppState>,
     q: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<Value>> {
@@ -88,8 +101,13 @@ async fn list_runs(
     Ok(Json(json!({"runs": runs, "next_cursor": next})))
 }
 
+#[utoipa::path(get, path = "/v1/crawls/{id}", tag = "operations", operation_id = "get_crawl",
+    params(("id" = i64, Path, description = "run id")),
+    responses((status = 200, description = "`{run, outcomes}`", body = Object),
+              (status = 400, description = "non-integer id", content_type = "application/problem+json"),
+              (status = 404, description = "no such run", content_type = "application/problem+json")))]
 /// `GET /v1/crawls/{id}`: one run's progress, counted across every worker.
-async fn run(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn run(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let id: i64 = id
         .parse()
         .map_err(|_| ApiError::BadRequest(format!("run id must be an integer, got {id:?}")))?;
@@ -104,14 +122,19 @@ async fn run(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ChangesQuery {
+pub struct ChangesQuery {
     after: Option<i64>,
     limit: Option<i64>,
 }
 
+#[utoipa::path(get, path = "/v1/changes", tag = "operations", operation_id = "list_changes",
+    params(("after" = Option<i64>, Query, minimum = 0, description = "last `seq` seen"),
+           ("limit" = Option<i64>, Query, minimum = 1, maximum = 5000)),
+    responses((status = 200, description = "`{changes, next_after, more}`", body = Object),
+              (status = 400, description = "bad parameter", content_type = "application/problem+json")))]
 /// `GET /v1/changes?after=SEQ&limit=`: the change feed, oldest first. Pass the last
 /// `seq` you saw as `after` to sync incrementally.
-async fn changes(
+pub async fn changes(
     State(state): State<AppState>,
     q: Result<Query<ChangesQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<Value>> {
@@ -128,8 +151,10 @@ async fn changes(
     ))
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "operations", operation_id = "metrics",
+    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
 /// `GET /metrics`: Prometheus text format.
-async fn metrics(State(state): State<AppState>) -> Response {
+pub async fn metrics(State(state): State<AppState>) -> Response {
     let index = state.index();
     let age = Duration::from_millis((now_ms() - state.index_built_ms()).max(0) as u64);
     let leases = state.store.lease_counts().await.unwrap_or_default();

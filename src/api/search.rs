@@ -355,7 +355,7 @@ pub async fn lookup_batch(
                 hits
             })
             .await
-                    .map_err(|e| ApiError::Internal(e.to_string()))?;
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
             (0..hits.len())
                 .map(|i| hits.get(i).iter().map(|&x| x as usize).collect())
                 .collect()

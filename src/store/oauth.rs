@@ -38,9 +38,9 @@ fn to_json(v: &[String]) -> String {
 }
 
 /// `scope@entry_id` for every scope offered at an entry that exists.
-fn pairs<'a>(
+fn pairs(
     scopes: impl IntoIterator<Item = (String, Vec<String>)>,
-    entries: &HashSet<&'a str>,
+    entries: &HashSet<&str>,
 ) -> BTreeSet<String> {
     scopes
         .into_iter()
@@ -138,6 +138,9 @@ pub(super) async fn commit_oauth<'e>(
     Ok(())
 }
 
+/// A scope and the coverage entry ids it is offered for.
+type ScopeCoverage = (OfferedScope, Vec<String>);
+
 impl Store {
     /// A server's stored OAuth metadata, scopes in document order; `None` when it has none.
     pub async fn server_oauth(&self, server_id: i64) -> Result<Option<OAuthRow>> {
@@ -194,8 +197,8 @@ impl Store {
         ))
         .fetch_all(&self.pool)
         .await?;
-        let mut by_server: HashMap<i64, (OAuthOffer, Vec<(OfferedScope, Vec<String>)>)> =
-            HashMap::new();
+        // Per server: its registration links, and its scopes with their coverage ids.
+        let mut by_server: HashMap<i64, (OAuthOffer, Vec<ScopeCoverage>)> = HashMap::new();
         for r in &servers {
             by_server.insert(
                 r.try_get("server_id")?,

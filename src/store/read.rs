@@ -89,16 +89,35 @@ pub struct FindingRow {
     pub actual: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// A stored coverage entry. Serialised like the search rows: `id` is the registry's id,
+/// `entry_id` the entry's own `id` on its server (a flattened `CoverageEntry` would emit
+/// two `id` keys).
+#[derive(Debug, Clone)]
 pub struct EntryRow {
     pub id: i64,
     pub server_id: i64,
     pub page_url: String,
-    #[serde(flatten)]
     pub entry: CoverageEntry,
     pub territory_id: Option<i64>,
     /// The entry exactly as the server published it (extension fields included).
     pub raw: serde_json::Value,
+}
+
+impl Serialize for EntryRow {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::Error;
+        let mut v = serde_json::to_value(&self.entry).map_err(S::Error::custom)?;
+        if let Some(o) = v.as_object_mut() {
+            let entry_id = o.remove("id").unwrap_or_default();
+            o.insert("id".into(), self.id.into());
+            o.insert("entry_id".into(), entry_id);
+            o.insert("server_id".into(), self.server_id.into());
+            o.insert("page_url".into(), self.page_url.clone().into());
+            o.insert("territory_id".into(), self.territory_id.into());
+            o.insert("raw".into(), self.raw.clone());
+        }
+        v.serialize(s)
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
