@@ -2,7 +2,8 @@
 # Benchmarks side by side: the registry's point lookup (in process and over HTTP) vs PostGIS
 # and Shapely 2 on the 3,231 US counties, measured interleaved in one run.
 #
-#   bench/compare.sh            # full run (about 10 minutes on 2 cores once built)
+#   bench/compare.sh            # full run: ~4 minutes once built (the release build alone
+#                               # takes 5-8 minutes on 2 shared cores)
 #   ROUNDS=2 DURATION=3 bench/compare.sh   # quick check
 #
 # What it does (idempotent, rerunnable):
@@ -78,7 +79,7 @@ DOC_ARGS=(--doc "$ROOT/docs/PERFORMANCE.md")
 [ "${NO_DOC:-}" = 1 ] && DOC_ARGS=()
 INVOKED="bench/compare.sh"
 [ "$ROUNDS" = 5 ] && [ "$DURATION" = 10 ] || INVOKED="ROUNDS=$ROUNDS DURATION=$DURATION bench/compare.sh"
-# The whole run is bounded (it takes about 10 minutes with the defaults).
+# The whole run is bounded (about 4 minutes with the defaults, 25 at most).
 timeout 1500 "$ROOT/target/release/cds-bench" compare \
   --counties "$COUNTIES" \
   --registry-bin "$ROOT/target/release/cds-registry" \
