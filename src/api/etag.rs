@@ -6,7 +6,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use sha2::{Digest, Sha256};
+use std::hash::{Hash, Hasher};
 
 use super::AppState;
 
@@ -21,11 +21,19 @@ pub async fn etag(State(state): State<AppState>, req: Request, next: Next) -> Re
     if req.method() != Method::GET || !is_search(req.uri().path()) {
         return next.run(req).await;
     }
-    let mut h = Sha256::new();
-    h.update(state.index_generation().to_le_bytes());
-    h.update(state.index_built_ms().to_le_bytes());
-    h.update(req.uri().to_string().as_bytes());
-    let tag = format!("W/\"{}\"", hex::encode(&h.finalize()[..12]));
+    // A weak tag needs no cryptographic hash: SipHash of the path and query (no string
+    // built) is what it costs per request; SHA-256 of the formatted URI was ~7k
+    // instructions per lookup (PERFORMANCE.md, "Where the time goes"). The index build
+    // time tells process restarts apart, where the generation counter starts over.
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    req.uri().path().hash(&mut h);
+    req.uri().query().hash(&mut h);
+    let tag = format!(
+        "W/\"{:x}-{:x}-{:016x}\"",
+        state.index_built_ms(),
+        state.index_generation(),
+        h.finish()
+    );
     let matches = req
         .headers()
         .get(header::IF_NONE_MATCH)
