@@ -23,7 +23,8 @@
 #
 # Environment: HOSTS (10000), LATENCY_MS (50), PGHOST (127.0.0.1), PGPORT (5432), PGUSER
 # (postgres), SCALE_DB (cds_scale), CRAWL_TIMEOUT (600 s per scenario), SKIP_BUILD=1 to use
-# the binaries already in target/release.
+# the binaries already in target/release, SCENARIOS (default "fresh1 recrawl1 fresh2") to run
+# only some of the three.
 # All traffic stays on 127.0.0.0/8.
 
 set -euo pipefail
@@ -151,16 +152,27 @@ run_workers() {
         FROM o" >&2
 }
 
-log "scenario 1: one worker, fresh database"
-fresh_db
-run_workers "1-worker" 1
-
-log "scenario 2: re-crawl by one worker (conditional requests, 304)"
-run_workers "1-worker-recrawl" 1
-
-log "scenario 3: two workers, fresh database"
-fresh_db
-run_workers "2-workers" 2
+SCENARIOS=${SCENARIOS:-fresh1 recrawl1 fresh2}
+for scenario in $SCENARIOS; do
+    case $scenario in
+    fresh1)
+        log "scenario: one worker, fresh database"
+        fresh_db
+        run_workers "1-worker" 1
+        ;;
+    recrawl1)
+        # Re-crawls whatever the previous scenario left (a fresh crawl when run alone).
+        log "scenario: re-crawl by one worker (conditional requests, 304)"
+        run_workers "1-worker-recrawl" 1
+        ;;
+    fresh2)
+        log "scenario: two workers, fresh database"
+        fresh_db
+        run_workers "2-workers" 2
+        ;;
+    *) log "unknown scenario $scenario (fresh1, recrawl1, fresh2)"; exit 2 ;;
+    esac
+done
 
 stop_fixture
 trap - EXIT

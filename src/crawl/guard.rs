@@ -8,6 +8,7 @@
 //! DNS rebinding. `allow_private` opens loopback/private addresses for named hosts or
 //! networks (tests, the demo, an operator's internal mirror).
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
@@ -15,11 +16,14 @@ use ipnet::IpNet;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use url::{Host, Url};
 
-/// The policy, built once from the configuration.
-#[derive(Debug, Clone, Default)]
+/// The policy, built once from the configuration. Deliberately not `Clone`: it is shared
+/// behind an `Arc` (see the allow_http note below).
+#[derive(Debug, Default)]
 pub struct Guard {
-    /// (host, optional port) pairs allowed over plain http.
-    allow_http: Vec<(String, Option<u16>)>,
+    /// Hosts allowed over plain http, each with its ports (`None`: any port). A map, not a
+    /// list: a test web or a private deployment may open thousands of hosts, and this is
+    /// consulted on every request and redirect hop.
+    allow_http: HashMap<String, Vec<Option<u16>>>,
     private_hosts: Vec<String>,
     private_nets: Vec<IpNet>,
 }
@@ -31,7 +35,11 @@ pub struct Blocked(pub String);
 
 impl Guard {
     pub fn new(allow_http: &[String], allow_private: &[String]) -> Guard {
-        let allow_http = allow_http.iter().map(|h| split_host_port(h)).collect();
+        let mut map: HashMap<String, Vec<Option<u16>>> = HashMap::new();
+        for (h, p) in allow_http.iter().map(|h| split_host_port(h)) {
+            map.entry(h).or_default().push(p);
+        }
+        let allow_http = map;
         let mut private_hosts = Vec::new();
         let mut private_nets = Vec::new();
         for p in allow_private {
@@ -59,8 +67,8 @@ impl Guard {
         let host = host.trim_matches(['[', ']']).to_ascii_lowercase();
         let port = url.port_or_known_default();
         self.allow_http
-            .iter()
-            .any(|(h, p)| *h == host && (p.is_none() || *p == port))
+            .get(&host)
+            .is_some_and(|ports| ports.iter().any(|p| p.is_none() || *p == port))
     }
 
     /// Scheme and literal-IP checks, done before any request and on every redirect hop.

@@ -478,9 +478,9 @@ impl Crawler {
             }
             Err(e) => warn!(error = %e, "recording the outcome failed"),
         }
-        if let Err(e) = self.store.maybe_finish_run(ctx.run_id).await {
-            warn!(error = %e, "finishing the run failed");
-        }
+        // The run is finished by whoever finds nothing left to lease (`run_with_progress`,
+        // `finish_idle_runs`), not checked after every host: that was one more transaction
+        // per host on the crawl's critical path (PERFORMANCE.md, "Crawl at scale").
         crate::metrics::host_crawled(&outcome);
         info!(outcome = %outcome, fetched = rec.docs_fetched, unchanged = rec.docs_unchanged, "host crawled");
         let mut s = summary.lock().expect("summary lock");
@@ -570,14 +570,21 @@ impl Crawler {
             };
             // Each finding is reported against one side (its page and pointer) and names
             // the other side's server in `actual`: that identifies the claim it is about.
-            validate::authoritative_conflicts_with(&claims, &overlap)
+            // `overlap` starts with `default_overlap`, so the indexed sweep applies.
+            let mut by_place: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
+            for (i, c) in claims.iter().enumerate() {
+                by_place
+                    .entry((&c.entry_url, &c.pointer))
+                    .or_default()
+                    .push(i);
+            }
+            validate::authoritative_conflicts_indexed(&claims, &overlap)
                 .into_iter()
                 .filter_map(|f| {
-                    let owner = claims.iter().position(|c| {
-                        c.entry_url == f.url
-                            && c.pointer == f.pointer
-                            && f.actual.as_deref() != Some(c.server_url.as_str())
-                    })?;
+                    let owner = *by_place
+                        .get(&(f.url.as_str(), f.pointer.as_str()))?
+                        .iter()
+                        .find(|&&i| f.actual.as_deref() != Some(claims[i].server_url.as_str()))?;
                     Some((rows[owner].server_id, f))
                 })
                 .collect()

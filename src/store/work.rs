@@ -291,14 +291,17 @@ impl Store {
 }
 
 impl Store {
-    /// Commit a transaction that wrote change-log rows. On Postgres it also notifies
-    /// `cds_changes` (delivered at commit, collapsed per transaction), so API replicas
-    /// refresh their index at once instead of at their next periodic check.
+    /// Commit a transaction; when `notify` (it wrote change-log rows) and on Postgres, also
+    /// notify `cds_changes` (delivered at commit, collapsed per transaction), so API
+    /// replicas refresh their index at once instead of at their next periodic check. A
+    /// transaction that logged nothing stays quiet: a re-crawl where every document
+    /// answers 304 would otherwise wake every replica once per host for nothing.
     pub(super) async fn commit_notify(
         &self,
         mut tx: sqlx::Transaction<'_, sqlx::Any>,
+        notify: bool,
     ) -> Result<()> {
-        if self.backend == Backend::Postgres {
+        if notify && self.backend == Backend::Postgres {
             sqlx::query("SELECT pg_notify('cds_changes', '')")
                 .execute(&mut *tx)
                 .await?;

@@ -162,3 +162,66 @@ fn territories_overlap_needs_shared_interior() {
         "Travis County, TX"
     );
 }
+
+mod indexed {
+    use super::*;
+    use proptest::prelude::*;
+
+    // Coordinates on a coarse grid, so shared edges, containment, identical boxes,
+    // antimeridian boxes (min_lon > max_lon) and degenerate boxes all come up often.
+    fn coord(range: std::ops::RangeInclusive<i32>) -> impl Strategy<Value = f64> {
+        range.prop_map(|v| v as f64 * 10.0)
+    }
+
+    fn arb_claim() -> impl Strategy<Value = AuthClaim> {
+        let bbox = prop_oneof![
+            1 => Just(None),
+            1 => Just(Some([f64::NAN, 0.0, 10.0, 10.0])),
+            12 => (coord(-18..=18), coord(-9..=9), coord(-18..=18), coord(-9..=9))
+                .prop_map(|(a, b, c, d)| Some([a, b.min(d), c, b.max(d)])),
+        ];
+        (
+            0..4usize,
+            prop::sample::subsequence(vec!["oauth", "ieee1547", "coverage"], 0..=3),
+            prop::sample::select(vec!["US", "CA"]),
+            bbox,
+        )
+            .prop_map(|(server, caps, country, bbox)| {
+                claim(&format!("s{server}.example"), "e", &caps, country, bbox)
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+        /// The sweep finds exactly what the full pairwise scan finds, in the same order.
+        #[test]
+        fn indexed_equals_the_full_scan(claims in prop::collection::vec(arb_claim(), 0..40)) {
+            let full = authoritative_conflicts(&claims);
+            let fast = authoritative_conflicts_indexed(&claims, &default_overlap);
+            prop_assert_eq!(fast, full);
+        }
+    }
+
+    #[test]
+    fn indexed_finds_the_antimeridian_pair_once() {
+        let claims = [
+            claim(
+                "a.example",
+                "a1",
+                &["oauth"],
+                "FJ",
+                Some([177.0, -21.0, -178.0, -12.0]),
+            ),
+            claim(
+                "b.example",
+                "b1",
+                &["oauth"],
+                "FJ",
+                Some([170.0, -22.0, -179.0, -10.0]),
+            ),
+        ];
+        let f = authoritative_conflicts_indexed(&claims, &default_overlap);
+        assert_eq!(f.len(), 2, "{f:?}");
+        assert_eq!(f, authoritative_conflicts(&claims));
+    }
+}
