@@ -37,7 +37,7 @@ pub mod text;
 mod tests;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use geo::{Geometry, MultiPolygon};
 
@@ -200,6 +200,8 @@ pub struct SearchIndex {
     rank: Vec<u32>,
     by_rank: Vec<u32>,
     spatial: Spatial,
+    /// Per entry: its response row, rendered on first use ([`SearchIndex::rendered`]).
+    rendered: Vec<OnceLock<Box<str>>>,
 }
 
 impl std::fmt::Debug for SearchIndex {
@@ -314,6 +316,7 @@ impl SearchIndex {
             }
         }
 
+        let n_rendered = entries.len();
         SearchIndex {
             entries,
             fields,
@@ -325,6 +328,7 @@ impl SearchIndex {
             rank,
             by_rank: order,
             spatial,
+            rendered: (0..n_rendered).map(|_| OnceLock::new()).collect(),
         }
     }
 
@@ -340,6 +344,15 @@ impl SearchIndex {
     /// The entry at position `i` (panics when out of range).
     pub fn entry(&self, i: usize) -> &IndexEntry {
         &self.entries[i]
+    }
+
+    /// Entry `i` as text made by `render`, which runs once per entry for the life of this
+    /// index: an index never changes (a reload builds a new one), so the text cannot go
+    /// stale. The API keeps each entry's JSON row here, so a lookup response is assembled
+    /// from ready rows instead of cloning and serializing every field on every request.
+    /// `render` must depend on the entry alone.
+    pub fn rendered(&self, i: usize, render: impl FnOnce(&IndexEntry) -> String) -> &str {
+        self.rendered[i].get_or_init(|| render(&self.entries[i]).into_boxed_str())
     }
 
     /// All entries, by key.
