@@ -186,6 +186,20 @@ async fn fixture_scopes_are_stored_with_the_servers(backend: Backend) {
     assert_eq!(usage.coverages, ["sge-electric"]);
     assert_eq!(usage.name.as_deref(), Some("Interval usage"));
     assert_eq!(usage.grant_types, ["authorization_code", "refresh_token"]);
+    // The server's page in the API shows the same stored document.
+    let detail = env.get(&format!("/v1/servers/{}", sierra.id)).await;
+    assert_eq!(detail["oauth"], serde_json::to_value(&o).unwrap());
+    assert_eq!(detail["oauth"]["url"], o.url.as_str());
+    // A server without OAuth metadata shows null.
+    let plain = exp
+        .servers
+        .iter()
+        .filter(|s| s.stored_by_default)
+        .find(|s| !exp.scopes.iter().any(|x| x.server == s.name))
+        .expect("a fixture server without OAuth");
+    let plain_id = env.server(&plain.metadata_url).await.id;
+    let detail = env.get(&format!("/v1/servers/{plain_id}")).await;
+    assert!(detail["oauth"].is_null(), "{}", detail["oauth"]);
     env.done().await;
     web.shutdown().await;
 }
@@ -271,6 +285,26 @@ async fn lookup_shows_the_scopes_offered_at_each_entry(backend: Backend) {
     assert_eq!(r["entry_id"], "lspc-service-area");
     assert_eq!(r["scopes"], json!([]));
     assert_eq!(r["oauth"], Value::Null);
+    // An incremental reload (what an API replica does after a crawler's commit) reads the
+    // OAuth offers of the reloaded server only; every answer stays the same, for the
+    // reloaded server's entries and for the entries reused from the previous index.
+    let monterey = exp.point("06053").unwrap();
+    let paths = [
+        format!("/v1/lookup?lat={}&lon={}", monterey.lat, monterey.lon),
+        format!("/v1/lookup?lat={}&lon={}", lone.lat, lone.lon),
+        "/v1/coverage?scope=cds_usage&limit=1000".to_owned(),
+    ];
+    let mut before = Vec::new();
+    for p in &paths {
+        before.push(env.get(p).await);
+    }
+    for name in [names::SIERRA, names::LONE_STAR] {
+        let server = env.server(&exp.server(name).unwrap().metadata_url).await;
+        env.reg.state.reload_servers(&[server.id]).await.unwrap();
+        for (p, was) in paths.iter().zip(&before) {
+            assert_eq!(&env.get(p).await, was, "{p} after reloading {name}");
+        }
+    }
     env.done().await;
     web.shutdown().await;
 }

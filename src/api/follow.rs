@@ -62,6 +62,9 @@ pub async fn follow(
     }
 }
 
+/// Above this many changed servers a replica reloads the whole index instead.
+const INCREMENTAL_MAX_SERVERS: usize = 200;
+
 /// Reload what changed after `seen`; returns the new high-water mark if anything did.
 pub async fn catch_up(state: &AppState, seen: i64) -> anyhow::Result<Option<i64>> {
     let max = state.store.max_change_seq().await?;
@@ -69,7 +72,9 @@ pub async fn catch_up(state: &AppState, seen: i64) -> anyhow::Result<Option<i64>
         return Ok(None);
     }
     let changed = state.store.changed_servers_after(seen).await?;
-    let n = if changed.iter().any(Option::is_none) {
+    // Past a few hundred servers one bulk read beats a few queries per server (a first
+    // crawl of a large seed list changes every server at once).
+    let n = if changed.iter().any(Option::is_none) || changed.len() > INCREMENTAL_MAX_SERVERS {
         state.reload_index().await?
     } else {
         let ids: Vec<i64> = changed.into_iter().flatten().collect();

@@ -18,38 +18,8 @@ pub fn router() -> Router<AppState> {
         .route("/v1/hosts/{id}", delete(remove))
 }
 
-/// A host the registry crawls, with its crawl state. Documents the store's `HostRow`
-/// (the schema is checked against its serialisation in `openapi`'s tests).
-#[derive(ToSchema)]
-#[schema(as = Host)]
-#[allow(dead_code)]
-pub struct HostDoc {
-    pub id: i64,
-    /// `name`, `name:port` or a metadata URL, as seeded.
-    pub seed: String,
-    /// The metadata document URL, when known (seeded URL or found by crawling).
-    pub metadata_url: Option<String>,
-    /// `seed`, `admin` or `discovered`.
-    pub source: String,
-    /// `active` or `removed`.
-    pub status: String,
-    /// Where the well-known URL redirected permanently to.
-    pub moved_to: Option<String>,
-    /// Epoch milliseconds.
-    pub created_ms: i64,
-    pub last_crawl_ms: Option<i64>,
-    pub last_success_ms: Option<i64>,
-    /// Classified outcome of the last crawl (`ok`, `dns`, `timeout`, `http_status`, ...).
-    pub last_outcome: Option<String>,
-    pub last_detail: Option<String>,
-    pub consecutive_failures: i64,
-    /// When the next scheduled crawl is due (epoch milliseconds).
-    pub next_due_ms: i64,
-}
-
 #[derive(Debug, Serialize, ToSchema)]
 pub struct HostList {
-    #[schema(value_type = Vec<HostDoc>)]
     pub hosts: Vec<HostRow>,
 }
 
@@ -79,7 +49,6 @@ pub struct AddedHosts {
     /// How many of the given hosts were new (0: all were known already).
     pub added: usize,
     /// The given hosts as stored (new and already known).
-    #[schema(value_type = Vec<HostDoc>)]
     pub hosts: Vec<HostRow>,
 }
 

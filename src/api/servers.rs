@@ -17,118 +17,8 @@ pub fn router() -> Router<AppState> {
         .route("/v1/findings", get(findings))
 }
 
-// ---- Documentation of the store's row types (checked against their serialisation in
-// `openapi`'s tests, so the document cannot drift from what the handlers send). ----
-
-/// One crawled metadata document (a CDS server). Documents the store's `ServerRow`.
-#[derive(ToSchema)]
-#[schema(as = Server)]
-#[allow(dead_code)]
-pub struct ServerDoc {
-    pub id: i64,
-    /// The URL the metadata document was finally fetched from (after redirects).
-    pub url: String,
-    pub host_id: i64,
-    /// The server whose `related_metadata` led here.
-    pub parent_id: Option<i64>,
-    /// `related_metadata` hops from a seeded host (0 = seeded).
-    pub depth: i64,
-    /// `active`, `stale` (failing, still searchable) or `gone` (out of search).
-    pub status: String,
-    pub name: String,
-    pub capabilities: Vec<String>,
-    /// Number of coverage entries.
-    pub entries: i64,
-    /// Epoch milliseconds.
-    pub first_seen_ms: i64,
-    pub last_success_ms: i64,
-    pub last_changed_ms: i64,
-    pub last_failure_ms: Option<i64>,
-    pub last_failure: Option<String>,
-}
-
-/// A conformance finding as stored. Documents the store's `FindingRow`.
-#[derive(ToSchema)]
-#[schema(as = Finding)]
-#[allow(dead_code)]
-pub struct FindingDoc {
-    pub id: i64,
-    pub server_id: Option<i64>,
-    pub host_id: Option<i64>,
-    pub run_id: i64,
-    /// Rule id, e.g. `COV-COUNTRY` or `META-REQUIRED:name` (see the README's rule table).
-    pub rule: String,
-    /// `error`, `warning` or `info`.
-    pub severity: String,
-    /// What to fix.
-    pub message: String,
-    /// The document the finding is about.
-    pub url: String,
-    /// RFC 6901 JSON pointer inside that document (`""` = the whole document).
-    pub pointer: String,
-    pub expected: Option<String>,
-    pub actual: Option<String>,
-}
-
-/// A server linked through `related_metadata`. Documents the store's `ServerRef`.
-#[derive(ToSchema)]
-#[schema(as = ServerRef)]
-#[allow(dead_code)]
-pub struct ServerRefDoc {
-    pub id: i64,
-    pub url: String,
-    pub name: String,
-    pub status: String,
-}
-
-/// The outcome of one crawl of the server's host. Documents the store's `OutcomeRow`.
-#[derive(ToSchema)]
-#[schema(as = CrawlOutcome)]
-#[allow(dead_code)]
-pub struct OutcomeDoc {
-    pub run_id: i64,
-    pub host_id: i64,
-    /// `ok`, `dns`, `connect`, `tls`, `timeout`, `http_status`, `too_large`,
-    /// `invalid_json`, `blocked`, `too_many_redirects`, `invalid` or `limit`.
-    pub outcome: String,
-    pub detail: Option<String>,
-    pub http_status: Option<i64>,
-    pub url: Option<String>,
-    /// Epoch milliseconds.
-    pub started_ms: i64,
-    pub finished_ms: i64,
-    pub docs_fetched: i64,
-    pub docs_unchanged: i64,
-    pub bytes: i64,
-}
-
-/// A server with its metadata, coverage entries, findings, crawl history and related
-/// servers. Documents the store's `ServerDetail`.
-#[derive(ToSchema)]
-#[schema(as = ServerDetail)]
-#[allow(dead_code)]
-pub struct ServerDetailDoc {
-    #[serde(flatten)]
-    pub server: ServerDoc,
-    /// The metadata document as published.
-    #[schema(value_type = Object)]
-    pub metadata: serde_json::Value,
-    /// URL of the parent server (`parent_id`).
-    pub parent_url: Option<String>,
-    /// Servers whose parent this one is.
-    pub related: Vec<ServerRefDoc>,
-    /// The stored coverage entries: the WG1-01 §4 fields plus `server_id`, `page_url`,
-    /// `territory_id` and `raw` (the entry exactly as published).
-    #[schema(value_type = Vec<Object>)]
-    pub coverage: Vec<serde_json::Value>,
-    pub findings: Vec<FindingDoc>,
-    /// The last 50 crawls of the server's host, newest first.
-    pub crawl_history: Vec<OutcomeDoc>,
-}
-
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ServerList {
-    #[schema(value_type = Vec<ServerDoc>)]
     pub servers: Vec<ServerRow>,
 }
 
@@ -144,7 +34,7 @@ pub async fn list(State(state): State<AppState>) -> ApiResult<Json<ServerList>> 
 #[utoipa::path(get, path = "/v1/servers/{id}", tag = "servers", operation_id = "server_detail",
     params(("id" = i64, Path, description = "registry id of the server")),
     responses(
-        (status = 200, body = ServerDetailDoc),
+        (status = 200, body = ServerDetail),
         (status = 400, description = "`id` is not an integer", content_type = "application/problem+json"),
         (status = 404, description = "no such server", content_type = "application/problem+json")))]
 pub async fn detail(
@@ -177,7 +67,6 @@ pub struct FindingsQuery {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct FindingsPage {
-    #[schema(value_type = Vec<FindingDoc>)]
     pub findings: Vec<FindingRow>,
     /// Pass as `cursor` for the next page; null on the last page.
     pub next_cursor: Option<i64>,

@@ -64,12 +64,13 @@ impl AppState {
     /// from the current index, and the merged index is swapped in.
     pub async fn reload_servers(&self, servers: &[i64]) -> anyhow::Result<usize> {
         let mut rows = Vec::new();
+        let mut offers = std::collections::HashMap::new();
         for &id in servers {
             rows.extend(self.store.index_rows_of(id).await?);
+            offers.extend(self.store.oauth_offers_of(id).await?);
         }
-        let offers = self.store.oauth_offers().await?;
         let current = self.index();
-        let servers = servers.to_vec();
+        let servers: std::collections::HashSet<i64> = servers.iter().copied().collect();
         let index = tokio::task::spawn_blocking(move || {
             let mut entries: Vec<IndexEntry> = current
                 .entries()

@@ -190,10 +190,25 @@ impl Store {
     /// the server's registration links and the scopes whose `coverages_supported` list its
     /// id. Entries of servers without OAuth metadata are absent.
     pub async fn oauth_offers(&self) -> Result<HashMap<i64, OAuthOffer>> {
-        const SEARCHABLE: &str = "s.status IN ('active', 'stale')";
+        self.oauth_offers_where(None).await
+    }
+
+    /// [`Store::oauth_offers`] for the entries of one server (an API replica reloading
+    /// the servers a crawl changed reads only theirs).
+    pub async fn oauth_offers_of(&self, server_id: i64) -> Result<HashMap<i64, OAuthOffer>> {
+        self.oauth_offers_where(Some(server_id)).await
+    }
+
+    async fn oauth_offers_where(&self, server: Option<i64>) -> Result<HashMap<i64, OAuthOffer>> {
+        // An integer, formatted by us: nothing from outside reaches the SQL text.
+        let searchable = match server {
+            None => "s.status IN ('active', 'stale')".to_owned(),
+            Some(id) => format!("s.status IN ('active', 'stale') AND s.id = {id}"),
+        };
+        let searchable = searchable.as_str();
         let servers = sqlx::query(&format!(
             "SELECT m.server_id, m.registration_endpoint, m.human_registration FROM oauth_metadata m \
-             JOIN servers s ON s.id = m.server_id WHERE {SEARCHABLE}"
+             JOIN servers s ON s.id = m.server_id WHERE {searchable}"
         ))
         .fetch_all(&self.pool)
         .await?;
@@ -217,7 +232,7 @@ impl Store {
         }
         let scopes = sqlx::query(&format!(
             "SELECT o.server_id, o.scope, o.name, o.description, o.documentation, o.grant_types, o.coverages \
-             FROM oauth_scopes o JOIN servers s ON s.id = o.server_id WHERE {SEARCHABLE} \
+             FROM oauth_scopes o JOIN servers s ON s.id = o.server_id WHERE {searchable} \
              ORDER BY o.server_id, o.position"
         ))
         .fetch_all(&self.pool)
@@ -239,7 +254,7 @@ impl Store {
         }
         let entries = sqlx::query(&format!(
             "SELECT e.id, e.server_id, e.entry_id FROM coverage_entries e \
-             JOIN servers s ON s.id = e.server_id WHERE {SEARCHABLE}"
+             JOIN servers s ON s.id = e.server_id WHERE {searchable}"
         ))
         .fetch_all(&self.pool)
         .await?;

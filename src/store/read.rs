@@ -5,24 +5,35 @@ use std::collections::HashMap;
 use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::Row;
+use utoipa::ToSchema;
 
 use super::{Result, Store, StoreError};
 use crate::cds::CoverageEntry;
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+/// A host the registry crawls, with its crawl state (`GET /v1/hosts`).
+#[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
+#[schema(as = Host)]
 pub struct HostRow {
     pub id: i64,
+    /// `name`, `name:port` or a metadata URL, as seeded.
     pub seed: String,
+    /// The metadata document URL, when known (seeded URL or found by crawling).
     pub metadata_url: Option<String>,
+    /// `seed`, `admin` or `discovered`.
     pub source: String,
+    /// `active`, `moved`, `stale`, `gone` or `removed`.
     pub status: String,
+    /// Where the well-known URL redirected permanently to.
     pub moved_to: Option<String>,
+    /// Epoch milliseconds.
     pub created_ms: i64,
     pub last_crawl_ms: Option<i64>,
     pub last_success_ms: Option<i64>,
+    /// Classified outcome of the last crawl (`ok`, `dns`, `timeout`, `http_status`, ...).
     pub last_outcome: Option<String>,
     pub last_detail: Option<String>,
     pub consecutive_failures: i64,
+    /// When the next scheduled crawl is due (epoch milliseconds).
     pub next_due_ms: i64,
 }
 
@@ -56,17 +67,25 @@ pub struct Validators {
     pub content_hash: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// One crawled metadata document (a CDS server).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = Server)]
 pub struct ServerRow {
     pub id: i64,
+    /// The URL the metadata document was finally fetched from (after redirects).
     pub url: String,
     pub host_id: i64,
+    /// The server whose `related_metadata` led here.
     pub parent_id: Option<i64>,
+    /// `related_metadata` hops from a seeded host (0 = seeded).
     pub depth: i64,
+    /// `active`, `stale` (failing, still searchable) or `gone` (out of search).
     pub status: String,
     pub name: String,
     pub capabilities: Vec<String>,
+    /// Number of coverage entries.
     pub entries: i64,
+    /// Epoch milliseconds.
     pub first_seen_ms: i64,
     pub last_success_ms: i64,
     pub last_changed_ms: i64,
@@ -74,16 +93,23 @@ pub struct ServerRow {
     pub last_failure: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// A conformance finding as stored.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = Finding)]
 pub struct FindingRow {
     pub id: i64,
     pub server_id: Option<i64>,
     pub host_id: Option<i64>,
     pub run_id: i64,
+    /// Rule id, e.g. `COV-COUNTRY` or `META-REQUIRED:name` (see the README's rule table).
     pub rule: String,
+    /// `error`, `warning` or `info`.
     pub severity: String,
+    /// What to fix.
     pub message: String,
+    /// The document the finding is about.
     pub url: String,
+    /// RFC 6901 JSON pointer inside that document (`""` = the whole document).
     pub pointer: String,
     pub expected: Option<String>,
     pub actual: Option<String>,
@@ -120,14 +146,20 @@ impl Serialize for EntryRow {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// The outcome of one crawl of a host.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = CrawlOutcome)]
 pub struct OutcomeRow {
     pub run_id: i64,
     pub host_id: i64,
+    /// `ok`, `partial`, `dns`, `connect`, `tls`, `timeout`, `http_status`, `too_large`,
+    /// `invalid_json`, `blocked`, `too_many_redirects`, `invalid`, `limit` or
+    /// `store_error`.
     pub outcome: String,
     pub detail: Option<String>,
     pub http_status: Option<i64>,
     pub url: Option<String>,
+    /// Epoch milliseconds.
     pub started_ms: i64,
     pub finished_ms: i64,
     pub docs_fetched: i64,
@@ -135,19 +167,35 @@ pub struct OutcomeRow {
     pub bytes: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// A server with its metadata, coverage entries, findings, crawl history and related
+/// servers (`GET /v1/servers/{id}`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ServerDetail {
     #[serde(flatten)]
     pub server: ServerRow,
+    /// The metadata document as published.
+    #[schema(value_type = Object)]
     pub metadata: serde_json::Value,
+    /// URL of the parent server (`parent_id`).
     pub parent_url: Option<String>,
+    /// Servers whose parent this one is.
     pub related: Vec<ServerRef>,
+    /// The stored coverage entries: the WG1-01 §4 fields plus `entry_id`, `server_id`,
+    /// `page_url`, `territory_id` and `raw` (the entry exactly as published).
+    #[schema(value_type = Vec<Object>)]
     pub coverage: Vec<EntryRow>,
     pub findings: Vec<FindingRow>,
+    /// The last 50 crawls of the server's host, newest first.
     pub crawl_history: Vec<OutcomeRow>,
+    /// The server's OAuth authorization-server metadata as stored (RFC 8414 with the
+    /// WG1-02 §3 fields: registration links, scopes and the coverage each serves); null
+    /// when the server publishes none.
+    #[schema(value_type = Option<Object>)]
+    pub oauth: Option<super::OAuthRow>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// A server linked through `related_metadata`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ServerRef {
     pub id: i64,
     pub url: String,
@@ -391,7 +439,9 @@ impl Store {
             })
         })
         .collect::<Result<Vec<_>>>()?;
+        let oauth = self.server_oauth(id).await?;
         Ok(ServerDetail {
+            oauth,
             server,
             metadata,
             parent_url,
