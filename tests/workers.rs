@@ -406,6 +406,97 @@ async fn an_api_replica_follows_a_crawlers_commits() {
     }
 }
 
+/// The change feed is read by "everything after the highest `seq` I have seen", so no
+/// change may become visible after one with a higher `seq`. Here a writer that follows
+/// the store's protocol (the advisory lock, then its change row) holds its transaction
+/// open: a store commit that logs changes meanwhile must wait, not commit a higher `seq`
+/// first (which a reader would take as its new high-water mark, skipping the open one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn change_log_commits_in_seq_order() {
+    use sqlx::{Connection, Row};
+    let s = FixtureServer::start(Ipv4Addr::new(127, 0, 0, 72))
+        .await
+        .unwrap();
+    publish(
+        &s,
+        &UtilitySpec::new("Order Utility").entry(EntrySpec::geographic(
+            "ord-a",
+            "Order Utility",
+            "A",
+            &["06069"],
+        )),
+    );
+    let db = TestDb::new(Backend::Postgres).await;
+    let cfg = test_config(&db, vec![s.host()]);
+    let store = db.store().await;
+    store
+        .add_hosts(&[Seed::Host(s.host())], "seed")
+        .await
+        .unwrap();
+    Crawler::new(store.clone(), cfg.crawl.clone())
+        .unwrap()
+        .run("test", &[])
+        .await
+        .unwrap();
+    let host_id = store.list_hosts().await.unwrap()[0].id;
+    let high = store.max_change_seq().await.unwrap();
+    assert!(high > 0, "the crawl logged its additions");
+
+    // Writer A: lock, take a seq, stay open.
+    let mut a = sqlx::postgres::PgConnection::connect(&db.url)
+        .await
+        .unwrap();
+    sqlx::query("BEGIN").execute(&mut a).await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(cds_registry::store::CHANGE_LOG_LOCK)
+        .execute(&mut a)
+        .await
+        .unwrap();
+    let seq_a: i64 = sqlx::query(
+        "INSERT INTO changes (at_ms, entity, op, ref) VALUES (0, 'test', 'held', 'a') RETURNING seq",
+    )
+    .fetch_one(&mut a)
+    .await
+    .unwrap()
+    .get("seq");
+
+    // Writer B: the store removes the host (its server leaves search: a logged change).
+    let b = tokio::spawn({
+        let store = store.clone();
+        async move { store.remove_host(host_id).await }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let visible = store.changes_after(high, 100).await.unwrap();
+    assert!(
+        visible.is_empty(),
+        "nothing after seq {high} may show while seq {seq_a} is uncommitted: {visible:?}"
+    );
+    assert!(
+        !b.is_finished(),
+        "the store's commit waits for the open writer"
+    );
+
+    sqlx::query("COMMIT").execute(&mut a).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), b)
+        .await
+        .expect("the store's commit goes on once the lock is free")
+        .unwrap()
+        .unwrap();
+    let after: Vec<(i64, String)> = store
+        .changes_after(high, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.seq, c.op))
+        .collect();
+    assert_eq!(after[0], (seq_a, "held".to_owned()), "{after:?}");
+    assert!(
+        after.len() >= 2 && after[1..].iter().all(|(q, op)| *q > seq_a && op == "gone"),
+        "{after:?}"
+    );
+    s.shutdown().await;
+}
+
 both_backends!(
     a_dead_workers_hosts_are_taken_over,
     change_feed_lists_exactly_the_mutations,

@@ -111,28 +111,65 @@ pub struct RunTotals {
     pub findings: i64,
 }
 
-pub(super) async fn change(
-    tx: &mut Transaction<'_, Any>,
+/// Change-log rows of one transaction, written together just before it commits
+/// ([`Store::commit_logged`]).
+#[derive(Debug, Default)]
+pub(super) struct ChangeLog(Vec<PendingChange>);
+
+#[derive(Debug)]
+struct PendingChange {
+    at_ms: i64,
     run_id: Option<i64>,
-    entity: &str,
+    entity: &'static str,
+    op: String,
+    server_id: Option<i64>,
+    reference: String,
+    detail: Option<String>,
+}
+
+impl ChangeLog {
+    pub(super) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Record a change (written at commit, see [`Store::commit_logged`]).
+pub(super) fn change(
+    log: &mut ChangeLog,
+    run_id: Option<i64>,
+    entity: &'static str,
     op: &str,
     server_id: Option<i64>,
     reference: &str,
     detail: Option<String>,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO changes (at_ms, run_id, entity, op, server_id, ref, detail) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(now_ms())
-    .bind(run_id)
-    .bind(entity)
-    .bind(op)
-    .bind(server_id)
-    .bind(reference)
-    .bind(detail)
-    .execute(&mut **tx)
-    .await?;
+) {
+    log.0.push(PendingChange {
+        at_ms: now_ms(),
+        run_id,
+        entity,
+        op: op.to_owned(),
+        server_id,
+        reference: reference.to_owned(),
+        detail,
+    });
+}
+
+pub(super) async fn insert_changes(tx: &mut Transaction<'_, Any>, log: ChangeLog) -> Result<()> {
+    for c in log.0 {
+        sqlx::query(
+            "INSERT INTO changes (at_ms, run_id, entity, op, server_id, ref, detail) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(c.at_ms)
+        .bind(c.run_id)
+        .bind(c.entity)
+        .bind(c.op)
+        .bind(c.server_id)
+        .bind(c.reference)
+        .bind(c.detail)
+        .execute(&mut **tx)
+        .await?;
+    }
     Ok(())
 }
 
@@ -267,7 +304,7 @@ impl Store {
         let created: i64 = prev.try_get("created_ms")?;
         let old_status: String = prev.try_get("status")?;
         let old_moved: Option<String> = prev.try_get("moved_to")?;
-        let mut logged = false;
+        let mut log = ChangeLog::default();
         let now = o.finished_ms;
         let (failures, status) = if ok {
             let status = if o.moved_to.is_some() {
@@ -309,17 +346,15 @@ impl Store {
         .await?;
 
         if ok && o.moved_to.is_some() && o.moved_to != old_moved {
-            logged = true;
             change(
-                &mut tx,
+                &mut log,
                 Some(run_id),
                 "host",
                 "moved",
                 None,
                 &o.host_id.to_string(),
                 o.moved_to.clone(),
-            )
-            .await?;
+            );
         }
         // The host's servers follow its lifecycle (stale → still searchable, gone → not).
         if status != old_status
@@ -336,22 +371,20 @@ impl Store {
                     .map(|r| r.try_get("id"))
                     .collect::<Result<_, _>>()?;
             for id in ids {
-                logged = true;
                 sqlx::query("UPDATE servers SET status = $1 WHERE id = $2")
                     .bind(server_status)
                     .bind(id)
                     .execute(&mut *tx)
                     .await?;
                 change(
-                    &mut tx,
+                    &mut log,
                     Some(run_id),
                     "server",
                     server_status,
                     Some(id),
                     &id.to_string(),
                     None,
-                )
-                .await?;
+                );
             }
         }
         sqlx::query("DELETE FROM findings WHERE host_id = $1 AND server_id IS NULL")
@@ -359,7 +392,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         insert_findings(&mut tx, None, Some(o.host_id), run_id, &o.host_findings).await?;
-        self.commit_notify(tx, logged).await?;
+        self.commit_logged(tx, log).await?;
         Ok(true)
     }
 
@@ -381,6 +414,7 @@ impl Store {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
         let mut summary = CommitSummary::default();
+        let mut log = ChangeLog::default();
 
         for d in &c.documents {
             sqlx::query(
@@ -446,17 +480,16 @@ impl Store {
                 .await?;
                 if status != "active" {
                     change(
-                        &mut tx,
+                        &mut log,
                         Some(run_id),
                         "server",
                         "active",
                         Some(id),
                         &c.url,
                         None,
-                    )
-                    .await?;
+                    );
                 }
-                self.commit_notify(tx, status != "active").await?;
+                self.commit_logged(tx, log).await?;
                 return Ok(summary);
             }
         }
@@ -490,15 +523,14 @@ impl Store {
             "added"
         };
         change(
-            &mut tx,
+            &mut log,
             Some(run_id),
             "server",
             op,
             Some(server_id),
             &c.url,
             Some(c.name.clone()),
-        )
-        .await?;
+        );
 
         // Territories: content-addressed, so an unchanged file is stored once.
         let mut territory_ids: HashMap<(String, String), i64> = HashMap::new();
@@ -612,28 +644,26 @@ impl Store {
                 None => {
                     summary.entries_added += 1;
                     change(
-                        &mut tx,
+                        &mut log,
                         Some(run_id),
                         "entry",
                         "added",
                         Some(server_id),
                         &en.id,
                         None,
-                    )
-                    .await?;
+                    );
                 }
                 Some((_, h)) if *h != e.content_hash => {
                     summary.entries_updated += 1;
                     change(
-                        &mut tx,
+                        &mut log,
                         Some(run_id),
                         "entry",
                         "updated",
                         Some(server_id),
                         &en.id,
                         None,
-                    )
-                    .await?;
+                    );
                 }
                 Some(_) => {}
             }
@@ -646,20 +676,20 @@ impl Store {
                     .await?;
                 summary.entries_removed += 1;
                 change(
-                    &mut tx,
+                    &mut log,
                     Some(run_id),
                     "entry",
                     "removed",
                     Some(server_id),
                     entry_id,
                     None,
-                )
-                .await?;
+                );
             }
         }
 
         super::oauth::commit_oauth(
             &mut tx,
+            &mut log,
             run_id,
             server_id,
             c.oauth.as_ref(),
@@ -674,7 +704,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         insert_findings(&mut tx, Some(server_id), None, run_id, &c.findings).await?;
-        self.commit_notify(tx, true).await?;
+        self.commit_logged(tx, log).await?;
         Ok(summary)
     }
 
@@ -708,6 +738,7 @@ impl Store {
             return Ok(0);
         }
         let mut tx = self.pool.begin().await?;
+        let mut log = ChangeLog::default();
         let mut n = 0;
         for (id, url) in retire {
             let hit = sqlx::query(
@@ -721,18 +752,17 @@ impl Store {
                 continue;
             }
             change(
-                &mut tx,
+                &mut log,
                 Some(run_id),
                 "server",
                 "gone",
                 Some(id),
                 &url,
                 Some("no longer in related_metadata".into()),
-            )
-            .await?;
+            );
             n += 1;
         }
-        self.commit_notify(tx, n > 0).await?;
+        self.commit_logged(tx, log).await?;
         Ok(n)
     }
 
@@ -740,6 +770,7 @@ impl Store {
     /// history are kept (an operator can add it again).
     pub async fn remove_host(&self, host_id: i64) -> Result<()> {
         let mut tx = self.pool.begin().await?;
+        let mut log = ChangeLog::default();
         let r = sqlx::query("UPDATE hosts SET status = 'removed' WHERE id = $1")
             .bind(host_id)
             .execute(&mut *tx)
@@ -761,17 +792,16 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             change(
-                &mut tx,
+                &mut log,
                 None,
                 "server",
                 "gone",
                 Some(id),
                 &url,
                 Some("host removed".into()),
-            )
-            .await?;
+            );
         }
-        self.commit_notify(tx, true).await?;
+        self.commit_logged(tx, log).await?;
         Ok(())
     }
 

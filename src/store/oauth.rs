@@ -60,6 +60,7 @@ fn pairs(
 /// both sides: they are not searchable (OAUTH-COVERAGE-UNKNOWN reports them).
 pub(super) async fn commit_oauth<'e>(
     tx: &mut Transaction<'_, Any>,
+    log: &mut super::commit::ChangeLog,
     run_id: i64,
     server_id: i64,
     oauth: Option<&OAuthRecord>,
@@ -131,8 +132,7 @@ pub(super) async fn commit_oauth<'e>(
         ("added", after.difference(&before)),
     ] {
         for pair in set {
-            super::commit::change(tx, Some(run_id), "scope", op, Some(server_id), pair, None)
-                .await?;
+            super::commit::change(log, Some(run_id), "scope", op, Some(server_id), pair, None);
         }
     }
     Ok(())

@@ -12,6 +12,10 @@ use sqlx::Row;
 
 use super::{now_ms, Backend, HostRow, Result, RunTotals, Store};
 
+/// Postgres advisory lock key that orders change-log writers ([`Store::commit_logged`]);
+/// any other writer of `changes` must take it too. ("CDSCHG" in ASCII.)
+pub const CHANGE_LOG_LOCK: i64 = 0x4344_5343_4847;
+
 /// A leased host, with the run that wants it.
 #[derive(Debug, Clone)]
 pub struct Leased {
@@ -308,6 +312,36 @@ impl Store {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Commit a transaction with its change-log rows, which are written last.
+    ///
+    /// Readers of the change feed (`GET /v1/changes`, API replicas catching up) keep the
+    /// highest `seq` they have seen and ask for what follows, so a row must never become
+    /// visible after a row with a higher `seq`. With concurrent writers it could: a
+    /// sequence number is taken at insert, visibility comes at commit, and two
+    /// transactions can commit in the other order. On Postgres the rows are therefore
+    /// inserted under a transaction-level advisory lock held until commit, which makes
+    /// `seq` order the commit order; only the insert, the notification and the commit run
+    /// under it, so commits wait for each other for about one WAL flush. SQLite has one
+    /// writer at a time already.
+    pub(super) async fn commit_logged(
+        &self,
+        mut tx: sqlx::Transaction<'_, sqlx::Any>,
+        log: super::commit::ChangeLog,
+    ) -> Result<()> {
+        if log.is_empty() {
+            tx.commit().await?;
+            return Ok(());
+        }
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(CHANGE_LOG_LOCK)
+                .execute(&mut *tx)
+                .await?;
+        }
+        super::commit::insert_changes(&mut tx, log).await?;
+        self.commit_notify(tx, true).await
     }
 
     /// The newest change-log sequence number (0 when empty).
