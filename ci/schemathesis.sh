@@ -116,7 +116,9 @@ PIDS+=($!)
 # The banner line is `  page:     http://127.0.0.1:PORT/`.
 BASE="$(wait_for_base "$WORK/demo.log" "${PIDS[0]}" 's|^  page: *\(http://[^ ]*\)/$|\1|p')"
 echo "== demo at $BASE"
-run_st demo "$BASE/openapi.json" || status=1
+# The change stream never ends by design (Server-Sent Events); its handler is covered by
+# tests/workers.rs instead of waiting out a request timeout per generated case.
+run_st demo "$BASE/openapi.json" --exclude-operation-id stream_changes || status=1
 
 # ---- 2. the write endpoints, with the admin token ----
 TOKEN="st-$RANDOM-$RANDOM-$RANDOM"

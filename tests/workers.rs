@@ -46,6 +46,67 @@ async fn seeded(
     (db, cfg, store)
 }
 
+/// A minimal Server-Sent Events reader for `/v1/changes/stream` (every wait is bounded).
+struct EventReader {
+    body: std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    buf: String,
+}
+
+impl EventReader {
+    async fn open(url: &str, last_event_id: Option<i64>) -> EventReader {
+        let mut req = reqwest::Client::new().get(url);
+        if let Some(id) = last_event_id {
+            req = req.header("Last-Event-ID", id.to_string());
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()["content-type"], "text/event-stream");
+        EventReader {
+            body: Box::pin(resp.bytes_stream()),
+            buf: String::new(),
+        }
+    }
+
+    /// The next `change` event as (id, data), or None when none comes within `wait`.
+    async fn next(&mut self, wait: Duration) -> Option<(i64, Value)> {
+        use futures::StreamExt;
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            while let Some(end) = self.buf.find("\n\n") {
+                let block: String = self.buf.drain(..end + 2).collect();
+                let (mut id, mut data, mut event) = (None, None, None);
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("id:") {
+                        id = Some(v.trim().parse::<i64>().unwrap());
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data = Some(serde_json::from_str::<Value>(v.trim()).unwrap());
+                    } else if let Some(v) = line.strip_prefix("event:") {
+                        event = Some(v.trim().to_owned());
+                    }
+                }
+                if let (Some(id), Some(data)) = (id, data) {
+                    assert_eq!(event.as_deref(), Some("change"));
+                    return Some((id, data));
+                }
+                // A keep-alive comment: read on.
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.body.next())
+                .await
+                .ok()??;
+            self.buf.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+        }
+    }
+
+    /// Events until none comes for `quiet`.
+    async fn drain(&mut self, quiet: Duration) -> Vec<(i64, Value)> {
+        let mut out = Vec::new();
+        while let Some(e) = self.next(quiet).await {
+            out.push(e);
+        }
+        out
+    }
+}
+
 /// host seed → outcomes recorded in `run_id`
 async fn outcomes_by_host(store: &Store, run_id: i64) -> BTreeMap<String, usize> {
     let mut m = BTreeMap::new();
@@ -200,6 +261,15 @@ async fn change_feed_lists_exactly_the_mutations(backend: Backend) {
         3
     );
     let seq = v["next_after"].as_i64().unwrap();
+    // The streaming form lists the same rows, `id` = `seq`, then stays open.
+    let stream_url = format!("{}/v1/changes/stream?after=0", reg.url());
+    let mut stream = EventReader::open(&stream_url, None).await;
+    let streamed = stream.drain(Duration::from_millis(1500)).await;
+    assert_eq!(
+        streamed.iter().map(|(_, d)| d.clone()).collect::<Vec<_>>(),
+        v["changes"].as_array().unwrap().clone()
+    );
+    assert!(streamed.iter().all(|(id, d)| d["seq"] == *id));
 
     // Add D, update B, remove C.
     s.update_json(&p.page_paths[0], |v| {
@@ -239,6 +309,18 @@ async fn change_feed_lists_exactly_the_mutations(backend: Backend) {
     ];
     want.sort();
     assert_eq!(got, want);
+    // The open stream delivered the same rows live, in seq order.
+    let live = stream.drain(Duration::from_millis(2500)).await;
+    assert_eq!(
+        live.iter().map(|(_, d)| d.clone()).collect::<Vec<_>>(),
+        v["changes"].as_array().unwrap().clone()
+    );
+    // A reconnecting client resumes after its Last-Event-ID.
+    let (resume_from, _) = live[1];
+    let mut resumed = EventReader::open(&stream_url, Some(resume_from)).await;
+    let rest = resumed.drain(Duration::from_millis(1500)).await;
+    assert_eq!(rest, live[2..].to_vec());
+    drop((stream, resumed));
     let seq = v["next_after"].as_i64().unwrap();
 
     // The well-known URL now 404s: the server goes stale (one failure in this config).

@@ -1,6 +1,7 @@
 //! Operating the registry: crawl runs (`/v1/crawls`), the change feed (`/v1/changes`)
 //! and Prometheus metrics (`/metrics`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
@@ -21,6 +22,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/crawls", get(list_runs).post(start_run))
         .route("/v1/crawls/{id}", get(run))
         .route("/v1/changes", get(changes))
+        .route("/v1/changes/stream", get(changes_stream))
         .route("/metrics", get(metrics))
 }
 
@@ -149,6 +151,101 @@ pub async fn changes(
     Ok(Json(
         json!({"changes": rows, "next_after": next, "more": rows.len() as i64 == limit}),
     ))
+}
+
+/// Open change streams per process: each one polls the change log while it is idle.
+const MAX_STREAMS: usize = 256;
+/// How often an idle stream looks for new changes (it also wakes when this process swaps
+/// in a new index, i.e. right after a commit it heard of).
+const STREAM_POLL: Duration = Duration::from_secs(1);
+/// Rows read per query while a stream catches up.
+const STREAM_BATCH: i64 = 500;
+
+static STREAM_SLOTS: std::sync::LazyLock<Arc<tokio::sync::Semaphore>> =
+    std::sync::LazyLock::new(|| Arc::new(tokio::sync::Semaphore::new(MAX_STREAMS)));
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamQuery {
+    after: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/v1/changes/stream", tag = "operations", operation_id = "stream_changes",
+    params(("after" = Option<i64>, Query, minimum = 0, description = "last `seq` seen; the `Last-Event-ID` header, sent by a reconnecting EventSource, takes precedence"),
+           ("Last-Event-ID" = Option<String>, Header, description = "last event id (`seq`) received")),
+    responses((status = 200, description = "Server-Sent Events: one `change` event per change-log row, `id` = its `seq`, `data` = the row as in `/v1/changes`; a comment every 15 s keeps idle connections open", content_type = "text/event-stream"),
+              (status = 400, description = "bad `after` or `Last-Event-ID`", content_type = "application/problem+json"),
+              (status = 503, description = "too many open streams", content_type = "application/problem+json")))]
+/// `GET /v1/changes/stream?after=SEQ`: the change feed as Server-Sent Events, from `after`
+/// on and then live. Events come in `seq` order; an EventSource that reconnects sends
+/// `Last-Event-ID` and resumes where it stopped.
+pub async fn changes_stream(
+    State(state): State<AppState>,
+    headers: header::HeaderMap,
+    q: Result<Query<StreamQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Response> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    let Query(q) = q.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let after = match headers.get("last-event-id") {
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .ok_or_else(|| ApiError::BadRequest("`Last-Event-ID` must be a change `seq`".into()))?,
+        None => q.after.unwrap_or(0),
+    };
+    if after < 0 {
+        return Err(ApiError::BadRequest("`after` must be ≥ 0".into()));
+    }
+    let slot = STREAM_SLOTS
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ApiError::Unavailable("too many open change streams; retry later".into()))?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Event>(64);
+    let wake = state.index_swapped();
+    tokio::spawn(async move {
+        let _slot = slot;
+        let mut after = after;
+        loop {
+            // Armed before the read, so a swap between the read and the wait is not missed.
+            let swapped = wake.notified();
+            let rows = match state.store.changes_after(after, STREAM_BATCH).await {
+                Ok(rows) => rows,
+                Err(e) => {
+                    tracing::warn!(error = %e, "change stream: reading the change log failed");
+                    Vec::new()
+                }
+            };
+            let full = rows.len() as i64 == STREAM_BATCH;
+            for c in rows {
+                after = c.seq;
+                let event = Event::default()
+                    .id(c.seq.to_string())
+                    .event("change")
+                    .json_data(&c)
+                    .expect("a change row serializes");
+                if tx.send(event).await.is_err() {
+                    return; // the client went away
+                }
+            }
+            if full {
+                continue;
+            }
+            tokio::select! {
+                _ = swapped => {}
+                _ = tokio::time::sleep(STREAM_POLL) => {}
+                _ = tx.closed() => return,
+            }
+        }
+    });
+    let events = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|e| (Ok::<_, std::convert::Infallible>(e), rx))
+    });
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response())
 }
 
 #[utoipa::path(get, path = "/metrics", tag = "operations", operation_id = "metrics",

@@ -20,6 +20,8 @@ pub struct AppState {
     index_built_ms: Arc<AtomicI64>,
     /// Bumped on every swap; part of the search responses' ETag.
     index_generation: Arc<AtomicI64>,
+    /// Woken on every swap (change streams read the change log then).
+    index_swapped: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
@@ -31,6 +33,7 @@ impl AppState {
             index: Arc::new(ArcSwap::from_pointee(SearchIndex::build(Vec::new()))),
             index_built_ms: Arc::new(AtomicI64::new(0)),
             index_generation: Arc::new(AtomicI64::new(0)),
+            index_swapped: Arc::new(tokio::sync::Notify::new()),
         }
     }
 
@@ -42,6 +45,11 @@ impl AppState {
 
     pub fn index_generation(&self) -> i64 {
         self.index_generation.load(Ordering::Acquire)
+    }
+
+    /// Notified whenever a new index is swapped in.
+    pub fn index_swapped(&self) -> Arc<tokio::sync::Notify> {
+        self.index_swapped.clone()
     }
 
     pub fn index_built_ms(&self) -> i64 {
@@ -90,6 +98,7 @@ impl AppState {
         self.index.store(Arc::new(index));
         self.index_built_ms.store(now_ms(), Ordering::Relaxed);
         self.index_generation.fetch_add(1, Ordering::AcqRel);
+        self.index_swapped.notify_waiters();
         n
     }
 }
