@@ -63,19 +63,20 @@ impl LookupHandles {
     }
 }
 
-/// A lookup answered (`single` or `batch`), with its number of points.
-pub fn lookup(kind: &'static str, points: usize, took: Duration) {
+/// The kinds of lookup, the `kind` label of the lookup metrics.
+#[derive(Debug, Clone, Copy)]
+pub enum LookupKind {
+    Single,
+    Batch,
+}
+
+/// A lookup answered, with its number of points.
+pub fn lookup(kind: LookupKind, points: usize, took: Duration) {
     static SINGLE: OnceLock<LookupHandles> = OnceLock::new();
     static BATCH: OnceLock<LookupHandles> = OnceLock::new();
     let h = match kind {
-        "single" => SINGLE.get_or_init(|| LookupHandles::new("single")),
-        "batch" => BATCH.get_or_init(|| LookupHandles::new("batch")),
-        other => {
-            metrics::counter!("cds_lookup_points_total", "kind" => other).increment(points as u64);
-            metrics::histogram!("cds_lookup_duration_seconds", "kind" => other)
-                .record(took.as_secs_f64());
-            return;
-        }
+        LookupKind::Single => SINGLE.get_or_init(|| LookupHandles::new("single")),
+        LookupKind::Batch => BATCH.get_or_init(|| LookupHandles::new("batch")),
     };
     h.points.increment(points as u64);
     h.took.record(took.as_secs_f64());

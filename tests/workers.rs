@@ -107,6 +107,21 @@ impl EventReader {
     }
 }
 
+/// (entity, op) of each row of a `/v1/changes` page.
+fn entity_ops(page: &Value) -> Vec<(String, String)> {
+    page["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["entity"].as_str().unwrap().into(),
+                c["op"].as_str().unwrap().into(),
+            )
+        })
+        .collect()
+}
+
 /// host seed → outcomes recorded in `run_id`
 async fn outcomes_by_host(store: &Store, run_id: i64) -> BTreeMap<String, usize> {
     let mut m = BTreeMap::new();
@@ -242,17 +257,7 @@ async fn change_feed_lists_exactly_the_mutations(backend: Backend) {
         }
     };
     let v = feed(0).await;
-    let first: Vec<(String, String)> = v["changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            (
-                c["entity"].as_str().unwrap().into(),
-                c["op"].as_str().unwrap().into(),
-            )
-        })
-        .collect();
+    let first = entity_ops(&v);
     assert_eq!(
         first
             .iter()
@@ -327,17 +332,7 @@ async fn change_feed_lists_exactly_the_mutations(backend: Backend) {
     s.remove(WELL_KNOWN_PATH);
     reg.crawler.run("test", &[]).await.unwrap();
     let v = feed(seq).await;
-    let ops: Vec<(String, String)> = v["changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            (
-                c["entity"].as_str().unwrap().into(),
-                c["op"].as_str().unwrap().into(),
-            )
-        })
-        .collect();
+    let ops = entity_ops(&v);
     assert_eq!(ops, vec![("server".to_owned(), "stale".to_owned())]);
     // Bad input is a 400.
     let r = c

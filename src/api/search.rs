@@ -287,7 +287,7 @@ pub async fn lookup(
     let index = state.index();
     let t0 = std::time::Instant::now();
     let hits = index.lookup(lon, lat, &p.filter);
-    crate::metrics::lookup("single", 1, t0.elapsed());
+    crate::metrics::lookup(crate::metrics::LookupKind::Single, 1, t0.elapsed());
     let body = lookup_body(&index, [lon, lat], &hits);
     Ok((
         [(
@@ -384,7 +384,11 @@ pub async fn lookup_batch(
             let hits = tokio::task::spawn_blocking(move || {
                 let t0 = std::time::Instant::now();
                 let hits = index2.lookup_batch_csr(&points, &filter);
-                crate::metrics::lookup("batch", points.len(), t0.elapsed());
+                crate::metrics::lookup(
+                    crate::metrics::LookupKind::Batch,
+                    points.len(),
+                    t0.elapsed(),
+                );
                 hits
             })
             .await

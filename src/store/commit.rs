@@ -829,7 +829,7 @@ impl Store {
             )
             .await?;
         }
-        self.commit_notify(tx, true).await?;
+        self.commit_notify(tx).await?;
         Ok(())
     }
 }

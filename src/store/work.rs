@@ -295,17 +295,16 @@ impl Store {
 }
 
 impl Store {
-    /// Commit a transaction; when `notify` (it wrote change-log rows) and on Postgres, also
-    /// notify `cds_changes` (delivered at commit, collapsed per transaction), so API
-    /// replicas refresh their index at once instead of at their next periodic check. A
-    /// transaction that logged nothing stays quiet: a re-crawl where every document
-    /// answers 304 would otherwise wake every replica once per host for nothing.
+    /// Commit a transaction and, on Postgres, notify `cds_changes` (delivered at commit,
+    /// collapsed per transaction), so API replicas refresh their index at once instead of
+    /// at their next periodic check. Transactions that logged no change commit without
+    /// it ([`Store::commit_logged`]): a re-crawl where every document answers 304 would
+    /// otherwise wake every replica once per host for nothing.
     pub(super) async fn commit_notify(
         &self,
         mut tx: sqlx::Transaction<'_, sqlx::Any>,
-        notify: bool,
     ) -> Result<()> {
-        if notify && self.backend == Backend::Postgres {
+        if self.backend == Backend::Postgres {
             sqlx::query("SELECT pg_notify('cds_changes', '')")
                 .execute(&mut *tx)
                 .await?;
@@ -341,7 +340,7 @@ impl Store {
                 .await?;
         }
         super::commit::insert_changes(&mut tx, log).await?;
-        self.commit_notify(tx, true).await
+        self.commit_notify(tx).await
     }
 
     /// The newest change-log sequence number (0 when empty).

@@ -196,7 +196,7 @@ mod indexed {
         /// The sweep finds exactly what the full pairwise scan finds, in the same order.
         #[test]
         fn indexed_equals_the_full_scan(claims in prop::collection::vec(arb_claim(), 0..40)) {
-            let full = authoritative_conflicts(&claims);
+            let full = authoritative_conflicts_with(&claims, &default_overlap);
             let fast = authoritative_conflicts_indexed(&claims, &default_overlap);
             prop_assert_eq!(fast, full);
         }
@@ -222,6 +222,6 @@ mod indexed {
         ];
         let f = authoritative_conflicts_indexed(&claims, &default_overlap);
         assert_eq!(f.len(), 2, "{f:?}");
-        assert_eq!(f, authoritative_conflicts(&claims));
+        assert_eq!(f, authoritative_conflicts_with(&claims, &default_overlap));
     }
 }
