@@ -16,6 +16,9 @@ use cds_registry::cds::validate::{
     MetadataContext,
 };
 use cds_registry::cds::{CoverageEntry, CoveragePageView, Finding, MetadataView};
+use cds_registry::fixtures::documents::{
+    conforming_entry, conforming_metadata, GEO_URL, META_URL, PAGE1, PAGE2,
+};
 use cds_registry::seeds::{parse_seed, parse_seeds, Seed, SeedError};
 use cds_registry::territory::{from_wkb, parse_territory, to_wkb};
 use geo::{Coord, LineString, MultiPolygon, Polygon};
@@ -88,11 +91,6 @@ fn config() -> ProptestConfig {
         ..ProptestConfig::default()
     }
 }
-
-const META_URL: &str = "https://util.example/.well-known/cds-server-metadata.json";
-const PAGE1: &str = "https://util.example/cds/coverage";
-const PAGE2: &str = "https://util.example/cds/coverage?page=2";
-const GEO_URL: &str = "https://util.example/territory.geojson";
 
 /// Keys the documents use, so random objects reach the field checks.
 const KEYS: &[&str] = &[
@@ -223,53 +221,12 @@ fn arb_json() -> impl Strategy<Value = Value> {
     })
 }
 
-/// A complete, conforming metadata document (WG1-01 §2).
-fn good_meta() -> Value {
-    json!({
-        "cds_metadata_version": "v1",
-        "cds_metadata_url": META_URL,
-        "created": "2024-01-01T00:00:00Z",
-        "updated": "2024-06-01T12:30:00.250+02:00",
-        "name": "Example Power & Light",
-        "description": "A conforming test utility.",
-        "website": "https://util.example/",
-        "documentation": "https://util.example/docs",
-        "support": "https://util.example/support",
-        "capabilities": ["coverage", "oauth", "ieee1547"],
-        "coverage": PAGE1,
-        "related_metadata": ["https://sister.example/.well-known/cds-server-metadata.json"],
-        "oauth_metadata": "https://util.example/.well-known/oauth-authorization-server"
-    })
-}
-
-/// A complete, conforming geographic coverage entry (WG1-01 §4).
-fn good_entry(id: &str, updated: &str) -> Value {
-    json!({
-        "id": id,
-        "created": "2024-01-01T00:00:00Z",
-        "updated": updated,
-        "entity_name": "Example Power & Light",
-        "entity_abbreviation": "EP&L",
-        "country": "US",
-        "name": "Northern service territory",
-        "description": "Electric distribution, northern half.",
-        "type": "geographic",
-        "role": "authoritative",
-        "infrastructure_types": ["distribution_utility"],
-        "commodity_types": ["electricity"],
-        "capabilities": ["oauth"],
-        "map_resource": "https://util.example/map.png",
-        "map_content_type": "image/png",
-        "geojson_resource": GEO_URL
-    })
-}
-
 fn good_page() -> Value {
     json!({
         "coverage_entries": [
-            good_entry("north", "2024-06-01T00:00:00Z"),
-            good_entry("south", "2024-05-01T00:00:00Z"),
-            good_entry("east", "2024-04-01T00:00:00Z"),
+            conforming_entry("north", "2024-06-01T00:00:00Z"),
+            conforming_entry("south", "2024-05-01T00:00:00Z"),
+            conforming_entry("east", "2024-04-01T00:00:00Z"),
         ],
         "next": PAGE2,
         "previous": null
@@ -380,7 +337,7 @@ fn mutated(base: Value) -> impl Strategy<Value = Value> {
 }
 
 fn near_meta() -> impl Strategy<Value = Value> {
-    mutated(good_meta())
+    mutated(conforming_metadata())
 }
 
 fn near_page() -> impl Strategy<Value = Value> {
@@ -388,7 +345,7 @@ fn near_page() -> impl Strategy<Value = Value> {
 }
 
 fn near_entry() -> impl Strategy<Value = Value> {
-    mutated(good_entry("north", "2024-06-01T00:00:00Z"))
+    mutated(conforming_entry("north", "2024-06-01T00:00:00Z"))
 }
 
 fn near_geojson() -> impl Strategy<Value = Value> {
@@ -632,7 +589,7 @@ proptest! {
         let fetched = if fetched_elsewhere { "https://moved.example/cds.json" } else { META_URL };
         let f = validate_metadata(&doc, &MetadataContext { fetched_url: fetched });
         check_findings(&f, &doc, &[fetched])?;
-        if doc == good_meta() && !fetched_elsewhere {
+        if doc == conforming_metadata() && !fetched_elsewhere {
             prop_assert!(f.is_empty(), "{f:?}");
         }
     }

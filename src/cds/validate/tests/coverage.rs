@@ -4,14 +4,17 @@ use super::*;
 
 #[test]
 fn cov_type_document() {
-    let f = validate_coverage_page(&json!([good_entry("a", "2024-01-01T00:00:00Z")]), PAGE1);
+    let f = validate_coverage_page(
+        &json!([conforming_entry("a", "2024-01-01T00:00:00Z")]),
+        PAGE1,
+    );
     assert_eq!(ids(&f), set(&["COV-TYPE:document"]));
 }
 
 #[test]
 fn cov_required_page_fields() {
     for field in ["coverage_entries", "next", "previous"] {
-        let mut p = page(vec![good_entry("a", "2024-01-01T00:00:00Z")]);
+        let mut p = page(vec![conforming_entry("a", "2024-01-01T00:00:00Z")]);
         p.as_object_mut().unwrap().remove(field);
         let f = validate_coverage_page(&p, PAGE1);
         assert_eq!(ids(&f), set(&[&format!("COV-REQUIRED:{field}")]), "{field}");
@@ -178,9 +181,9 @@ fn cov_geo_resource() {
 
 #[test]
 fn entry_pointers_follow_the_index() {
-    let mut bad = good_entry("b", "2024-01-01T00:00:00Z");
+    let mut bad = conforming_entry("b", "2024-01-01T00:00:00Z");
     bad["country"] = json!("ZZ");
-    let p = page(vec![good_entry("a", "2024-02-01T00:00:00Z"), bad]);
+    let p = page(vec![conforming_entry("a", "2024-02-01T00:00:00Z"), bad]);
     let f = validate_coverage_page(&p, PAGE1);
     assert_eq!(f.len(), 1);
     assert_eq!(f[0].pointer, "/coverage_entries/1/country");

@@ -122,7 +122,7 @@ fn meta_version() {
 #[test]
 fn meta_url_mismatch() {
     let f = validate_metadata(
-        &good_meta(),
+        &conforming_metadata(),
         &ctx("https://moved.example/.well-known/cds-server-metadata.json"),
     );
     assert_eq!(ids(&f), set(&["META-URL-MISMATCH"]));
@@ -132,7 +132,7 @@ fn meta_url_mismatch() {
     // Different path on the same host counts too.
     let legacy = "https://util.example/.well-known/carbon-data-spec.json";
     assert_eq!(
-        ids(&validate_metadata(&good_meta(), &ctx(legacy))),
+        ids(&validate_metadata(&conforming_metadata(), &ctx(legacy))),
         set(&["META-URL-MISMATCH"])
     );
 }
@@ -144,7 +144,7 @@ fn meta_url_trivial_differences_do_not_count() {
         "https://util.example/.well-known/cds-server-metadata.json#top",
     ] {
         assert_eq!(
-            ids(&validate_metadata(&good_meta(), &ctx(fetched))),
+            ids(&validate_metadata(&conforming_metadata(), &ctx(fetched))),
             set(&[]),
             "{fetched}"
         );

@@ -7,6 +7,7 @@ use serde_json::{json, Map, Value};
 
 use super::*;
 use crate::cds::{Finding, Severity};
+use crate::fixtures::documents::{conforming_entry, conforming_metadata, META_URL, PAGE1, PAGE2};
 
 mod coverage;
 mod cross;
@@ -14,10 +15,6 @@ mod metadata;
 mod server;
 mod spec_examples;
 mod transport;
-
-const META_URL: &str = "https://util.example/.well-known/cds-server-metadata.json";
-const PAGE1: &str = "https://util.example/cds/coverage";
-const PAGE2: &str = "https://util.example/cds/coverage?page=2";
 
 fn ctx(fetched_url: &str) -> MetadataContext<'_> {
     MetadataContext { fetched_url }
@@ -31,61 +28,20 @@ fn set(rules: &[&str]) -> BTreeSet<String> {
     rules.iter().map(|r| r.to_string()).collect()
 }
 
-/// A complete, conforming metadata document (WG1-01 §2, WG1-02 §3).
-fn good_meta() -> Value {
-    json!({
-        "cds_metadata_version": "v1",
-        "cds_metadata_url": META_URL,
-        "created": "2024-01-01T00:00:00Z",
-        "updated": "2024-06-01T12:30:00.250+02:00",
-        "name": "Example Power & Light",
-        "description": "A conforming test utility.",
-        "website": "https://util.example/",
-        "documentation": "https://util.example/docs",
-        "support": "https://util.example/support",
-        "capabilities": ["coverage", "oauth", "ieee1547"],
-        "coverage": PAGE1,
-        "related_metadata": ["https://sister.example/.well-known/cds-server-metadata.json"],
-        "oauth_metadata": "https://util.example/.well-known/oauth-authorization-server"
-    })
-}
-
-/// A complete, conforming geographic coverage entry (WG1-01 §4).
-fn good_entry(id: &str, updated: &str) -> Value {
-    json!({
-        "id": id,
-        "created": "2024-01-01T00:00:00Z",
-        "updated": updated,
-        "entity_name": "Example Power & Light",
-        "entity_abbreviation": "EP&L",
-        "country": "US",
-        "name": "Northern service territory",
-        "description": "Electric distribution, northern half.",
-        "type": "geographic",
-        "role": "authoritative",
-        "infrastructure_types": ["distribution_utility"],
-        "commodity_types": ["electricity"],
-        "capabilities": ["oauth"],
-        "map_resource": "https://util.example/map.png",
-        "map_content_type": "image/png",
-        "geojson_resource": "https://util.example/territory.geojson"
-    })
-}
-
 fn page(entries: Vec<Value>) -> Value {
     json!({ "coverage_entries": entries, "next": null, "previous": null })
 }
 
-/// `good_meta()` with `edit` applied to its object.
+/// `conforming_metadata()` with `edit` applied to its object.
 fn meta_with(edit: impl FnOnce(&mut Map<String, Value>)) -> Value {
-    let mut m = good_meta();
+    let mut m = conforming_metadata();
     edit(m.as_object_mut().unwrap());
     m
 }
 
-/// A one-entry page whose entry is `good_entry` with `edit` applied.
+/// A one-entry page whose entry is `conforming_entry` with `edit` applied.
 fn entry_page_with(edit: impl FnOnce(&mut Map<String, Value>)) -> Value {
-    let mut e = good_entry("north", "2024-06-01T00:00:00Z");
+    let mut e = conforming_entry("north", "2024-06-01T00:00:00Z");
     edit(e.as_object_mut().unwrap());
     page(vec![e])
 }
@@ -120,17 +76,17 @@ fn refs<'a>(pages: &'a [(&'a str, Value)]) -> Vec<EntryRef<'a>> {
 
 #[test]
 fn valid_metadata_coverage_and_server_have_zero_findings() {
-    let meta = good_meta();
+    let meta = conforming_metadata();
     assert_eq!(validate_metadata(&meta, &ctx(META_URL)), vec![]);
     let p1 = json!({
         "coverage_entries": [
-            good_entry("north", "2024-06-01T00:00:00Z"),
-            good_entry("south", "2024-05-01T00:00:00Z"),
+            conforming_entry("north", "2024-06-01T00:00:00Z"),
+            conforming_entry("south", "2024-05-01T00:00:00Z"),
         ],
         "next": PAGE2,
         "previous": null
     });
-    let mut logical = good_entry("ev-program", "2024-04-01T00:00:00Z");
+    let mut logical = conforming_entry("ev-program", "2024-04-01T00:00:00Z");
     let o = logical.as_object_mut().unwrap();
     o["type"] = json!("logical");
     o["entity_abbreviation"] = Value::Null;

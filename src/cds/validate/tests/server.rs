@@ -5,11 +5,11 @@ use super::*;
 #[test]
 fn meta_cap_union() {
     let meta = meta_with(|m| m["capabilities"] = json!(["coverage", "oauth"]));
-    let mut e2 = good_entry("south", "2024-05-01T00:00:00Z");
+    let mut e2 = conforming_entry("south", "2024-05-01T00:00:00Z");
     e2["capabilities"] = json!(["oauth", "ieee1547", "billing"]);
     let pages = [(
         PAGE1,
-        page(vec![good_entry("north", "2024-06-01T00:00:00Z"), e2]),
+        page(vec![conforming_entry("north", "2024-06-01T00:00:00Z"), e2]),
     )];
     let f = validate_server(&meta, META_URL, &refs(&pages));
     assert_eq!(ids(&f), set(&["META-CAP-UNION"]));
@@ -40,20 +40,20 @@ fn cov_dup_id() {
         (
             PAGE1,
             page(vec![
-                good_entry("north", "2024-06-01T00:00:00Z"),
-                good_entry("south", "2024-05-01T00:00:00Z"),
+                conforming_entry("north", "2024-06-01T00:00:00Z"),
+                conforming_entry("south", "2024-05-01T00:00:00Z"),
             ]),
         ),
         (
             PAGE2,
             page(vec![
-                good_entry("west", "2024-04-01T00:00:00Z"),
-                good_entry("north", "2024-03-01T00:00:00Z"),
-                good_entry("north", "2024-02-01T00:00:00Z"),
+                conforming_entry("west", "2024-04-01T00:00:00Z"),
+                conforming_entry("north", "2024-03-01T00:00:00Z"),
+                conforming_entry("north", "2024-02-01T00:00:00Z"),
             ]),
         ),
     ];
-    let f = validate_server(&good_meta(), META_URL, &refs(&pages));
+    let f = validate_server(&conforming_metadata(), META_URL, &refs(&pages));
     assert_eq!(ids(&f), set(&["COV-DUP-ID"]));
     assert_eq!(f.len(), 1, "one finding per duplicated id");
     assert_eq!(f[0].url, PAGE2);
@@ -71,21 +71,21 @@ fn cov_order() {
         (
             PAGE1,
             page(vec![
-                good_entry("a", "2024-06-01T00:00:00Z"),
-                good_entry("b", "2024-05-01T00:00:00Z"),
+                conforming_entry("a", "2024-06-01T00:00:00Z"),
+                conforming_entry("b", "2024-05-01T00:00:00Z"),
             ]),
         ),
         (
             PAGE2,
             page(vec![
                 // Newer than the last entry of page 1, then another inversion: one finding.
-                good_entry("c", "2024-07-01T00:00:00Z"),
-                good_entry("d", "2024-01-01T00:00:00Z"),
-                good_entry("e", "2024-02-01T00:00:00Z"),
+                conforming_entry("c", "2024-07-01T00:00:00Z"),
+                conforming_entry("d", "2024-01-01T00:00:00Z"),
+                conforming_entry("e", "2024-02-01T00:00:00Z"),
             ]),
         ),
     ];
-    let f = validate_server(&good_meta(), META_URL, &refs(&pages));
+    let f = validate_server(&conforming_metadata(), META_URL, &refs(&pages));
     assert_eq!(ids(&f), set(&["COV-ORDER"]));
     assert_eq!(f.len(), 1);
     assert_eq!(f[0].severity, Severity::Warning);
@@ -99,13 +99,13 @@ fn cov_order_compares_instants_and_skips_unparsable() {
         PAGE1,
         page(vec![
             // 10:00+02:00 is 08:00Z: later instant first, although the text sorts lower.
-            good_entry("a", "2024-06-01T10:00:00+02:00"),
-            good_entry("b", "2024-06-01T07:59:59.999Z"),
-            good_entry("c", "not a date"),
-            good_entry("d", "2024-06-01T07:59:59.999Z"), // equal is fine
-            good_entry("e", "2024-01-01T00:00:00Z"),
+            conforming_entry("a", "2024-06-01T10:00:00+02:00"),
+            conforming_entry("b", "2024-06-01T07:59:59.999Z"),
+            conforming_entry("c", "not a date"),
+            conforming_entry("d", "2024-06-01T07:59:59.999Z"), // equal is fine
+            conforming_entry("e", "2024-01-01T00:00:00Z"),
         ]),
     )];
-    let f = validate_server(&good_meta(), META_URL, &refs(&pages));
+    let f = validate_server(&conforming_metadata(), META_URL, &refs(&pages));
     assert_eq!(ids(&f), set(&[]));
 }
