@@ -76,10 +76,11 @@ fn init_tracing() {
 }
 
 /// Raise the soft limit on open files to the hard limit. A crawler keeps each host's
-/// connection pooled for a while after the host is done (30 s idle), and at a few hundred
-/// hosts per second that is thousands of sockets: the usual soft limit of 1,024 would turn
-/// into connect failures recorded against healthy hosts (docs/PERFORMANCE.md, "Crawl at
-/// scale"). The hard limit is the operator's ceiling; we only stop short of it.
+/// connection pooled for a moment after the host is done (2 s idle, `crawl::fetch`), and at
+/// a few hundred hosts per second that is hundreds to thousands of sockets besides the
+/// database pool: the usual soft limit of 1,024 would turn into connect failures recorded
+/// against healthy hosts (docs/PERFORMANCE.md, "Crawl at scale"). The hard limit is the
+/// operator's ceiling; we only stop short of it.
 fn raise_open_files_limit() {
     match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(n) => tracing::debug!(open_files = n, "open files limit"),

@@ -47,7 +47,8 @@ async fn seed_and_crawl_through_the_binary(backend: Backend) {
     let (code, out, _) = run(cli(&db, &allow).arg("crawl"));
     assert_eq!(code, 1, "{out}");
 
-    let n = web.seeds().len();
+    let seeds_list = web.seeds();
+    let n = seeds_list.len();
     let (code, out, err) = run(cli(&db, &allow).arg("seed").arg(&seeds));
     assert_eq!(code, 0, "{err}");
     assert!(
@@ -57,11 +58,21 @@ async fn seed_and_crawl_through_the_binary(backend: Backend) {
     let (_, out, _) = run(cli(&db, &allow).arg("seed").arg(&seeds));
     assert!(out.contains(" 0 new"), "seeding twice adds nothing: {out}");
 
-    // The crawl runs in another process while the fixtures run here.
-    let (code, out, err) = tokio::task::spawn_blocking(move || run(cli(&db, &allow).arg("crawl")))
-        .await
-        .unwrap();
+    // The crawl runs in another process while the fixtures run here. Its stderr is a pipe,
+    // so it logs JSON lines; info level so the per-host lines are there to check.
+    let (code, out, err) = tokio::task::spawn_blocking(move || {
+        run(cli(&db, &allow).env("RUST_LOG", "info").arg("crawl"))
+    })
+    .await
+    .unwrap();
     assert_eq!(code, 0, "{out}{err}");
+    let logged_hosts = assert_crawl_logs_are_json_with_run_and_host(&err);
+    for seed in &seeds_list {
+        assert!(
+            logged_hosts.contains(seed),
+            "no log line names {seed}:\n{err}"
+        );
+    }
     assert!(out.contains(&format!("{n} hosts")), "{out}");
     assert!(
         out.contains("2 failed"),
@@ -81,6 +92,35 @@ async fn seed_and_crawl_through_the_binary(backend: Backend) {
 }
 
 both_backends!(seed_and_crawl_through_the_binary);
+
+/// Every stderr line is one JSON object (tracing's JSON format, chosen because stderr is
+/// not a terminal). Every line a crawl module logs carries the run id of its `crawl` or
+/// `host` span (or in its own fields, for the run's own lines), and a line logged inside a
+/// host's span names the host. Returns the hosts the lines name.
+fn assert_crawl_logs_are_json_with_run_and_host(
+    stderr: &str,
+) -> std::collections::BTreeSet<String> {
+    let mut hosts = std::collections::BTreeSet::new();
+    for line in stderr.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        let target = v["target"].as_str().unwrap_or_default();
+        if !target.starts_with("cds_registry::crawl") {
+            continue;
+        }
+        let spans = v["spans"].as_array().cloned().unwrap_or_default();
+        assert!(
+            v["fields"]["run_id"].is_number() || spans.iter().any(|s| s["run_id"].is_number()),
+            "a crawl line without the run id: {line}"
+        );
+        if let Some(host_span) = spans.iter().find(|s| s["name"] == "host") {
+            let host = host_span["host"].as_str().unwrap_or_default();
+            assert!(!host.is_empty(), "a host line without the host: {line}");
+            hosts.insert(host.to_string());
+        }
+    }
+    hosts
+}
 
 #[test]
 fn bad_configuration_names_the_key() {

@@ -46,6 +46,19 @@ async fn seeded(
     (db, cfg, store)
 }
 
+/// A registry (role `all`, no background tasks: the test drives the crawls) on loopback,
+/// with `host` seeded.
+async fn start_seeded(cfg: cds_registry::config::Config, host: String) -> app::Running {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let reg = app::start(cfg, listener, false).await.unwrap();
+    reg.state
+        .store
+        .add_hosts(&[Seed::Host(host)], "seed")
+        .await
+        .unwrap();
+    reg
+}
+
 /// A minimal Server-Sent Events reader for `/v1/changes/stream` (every wait is bounded).
 struct EventReader {
     body: std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
@@ -234,13 +247,7 @@ async fn change_feed_lists_exactly_the_mutations(backend: Backend) {
     let db = TestDb::new(backend).await;
     let mut cfg = test_config(&db, vec![s.host()]);
     cfg.crawl.stale_after_failures = 1;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let reg = app::start(cfg, listener, false).await.unwrap();
-    reg.state
-        .store
-        .add_hosts(&[Seed::Host(s.host())], "seed")
-        .await
-        .unwrap();
+    let reg = start_seeded(cfg, s.host()).await;
     reg.crawler.run("test", &[]).await.unwrap();
     let c = reqwest::Client::new();
     let feed = |after: i64| {
@@ -574,8 +581,85 @@ async fn change_log_commits_in_seq_order() {
     s.shutdown().await;
 }
 
+/// Several open streams wait on one change watcher per process: a crawl reaches all of
+/// them live; after the last one closes the watcher stands down, and a stream opened later
+/// starts it again and is served live as well.
+async fn change_streams_share_one_watcher(backend: Backend) {
+    let s = FixtureServer::start(Ipv4Addr::new(127, 0, 0, 71))
+        .await
+        .unwrap();
+    let p = publish(
+        &s,
+        &UtilitySpec::new("Stream Utility").entry(EntrySpec::geographic(
+            "st-a",
+            "Stream Utility",
+            "A",
+            &["06069"],
+        )),
+    );
+    let db = TestDb::new(backend).await;
+    let cfg = test_config(&db, vec![s.host()]);
+    let reg = start_seeded(cfg, s.host()).await;
+    let stream_url = format!("{}/v1/changes/stream?after=0", reg.url());
+    let feed_url = |after: i64| format!("{}/v1/changes?after={after}", reg.url());
+    let feed = |after: i64| async move {
+        reqwest::get(feed_url(after))
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    };
+
+    // Three idle streams on an empty log: nothing to send yet.
+    let mut streams = Vec::new();
+    for _ in 0..3 {
+        streams.push(EventReader::open(&stream_url, None).await);
+    }
+    for st in &mut streams {
+        assert_eq!(st.drain(Duration::from_millis(300)).await, vec![]);
+    }
+    reg.crawler.run("test", &[]).await.unwrap();
+    let v = feed(0).await;
+    let rows = v["changes"].as_array().unwrap().clone();
+    assert!(rows.len() >= 2, "server and entry added: {v}");
+    for st in &mut streams {
+        let got = st.drain(Duration::from_millis(2500)).await;
+        assert_eq!(got.into_iter().map(|(_, d)| d).collect::<Vec<_>>(), rows);
+    }
+
+    // All streams gone; the watcher notices within a poll and stands down.
+    drop(streams);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let seq = v["next_after"].as_i64().unwrap();
+    let mut late = EventReader::open(
+        &format!("{}/v1/changes/stream?after={seq}", reg.url()),
+        None,
+    )
+    .await;
+    assert_eq!(late.drain(Duration::from_millis(300)).await, vec![]);
+    s.update_json(&p.page_paths[0], |v| {
+        let e = &mut v["coverage_entries"][0];
+        e["name"] = "A (renamed)".into();
+        e["updated"] = "2025-01-01T00:00:00Z".into();
+    });
+    reg.crawler.run("test", &[]).await.unwrap();
+    let v = feed(seq).await;
+    let rows = v["changes"].as_array().unwrap().clone();
+    assert!(
+        entity_ops(&v).contains(&("entry".to_owned(), "updated".to_owned())),
+        "{v}"
+    );
+    let got = late.drain(Duration::from_millis(2500)).await;
+    assert_eq!(got.into_iter().map(|(_, d)| d).collect::<Vec<_>>(), rows);
+    drop(late);
+    reg.shutdown().await.unwrap();
+    s.shutdown().await;
+}
+
 both_backends!(
     a_dead_workers_hosts_are_taken_over,
     change_feed_lists_exactly_the_mutations,
+    change_streams_share_one_watcher,
     crawl_runs_and_metrics_endpoints
 );

@@ -153,11 +153,10 @@ pub async fn changes(
     ))
 }
 
-/// Open change streams per process: each one polls the change log while it is idle.
+/// Open change streams per process. Idle streams cost no queries (they wait on the
+/// process's change watcher, `AppState::change_seq`); the cap bounds the connections and
+/// the catch-up reads when many streams wake at once.
 const MAX_STREAMS: usize = 256;
-/// How often an idle stream looks for new changes (it also wakes when this process swaps
-/// in a new index, i.e. right after a commit it heard of).
-const STREAM_POLL: Duration = Duration::from_secs(1);
 /// Rows read per query while a stream catches up.
 const STREAM_BATCH: i64 = 500;
 
@@ -202,13 +201,11 @@ pub async fn changes_stream(
         .try_acquire_owned()
         .map_err(|_| ApiError::Unavailable("too many open change streams; retry later".into()))?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Event>(64);
-    let wake = state.index_swapped();
+    let mut newest = state.change_seq();
     tokio::spawn(async move {
         let _slot = slot;
         let mut after = after;
         loop {
-            // Armed before the read, so a swap between the read and the wait is not missed.
-            let swapped = wake.notified();
             let rows = match state.store.changes_after(after, STREAM_BATCH).await {
                 Ok(rows) => rows,
                 Err(e) => {
@@ -231,9 +228,15 @@ pub async fn changes_stream(
             if full {
                 continue;
             }
+            // Sleep until the log holds a row past the last one sent. A row committed
+            // after the read above has a larger `seq` than any it returned (seq order is
+            // commit order, `store::commit`), so the wait cannot miss it.
             tokio::select! {
-                _ = swapped => {}
-                _ = tokio::time::sleep(STREAM_POLL) => {}
+                r = newest.wait_for(|&seq| seq > after) => {
+                    if r.is_err() {
+                        return; // the state is gone: the server is shutting down
+                    }
+                }
                 _ = tx.closed() => return,
             }
         }

@@ -1,7 +1,8 @@
 //! Shared state of the API: the store, the in-memory index (swapped atomically), config.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
@@ -20,9 +21,17 @@ pub struct AppState {
     index_built_ms: Arc<AtomicI64>,
     /// Bumped on every swap; part of the search responses' ETag.
     index_generation: Arc<AtomicI64>,
-    /// Woken on every swap (change streams read the change log then).
+    /// Woken on every swap (the change watcher reads the change log then).
     index_swapped: Arc<tokio::sync::Notify>,
+    /// The newest change-log `seq` this process has seen, while change streams are open.
+    change_seq: Arc<tokio::sync::watch::Sender<i64>>,
+    /// Whether the task that keeps `change_seq` current is running.
+    change_watcher: Arc<AtomicBool>,
 }
+
+/// How often the change watcher reads the newest `seq` while streams are open (it also
+/// reads it right after each index swap, i.e. right after a commit this process heard of).
+const CHANGE_POLL: Duration = Duration::from_secs(1);
 
 impl AppState {
     pub fn new(store: Store, config: Arc<Config>, crawler: Option<Arc<Crawler>>) -> AppState {
@@ -34,6 +43,8 @@ impl AppState {
             index_built_ms: Arc::new(AtomicI64::new(0)),
             index_generation: Arc::new(AtomicI64::new(0)),
             index_swapped: Arc::new(tokio::sync::Notify::new()),
+            change_seq: Arc::new(tokio::sync::watch::channel(0).0),
+            change_watcher: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -47,9 +58,25 @@ impl AppState {
         self.index_generation.load(Ordering::Acquire)
     }
 
-    /// Notified whenever a new index is swapped in.
-    pub fn index_swapped(&self) -> Arc<tokio::sync::Notify> {
-        self.index_swapped.clone()
+    /// The newest change-log `seq`, for a change stream to wait on. One watcher task per
+    /// process reads it (after each index swap, and every second) and only while someone
+    /// holds a receiver: idle streams cost no queries, and a thousand of them cost what one
+    /// does. The task starts with the first receiver and ends after the last is dropped.
+    pub fn change_seq(&self) -> tokio::sync::watch::Receiver<i64> {
+        let rx = self.change_seq.subscribe();
+        if self
+            .change_watcher
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            tokio::spawn(watch_changes(
+                self.store.clone(),
+                self.change_seq.clone(),
+                self.index_swapped.clone(),
+                self.change_watcher.clone(),
+            ));
+        }
+        rx
     }
 
     pub fn index_built_ms(&self) -> i64 {
@@ -100,6 +127,48 @@ impl AppState {
         self.index_generation.fetch_add(1, Ordering::AcqRel);
         self.index_swapped.notify_waiters();
         n
+    }
+}
+
+/// Keep `seq` at the change log's newest `seq` while it has receivers; see
+/// [`AppState::change_seq`].
+async fn watch_changes(
+    store: Store,
+    seq: Arc<tokio::sync::watch::Sender<i64>>,
+    swapped: Arc<tokio::sync::Notify>,
+    running: Arc<AtomicBool>,
+) {
+    loop {
+        // Armed before the read, so a swap during the read is not missed.
+        let woken = swapped.notified();
+        if seq.receiver_count() == 0 {
+            // Stand down, unless a receiver arrived after the count was read and found the
+            // flag still set (it then relies on this task going on).
+            running.store(false, Ordering::Release);
+            if seq.receiver_count() == 0
+                || running
+                    .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+                    .is_err()
+            {
+                return;
+            }
+        }
+        match store.max_change_seq().await {
+            Ok(newest) => {
+                seq.send_if_modified(|v| {
+                    let newer = newest > *v;
+                    if newer {
+                        *v = newest;
+                    }
+                    newer
+                });
+            }
+            Err(e) => tracing::warn!(error = %e, "change watcher: reading the change log failed"),
+        }
+        tokio::select! {
+            _ = woken => {}
+            _ = tokio::time::sleep(CHANGE_POLL) => {}
+        }
     }
 }
 
