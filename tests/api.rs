@@ -2,10 +2,8 @@
 
 mod common;
 
-use cds_registry::app;
-use cds_registry::fixtures::web::{names, FixtureWeb};
-use cds_registry::seeds::Seed;
-use common::{test_config, Backend, TestDb};
+use cds_registry::fixtures::web::names;
+use common::{crawled_fixture_web, start_registry, test_config, Backend, TestDb};
 use serde_json::{json, Value};
 
 async fn get(client: &reqwest::Client, url: String) -> (u16, String, Value) {
@@ -20,14 +18,7 @@ async fn get(client: &reqwest::Client, url: String) -> (u16, String, Value) {
 }
 
 async fn read_endpoints_after_a_crawl(backend: Backend) {
-    let web = FixtureWeb::start().await.unwrap();
-    let db = TestDb::new(backend).await;
-    let cfg = test_config(&db, web.allow_http());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let reg = app::start(cfg, listener, false).await.unwrap();
-    let seeds: Vec<Seed> = web.seeds().into_iter().map(Seed::Host).collect();
-    reg.state.store.add_hosts(&seeds, "seed").await.unwrap();
-    reg.crawler.run("test", &[]).await.unwrap();
+    let (web, _db, reg) = crawled_fixture_web(backend).await;
     let base = reg.url();
     let c = reqwest::Client::new();
 
@@ -115,8 +106,7 @@ async fn read_endpoints_after_a_crawl(backend: Backend) {
 async fn admin_writes_need_the_token(backend: Backend) {
     let db = TestDb::new(backend).await;
     let cfg = test_config(&db, vec![]);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let reg = app::start(cfg, listener, false).await.unwrap();
+    let reg = start_registry(cfg).await;
     let base = reg.url();
     let c = reqwest::Client::new();
     let body = json!({"host": "new-utility.example"});
@@ -179,8 +169,7 @@ async fn admin_writes_need_the_token(backend: Backend) {
     // No token configured: writes are disabled, not open.
     let mut cfg = test_config(&db, vec![]);
     cfg.admin_token = None;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let reg = app::start(cfg, listener, false).await.unwrap();
+    let reg = start_registry(cfg).await;
     let r = c
         .post(format!("{}/v1/hosts", reg.url()))
         .bearer_auth("anything")

@@ -8,11 +8,10 @@ use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use cds_registry::app;
 use cds_registry::fixtures::web::{names, FixtureWeb};
 use cds_registry::seeds::Seed;
 use cds_registry::store::Store;
-use common::{postgres_admin_url, test_config, Backend, TestDb};
+use common::{crawled_fixture_web, postgres_admin_url, test_config, Backend, TestDb};
 use sqlx::Connection;
 
 /// server name → sorted entry names.
@@ -146,15 +145,7 @@ both_backends!(a_killed_crawl_leaves_the_last_committed_state);
 /// server database can do to a test without touching the others.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_answers_from_memory_while_the_database_is_down() {
-    let web = FixtureWeb::start().await.unwrap();
-    let db = TestDb::new(Backend::Postgres).await;
-    let cfg = test_config(&db, web.allow_http());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let reg = app::start(cfg, listener, false).await.unwrap();
-    let seeds: Vec<Seed> = web.seeds().into_iter().map(Seed::Host).collect();
-    reg.state.store.add_hosts(&seeds, "seed").await.unwrap();
-    reg.crawler.run("test", &[]).await.unwrap();
-    reg.state.reload_index().await.unwrap();
+    let (web, db, reg) = crawled_fixture_web(Backend::Postgres).await;
     let c = reqwest::Client::new();
     let p = web.expected().point("06053").cloned().unwrap();
     let lookup = format!("{}/v1/lookup?lat={}&lon={}", reg.url(), p.lat, p.lon);

@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
-use cds_registry::app::{self, Running};
+use cds_registry::app::Running;
 use cds_registry::cds::WELL_KNOWN_PATH;
 use cds_registry::fixtures::web::{names, FixtureWeb};
 use cds_registry::fixtures::{
@@ -16,7 +16,7 @@ use cds_registry::fixtures::{
 };
 use cds_registry::seeds::Seed;
 use cds_registry::store::ServerRow;
-use common::{test_config, Backend, TestDb};
+use common::{start_registry, test_config, Backend, TestDb};
 use serde_json::{json, Value};
 
 both_backends!(
@@ -38,8 +38,7 @@ struct Env {
 async fn registry(backend: Backend, allow_http: Vec<String>) -> Env {
     let db = TestDb::new(backend).await;
     let cfg = test_config(&db, allow_http);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let reg = app::start(cfg, listener, false).await.unwrap();
+    let reg = start_registry(cfg).await;
     Env {
         reg,
         c: reqwest::Client::new(),

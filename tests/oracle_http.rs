@@ -9,11 +9,10 @@ use std::collections::{BTreeSet, HashMap};
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
-use cds_registry::app;
 use cds_registry::fixtures::feature_utility::start_feature_utility;
 use cds_registry::seeds::Seed;
 use cds_registry::territory::parse_territory;
-use common::{test_config, Backend, TestDb};
+use common::{start_registry, test_config, Backend, TestDb};
 use geo::{Distance, Euclidean, MultiPolygon, Point};
 use serde_json::{json, Value};
 
@@ -80,8 +79,7 @@ async fn http_lookup_matches_the_geos_oracle(backend: Backend) {
     assert_eq!(n, 3231);
     let db = TestDb::new(backend).await;
     let cfg = test_config(&db, vec![utility.host()]);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let reg = app::start(cfg, listener, false).await.unwrap();
+    let reg = start_registry(cfg).await;
     reg.state
         .store
         .add_hosts(&[Seed::Host(utility.host())], "seed")

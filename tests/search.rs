@@ -4,10 +4,9 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use cds_registry::app::{self, Running};
+use cds_registry::app::Running;
 use cds_registry::fixtures::web::{names, FixtureWeb, UNCOVERED_FIPS};
-use cds_registry::seeds::Seed;
-use common::{test_config, Backend, TestDb};
+use common::{crawled_fixture_web, Backend, TestDb};
 use serde_json::{json, Value};
 
 struct Env {
@@ -18,16 +17,7 @@ struct Env {
 }
 
 async fn env(backend: Backend) -> Env {
-    let web = FixtureWeb::start().await.unwrap();
-    let db = TestDb::new(backend).await;
-    let cfg = test_config(&db, web.allow_http());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let reg = app::start(cfg, listener, false).await.unwrap();
-    let seeds: Vec<Seed> = web.seeds().into_iter().map(Seed::Host).collect();
-    reg.state.store.add_hosts(&seeds, "seed").await.unwrap();
-    reg.crawler.run("test", &[]).await.unwrap();
-    // The crawl's commit callback reloads the index in the background; make it certain.
-    reg.state.reload_index().await.unwrap();
+    let (web, db, reg) = crawled_fixture_web(backend).await;
     Env {
         web,
         reg,

@@ -16,7 +16,7 @@ use cds_registry::fixtures::utility::{publish, EntrySpec, UtilitySpec};
 use cds_registry::fixtures::FixtureServer;
 use cds_registry::seeds::Seed;
 use cds_registry::store::Store;
-use common::{test_config, Backend, TestDb};
+use common::{start_registry, test_config, Backend, TestDb};
 use serde_json::{json, Value};
 
 /// `n` small utilities on loopback (metadata only), each answering after `delay`.
@@ -46,11 +46,9 @@ async fn seeded(
     (db, cfg, store)
 }
 
-/// A registry (role `all`, no background tasks: the test drives the crawls) on loopback,
-/// with `host` seeded.
+/// [`start_registry`] with `host` seeded.
 async fn start_seeded(cfg: cds_registry::config::Config, host: String) -> app::Running {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let reg = app::start(cfg, listener, false).await.unwrap();
+    let reg = start_registry(cfg).await;
     reg.state
         .store
         .add_hosts(&[Seed::Host(host)], "seed")

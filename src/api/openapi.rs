@@ -321,14 +321,7 @@ mod tests {
         use tower::ServiceExt;
 
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        let store = crate::store::Store::open(&url, 1).await.unwrap();
-        let state = AppState::new(
-            store,
-            std::sync::Arc::new(crate::config::Config::default()),
-            None,
-        );
-        let app = super::super::router(state);
+        let app = super::super::router(AppState::empty_for_tests(dir.path()).await);
         for (method, path) in ROUTES {
             let uri = path.replace("{id}", "1");
             let req = Request::builder()

@@ -48,6 +48,15 @@ impl AppState {
         }
     }
 
+    /// A state over a fresh SQLite file in `dir`, default configuration, no crawler: for
+    /// unit tests of the router.
+    #[cfg(test)]
+    pub async fn empty_for_tests(dir: &std::path::Path) -> AppState {
+        let url = format!("sqlite://{}", dir.join("t.db").display());
+        let store = Store::open(&url, 1).await.unwrap();
+        AppState::new(store, Arc::new(Config::default()), None)
+    }
+
     /// The current index. Readers hold their snapshot for the whole request, so a swap in
     /// the middle never shows them half an update.
     pub fn index(&self) -> Arc<SearchIndex> {

@@ -4,7 +4,10 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use cds_registry::app::{self, Running};
 use cds_registry::config::Config;
+use cds_registry::fixtures::web::FixtureWeb;
+use cds_registry::seeds::Seed;
 use cds_registry::store::Store;
 use sqlx::Connection;
 
@@ -100,6 +103,27 @@ pub fn test_config(db: &TestDb, allow_http: Vec<String>) -> Config {
     c.crawl.total_timeout_ms = 5_000;
     c.crawl.concurrency = 8;
     c
+}
+
+/// A registry with role `all` on a loopback port, without background tasks: the test
+/// drives the crawls.
+pub async fn start_registry(cfg: Config) -> Running {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    app::start(cfg, listener, false).await.unwrap()
+}
+
+/// The standard fixture web seeded and crawled once into a fresh registry on `backend`.
+/// The index is reloaded before returning (the crawl's commit callback would do it in the
+/// background), so searches see the crawl.
+pub async fn crawled_fixture_web(backend: Backend) -> (FixtureWeb, TestDb, Running) {
+    let web = FixtureWeb::start().await.unwrap();
+    let db = TestDb::new(backend).await;
+    let reg = start_registry(test_config(&db, web.allow_http())).await;
+    let seeds: Vec<Seed> = web.seeds().into_iter().map(Seed::Host).collect();
+    reg.state.store.add_hosts(&seeds, "seed").await.unwrap();
+    reg.crawler.run("test", &[]).await.unwrap();
+    reg.state.reload_index().await.unwrap();
+    (web, db, reg)
 }
 
 /// Generate one `#[tokio::test]` per backend from an `async fn(Backend)`.
