@@ -5,12 +5,10 @@
 
 use std::hint::black_box;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cds_registry::cds::CoverageEntry;
+use cds_registry::fixtures::counties::county_index_entries;
 use cds_registry::index::{Filter, IndexEntry, SearchIndex};
-use cds_registry::territory::parse_territory;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
@@ -20,36 +18,7 @@ fn county_entries() -> Vec<IndexEntry> {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/us-counties-10m.geojson");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let doc: Value = serde_json::from_str(&text).expect("counties GeoJSON");
-    doc["features"]
-        .as_array()
-        .expect("features")
-        .iter()
-        .map(|f| {
-            let fips = f["id"].as_str().expect("FIPS id").to_owned();
-            let territory = parse_territory(f, &fips).0.expect("county territory");
-            let key: i64 = fips.parse().expect("numeric FIPS");
-            IndexEntry {
-                key,
-                server_id: 1,
-                server_url: String::new(),
-                server_name: String::new(),
-                entry: CoverageEntry {
-                    id: fips,
-                    entity_name: f["properties"]["name"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_owned(),
-                    country: "US".into(),
-                    role: "official".into(),
-                    ..CoverageEntry::default()
-                },
-                territory_id: Some(key),
-                territory: Some(Arc::new(territory.geometry)),
-                scopes: vec![],
-                oauth: None,
-            }
-        })
-        .collect()
+    county_index_entries(&doc).expect("county entries")
 }
 
 /// Uniform points in the contiguous-US box of the oracle (lon -125..-66, lat 24..50).
@@ -159,14 +128,14 @@ fn benches(c: &mut Criterion) {
             b.iter(|| idx.lookup_batch(black_box(&pts), &none))
         });
     }
-    let official = Filter {
-        role: vec!["official".into()],
+    let authoritative = Filter {
+        role: vec!["authoritative".into()],
         ..Filter::default()
     };
     let pts = us_points(100_000, 13);
     group.throughput(Throughput::Elements(pts.len() as u64));
     group.bench_function("csr-filtered/100000", |b| {
-        b.iter(|| idx.lookup_batch_csr(black_box(&pts), &official))
+        b.iter(|| idx.lookup_batch_csr(black_box(&pts), &authoritative))
     });
     group.finish();
 }

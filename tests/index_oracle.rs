@@ -5,11 +5,9 @@
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::sync::Arc;
 
-use cds_registry::cds::CoverageEntry;
+use cds_registry::fixtures::counties::county_index_entries;
 use cds_registry::index::{Filter, IndexEntry, SearchIndex};
-use cds_registry::territory::parse_territory;
 use geo::{Distance, Euclidean, MultiPolygon, Point};
 use serde_json::Value;
 
@@ -31,43 +29,9 @@ fn read(name: &str) -> String {
 fn county_entries() -> Vec<IndexEntry> {
     let doc: Value =
         serde_json::from_str(&read("us-counties-10m.geojson")).expect("counties GeoJSON parses");
-    let features = doc["features"].as_array().expect("a FeatureCollection");
-    assert_eq!(features.len(), 3231, "unexpected county file");
-    features
-        .iter()
-        .map(|f| {
-            let fips = f["id"]
-                .as_str()
-                .expect("feature id is a FIPS string")
-                .to_owned();
-            let (territory, _findings) = parse_territory(f, &fips);
-            let territory =
-                territory.unwrap_or_else(|| panic!("county {fips} has no usable territory"));
-            let key: i64 = fips.parse().expect("numeric FIPS");
-            IndexEntry {
-                key,
-                server_id: 1,
-                server_url: "https://counties.example/.well-known/cds-server-metadata.json".into(),
-                server_name: "US counties".into(),
-                entry: CoverageEntry {
-                    id: fips.clone(),
-                    entity_name: f["properties"]["name"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_owned(),
-                    country: "US".into(),
-                    name: fips,
-                    kind: "service_territory".into(),
-                    role: "official".into(),
-                    ..CoverageEntry::default()
-                },
-                territory_id: Some(key),
-                territory: Some(Arc::new(territory.geometry)),
-                scopes: vec![],
-                oauth: None,
-            }
-        })
-        .collect()
+    let entries = county_index_entries(&doc).expect("every county has a territory");
+    assert_eq!(entries.len(), 3231, "unexpected county file");
+    entries
 }
 
 struct OraclePoint {

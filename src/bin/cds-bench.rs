@@ -29,10 +29,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use cds_registry::cds::CoverageEntry;
+use cds_registry::fixtures::counties::county_index_entries;
 use cds_registry::fixtures::feature_utility::start_feature_utility;
 use cds_registry::index::{Filter, IndexEntry, SearchIndex};
-use cds_registry::territory::parse_territory;
 use clap::{Parser, Subcommand};
 use geo::{Distance, Euclidean, MultiPolygon, Point};
 use rand::{Rng, SeedableRng};
@@ -175,38 +174,11 @@ type Shapes = HashMap<String, MultiPolygon<f64>>;
 
 /// The counties as index entries, keyed by their numeric FIPS code, and their shapes.
 fn county_entries(counties: &Value) -> Result<(Vec<IndexEntry>, Shapes)> {
-    let mut entries = Vec::new();
-    let mut shapes = HashMap::new();
-    for f in features(counties) {
-        let fips = feature_id(f)?;
-        let territory = parse_territory(f, &fips)
-            .0
-            .ok_or_else(|| anyhow!("county {fips}: no territory"))?;
-        let key: i64 = fips.parse().with_context(|| format!("FIPS {fips}"))?;
-        shapes.insert(fips.clone(), territory.geometry.clone());
-        entries.push(IndexEntry {
-            key,
-            server_id: 1,
-            server_url: String::new(),
-            server_name: "US Counties Power".into(),
-            entry: CoverageEntry {
-                id: fips,
-                entity_name: "US Counties Power".into(),
-                name: f["properties"]["name"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned(),
-                country: "US".into(),
-                role: "authoritative".into(),
-                kind: "geographic".into(),
-                ..CoverageEntry::default()
-            },
-            territory_id: Some(key),
-            territory: Some(Arc::new(territory.geometry)),
-            scopes: vec![],
-            oauth: None,
-        });
-    }
+    let entries = county_index_entries(counties)?;
+    let shapes = entries
+        .iter()
+        .filter_map(|e| Some((e.entry.id.clone(), (**e.territory.as_ref()?).clone())))
+        .collect();
     Ok((entries, shapes))
 }
 
