@@ -234,7 +234,7 @@ pub async fn changes_stream(
             tokio::select! {
                 r = newest.wait_for(|&seq| seq > after) => {
                     if r.is_err() {
-                        return; // the state is gone: the server is shutting down
+                        return; // the watch's sender is gone (not while `state` lives)
                     }
                 }
                 _ = tx.closed() => return,

@@ -136,11 +136,11 @@ struct Limits {
     max_redirects: usize,
 }
 
-/// The crawler's HTTP client. Cheap to clone.
 /// How long a fetched host's connection stays pooled: longer than the local work between
 /// two of its documents (parsing and validating one page), much shorter than a run.
 const POOL_IDLE: Duration = Duration::from_secs(2);
 
+/// The crawler's HTTP client. Cheap to clone.
 #[derive(Clone)]
 pub struct Fetcher {
     client: reqwest::Client,
