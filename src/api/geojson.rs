@@ -201,7 +201,7 @@ fn simplify_param(raw: Option<&str>) -> Result<f64, ApiError> {
 #[utoipa::path(get, path = "/v1/export", tag = "search",
     params(("format" = Option<String>, Query, description = "`geojson` (FeatureCollection, default) or `ndjson` (one Feature per line)"),
            ("simplify" = Option<f64>, Query, description = "tolerance in degrees"),
-           super::search::SearchQuery),
+           super::search::FilterQuery, super::search::NearQuery),
     responses((status = 200, description = "GeoJSON FeatureCollection or NDJSON")))]
 pub async fn export(State(state): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<Response> {
     let p = params::parse(raw.as_deref(), &["format", "simplify"])?;

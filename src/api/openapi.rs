@@ -60,7 +60,7 @@ use super::AppState;
         super::search::Entity,
         super::search::EntitiesPage,
         super::search::LookupResult,
-        super::search::BatchRequest,
+        super::search::BatchRequestDoc,
         super::search::BatchResult,
         super::search::FacetsResult,
         super::search::FacetCount,
@@ -245,6 +245,67 @@ mod tests {
             names,
             BTreeSet::from(["severity", "rule", "server", "cursor", "limit"])
         );
+    }
+
+    /// Each search operation documents the query keys its handler accepts (`params::parse`
+    /// and its extra keys) and no others, so a client built from the document is not
+    /// refused: `GET /v1/lookup` requires its point, `POST /v1/lookup` takes its points in
+    /// the body (exactly one of `points` or `geometry`), only the listings page.
+    #[test]
+    fn search_operations_document_the_keys_their_handlers_accept() {
+        let doc = doc();
+        let params = |method: &str, path: &str| -> BTreeSet<(String, bool)> {
+            doc["paths"][path][method]["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| {
+                    (
+                        p["name"].as_str().unwrap().to_owned(),
+                        p["required"].as_bool().unwrap_or(false),
+                    )
+                })
+                .collect()
+        };
+        // The parser's own list, without the point (documented per operation below).
+        let filters: Vec<&str> = crate::api::params::FILTER_NAMES
+            .iter()
+            .copied()
+            .filter(|k| *k != "lat" && *k != "lon")
+            .collect();
+        let with = |extra: &[(&str, bool)]| -> BTreeSet<(String, bool)> {
+            filters
+                .iter()
+                .map(|f| (f.to_string(), false))
+                .chain(extra.iter().map(|(k, r)| (k.to_string(), *r)))
+                .collect()
+        };
+        let near = [("lat", false), ("lon", false)];
+        let paged = [
+            ("lat", false),
+            ("lon", false),
+            ("limit", false),
+            ("cursor", false),
+        ];
+        assert_eq!(
+            params("get", "/v1/lookup"),
+            with(&[("lat", true), ("lon", true)])
+        );
+        assert_eq!(params("post", "/v1/lookup"), with(&[]));
+        assert_eq!(params("get", "/v1/entities"), with(&paged));
+        assert_eq!(params("get", "/v1/coverage"), with(&paged));
+        assert_eq!(params("get", "/v1/facets"), with(&near));
+        let export = [near.as_slice(), &[("format", false), ("simplify", false)]].concat();
+        assert_eq!(params("get", "/v1/export"), with(&export));
+
+        let body = component(&doc, "BatchRequest");
+        let required: BTreeSet<&str> = body["oneOf"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["required"][0].as_str().unwrap())
+            .collect();
+        assert_eq!(required, BTreeSet::from(["points", "geometry"]));
     }
 
     /// The routes the `src/api` files declare with `.route("PATH", get(..).post(..))`, read

@@ -150,7 +150,7 @@ pub struct CoveragePage {
 
 /// `GET /v1/coverage`: one row per matching coverage entry, by registry id.
 #[utoipa::path(get, path = "/v1/coverage", tag = "search",
-    params(SearchQuery),
+    params(FilterQuery, NearQuery, PageQuery),
     responses((status = 200, body = CoveragePage), (status = 400, description = "bad parameter", content_type = "application/problem+json")))]
 pub async fn coverage(
     State(state): State<AppState>,
@@ -206,7 +206,7 @@ pub struct EntitiesPage {
 
 /// `GET /v1/entities`: the covered entities with their matching entries.
 #[utoipa::path(get, path = "/v1/entities", tag = "search",
-    params(SearchQuery),
+    params(FilterQuery, NearQuery, PageQuery),
     responses((status = 200, body = EntitiesPage), (status = 400, description = "bad parameter", content_type = "application/problem+json")))]
 pub async fn entities(
     State(state): State<AppState>,
@@ -272,7 +272,7 @@ pub struct LookupResult {
 
 /// `GET /v1/lookup?lat=&lon=`: who serves this point.
 #[utoipa::path(get, path = "/v1/lookup", tag = "search",
-    params(SearchQuery),
+    params(PointQuery, FilterQuery),
     responses((status = 200, body = LookupResult), (status = 400, description = "missing or bad lat/lon", content_type = "application/problem+json")))]
 pub async fn lookup(
     State(state): State<AppState>,
@@ -327,8 +327,9 @@ pub fn lookup_body(index: &SearchIndex, point: [f64; 2], hits: &[usize]) -> Stri
 }
 
 /// Body of `POST /v1/lookup`: many points, or one GeoJSON geometry. Filters go in the
-/// query string, as for `GET`.
-#[derive(Debug, Deserialize, ToSchema)]
+/// query string, as for `GET`. Documented as [`BatchRequestDoc`], which says that exactly
+/// one of the two is required.
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BatchRequest {
     /// `[[lon, lat], ...]`, up to 100,000 points.
@@ -336,8 +337,27 @@ pub struct BatchRequest {
     pub points: Option<Vec<[f64; 2]>>,
     /// A GeoJSON Geometry (or Feature): entries whose territory intersects it.
     #[serde(default)]
-    #[schema(value_type = Object)]
     pub geometry: Option<Value>,
+}
+
+/// Either `points` or `geometry`, not both.
+// The documented shape of the body; `BatchRequest` reads it and names the rule a body
+// breaks (an untagged enum would only say that no variant matched).
+#[derive(Deserialize, ToSchema)]
+#[serde(untagged)]
+#[schema(as = BatchRequest)]
+#[allow(dead_code)]
+pub enum BatchRequestDoc {
+    Points {
+        /// `[[lon, lat], ...]`, 1 to 100,000 points, WGS 84 degrees.
+        #[schema(min_items = 1, max_items = 100000)]
+        points: Vec<[f64; 2]>,
+    },
+    Geometry {
+        /// A GeoJSON Geometry (or Feature): entries whose territory intersects it.
+        #[schema(value_type = Object)]
+        geometry: Value,
+    },
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -351,8 +371,8 @@ pub struct BatchResult {
 
 /// `POST /v1/lookup`: a batch of points in one pass, or a geometry.
 #[utoipa::path(post, path = "/v1/lookup", tag = "search",
-    params(SearchQuery),
-    request_body = BatchRequest,
+    params(FilterQuery),
+    request_body = BatchRequestDoc,
     responses((status = 200, body = BatchResult), (status = 400, description = "bad body or parameter", content_type = "application/problem+json")))]
 pub async fn lookup_batch(
     State(state): State<AppState>,
@@ -460,7 +480,7 @@ fn counts(v: Vec<(String, usize)>) -> Vec<FacetCount> {
 
 /// `GET /v1/facets`: entry counts per field value under the filters.
 #[utoipa::path(get, path = "/v1/facets", tag = "search",
-    params(SearchQuery),
+    params(FilterQuery, NearQuery),
     responses((status = 200, body = FacetsResult), (status = 400, description = "bad parameter", content_type = "application/problem+json")))]
 pub async fn facets(
     State(state): State<AppState>,
@@ -495,7 +515,7 @@ pub async fn facets(
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
-pub struct SearchQuery {
+pub struct FilterQuery {
     /// ISO 3166-1 alpha-2 codes, comma-separated (OR).
     country: Option<String>,
     /// e.g. `electricity,natural_gas`.
@@ -513,16 +533,46 @@ pub struct SearchQuery {
     scope: Option<String>,
     /// Text in entity or area names (case- and accent-insensitive).
     q: Option<String>,
-    /// Latitude, -90..90 (with `lon`).
-    lat: Option<f64>,
-    /// Longitude, -180..180 (with `lat`).
-    lon: Option<f64>,
     /// `minLon,minLat,maxLon,maxLat`.
     bbox: Option<String>,
+}
+
+/// An optional point filter (documentation only).
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct NearQuery {
+    /// Latitude (with `lon`): entries whose territory contains the point.
+    #[param(minimum = -90, maximum = 90)]
+    lat: Option<f64>,
+    /// Longitude (with `lat`).
+    #[param(minimum = -180, maximum = 180)]
+    lon: Option<f64>,
+}
+
+/// Paging of the listing endpoints (documentation only).
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct PageQuery {
     /// Page size (entities ≤ 500, coverage ≤ 1000).
+    #[param(minimum = 1)]
     limit: Option<usize>,
     /// Opaque cursor from `next_cursor`.
     cursor: Option<String>,
+}
+
+/// The point of `GET /v1/lookup`: both required (documentation only).
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct PointQuery {
+    /// Latitude, WGS 84 degrees.
+    #[param(minimum = -90, maximum = 90)]
+    lat: f64,
+    /// Longitude, WGS 84 degrees.
+    #[param(minimum = -180, maximum = 180)]
+    lon: f64,
 }
 
 #[cfg(test)]
