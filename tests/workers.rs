@@ -118,8 +118,8 @@ impl EventReader {
     }
 }
 
-/// (entity, op) of each row of a `/v1/changes` page.
-fn entity_ops(page: &Value) -> Vec<(String, String)> {
+/// (entity, op, ref) of each row of a `/v1/changes` page.
+fn change_rows(page: &Value) -> Vec<(String, String, String)> {
     page["changes"]
         .as_array()
         .unwrap()
@@ -128,8 +128,17 @@ fn entity_ops(page: &Value) -> Vec<(String, String)> {
             (
                 c["entity"].as_str().unwrap().into(),
                 c["op"].as_str().unwrap().into(),
+                c["ref"].as_str().unwrap().into(),
             )
         })
+        .collect()
+}
+
+/// (entity, op) of each row of a `/v1/changes` page.
+fn entity_ops(page: &Value) -> Vec<(String, String)> {
+    change_rows(page)
+        .into_iter()
+        .map(|(entity, op, _)| (entity, op))
         .collect()
 }
 
@@ -297,18 +306,7 @@ async fn change_feed_lists_exactly_the_mutations(backend: Backend) {
     });
     reg.crawler.run("test", &[]).await.unwrap();
     let v = feed(seq).await;
-    let mut got: Vec<(String, String, String)> = v["changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            (
-                c["entity"].as_str().unwrap().into(),
-                c["op"].as_str().unwrap().into(),
-                c["ref"].as_str().unwrap().into(),
-            )
-        })
-        .collect();
+    let mut got = change_rows(&v);
     got.sort();
     let url = p.metadata_url.clone();
     let mut want = vec![
