@@ -1,15 +1,30 @@
 # Build: docker build -t cds-registry .   (used by docker-compose.yml)
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
+# 1. Dependencies only, from the manifest and lock file with stub sources, so a change to
+#    our code reuses this layer instead of recompiling every crate.
+COPY Cargo.toml Cargo.lock ./
+RUN mkdir -p src/bin benches \
+    && echo 'fn main() {}' > src/main.rs \
+    && touch src/lib.rs \
+    && for f in src/bin/cds-bench.rs src/bin/crawl-scale.rs benches/index.rs benches/cross.rs; do \
+         echo 'fn main() {}' > "$f"; done \
+    && cargo build --release --locked --bin cds-registry \
+    && rm -rf src benches
+# 2. The registry itself.
 COPY . .
-RUN cargo build --release --bin cds-registry
+RUN touch src/lib.rs src/main.rs && cargo build --release --locked --bin cds-registry
 
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl \
-    && rm -rf /var/lib/apt/lists/*
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --home-dir /srv --shell /usr/sbin/nologin cds
 COPY --from=build /src/target/release/cds-registry /usr/local/bin/cds-registry
 COPY seeds /srv/seeds
+RUN mkdir -p /srv/data && chown -R cds:cds /srv/data
 WORKDIR /srv
+# Not root: the registry needs no privilege (it listens on 8080 and writes only /srv/data).
+USER cds
 ENV CDS_REGISTRY_LISTEN=0.0.0.0:8080
 EXPOSE 8080
 ENTRYPOINT ["cds-registry"]

@@ -30,8 +30,13 @@ PGHOST=${PGHOST:-127.0.0.1}
 PGPORT=${PGPORT:-5432}
 PGUSER=${PGUSER:-postgres}
 BENCH_DB=${BENCH_DB:-cds_bench}
-COUNTIES=${COUNTIES:-$ROOT/../shared/data/us-counties-10m.geojson}
 WORK=$ROOT/target/bench
+# The vendored counties (tests/data/README.md), decompressed once into the scratch dir.
+if [ -z "${COUNTIES:-}" ]; then
+  mkdir -p "$WORK"
+  COUNTIES=$WORK/us-counties-10m.geojson
+  [ -f "$COUNTIES" ] || gzip -dc "$ROOT/tests/data/us-counties-10m.geojson.gz" > "$COUNTIES"
+fi
 VENV=$ROOT/target/bench-venv
 PG_MAJOR=15
 

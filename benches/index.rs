@@ -1,23 +1,19 @@
-//! Search index benchmarks on the 3,231 US counties (shared/data): build time, single
+//! Search index benchmarks on the 3,231 US counties (tests/data): build time, single
 //! lookup latency (with p50/p99 printed), batch throughput in points per second.
 //!
 //! `cargo bench --bench index` (add `-- --quick` for a short run).
 
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use cds_registry::fixtures::counties::county_index_entries;
+use cds_registry::fixtures::counties::{county_index_entries, us_counties};
 use cds_registry::index::{Filter, IndexEntry, SearchIndex};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
 
 fn county_entries() -> Vec<IndexEntry> {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/us-counties-10m.geojson");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let doc: Value = serde_json::from_str(&text).expect("counties GeoJSON");
+    let doc: Value = us_counties().expect("counties GeoJSON");
     county_index_entries(&doc).expect("county entries")
 }
 

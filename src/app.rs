@@ -12,18 +12,87 @@ use crate::crawl::{self, Crawler, Progress, RunSummary};
 use crate::seeds;
 use crate::store::Store;
 
+/// Bind the API address; a busy or forbidden address says which and what to do.
+pub async fn bind(addr: std::net::SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        let hint = match e.kind() {
+            std::io::ErrorKind::AddrInUse => {
+                "another process listens there; pick another address with --listen \
+                 (demo) or `listen` / CDS_REGISTRY_LISTEN, e.g. 127.0.0.1:8081, or 127.0.0.1:0 \
+                 for any free port"
+            }
+            std::io::ErrorKind::PermissionDenied => {
+                "ports below 1024 need privileges; use a higher port"
+            }
+            _ => "check the `listen` setting (CDS_REGISTRY_LISTEN, or --listen for the demo)",
+        };
+        anyhow::anyhow!("cannot listen on {addr}: {e}; {hint}")
+    })
+}
+
 /// Open the configured store (migrations applied).
 pub async fn open_store(cfg: &Config) -> anyhow::Result<Store> {
     Ok(Store::open(&cfg.database_url, cfg.database_max_connections).await?)
 }
 
-/// `seed FILE`: add the file's hosts; returns (parsed, newly added).
+/// `seed FILE`: add the file's hosts; returns (parsed, newly added). A file with any bad
+/// line stores nothing (every bad line is named in the error).
 pub async fn seed_file(store: &Store, path: &std::path::Path) -> anyhow::Result<(usize, usize)> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let text = read_seeds_file(path)?;
     let seeds = seeds::parse_seeds(&text)?;
     let added = store.add_hosts(&seeds, "seed").await?;
     Ok((seeds.len(), added))
+}
+
+fn read_seeds_file(path: &std::path::Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))
+}
+
+/// `seed --dry-run FILE`: what each line will crawl, without storing anything. For each
+/// line: the normalised host, the URL tried first, whether `allow_http` / `allow_private`
+/// apply, and whether the host is new, already present, or a repeat of an earlier line.
+pub async fn seed_dry_run(cfg: &Config, path: &std::path::Path) -> anyhow::Result<String> {
+    let text = read_seeds_file(path)?;
+    let lines = seeds::parse_seed_lines(&text).map_err(seeds::SeedErrors)?;
+    let store = open_store(cfg).await?;
+    let present: std::collections::HashSet<String> = store
+        .list_hosts()
+        .await?
+        .into_iter()
+        .map(|h| h.seed)
+        .collect();
+    store.close().await;
+    let guard = crawl::guard::Guard::new(&cfg.crawl.allow_http, &cfg.crawl.allow_private);
+    let mut out = String::new();
+    let (mut new, mut known, mut repeated) = (0, 0, 0);
+    for l in &lines {
+        let status = match l.duplicate_of {
+            Some(first) => {
+                repeated += 1;
+                format!("same host as line {first}")
+            }
+            None if present.contains(l.seed.key()) => {
+                known += 1;
+                "already present".to_owned()
+            }
+            None => {
+                new += 1;
+                "new".to_owned()
+            }
+        };
+        let plan = crawl::host::plan(&l.seed, &guard);
+        out.push_str(&format!(
+            "line {}: {} -> {} ({status})\n    first URL: {}\n    allow_http: {}; allow_private: {}\n",
+            l.line, l.text, plan.host, plan.first_url, plan.http, plan.private
+        ));
+    }
+    out.push_str(&format!(
+        "{} hosts in {}: {new} new, {known} already present, {repeated} repeated lines; dry run, nothing stored",
+        new + known,
+        path.display()
+    ));
+    Ok(out)
 }
 
 /// A progress bar on a terminal, silent elsewhere.
@@ -64,9 +133,38 @@ pub async fn crawl_now(
     hosts: &[String],
     progress: &dyn Progress,
 ) -> anyhow::Result<RunSummary> {
+    let named = seeds::seed_keys(hosts).map_err(|e| anyhow::anyhow!(e))?;
     let store = open_store(cfg).await?;
+    let known: std::collections::HashSet<String> = store
+        .list_hosts()
+        .await?
+        .into_iter()
+        .map(|h| h.seed)
+        .collect();
+    if known.is_empty() {
+        store.close().await;
+        anyhow::bail!(
+            "the database has no hosts to crawl: seed first with `cds-registry seed \
+             seeds/hosts.txt` (one host per line, see that file) or POST /v1/hosts; \
+             `cds-registry demo` shows the registry with fixture data"
+        );
+    }
+    if !named.is_empty() {
+        let unknown: Vec<&String> = named.iter().filter(|k| !known.contains(*k)).collect();
+        if !unknown.is_empty() {
+            store.close().await;
+            anyhow::bail!(
+                "not seeded: {}; add hosts first with `cds-registry seed FILE` or POST /v1/hosts",
+                unknown
+                    .iter()
+                    .map(|k| seeds::display_host(k))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+    }
     let crawler = Crawler::new(store.clone(), cfg.crawl.clone())?;
-    let summary = crawler.run_with_progress("cli", hosts, progress).await?;
+    let summary = crawler.run_with_progress("cli", &named, progress).await?;
     store.close().await;
     Ok(summary)
 }

@@ -153,11 +153,25 @@ impl Default for CrawlConfig {
 }
 
 impl Config {
-    /// Load defaults → optional TOML file → `CDS_REGISTRY_*` environment.
+    /// Load defaults → optional TOML file → `CDS_REGISTRY_*` environment, then check the
+    /// values that only fail later otherwise (the cron schedule).
     pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
-        Self::figment(file)
-            .extract()
-            .map_err(|e| anyhow::anyhow!("configuration error: {e}"))
+        if let Some(path) = file {
+            if !path.is_file() {
+                anyhow::bail!(
+                    "configuration file {} does not exist (--config / CDS_REGISTRY_CONFIG)",
+                    path.display()
+                );
+            }
+        }
+        let cfg: Config = Self::figment(file).extract().map_err(config_error)?;
+        cfg.check()?;
+        Ok(cfg)
+    }
+
+    /// Checks no type can express.
+    pub fn check(&self) -> anyhow::Result<()> {
+        check_schedule(&self.crawl.schedule)
     }
 
     pub fn figment(file: Option<&Path>) -> Figment {
@@ -177,6 +191,40 @@ impl Config {
         self.database_url.starts_with("postgres://")
             || self.database_url.starts_with("postgresql://")
     }
+}
+
+/// The 6-field cron format, for messages.
+pub const CRON_FORMAT: &str = "6 fields, seconds first: `sec min hour day-of-month month \
+day-of-week`, e.g. `0 0 */6 * * *` (every 6 hours) or `0 30 2 * * *` (02:30 every day)";
+
+/// Parse the schedule the way the scheduler will, so a typo fails at start (and in
+/// `migrate`), not at the first tick.
+fn check_schedule(schedule: &str) -> anyhow::Result<()> {
+    tokio_cron_scheduler::Job::new(schedule, |_, _| {})
+        .map(drop)
+        .map_err(|e| anyhow::anyhow!("crawl.schedule {schedule:?} is not a valid cron schedule ({e}); it takes {CRON_FORMAT}"))
+}
+
+/// Every configuration error on its own line, with the key as the operator writes it
+/// (`crawl.concurrency`, not figment's profile-qualified `default.crawl.concurrency`).
+fn config_error(e: figment::Error) -> anyhow::Error {
+    let lines: Vec<String> = e
+        .into_iter()
+        .map(|e| {
+            let key = e.path.join(".");
+            let source = e
+                .metadata
+                .as_ref()
+                .map(|m| format!(" (from {})", m.name))
+                .unwrap_or_default();
+            if key.is_empty() {
+                format!("{}{source}", e.kind)
+            } else {
+                format!("{key}: {}{source}", e.kind)
+            }
+        })
+        .collect();
+    anyhow::anyhow!("configuration error: {}", lines.join("; "))
 }
 
 #[cfg(test)]
@@ -210,7 +258,32 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(e.contains("concurency"), "{e}");
+            assert!(!e.contains("default."), "no figment profile prefix: {e}");
             Ok(())
         });
+    }
+
+    #[test]
+    fn a_bad_schedule_fails_at_load_with_the_format() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("CDS_REGISTRY_CRAWL__SCHEDULE", "0 */6 * * *");
+            let e = Config::load(None).unwrap_err().to_string();
+            assert!(
+                e.contains("crawl.schedule") && e.contains("seconds first"),
+                "{e}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_missing_file_is_one_line() {
+        let e = Config::load(Some(Path::new("/nonexistent/cds.toml")))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("/nonexistent/cds.toml") && !e.contains('\n'),
+            "{e}"
+        );
     }
 }

@@ -2,12 +2,18 @@
 //! fixture utilities on loopback, a registry on an embedded SQLite file, seeds, crawls with
 //! a progress bar, serves the API and the map page, and prints where to look. Needs
 //! nothing but the binary: no Postgres, no network.
+//!
+//! Configuration: the demo honours `listen` (the `--listen` flag wins) and `admin_token`
+//! from the file and environment like every command; when no token is configured it makes
+//! a random one and prints it, so the write examples it prints work. Its database (a fresh
+//! SQLite file under `--data-dir`) and its crawl policy (exactly the fixtures' loopback
+//! addresses) are its own: `database_url` and `crawl.*` are not used.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use crate::app::{self, BarProgress};
-use crate::config::Config;
+use crate::config::{Config, Secret};
 use crate::fixtures::web::FixtureWeb;
 use crate::seeds::Seed;
 
@@ -16,6 +22,8 @@ use crate::seeds::Seed;
 pub struct DemoOptions {
     /// Where the API and page listen (port 0: any free port).
     pub listen: SocketAddr,
+    /// The admin token for the write endpoints (`None`: a random one is made).
+    pub admin_token: Option<String>,
     /// Directory of the SQLite file (created; a fresh file each run).
     pub data_dir: PathBuf,
     /// Show the crawl progress bar.
@@ -26,6 +34,11 @@ pub struct DemoOptions {
 pub struct Demo {
     pub web: FixtureWeb,
     pub registry: app::Running,
+    /// The admin token in force (configured or made up).
+    pub admin_token: String,
+    /// The demo crawl's run id and the hosts that did not end `ok`, with their outcome.
+    pub run_id: i64,
+    pub failed: Vec<(String, String)>,
 }
 
 impl Demo {
@@ -47,13 +60,32 @@ impl Demo {
             .point("06053")
             .map(|p| (p.lat, p.lon))
             .unwrap_or((36.35, -121.49));
+        let failed = if self.failed.is_empty() {
+            String::new()
+        } else {
+            let list: Vec<String> = self
+                .failed
+                .iter()
+                .map(|(h, o)| format!("{h} ({o})"))
+                .collect();
+            format!(
+                "\n{} fixture host(s) fail on purpose, to show how failures look: {}.\n\
+                 See them in the Operator tab of the page, or:\n  curl -s '{base}/v1/hosts'\n  \
+                 curl -s '{base}/v1/crawls/{}'\n",
+                self.failed.len(),
+                list.join(", "),
+                self.run_id
+            )
+        };
         format!(
-            "\ncds-registry demo is up.\n\n  page:     {base}/\n  API docs: {base}/docs\n\n\
+            "\ncds-registry demo is up.\n\n  page:     {base}/\n  API docs: {base}/docs\n{failed}\n\
              Try:\n  # who serves this point (Monterey County, California)?\n  curl -s '{base}/v1/lookup?lat={:.5}&lon={:.5}'\n\
              \x20 # gas utilities in the US offering OAuth customer-data access\n  curl -s '{base}/v1/entities?country=US&commodity=natural_gas&capability=oauth'\n\
-             \x20 # counts per country, commodity, capability, role...\n  curl -s '{base}/v1/facets'\n\n\
+             \x20 # counts per country, commodity, capability, role...\n  curl -s '{base}/v1/facets'\n\
+             \x20 # write endpoints take the admin token: crawl again now\n  \
+             curl -s -X POST '{base}/v1/crawls' -H 'Authorization: Bearer {}'\n\n\
              Press Ctrl-C to stop.\n",
-            p.0, p.1
+            p.0, p.1, self.admin_token
         )
     }
 }
@@ -66,9 +98,17 @@ pub async fn start(opts: DemoOptions) -> anyhow::Result<Demo> {
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
     }
+    let admin_token = opts.admin_token.clone().unwrap_or_else(|| {
+        format!(
+            "demo-{:016x}{:016x}",
+            rand::random::<u64>(),
+            rand::random::<u64>()
+        )
+    });
     let mut cfg = Config {
         database_url: format!("sqlite://{}", db.display()),
         listen: opts.listen,
+        admin_token: Some(Secret(admin_token.clone())),
         ..Config::default()
     };
     // The fixtures are plain http on loopback: open exactly those, nothing else.
@@ -76,7 +116,7 @@ pub async fn start(opts: DemoOptions) -> anyhow::Result<Demo> {
     cfg.crawl.allow_private = web.allow_private();
     cfg.crawl.scheduled = false;
     cfg.crawl.first_byte_timeout_ms = 3_000;
-    let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
+    let listener = app::bind(cfg.listen).await?;
     let registry = app::start(cfg, listener, false).await?;
     let seeds: Vec<Seed> = web.seeds().into_iter().map(Seed::Host).collect();
     registry.state.store.add_hosts(&seeds, "seed").await?;
@@ -87,5 +127,17 @@ pub async fn start(opts: DemoOptions) -> anyhow::Result<Demo> {
         .await?;
     registry.state.reload_index().await?;
     println!("{}", app::format_summary(&summary));
-    Ok(Demo { web, registry })
+    let failed = summary
+        .outcomes
+        .iter()
+        .filter(|(_, o)| o != "ok")
+        .cloned()
+        .collect();
+    Ok(Demo {
+        web,
+        registry,
+        admin_token,
+        run_id: summary.run_id,
+        failed,
+    })
 }

@@ -31,18 +31,30 @@ enum Command {
         #[arg(long, value_enum, default_value = "all")]
         role: app::Role,
     },
-    /// Add the hosts of a seeds file (idempotent).
-    Seed { file: PathBuf },
+    /// Add the hosts of a seeds file (idempotent). A file with a bad line stores nothing.
+    Seed {
+        /// One host per line: `name`, `name:port`, an origin URL (`https://name/`), or the
+        /// URL of a metadata document; `#` starts a comment (see seeds/hosts.txt).
+        file: PathBuf,
+        /// Print what each line will crawl (normalised host, first URL, allow_http /
+        /// allow_private) and which hosts are already present; store nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Crawl now: the named hosts, or every due host.
-    Crawl { hosts: Vec<String> },
+    Crawl {
+        /// Seeded hosts to crawl, written in any seeds-file form; none = every due host.
+        hosts: Vec<String>,
+    },
     /// Apply database migrations.
     Migrate,
     /// Start fixture utilities on loopback, crawl them into an embedded SQLite file, and
     /// serve the API and the map page.
     Demo {
-        /// Address of the API and page.
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        listen: std::net::SocketAddr,
+        /// Address of the API and page (default: the configured `listen`,
+        /// 127.0.0.1:8080; port 0 picks a free one).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
         /// Directory for the demo's SQLite file.
         #[arg(long, default_value = "data")]
         data_dir: PathBuf,
@@ -50,7 +62,10 @@ enum Command {
     /// Check one server against the spec (host, host:port, or metadata URL); never
     /// touches the database. Exit 0: no errors, 1: errors, 2: could not validate.
     Validate {
+        /// The server: `name`, `name:port`, an origin URL (`https://name/`), or the URL
+        /// of its metadata document.
         target: String,
+        /// `text` (grouped by document, for people) or `json` (for CI pipelines).
         #[arg(long, default_value = "text", value_parser = ["text", "json"])]
         format: String,
     },
@@ -119,7 +134,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             store.close().await;
             println!("migrations applied to {}", redact_url(&cfg.database_url));
         }
-        Command::Seed { file } => {
+        Command::Seed {
+            file,
+            dry_run: true,
+        } => {
+            println!("{}", app::seed_dry_run(&cfg, &file).await?);
+        }
+        Command::Seed { file, .. } => {
             let store = app::open_store(&cfg).await?;
             let (n, added) = app::seed_file(&store, &file).await?;
             store.close().await;
@@ -129,6 +150,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let bar = app::BarProgress::new(std::io::stderr().is_terminal());
             let s = app::crawl_now(&cfg, &hosts, &bar).await?;
             println!("{}", app::format_summary(&s));
+            if s.totals.hosts_total == 0 && hosts.is_empty() {
+                eprintln!(
+                    "no host is due for a crawl yet (each host waits for its next due time, \
+                     see GET /v1/hosts); name hosts to crawl them now: `cds-registry crawl HOST`"
+                );
+            }
             // Non-zero when nothing could be crawled (no host, or every host failed).
             if s.totals.hosts_ok == 0 {
                 return Ok(ExitCode::from(1));
@@ -144,7 +171,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Demo { listen, data_dir } => {
             let demo = cds_registry::demo::start(cds_registry::demo::DemoOptions {
-                listen,
+                listen: listen.unwrap_or(cfg.listen),
+                admin_token: cfg
+                    .admin_token
+                    .as_ref()
+                    .map(|t| t.0.clone())
+                    .filter(|t| !t.is_empty()),
                 data_dir,
                 progress: std::io::stderr().is_terminal(),
             })
@@ -154,7 +186,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             demo.shutdown().await?;
         }
         Command::Serve { role } => {
-            let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
+            let listener = app::bind(cfg.listen).await?;
             let running = app::start_with_role(cfg, listener, role, true).await?;
             println!("cds-registry ({role:?}) listening on {}", running.url());
             app::shutdown_signal().await;

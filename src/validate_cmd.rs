@@ -20,7 +20,7 @@ use crate::cds::{Finding, Severity};
 use crate::config::CrawlConfig;
 use crate::crawl::fetch::{FailureClass, FetchError, Fetcher};
 use crate::crawl::host::{crawl_host, HostCrawl, RunContext, Start};
-use crate::seeds::{parse_seed, Seed};
+use crate::seeds::{parse_seed, EXPECTED_FORMS};
 
 /// Rule id prefix of the finding-like lines for documents that could not be fetched or
 /// used: `FETCH:<class>` (`FETCH:connect`, `FETCH:http_status`, …). Not a spec rule: the
@@ -72,7 +72,7 @@ pub struct DocumentReport {
 }
 
 /// A classified fetch failure (the classes stored per host and run by the crawler).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FailureReport {
     pub class: String,
     pub url: String,
@@ -140,21 +140,17 @@ impl Report {
     }
 }
 
-/// Validate one server: `target` is a host, `host:port`, or the URL of a metadata document
-/// (the forms a seeds file takes, [`parse_seed`]). Never touches the database.
+/// Validate one server: `target` is written as in a seeds file ([`parse_seed`]: a host,
+/// `host:port`, an origin URL, or the URL of a metadata document). Never touches the
+/// database.
 pub async fn validate_target(cfg: &CrawlConfig, target: &str) -> Report {
-    let start = match parse_seed(target) {
-        Ok(Seed::Host(h)) => Ok(Start::Host(h)),
-        Ok(Seed::Url(u)) => Url::parse(&u).map(Start::Url).map_err(|e| e.to_string()),
-        Err(e) => Err(e),
-    };
-    let start = match start {
+    let start = match parse_seed(target).and_then(|s| Start::for_seed(&s)) {
         Ok(s) => s,
         Err(reason) => {
             return failed_before_start(
                 target,
                 FailureClass::Invalid,
-                format!("not a host or URL: {reason}"),
+                format!("not a host or URL: {reason}; {EXPECTED_FORMS}"),
             )
         }
     };
@@ -471,12 +467,18 @@ pub fn render_text(r: &Report) -> String {
                 plural(s.entries, "coverage entry", "coverage entries")
             ));
         }
+        // The root failure's own FETCH line would repeat the first line of the report.
+        let is_root = s.name.is_none() && s.failure.is_some() && s.failure == r.failure;
+        let shown = |f: &&Finding| !(is_root && f.rule.starts_with("FETCH:"));
         if s.documents.is_empty() {
             out.push_str("   no findings\n");
         }
         for d in &s.documents {
+            if !d.findings.iter().any(|f| shown(&f)) {
+                continue;
+            }
             out.push_str(&format!("\n{}\n", d.url));
-            for f in &d.findings {
+            for f in d.findings.iter().filter(shown) {
                 out.push_str(&finding_line(f));
                 out.push('\n');
             }

@@ -1,28 +1,19 @@
 //! The point lookup against an independent oracle: 10,000 random points in the
 //! contiguous-US box, answered by GEOS (Shapely `within`) over the 3,231 US counties
-//! (shared/data/README.md). Every answer must agree, except on points within 1e-9 degrees
+//! (`tests/data/README.md`). Every answer must agree, except on points within 1e-9 degrees
 //! of the boundary of a county the two disagree on (a tie, not an error).
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 
-use cds_registry::fixtures::counties::county_index_entries;
+use cds_registry::fixtures::counties::{county_index_entries, read_test_data};
 use cds_registry::index::{Filter, IndexEntry, SearchIndex};
 use geo::{Distance, Euclidean, MultiPolygon, Point};
 use serde_json::Value;
 
 const TIE_DISTANCE: f64 = 1e-9;
 
-fn data(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data")
-        .join(name)
-}
-
 fn read(name: &str) -> String {
-    let path = data(name);
-    std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("test data {} is missing or unreadable: {e}", path.display()))
+    read_test_data(name).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 /// One entry per county: key = FIPS code as a number, entry id = the FIPS string.

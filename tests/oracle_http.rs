@@ -1,14 +1,14 @@
 //! The lookup oracle over HTTP after a real crawl: the 3,231 US counties are published by
 //! a fixture utility (one entry + one GeoJSON per county), crawled into the store, indexed,
 //! and `GET /v1/lookup` and `POST /v1/lookup` must agree with GEOS on all 10,000 oracle
-//! points (shared/data/README.md), except ties within 1e-9° of a boundary.
+//! points (`tests/data/README.md`), except ties within 1e-9° of a boundary.
 
 mod common;
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
 
+use cds_registry::fixtures::counties::read_test_data;
 use cds_registry::fixtures::feature_utility::start_feature_utility;
 use cds_registry::seeds::Seed;
 use cds_registry::territory::parse_territory;
@@ -17,10 +17,7 @@ use geo::{Distance, Euclidean, MultiPolygon, Point};
 use serde_json::{json, Value};
 
 fn read(name: &str) -> String {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data")
-        .join(name);
-    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{} missing: {e}", p.display()))
+    read_test_data(name).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 struct OraclePoint {

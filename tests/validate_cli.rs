@@ -315,10 +315,16 @@ async fn unreachable_host_exits_2_with_the_failure_class() {
         )),
         "{out}"
     );
-    assert!(out.contains("FETCH:connect"), "{out}");
+    // The cause is said once: no second copy as a FETCH line under the failed server.
+    assert_eq!(out.matches("refused").count(), 1, "{out}");
+    assert!(!out.contains("FETCH:connect"), "{out}");
 
     let (code, out, _) = validate(dir.path(), opts(), &[&host, "--format", "json"]).await;
     assert_eq!(code, 2);
+    assert!(
+        out.contains("FETCH:connect"),
+        "JSON keeps the finding: {out}"
+    );
     let report: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(report["failure"]["class"], "connect");
     assert_eq!(report["summary"]["servers"], 0);
@@ -347,6 +353,7 @@ async fn the_crawlers_guard_applies() {
         "{out}"
     );
     assert!(out.contains("plain http not allowed"), "{out}");
+    assert!(out.contains("crawl.allow_http"), "names the setting: {out}");
 
     // Allowed over http, but loopback is not opened with `allow_private`.
     let allow = [server.host()];
@@ -362,6 +369,12 @@ async fn the_crawlers_guard_applies() {
     assert_eq!(code, 2, "{out}{err}");
     let report: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(report["failure"]["class"], "blocked", "{report:#}");
+    assert!(
+        report["failure"]["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("crawl.allow_private")),
+        "names the setting: {report:#}"
+    );
     // Reported once, as an error (the crawler's own finding for a refused URL).
     assert_eq!(json_rules(&report).values().sum::<usize>(), 1, "{report:#}");
     assert_eq!(report["summary"]["errors"], 1);
@@ -379,6 +392,12 @@ async fn a_bad_target_exits_2() {
     };
     let (code, out, err) = validate(dir.path(), opts, &["not a host"]).await;
     assert_eq!(code, 2, "{out}{err}");
-    assert!(out.contains("FETCH:invalid"), "{out}");
+    assert!(
+        out.starts_with("could not validate not a host: invalid")
+            && out.contains("contains a space"),
+        "{out}"
+    );
+    // The error says which forms are accepted.
+    assert!(out.contains("`https://utility.example/`"), "{out}");
     assert_no_database(dir.path());
 }

@@ -7,7 +7,7 @@ need no data files at run time. Rerun this only when the county list below chang
 keep it in sync with the FIPS codes used in src/fixtures/web.rs; a unit test checks that
 every code the scenario uses is present).
 
-Input: shared/data/us-counties-10m.geojson (US Census 2017 cartographic boundaries via
+Input: tests/data/us-counties-10m.geojson.gz (US Census 2017 cartographic boundaries via
 us-atlas, public domain; features with top-level `id` = 5-digit FIPS and
 `properties.name`). Geometries are copied unchanged, so answers agree with the
 point-in-polygon oracle that ships beside the input.
@@ -15,13 +15,14 @@ point-in-polygon oracle that ships beside the input.
 Usage: python3 tools/gen_fixture_counties.py [INPUT] [OUTPUT]
 """
 
+import gzip
 import json
 import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-DEFAULT_INPUT = os.path.join(REPO, "..", "shared", "data", "us-counties-10m.geojson")
+DEFAULT_INPUT = os.path.join(REPO, "tests", "data", "us-counties-10m.geojson.gz")
 DEFAULT_OUTPUT = os.path.join(REPO, "seeds", "fixtures", "counties.geojson")
 
 # FIPS code -> which fixture territory uses it (documentation only).
@@ -73,7 +74,8 @@ COUNTIES = {
 def main() -> None:
     src = sys.argv[1] if len(sys.argv) > 1 else DEFAULT_INPUT
     dst = sys.argv[2] if len(sys.argv) > 2 else DEFAULT_OUTPUT
-    with open(src, encoding="utf-8") as f:
+    opener = gzip.open if src.endswith(".gz") else open
+    with opener(src, "rt", encoding="utf-8") as f:
         data = json.load(f)
     by_id = {feat["id"]: feat for feat in data["features"]}
     missing = [c for c in COUNTIES if c not in by_id]

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use super::admin::Admin;
 use super::{ApiError, ApiResult, AppState};
-use crate::seeds::parse_seed;
+use crate::seeds::{parse_seed, EXPECTED_FORMS};
 use crate::store::HostRow;
 
 pub fn router() -> Router<AppState> {
@@ -77,7 +77,9 @@ pub async fn add(
     }
     let seeds = texts
         .iter()
-        .map(|t| parse_seed(t).map_err(|e| ApiError::BadRequest(format!("{t:?}: {e}"))))
+        .map(|t| {
+            parse_seed(t).map_err(|e| ApiError::BadRequest(format!("{t:?}: {e}; {EXPECTED_FORMS}")))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let added = state.store.add_hosts(&seeds, "admin").await?;
     let hosts: Vec<HostRow> = state

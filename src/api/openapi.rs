@@ -464,6 +464,8 @@ mod tests {
             last_detail: None,
             consecutive_failures: 0,
             next_due_ms: 0,
+            scheme: Some("https".into()),
+            display: "a.example".into(),
         };
         let server = ServerRow {
             id: 1,

@@ -52,6 +52,8 @@ pub async fn start_run(
     if hosts.len() > 10_000 {
         return Err(ApiError::BadRequest("at most 10,000 hosts per run".into()));
     }
+    // Hosts are named as in a seeds file (`https://Utility.Example/` is `utility.example`).
+    let hosts = crate::seeds::seed_keys(&hosts).map_err(ApiError::BadRequest)?;
     let crawler = state
         .crawler
         .as_ref()

@@ -1,5 +1,5 @@
 //! `cds-bench`: the driver of `bench/compare.sh`, which puts the registry's point lookup side
-//! by side with PostGIS and Shapely 2 on the 3,231 US counties (shared/data).
+//! by side with PostGIS and Shapely 2 on the 3,231 US counties (tests/data, vendored).
 //!
 //! `cds-bench compare ...` (see `bench/compare.sh` for the arguments):
 //! 1. writes the benchmark points (fixed seed, uniform in lon -125..-66, lat 24..50);
@@ -72,7 +72,7 @@ enum Cmd {
 
 #[derive(clap::Args)]
 struct CompareArgs {
-    /// The counties GeoJSON (shared/data/us-counties-10m.geojson).
+    /// The counties GeoJSON (tests/data/us-counties-10m.geojson.gz, decompressed).
     #[arg(long)]
     counties: PathBuf,
     /// The release `cds-registry` binary.
@@ -1618,7 +1618,7 @@ impl Report<'_> {
         let _ = writeln!(
             s,
             "Measured by `{}` on {} ({:.0} s in all). Point lookups on the {} US counties \
-             (`shared/data/us-counties-10m.geojson`), {} points drawn uniformly in lon -125..-66, \
+             (`tests/data/us-counties-10m.geojson.gz`), {} points drawn uniformly in lon -125..-66, \
              lat 24..50 (seed {}). The systems were measured **interleaved**: {} rounds, each \
              round running every system once (order rotated per round), so noise from the \
              shared 2-core machine hits all alike. Medians over rounds; ratios are the median \

@@ -391,18 +391,28 @@ async fn read_limited(
 
 /// Map a reqwest error to an outcome class by walking its source chain.
 fn classify(url: &Url, e: &reqwest::Error) -> FetchError {
+    use std::error::Error as _;
+    // The detail is the cause, said once: reqwest's own top line repeats the URL (the
+    // report already names it), hyper's "client error (Connect)" adds nothing, and a link
+    // whose text the previous one already ends with is the same error again.
     let mut chain = String::new();
-    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    let mut src: Option<&(dyn std::error::Error + 'static)> = e.source().or(Some(e));
     let mut blocked = None;
     while let Some(s) = src {
         if let Some(b) = s.downcast_ref::<Blocked>() {
             blocked = Some(b.0.clone());
         }
-        if !chain.is_empty() {
-            chain.push_str(": ");
+        let text = s.to_string();
+        if !text.starts_with("client error (") && !chain.ends_with(&text) {
+            if !chain.is_empty() {
+                chain.push_str(": ");
+            }
+            chain.push_str(&text);
         }
-        chain.push_str(&s.to_string());
         src = s.source();
+    }
+    if chain.is_empty() {
+        chain = e.to_string();
     }
     if let Some(why) = blocked {
         return FetchError::new(FailureClass::Blocked, url, why);

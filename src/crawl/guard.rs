@@ -76,7 +76,13 @@ impl Guard {
         match url.scheme() {
             "https" => {}
             "http" if self.http_allowed(url) => {}
-            "http" => return Err(Blocked(format!("plain http not allowed for {url}"))),
+            "http" => {
+                return Err(Blocked(format!(
+                    "plain http not allowed for {url}; for a staging server, name the host in \
+                     crawl.allow_http (e.g. CDS_REGISTRY_CRAWL__ALLOW_HTTP='[{}]')",
+                    authority_of(url)
+                )))
+            }
             s => return Err(Blocked(format!("scheme {s:?} not allowed"))),
         }
         if !url.username().is_empty() || url.password().is_some() {
@@ -92,10 +98,34 @@ impl Guard {
                 // "localhost" needs no DNS to be loopback; refuse it by name as well.
                 let d = d.trim_end_matches('.').to_ascii_lowercase();
                 if (d == "localhost" || d.ends_with(".localhost")) && !self.host_private_ok(&d) {
-                    return Err(Blocked(format!("{d} is loopback")));
+                    return Err(Blocked(format!("{d} is loopback; {}", private_hint(&d))));
                 }
                 Ok(())
             }
+        }
+    }
+
+    /// How `allow_private` applies to a literal address (for `seed --dry-run`).
+    pub fn describe_ip(&self, ip: IpAddr) -> String {
+        if is_public(ip) {
+            "not needed (public address)".into()
+        } else if self.private_nets.iter().any(|n| n.contains(&ip)) {
+            format!("yes: {ip} is private and crawl.allow_private allows it")
+        } else {
+            format!("no: {ip} is private and will be refused (add it to crawl.allow_private)")
+        }
+    }
+
+    /// How `allow_private` applies to a host name (for `seed --dry-run`): its addresses
+    /// are only known when it is resolved at crawl time.
+    pub fn describe_name(&self, host: &str) -> String {
+        let h = host.trim_end_matches('.').to_ascii_lowercase();
+        if self.host_private_ok(&h) {
+            "yes: crawl.allow_private names this host".into()
+        } else if h == "localhost" || h.ends_with(".localhost") {
+            "no: loopback name, refused (add it to crawl.allow_private)".into()
+        } else {
+            "no: private addresses it resolves to at crawl time are refused".into()
         }
     }
 
@@ -113,7 +143,8 @@ impl Guard {
             Ok(())
         } else {
             Err(Blocked(format!(
-                "{host} resolves to non-public address {ip}"
+                "{host} resolves to non-public address {ip}; {}",
+                private_hint(host)
             )))
         }
     }
@@ -207,6 +238,23 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         || (s[0] & 0xffc0) == 0xfec0  // site-local (deprecated) fec0::/10
         || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
         || (s[0] == 0x0100 && s[1..4] == [0, 0, 0])) // discard-only 100::/64
+}
+
+/// `host[:port]` of a URL, as `allow_http` entries are written.
+fn authority_of(url: &Url) -> String {
+    let host = url.host_str().unwrap_or_default();
+    match url.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.to_owned(),
+    }
+}
+
+/// How to open a private address for a staging server.
+fn private_hint(host: &str) -> String {
+    format!(
+        "for a staging server on a private network, name the host or its network in \
+         crawl.allow_private (e.g. CDS_REGISTRY_CRAWL__ALLOW_PRIVATE='[{host}]' or '[10.0.0.0/8]')"
+    )
 }
 
 /// A DNS resolver that drops non-public addresses (unless allowed) before reqwest connects.

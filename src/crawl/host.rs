@@ -22,6 +22,7 @@ use crate::cds::validate::{self, rules, EntryRef, MetadataContext};
 use crate::cds::{CoverageEntry, CoveragePageView, Finding, MetadataView, Severity, CAP_COVERAGE};
 use crate::cds::{CAP_OAUTH, LEGACY_WELL_KNOWN_PATH, WELL_KNOWN_PATH};
 use crate::config::CrawlConfig;
+use crate::seeds::{Scheme, Seed};
 use crate::store::{
     DocumentRecord, EntryRecord, OAuthRecord, ServerCommit, Store, TerritoryRecord, Validators,
 };
@@ -92,17 +93,75 @@ pub struct HostCrawl {
 
 /// How a host's metadata is found.
 pub enum Start {
-    /// Try `WELL_KNOWN_PATH`, then `LEGACY_WELL_KNOWN_PATH` on 404/410.
+    /// Try `WELL_KNOWN_PATH`, then `LEGACY_WELL_KNOWN_PATH` on 404/410, at `host[:port]`
+    /// over https, or over plain http where `allow_http` names the host.
     Host(String),
+    /// The same discovery at an origin the operator wrote with its scheme.
+    Origin(Scheme, String),
     Url(Url),
 }
 
 impl Start {
-    pub fn for_seed(seed: &str, metadata_url: Option<&str>) -> Result<Start, String> {
-        if let Some(u) = metadata_url {
-            return Url::parse(u).map(Start::Url).map_err(|e| e.to_string());
+    pub fn for_seed(seed: &Seed) -> Result<Start, String> {
+        Ok(match seed {
+            Seed::Host(h) => Start::Host(h.clone()),
+            Seed::Origin { scheme, host } => Start::Origin(*scheme, host.clone()),
+            Seed::Url(u) => Start::Url(Url::parse(u).map_err(|e| e.to_string())?),
+        })
+    }
+}
+
+/// What the crawler will do with a seed, for `seed --dry-run`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeedPlan {
+    /// The normalised host (IDNs in unicode, punycode in brackets).
+    pub host: String,
+    /// The first URL requested.
+    pub first_url: String,
+    /// How `crawl.allow_http` applies.
+    pub http: String,
+    /// How `crawl.allow_private` applies.
+    pub private: String,
+}
+
+/// The plan for one seed under the operator's policy; requests nothing, resolves nothing.
+pub fn plan(seed: &Seed, guard: &super::guard::Guard) -> SeedPlan {
+    let (first, upgraded) = match seed {
+        Seed::Url(u) => (Url::parse(u).ok(), false),
+        Seed::Host(h) | Seed::Origin { host: h, .. } => {
+            match well_known(h, seed.scheme(), WELL_KNOWN_PATH, |u| guard.http_allowed(u)) {
+                Ok((u, up)) => (Some(u), up),
+                Err(_) => (None, false),
+            }
         }
-        Ok(Start::Host(seed.to_owned()))
+    };
+    let display = crate::seeds::display_host(seed.key());
+    let host = match first.as_ref().and_then(|u| u.host_str()) {
+        Some(_) if display != seed.key() => format!("{display} [{}]", seed.key()),
+        Some(_) => display,
+        None => seed.key().to_owned(),
+    };
+    let http = match (&first, upgraded) {
+        (_, true) => "no: not in crawl.allow_http, upgraded to https".to_owned(),
+        (Some(u), _) if u.scheme() == "http" && guard.http_allowed(u) => {
+            "yes: plain http".to_owned()
+        }
+        (Some(u), _) if u.scheme() == "http" => {
+            "no: plain http is refused (add the host to crawl.allow_http)".to_owned()
+        }
+        _ => "not needed (https)".to_owned(),
+    };
+    let private = match first.as_ref().and_then(|u| u.host().map(|h| h.to_owned())) {
+        Some(url::Host::Ipv4(ip)) => guard.describe_ip(std::net::IpAddr::V4(ip)),
+        Some(url::Host::Ipv6(ip)) => guard.describe_ip(std::net::IpAddr::V6(ip)),
+        Some(url::Host::Domain(d)) => guard.describe_name(&d),
+        None => "-".to_owned(),
+    };
+    SeedPlan {
+        host,
+        first_url: first.map(|u| u.to_string()).unwrap_or_else(|| "-".into()),
+        http,
+        private,
     }
 }
 
@@ -123,11 +182,25 @@ pub async fn crawl_host(ctx: &RunContext, host_id: i64, start: Start) -> HostCra
     hc.out
 }
 
-fn well_known(host: &str, path: &str, guard_http: impl Fn(&Url) -> bool) -> Result<Url, String> {
+/// The well-known URL at `host` for `path`, and whether an `http://` seed had to be
+/// upgraded to https.
+fn well_known(
+    host: &str,
+    scheme: Option<Scheme>,
+    path: &str,
+    guard_http: impl Fn(&Url) -> bool,
+) -> Result<(Url, bool), String> {
     let https = Url::parse(&format!("https://{host}{path}")).map_err(|e| e.to_string())?;
+    if scheme == Some(Scheme::Https) {
+        return Ok((https, false));
+    }
     // Plain http only where the operator allowed it for this host (CDS-SPEC-NOTES §1).
     let http = Url::parse(&format!("http://{host}{path}")).map_err(|e| e.to_string())?;
-    Ok(if guard_http(&http) { http } else { https })
+    Ok(if guard_http(&http) {
+        (http, false)
+    } else {
+        (https, scheme == Some(Scheme::Http))
+    })
 }
 
 impl HostCrawler<'_> {
@@ -178,13 +251,26 @@ impl HostCrawler<'_> {
         // entries in the crawl-scale benchmark).
         let ctx = self.ctx;
         let guard = ctx.fetcher.guard();
+        let mut extra = Vec::new();
         let (first, legacy) = match start {
             Start::Url(u) => (u, None),
-            Start::Host(h) => {
-                let current = well_known(&h, WELL_KNOWN_PATH, |u| guard.http_allowed(u));
-                let legacy = well_known(&h, LEGACY_WELL_KNOWN_PATH, |u| guard.http_allowed(u));
+            Start::Host(_) | Start::Origin(..) => {
+                let (h, scheme) = match start {
+                    Start::Origin(s, h) => (h, Some(s)),
+                    Start::Host(h) => (h, None),
+                    Start::Url(_) => unreachable!("matched above"),
+                };
+                let allowed = |u: &Url| guard.http_allowed(u);
+                let current = well_known(&h, scheme, WELL_KNOWN_PATH, allowed);
+                let legacy = well_known(&h, scheme, LEGACY_WELL_KNOWN_PATH, allowed);
                 match (current, legacy) {
-                    (Ok(c), Ok(l)) => (c, Some(l)),
+                    (Ok((c, upgraded)), Ok((l, _))) => {
+                        if upgraded {
+                            let seeded = format!("http://{}/", crate::seeds::display_host(&h));
+                            extra.push(validate::finding_http_upgraded(&seeded, c.as_str()));
+                        }
+                        (c, Some(l))
+                    }
                     (Err(e), _) | (_, Err(e)) => {
                         self.out.failure = Some(FetchError {
                             class: FailureClass::Invalid,
@@ -225,6 +311,8 @@ impl HostCrawler<'_> {
                         e.status.unwrap_or(401),
                     ));
                 }
+                // An upgraded http seed explains why https was tried; keep it with the failure.
+                self.out.host_findings.append(&mut extra);
                 self.out.failure = Some(e);
                 return;
             }
@@ -237,7 +325,6 @@ impl HostCrawler<'_> {
         {
             self.out.moved_to = Some(fetched.final_url.to_string());
         }
-        let mut extra = Vec::new();
         if via_legacy {
             extra.push(validate::finding_legacy_path(fetched.final_url.as_str()));
         }

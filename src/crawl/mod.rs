@@ -347,7 +347,7 @@ impl Crawler {
     /// Crawl and commit one host; returns its outcome class.
     async fn crawl_one(&self, ctx: &RunContext, h: HostRow, summary: &Mutex<RunSummary>) -> String {
         let started = now_ms();
-        let start = match Start::for_seed(&h.seed, h.metadata_url.as_deref()) {
+        let start = match Start::for_seed(&h.to_seed()) {
             Ok(s) => s,
             Err(e) => {
                 warn!(error = %e, "bad seed");
@@ -469,7 +469,15 @@ impl Crawler {
             )
             .await
         {
-            Ok(true) => {}
+            Ok(true) => {
+                // The run's findings total (`GET /v1/crawls/{id}`, the crawl summary) counts
+                // what each host's crawl reported: host findings and committed servers'.
+                if findings > 0 {
+                    if let Err(e) = self.store.add_run_findings(ctx.run_id, findings).await {
+                        warn!(error = %e, "adding to the run's findings total failed");
+                    }
+                }
+            }
             Ok(false) => {
                 // Our lease expired and another worker took the host over: its outcome
                 // counts, ours is dropped (the commits above were idempotent).
@@ -595,7 +603,14 @@ impl Crawler {
             .replace_cross_server_findings(run_id, &findings)
             .await
         {
-            Ok(()) => info!(run_id, findings = n, "cross-server findings refreshed"),
+            Ok(()) => {
+                info!(run_id, findings = n, "cross-server findings refreshed");
+                if n > 0 {
+                    if let Err(e) = self.store.add_run_findings(run_id, n as i64).await {
+                        warn!(error = %e, "adding to the run's findings total failed");
+                    }
+                }
+            }
             Err(e) => warn!(error = %e, "storing cross-server findings failed"),
         }
     }

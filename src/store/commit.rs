@@ -213,16 +213,13 @@ impl Store {
         let mut added = 0;
         let now = now_ms();
         for s in seeds {
-            let url = match s {
-                Seed::Url(u) => Some(u.clone()),
-                Seed::Host(_) => None,
-            };
             let r = sqlx::query(
-                "INSERT INTO hosts (seed, metadata_url, source, created_ms) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (seed) DO NOTHING",
+                "INSERT INTO hosts (seed, metadata_url, scheme, source, created_ms) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (seed) DO NOTHING",
             )
             .bind(s.key())
-            .bind(url)
+            .bind(s.metadata_url())
+            .bind(s.scheme().map(|x| x.as_str()))
             .bind(source)
             .bind(now)
             .execute(&self.pool)

@@ -39,6 +39,63 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("{0}")]
     Other(String),
+    /// The database could not be opened: the message names it and says what to check.
+    #[error("{0}")]
+    Unreachable(String),
+}
+
+/// Where a database URL points, for messages: `database "db" on host:port`, or the
+/// SQLite file. Never includes a password.
+fn describe_database(url: &str, backend: Backend) -> String {
+    match backend {
+        Backend::Sqlite => format!(
+            "SQLite file {}",
+            url.trim_start_matches("sqlite://")
+                .trim_start_matches("sqlite:")
+                .split('?')
+                .next()
+                .unwrap_or_default()
+        ),
+        Backend::Postgres => match url::Url::parse(url) {
+            Ok(u) => format!(
+                "Postgres database {:?} on {}:{}",
+                u.path().trim_start_matches('/'),
+                u.host_str().unwrap_or("localhost"),
+                u.port().unwrap_or(5432)
+            ),
+            Err(_) => "the Postgres database in database_url".to_owned(),
+        },
+    }
+}
+
+/// One sentence for a failed connection: which database, the cause once, and what to do.
+fn connect_error(url: &str, backend: Backend, e: &sqlx::Error) -> StoreError {
+    let what = describe_database(url, backend);
+    let (cause, hint) = match e {
+        sqlx::Error::Database(d) if d.code().as_deref() == Some("3D000") => (
+            "it does not exist".to_owned(),
+            "create it (`createdb NAME`) or fix database_url",
+        ),
+        sqlx::Error::Database(d)
+            if d.code().as_deref() == Some("28P01") || d.code().as_deref() == Some("28000") =>
+        {
+            (
+                d.message().to_owned(),
+                "check the user and password in database_url",
+            )
+        }
+        sqlx::Error::Io(io) => (
+            io.to_string(),
+            "is the server running and listening there? (database_url / CDS_REGISTRY_DATABASE_URL)",
+        ),
+        sqlx::Error::PoolTimedOut => (
+            "no connection within 30 s".to_owned(),
+            "is the server running and reachable? (database_url / CDS_REGISTRY_DATABASE_URL)",
+        ),
+        sqlx::Error::Database(d) => (d.message().to_owned(), "check database_url"),
+        other => (other.to_string(), "check database_url"),
+    };
+    StoreError::Unreachable(format!("cannot open the {what}: {cause}; {hint}"))
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -79,6 +136,15 @@ impl Store {
             Backend::Postgres => url.to_owned(),
         };
         let opts = AnyConnectOptions::from_str(&url)?;
+        // One direct attempt first: a pool retries a refused connection until its acquire
+        // timeout (30 s) and then reports only that it timed out; this says why at once.
+        {
+            use sqlx::{AnyConnection, Connection};
+            let conn = AnyConnection::connect_with(&opts)
+                .await
+                .map_err(|e| connect_error(&url, backend, &e))?;
+            let _ = conn.close().await;
+        }
         let pool = AnyPoolOptions::new()
             // One writer at a time is all SQLite has; more connections only add lock waits.
             .max_connections(match backend {
@@ -98,7 +164,8 @@ impl Store {
                 })
             })
             .connect_with(opts)
-            .await?;
+            .await
+            .map_err(|e| connect_error(&url, backend, &e))?;
         let store = Store { pool, backend };
         store.migrate().await?;
         Ok(store)

@@ -35,16 +35,34 @@ pub struct HostRow {
     pub consecutive_failures: i64,
     /// When the next scheduled crawl is due (epoch milliseconds).
     pub next_due_ms: i64,
+    /// The scheme an origin seed asked for (`https://host/`, `http://host:port/`); null
+    /// for a bare host name.
+    pub scheme: Option<String>,
+    /// The host as people read it: `seed` with internationalised names in unicode.
+    pub display: String,
+}
+
+impl HostRow {
+    /// The seed this row was stored from.
+    pub fn to_seed(&self) -> crate::seeds::Seed {
+        crate::seeds::Seed::from_stored(
+            &self.seed,
+            self.metadata_url.as_deref(),
+            self.scheme.as_deref(),
+        )
+    }
 }
 
 const HOST_COLS: &str =
     "id, seed, metadata_url, source, status, moved_to, created_ms, last_crawl_ms, \
-    last_success_ms, last_outcome, last_detail, consecutive_failures, next_due_ms";
+    last_success_ms, last_outcome, last_detail, consecutive_failures, next_due_ms, scheme";
 
 pub(super) fn host_row(r: &AnyRow) -> Result<HostRow> {
+    let seed: String = r.try_get("seed")?;
     Ok(HostRow {
         id: r.try_get("id")?,
-        seed: r.try_get("seed")?,
+        display: crate::seeds::display_host(&seed),
+        seed,
         metadata_url: r.try_get("metadata_url")?,
         source: r.try_get("source")?,
         status: r.try_get("status")?,
@@ -56,6 +74,7 @@ pub(super) fn host_row(r: &AnyRow) -> Result<HostRow> {
         last_detail: r.try_get("last_detail")?,
         consecutive_failures: r.try_get("consecutive_failures")?,
         next_due_ms: r.try_get("next_due_ms")?,
+        scheme: r.try_get("scheme")?,
     })
 }
 

@@ -46,13 +46,13 @@ pub struct RunRow {
 const LEASE_SQLITE: &str = "UPDATE hosts SET lease_owner = $1, lease_until_ms = $2 WHERE id IN (\
     SELECT id FROM hosts WHERE run_id IS NOT NULL AND (lease_until_ms IS NULL OR lease_until_ms < $3) \
     ORDER BY id LIMIT $4) RETURNING id, seed, metadata_url, source, status, moved_to, created_ms, \
-    last_crawl_ms, last_success_ms, last_outcome, last_detail, consecutive_failures, next_due_ms, run_id";
+    last_crawl_ms, last_success_ms, last_outcome, last_detail, consecutive_failures, next_due_ms, scheme, run_id";
 
 // The same statement; SKIP LOCKED lets concurrent workers pass each other's rows by.
 const LEASE_POSTGRES: &str = "UPDATE hosts SET lease_owner = $1, lease_until_ms = $2 WHERE id IN (\
     SELECT id FROM hosts WHERE run_id IS NOT NULL AND (lease_until_ms IS NULL OR lease_until_ms < $3) \
     ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED) RETURNING id, seed, metadata_url, source, status, moved_to, \
-    created_ms, last_crawl_ms, last_success_ms, last_outcome, last_detail, consecutive_failures, next_due_ms, run_id";
+    created_ms, last_crawl_ms, last_success_ms, last_outcome, last_detail, consecutive_failures, next_due_ms, scheme, run_id";
 
 fn run_row(r: &AnyRow) -> Result<RunRow> {
     let started: i64 = r.try_get("started_ms")?;

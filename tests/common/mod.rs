@@ -18,13 +18,47 @@ pub enum Backend {
     Postgres,
 }
 
-/// A fresh, empty database for one test. The SQLite file lives in a temp dir removed on
-/// drop; the Postgres database is dropped by `.ci/run` before the next run (async drop is
-/// not available in `Drop`).
+/// A fresh, empty database for one test, removed when the value is dropped — also when
+/// the test fails, since unwinding drops it: the SQLite file's temp dir is deleted, and the
+/// Postgres database is dropped (`WITH (FORCE)` ends connections a pool still holds).
 pub struct TestDb {
     pub url: String,
     pub backend: Backend,
     _dir: Option<tempfile::TempDir>,
+    pg_name: Option<String>,
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some(name) = self.pg_name.take() else {
+            return;
+        };
+        // `Drop` cannot await, and the test's runtime may be the one dropping us: run the
+        // statement on a thread with its own small runtime and wait for it.
+        let admin = postgres_admin_url();
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            rt.block_on(async {
+                let mut conn = sqlx::postgres::PgConnection::connect(&admin)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut conn)
+                    .await
+                    .map(drop)
+                    .map_err(|e| format!("{name}: {e}"))
+            })
+        })
+        .join();
+        match dropped {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("warning: could not drop test database {e}"),
+            Err(_) => eprintln!("warning: dropping a test database panicked"),
+        }
+    }
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -45,6 +79,7 @@ impl TestDb {
                     url,
                     backend,
                     _dir: Some(dir),
+                    pg_name: None,
                 }
             }
             Backend::Postgres => {
@@ -73,6 +108,7 @@ impl TestDb {
                     url: format!("{base}/{name}"),
                     backend,
                     _dir: None,
+                    pg_name: Some(name),
                 }
             }
         }

@@ -41,13 +41,16 @@ pub use cross::{
 pub use metadata::validate_metadata;
 pub use server::validate_server;
 pub use transport::{
-    finding_auth_required, finding_legacy_path, finding_lenient_json, finding_page_cap,
-    finding_page_loop, finding_plain_http,
+    finding_auth_required, finding_http_upgraded, finding_legacy_path, finding_lenient_json,
+    finding_page_cap, finding_page_loop, finding_plain_http,
 };
 
 /// Every rule id the registry reports.
 pub mod rules {
     pub const WK_LEGACY: &str = "WK-LEGACY";
+    /// Ours, not the spec's: the operator seeded `http://…` for a host that
+    /// `crawl.allow_http` does not name, so discovery went over https instead.
+    pub const SEED_HTTP_UPGRADED: &str = "SEED-HTTP-UPGRADED";
     pub const WK_AUTH: &str = "WK-AUTH";
     pub const HTTP_NOT_HTTPS: &str = "HTTP-NOT-HTTPS";
     pub const JSON_LENIENT: &str = "JSON-LENIENT";

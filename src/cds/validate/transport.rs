@@ -20,6 +20,23 @@ pub fn finding_legacy_path(url: &str) -> Finding {
     .expected(WELL_KNOWN_PATH)
 }
 
+/// SEED-HTTP-UPGRADED (info): an `http://` origin seed was tried over https because
+/// `crawl.allow_http` does not name the host (the spec allows only https, WG1-01 §2).
+pub fn finding_http_upgraded(seeded: &str, tried: &str) -> Finding {
+    Finding::new(
+        rules::SEED_HTTP_UPGRADED,
+        Severity::Info,
+        tried,
+        "",
+        format!(
+            "the seed {seeded} asks for plain http, which crawl.allow_http does not allow for \
+             this host; discovered over https instead"
+        ),
+    )
+    .expected("https")
+    .actual("http")
+}
+
 /// HTTP-NOT-HTTPS: the spec allows only HTTPS (error). When the operator explicitly
 /// allowed plain HTTP for this host (tests, the loopback demo) it is `info`, so a good
 /// fixture validates clean (CDS-SPEC-NOTES §1).
