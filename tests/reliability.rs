@@ -72,10 +72,7 @@ async fn outcomes_match_commits(store: &Store, run_id: i64) -> Vec<(String, Stri
             );
         }
     }
-    outcomes
-        .into_iter()
-        .map(|(s, o)| (s, o.outcome))
-        .collect()
+    outcomes.into_iter().map(|(s, o)| (s, o.outcome)).collect()
 }
 
 fn outcome_of<'a>(outcomes: &'a [(String, String)], seed: &str) -> &'a str {
@@ -122,6 +119,7 @@ async fn a_cancelled_pass_is_crawled_again_not_reported_ok(backend: Backend) {
     assert!(!server_renamed(&store, names::PRAIRIE).await);
 
     rename_everything(&web);
+    web.reset_counts();
     let prairie = web.published(names::PRAIRIE).unwrap().clone();
     let slow_page = prairie.page_paths[2].clone();
     web.prairie.set_delay(&slow_page, Duration::from_secs(30));
@@ -145,11 +143,7 @@ async fn a_cancelled_pass_is_crawled_again_not_reported_ok(backend: Backend) {
     let resumed = crawler.run("test", &[]).await.unwrap();
     assert_eq!(resumed.run_id, run_id, "the interrupted run is resumed");
     assert_eq!(store.run(run_id).await.unwrap().status, "finished");
-    assert_eq!(
-        web.prairie.hits(&slow_page),
-        2,
-        "Prairie was crawled again"
-    );
+    assert_eq!(web.prairie.hits(&slow_page), 2, "Prairie was crawled again");
     let outcomes = outcomes_match_commits(&store, run_id).await;
     assert_eq!(outcome_of(&outcomes, &web.prairie.host()), "ok");
     assert!(server_renamed(&store, names::PRAIRIE).await);
@@ -173,15 +167,18 @@ async fn a_host_over_its_budget_is_recorded_timeout(backend: Backend) {
     cfg.crawl.host_budget_secs = 2;
     let crawler = Crawler::new(store.clone(), cfg.crawl.clone()).unwrap();
     let summary = crawler.run("test", &[]).await.unwrap();
-    assert_eq!(
-        store.run(summary.run_id).await.unwrap().status,
-        "finished"
-    );
+    assert_eq!(store.run(summary.run_id).await.unwrap().status, "finished");
     let outcomes = outcomes_match_commits(&store, summary.run_id).await;
     let seed = web.prairie.host();
     assert_eq!(outcome_of(&outcomes, &seed), "timeout");
-    assert!(!server_renamed(&store, names::PRAIRIE).await, "nothing committed");
-    assert!(server_renamed(&store, names::SIERRA).await, "other hosts crawled");
+    assert!(
+        !server_renamed(&store, names::PRAIRIE).await,
+        "nothing committed"
+    );
+    assert!(
+        server_renamed(&store, names::SIERRA).await,
+        "other hosts crawled"
+    );
     let host = store
         .list_hosts()
         .await
@@ -190,7 +187,10 @@ async fn a_host_over_its_budget_is_recorded_timeout(backend: Backend) {
         .find(|h| h.seed == seed)
         .unwrap();
     assert_eq!(host.consecutive_failures, 1);
-    assert!(host.next_due_ms > cds_registry::store::now_ms(), "backed off");
+    assert!(
+        host.next_due_ms > cds_registry::store::now_ms(),
+        "backed off"
+    );
     assert!(host
         .last_detail
         .as_deref()
@@ -254,11 +254,18 @@ async fn a_poison_host_killed_again_and_again_ends_as_timeout(backend: Backend) 
                 child = Killed(spawn_crawler(&web, &db));
             }
         }
-        assert_eq!(web.prairie.hits(&page), kill, "crawl {kill} reached the page");
+        assert_eq!(
+            web.prairie.hits(&page),
+            kill,
+            "crawl {kill} reached the page"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
         drop(child); // SIGKILL
     }
-    assert!(store.running_run().await.unwrap().is_some(), "the run is open");
+    assert!(
+        store.running_run().await.unwrap().is_some(),
+        "the run is open"
+    );
 
     // The third worker takes Prairie over for the second time and gives up on it.
     let mut child = Killed(spawn_crawler(&web, &db));
@@ -280,7 +287,11 @@ async fn a_poison_host_killed_again_and_again_ends_as_timeout(backend: Backend) 
         .map(|r| r.id)
         .unwrap();
     assert_eq!(store.run(run_id).await.unwrap().status, "finished");
-    assert_eq!(store.running_run().await.unwrap(), None, "run lock released");
+    assert_eq!(
+        store.running_run().await.unwrap(),
+        None,
+        "run lock released"
+    );
     assert_eq!(web.prairie.hits(&page), 2, "not crawled a third time");
     let outcomes = store.run_outcomes(run_id).await.unwrap();
     let (_, o) = outcomes
@@ -288,7 +299,11 @@ async fn a_poison_host_killed_again_and_again_ends_as_timeout(backend: Backend) 
         .find(|(s, _)| *s == web.prairie.host())
         .unwrap();
     assert_eq!(o.outcome, "timeout");
-    assert!(o.detail.as_deref().unwrap_or("").contains("lease expired 2 times"));
+    assert!(o
+        .detail
+        .as_deref()
+        .unwrap_or("")
+        .contains("lease expired 2 times"));
     let host = store
         .list_hosts()
         .await
@@ -297,16 +312,16 @@ async fn a_poison_host_killed_again_and_again_ends_as_timeout(backend: Backend) 
         .find(|h| h.seed == web.prairie.host())
         .unwrap();
     assert_eq!(host.consecutive_failures, 1, "counted as a failure");
-    assert!(host.next_due_ms > cds_registry::store::now_ms(), "backed off");
+    assert!(
+        host.next_due_ms > cds_registry::store::now_ms(),
+        "backed off"
+    );
     // Recording the outcome ended its series of expiries: a later run crawls it again.
     web.prairie.set_delay(&page, Duration::ZERO);
     let mut cfg = test_config(&db, web.allow_http());
     cfg.crawl.max_lease_expiries = 2;
     let crawler = Crawler::new(store.clone(), cfg.crawl).unwrap();
-    let again = crawler
-        .run("test", &[web.prairie.host()])
-        .await
-        .unwrap();
+    let again = crawler.run("test", &[web.prairie.host()]).await.unwrap();
     assert_eq!(again.outcomes, vec![(web.prairie.host(), "ok".to_owned())]);
     web.shutdown().await;
 }
@@ -466,12 +481,17 @@ fn pg_bin() -> PathBuf {
 
 fn is_root() -> bool {
     use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false)
 }
 
 /// `id -u postgres` / `id -g postgres`.
 fn id_of(flag: &str) -> u32 {
-    let out = Command::new("id").args([flag, "postgres"]).output().unwrap();
+    let out = Command::new("id")
+        .args([flag, "postgres"])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "a `postgres` system user exists");
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
@@ -502,6 +522,7 @@ async fn outcomes_after_a_database_outage_match_commits() {
     crawler.run("test", &[]).await.unwrap();
 
     rename_everything(&web);
+    web.reset_counts();
     let prairie = web.published(names::PRAIRIE).unwrap().clone();
     let page = prairie.page_paths[2].clone();
     web.prairie.set_delay(&page, Duration::from_secs(3));
@@ -521,7 +542,10 @@ async fn outcomes_after_a_database_outage_match_commits() {
     let first = tokio::time::timeout(Duration::from_secs(90), &mut run).await;
     pg.start_again();
     let first = first.expect("the run call ends during the outage").unwrap();
-    assert!(first.is_err(), "a run cannot finish without its database: {first:?}");
+    assert!(
+        first.is_err(),
+        "a run cannot finish without its database: {first:?}"
+    );
     assert_eq!(store.running_run().await.unwrap(), Some(run_id));
 
     // Joining the open run takes its hosts over once their leases lapse (1 s) and

@@ -466,7 +466,13 @@ mod tests {
         let max = [&"c".repeat(63)[..]; 4].join(".");
         assert_eq!(max.len(), 255);
         assert!(super::super::guard::dns_name_error(&max).is_some());
-        let ok = [&"c".repeat(63)[..], &"c".repeat(63), &"c".repeat(63), &"c".repeat(61)].join(".");
+        let ok = [
+            &"c".repeat(63)[..],
+            &"c".repeat(63),
+            &"c".repeat(63),
+            &"c".repeat(61),
+        ]
+        .join(".");
         assert_eq!(ok.len(), 253);
         assert_eq!(super::super::guard::dns_name_error(&ok), None);
         assert_eq!(super::super::guard::dns_name_error(&format!("{ok}.")), None);

@@ -51,7 +51,12 @@ pub struct RunContext {
 
 impl RunContext {
     fn claim(&self, url: &str, host_id: i64) -> bool {
-        match self.claimed.lock().expect("claim lock").entry(url.to_owned()) {
+        match self
+            .claimed
+            .lock()
+            .expect("claim lock")
+            .entry(url.to_owned())
+        {
             std::collections::hash_map::Entry::Occupied(_) => false,
             std::collections::hash_map::Entry::Vacant(v) => {
                 v.insert(host_id);

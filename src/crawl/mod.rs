@@ -417,7 +417,10 @@ impl Crawler {
             Err(_) => {
                 // Abandoned: nothing of it is committed, so its claims go back now (a
                 // host reached later in this run may crawl those servers).
-                warn!(budget_secs = budget.as_secs(), "host crawl exceeded its time budget; abandoned");
+                warn!(
+                    budget_secs = budget.as_secs(),
+                    "host crawl exceeded its time budget; abandoned"
+                );
                 ctx.release_claims(h.id);
                 HostCrawl {
                     failure: Some(FetchError {
@@ -557,7 +560,10 @@ impl Crawler {
         summary: &Mutex<RunSummary>,
     ) -> String {
         let now = now_ms();
-        warn!(expiries, "host's lease expired repeatedly without an outcome; recorded as timeout");
+        warn!(
+            expiries,
+            "host's lease expired repeatedly without an outcome; recorded as timeout"
+        );
         let rec = OutcomeRecord {
             host_id: h.id,
             outcome: FailureClass::Timeout.as_str().to_owned(),

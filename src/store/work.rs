@@ -203,7 +203,10 @@ impl Store {
             "UPDATE hosts SET lease_until_ms = $1 WHERE lease_owner = $2 AND run_id IS NOT NULL \
              AND lease_taken_ms >= $3 AND id IN ({list})"
         );
-        let mut q = sqlx::query(&sql).bind(until_ms).bind(worker).bind(taken_after_ms);
+        let mut q = sqlx::query(&sql)
+            .bind(until_ms)
+            .bind(worker)
+            .bind(taken_after_ms);
         for id in host_ids {
             q = q.bind(*id);
         }
