@@ -326,7 +326,79 @@ async fn a_poison_host_killed_again_and_again_ends_as_timeout(backend: Backend) 
     web.shutdown().await;
 }
 
+/// The store side of poison hosts: a takeover of an expired lease counts one expiry, an
+/// outcome resets the count, and renewal covers only the hosts named, taken after the
+/// cut-off.
+async fn lease_expiries_are_counted_and_renewal_is_bounded(backend: Backend) {
+    use cds_registry::store::{now_ms, OutcomeRecord};
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    store
+        .add_hosts(&[Seed::Host("poison.example".into())], "seed")
+        .await
+        .unwrap();
+    let named = ["poison.example".to_owned()];
+    let (run_id, _) = store.begin_run("test", &named).await.unwrap().unwrap();
+    let now = now_ms();
+    let first = store.lease_hosts("w1", 10, now + 60_000).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].lease_expiries, 0, "a fresh lease is no expiry");
+    let id = first[0].host.id;
+
+    let renew = |until: i64, after: i64, ids: Vec<i64>| {
+        let store = store.clone();
+        async move { store.renew_leases("w1", until, after, &ids).await.unwrap() }
+    };
+    assert_eq!(renew(now + 60_000, now - 1_000, vec![id]).await, 1);
+    assert_eq!(
+        renew(now + 60_000, now - 1_000, vec![]).await,
+        0,
+        "not in hand"
+    );
+    assert_eq!(renew(now + 60_000, now - 1_000, vec![id + 1]).await, 0);
+    assert_eq!(
+        renew(now + 60_000, now + 60_000, vec![id]).await,
+        0,
+        "held past the cut-off"
+    );
+    assert!(store
+        .lease_hosts("w2", 10, now + 60_000)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // The holder dies: its lease lapses and the host is taken over, twice.
+    for n in 1..=2 {
+        assert_eq!(renew(now_ms() - 1, now - 1_000, vec![id]).await, 1);
+        let taken = store
+            .lease_hosts("w1", 10, now_ms() + 60_000)
+            .await
+            .unwrap();
+        assert_eq!(taken.len(), 1);
+        assert_eq!(taken[0].lease_expiries, n);
+    }
+    let rec = OutcomeRecord {
+        host_id: id,
+        outcome: "ok".into(),
+        started_ms: now,
+        finished_ms: now_ms(),
+        ..OutcomeRecord::default()
+    };
+    assert!(store
+        .record_outcome(run_id, "w1", &rec, 3, i64::MAX)
+        .await
+        .unwrap());
+    assert!(store.maybe_finish_run(run_id).await.unwrap());
+    store.begin_run("test", &named).await.unwrap().unwrap();
+    let again = store
+        .lease_hosts("w1", 10, now_ms() + 60_000)
+        .await
+        .unwrap();
+    assert_eq!(again[0].lease_expiries, 0, "the outcome reset the count");
+}
+
 both_backends!(
+    lease_expiries_are_counted_and_renewal_is_bounded,
     a_cancelled_pass_is_crawled_again_not_reported_ok,
     a_host_over_its_budget_is_recorded_timeout,
     a_poison_host_killed_again_and_again_ends_as_timeout,

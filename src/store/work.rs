@@ -6,6 +6,11 @@
 //! statement. A lease expires unless renewed, so a dead worker's hosts are picked up by
 //! another. The outcome is recorded — and the host released — only by the lease holder,
 //! in one transaction, so each host has exactly one outcome per run.
+//!
+//! A worker renews only the hosts it has in hand, for a bounded time after taking them,
+//! and each takeover of an expired lease is counted (`hosts.lease_expiries`, reset by the
+//! outcome): the crawler records a host that keeps losing its workers as `timeout` rather
+//! than crawling it again, so no host holds a run open forever.
 
 use sqlx::any::AnyRow;
 use sqlx::Row;
