@@ -109,6 +109,13 @@ pub struct CrawlConfig {
     pub lease_secs: u64,
     /// How often a crawler worker looks for leasable hosts in `serve`.
     pub poll_secs: u64,
+    /// Time one host's crawl (all its documents, before the commit) may take; after it the
+    /// crawl is abandoned, nothing of it is committed, and the host is recorded `timeout`.
+    /// A worker renews a host's lease for at most twice this after taking it.
+    pub host_budget_secs: u64,
+    /// Expired leases of one host (its worker killed or stuck before recording an
+    /// outcome) after which the host is recorded `timeout` instead of being crawled again.
+    pub max_lease_expiries: i64,
     /// First back-off delay after a failure; doubles per consecutive failure.
     pub backoff_base_secs: u64,
     pub backoff_max_secs: u64,
@@ -144,6 +151,8 @@ impl Default for CrawlConfig {
             ),
             lease_secs: 60,
             poll_secs: 5,
+            host_budget_secs: 600,
+            max_lease_expiries: 3,
             backoff_base_secs: 60,
             backoff_max_secs: 24 * 3600,
             stale_after_failures: 3,

@@ -209,6 +209,11 @@ impl Fetcher {
         let mut current = url.clone();
         let mut redirects = Vec::new();
         loop {
+            if let Some(url::Host::Domain(name)) = current.host() {
+                if let Some(why) = super::guard::dns_name_error(name) {
+                    return Err(FetchError::new(FailureClass::Invalid, &current, why));
+                }
+            }
             self.guard
                 .check_url(&current)
                 .map_err(|Blocked(why)| FetchError::new(FailureClass::Blocked, &current, why))?;
@@ -449,5 +454,37 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    /// Names DNS cannot hold are `invalid`, decided before any lookup or connection
+    /// (issue 19: they were reported as `connect`).
+    #[tokio::test]
+    async fn names_too_long_are_invalid() {
+        let f = Fetcher::new(&CrawlConfig::default()).unwrap();
+        let none = |_: &str| None;
+        let label = "a".repeat(64);
+        let long_label = Url::parse(&format!("https://{label}.example.com/x")).unwrap();
+        let labels = vec!["b".repeat(60); 5].join(".");
+        let long_name = Url::parse(&format!("https://{labels}.example.com/x")).unwrap();
+        assert!(long_name.host_str().unwrap().len() > 253);
+        for url in [&long_label, &long_name] {
+            let e = f.get(url, DocKind::Metadata, &none).await.unwrap_err();
+            assert_eq!(e.class, FailureClass::Invalid, "{url}: {e}");
+        }
+        // At the limits the name is fine (and then fails later for another reason).
+        assert_eq!(super::super::guard::dns_name_error(&"a".repeat(63)), None);
+        let max = [&"c".repeat(63)[..]; 4].join(".");
+        assert_eq!(max.len(), 255);
+        assert!(super::super::guard::dns_name_error(&max).is_some());
+        let ok = [
+            &"c".repeat(63)[..],
+            &"c".repeat(63),
+            &"c".repeat(63),
+            &"c".repeat(61),
+        ]
+        .join(".");
+        assert_eq!(ok.len(), 253);
+        assert_eq!(super::super::guard::dns_name_error(&ok), None);
+        assert_eq!(super::super::guard::dns_name_error(&format!("{ok}.")), None);
     }
 }

@@ -150,6 +150,25 @@ impl Guard {
     }
 }
 
+/// Why a DNS name cannot exist, if it cannot: RFC 1035 §2.3.4 limits a label to 63
+/// octets and RFC 1123 §2.1 a name to 253 characters (255 octets on the wire). Such a
+/// name is invalid input, not a failure to connect, and is refused before any lookup.
+pub fn dns_name_error(name: &str) -> Option<String> {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    if name.len() > 253 {
+        return Some(format!(
+            "host name is {} characters long; DNS allows at most 253",
+            name.len()
+        ));
+    }
+    name.split('.').find(|l| l.len() > 63).map(|l| {
+        format!(
+            "host name label of {} characters; DNS allows at most 63",
+            l.len()
+        )
+    })
+}
+
 /// `name`, `name:port`, `[v6]`, `[v6]:port` or a bare IPv6 address → (host, port).
 fn split_host_port(s: &str) -> (String, Option<u16>) {
     let s = s.trim().to_ascii_lowercase();

@@ -42,18 +42,41 @@ pub struct RunContext {
     pub cfg: CrawlConfig,
     /// Stored validators (URL → ETag/Last-Modified) loaded at the start of the run.
     pub validators: HashMap<String, Validators>,
-    /// Server URLs already claimed by some host in this run: a server reached twice (a
-    /// migrated host and its target, a related document listed by two parents) is
-    /// crawled once.
-    pub claimed: Mutex<HashSet<String>>,
+    /// Server URLs already claimed in this run, with the host that claimed each: a server
+    /// reached twice (a migrated host and its target, a related document listed by two
+    /// parents) is crawled once. A host attempt that ends without recording its outcome
+    /// (cancelled, abandoned, store error) releases its claims, so the retry crawls and
+    /// commits the servers instead of skipping them as already done (issue 19).
+    pub claimed: Mutex<HashMap<String, i64>>,
 }
 
 impl RunContext {
-    fn claim(&self, url: &str) -> bool {
+    fn claim(&self, url: &str, host_id: i64) -> bool {
+        match self
+            .claimed
+            .lock()
+            .expect("claim lock")
+            .entry(url.to_owned())
+        {
+            std::collections::hash_map::Entry::Occupied(_) => false,
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(host_id);
+                true
+            }
+        }
+    }
+
+    /// Forget every claim of `host_id` (its attempt ended without an outcome).
+    pub fn release_claims(&self, host_id: i64) {
         self.claimed
             .lock()
             .expect("claim lock")
-            .insert(url.to_owned())
+            .retain(|_, h| *h != host_id);
+    }
+
+    /// Forget the claim on one server (its commit failed, so it was not crawled).
+    pub fn release_claim(&self, url: &str) {
+        self.claimed.lock().expect("claim lock").remove(url);
     }
 
     fn validator_fn(&self) -> impl Fn(&str) -> Option<Validators> + Send + Sync + '_ {
@@ -349,7 +372,7 @@ impl HostCrawler<'_> {
             let url = meta.final_url.to_string();
             visited.insert(meta.requested.to_string());
             visited.insert(url.clone());
-            if !self.ctx.claim(&url) {
+            if !self.ctx.claim(&url, self.host_id) {
                 // Another host (or another path of this one) already crawls this server.
                 return Ok(());
             }

@@ -6,7 +6,7 @@ pub mod guard;
 pub mod host;
 pub mod schedule;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,8 +17,8 @@ use tracing::{info, warn, Instrument};
 
 use crate::config::CrawlConfig;
 use crate::store::{now_ms, HostRow, Leased, OutcomeRecord, RunTotals, Store, StoreError};
-use fetch::Fetcher;
-use host::{crawl_host, RunContext, Start};
+use fetch::{FailureClass, FetchError, Fetcher};
+use host::{crawl_host, HostCrawl, RunContext, Start};
 
 /// `host` or `host:port` of a URL (the form seeds use).
 fn authority_of(url: &str) -> Option<String> {
@@ -61,6 +61,24 @@ impl RunSummary {
 
 /// A lease query in flight.
 type LeaseFuture<'a> = futures::future::BoxFuture<'a, Result<Vec<Leased>, StoreError>>;
+
+/// Releases a host attempt's server claims when dropped, unless the attempt recorded its
+/// outcome: an attempt cancelled with its worker pass (a database error), abandoned, or
+/// unable to record leaves its servers to the retry, which would otherwise skip them as
+/// claimed and report `ok` with nothing committed (issue 19).
+struct ClaimsGuard<'a> {
+    ctx: &'a RunContext,
+    host_id: i64,
+    recorded: bool,
+}
+
+impl Drop for ClaimsGuard<'_> {
+    fn drop(&mut self) {
+        if !self.recorded {
+            self.ctx.release_claims(self.host_id);
+        }
+    }
+}
 
 /// Aborts a background task when dropped (also when the owner's future is cancelled).
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
@@ -227,6 +245,11 @@ impl Crawler {
         self.cfg.lease_secs.max(1) as i64 * 1000
     }
 
+    /// Time one host's crawl may take before it is abandoned as `timeout`.
+    fn host_budget(&self) -> Duration {
+        Duration::from_secs(self.cfg.host_budget_secs.max(1))
+    }
+
     /// Lease and crawl hosts of any run until nothing is leasable, keeping up to
     /// `concurrency` hosts in flight and renewing the leases while they run.
     ///
@@ -239,16 +262,34 @@ impl Crawler {
         let summary = Mutex::new(RunSummary::default());
         let limit = self.cfg.concurrency.max(1);
         let lease_ms = self.lease_ms();
+        // A host is renewed for at most two budgets after it was leased: one for waiting
+        // in `queued` (a slot frees within a budget) and one for its crawl. A crawl stuck
+        // where the budget's timer cannot stop it (blocking the thread) loses its lease
+        // then, and the takeover counts towards `max_lease_expiries`.
+        let hold_ms = 2 * self.host_budget().as_millis() as i64;
+        // Hosts this pass has in hand (queued or crawling): only these are renewed.
+        let in_hand: Arc<Mutex<std::collections::HashSet<i64>>> = Arc::default();
         let renewal = {
             let store = self.store.clone();
             let worker = self.worker.clone();
+            let in_hand = in_hand.clone();
             tokio::spawn(async move {
                 let mut tick =
                     tokio::time::interval(Duration::from_millis((lease_ms / 3).max(100) as u64));
                 tick.tick().await;
                 loop {
                     tick.tick().await;
-                    if let Err(e) = store.renew_leases(&worker, now_ms() + lease_ms).await {
+                    let now = now_ms();
+                    let ids: Vec<i64> = in_hand
+                        .lock()
+                        .expect("in-hand lock")
+                        .iter()
+                        .copied()
+                        .collect();
+                    if let Err(e) = store
+                        .renew_leases(&worker, now + lease_ms, now - hold_ms, &ids)
+                        .await
+                    {
                         warn!(error = %e, "lease renewal failed");
                     }
                 }
@@ -269,11 +310,18 @@ impl Crawler {
                 let Some(l) = queued.pop_front() else { break };
                 let ctx = self.context(l.run_id).await?;
                 let summary = &summary;
+                let in_hand = &in_hand;
                 let span = tracing::info_span!("host", run_id = l.run_id, host = %l.host.seed);
                 in_flight.push(
                     async move {
                         let seed = l.host.seed.clone();
-                        let outcome = self.crawl_one(&ctx, l.host, summary).await;
+                        let host_id = l.host.id;
+                        let outcome = if l.lease_expiries >= self.cfg.max_lease_expiries.max(1) {
+                            self.give_up(&ctx, l.host, l.lease_expiries, summary).await
+                        } else {
+                            self.crawl_one(&ctx, l.host, summary).await
+                        };
+                        in_hand.lock().expect("in-hand lock").remove(&host_id);
                         progress.host_done(&seed, &outcome);
                     }
                     .instrument(span),
@@ -304,6 +352,10 @@ impl Crawler {
                     if leased.len() < want {
                         exhausted = true;
                     }
+                    in_hand
+                        .lock()
+                        .expect("in-hand lock")
+                        .extend(leased.iter().map(|l| l.host.id));
                     queued.extend(leased);
                 }
             }
@@ -333,7 +385,7 @@ impl Crawler {
             fetcher: self.fetcher.clone(),
             cfg: self.cfg.clone(),
             validators: self.store.validators().await?,
-            claimed: Mutex::new(HashSet::new()),
+            claimed: Mutex::new(HashMap::new()),
         });
         Ok(self
             .contexts
@@ -350,11 +402,58 @@ impl Crawler {
         let start = match Start::for_seed(&h.to_seed()) {
             Ok(s) => s,
             Err(e) => {
+                // A stored seed that cannot be crawled is recorded like any failure, so
+                // the host is released and backs off instead of its lease lapsing.
                 warn!(error = %e, "bad seed");
-                return "invalid".into();
+                let now = now_ms();
+                let rec = OutcomeRecord {
+                    host_id: h.id,
+                    outcome: FailureClass::Invalid.as_str().to_owned(),
+                    detail: Some(format!("the stored seed cannot be crawled: {e}")),
+                    started_ms: now,
+                    finished_ms: now,
+                    servers_failed: 1,
+                    next_due_ms: Some(
+                        now + self.backoff(h.consecutive_failures + 1, None).as_millis() as i64,
+                    ),
+                    ..OutcomeRecord::default()
+                };
+                self.finish_host(ctx, &h.seed, &rec, (0, 0, 0), summary)
+                    .await;
+                return rec.outcome;
             }
         };
-        let crawl = crawl_host(ctx, h.id, start).await;
+        let mut claims = ClaimsGuard {
+            ctx,
+            host_id: h.id,
+            recorded: false,
+        };
+        let budget = self.host_budget();
+        let crawl = match tokio::time::timeout(budget, crawl_host(ctx, h.id, start)).await {
+            Ok(c) => c,
+            Err(_) => {
+                // Abandoned: nothing of it is committed, so its claims go back now (a
+                // host reached later in this run may crawl those servers).
+                warn!(
+                    budget_secs = budget.as_secs(),
+                    "host crawl exceeded its time budget; abandoned"
+                );
+                ctx.release_claims(h.id);
+                HostCrawl {
+                    failure: Some(FetchError {
+                        class: FailureClass::Timeout,
+                        url: h.seed.clone(),
+                        detail: format!(
+                            "the host's crawl took longer than its budget of {} s (crawl.host_budget_secs); abandoned, nothing committed",
+                            budget.as_secs()
+                        ),
+                        status: None,
+                        retry_after: None,
+                    }),
+                    ..HostCrawl::default()
+                }
+            }
+        };
         let mut committed = 0usize;
         let mut changed = 0usize;
         let mut findings = crawl.host_findings.len() as i64;
@@ -372,6 +471,8 @@ impl Crawler {
                 }
                 Err(e) => {
                     warn!(server = %s.commit.url, error = %e, "commit failed; stored state kept");
+                    // Not crawled after all: a later host reaching it must not skip it.
+                    ctx.release_claim(&s.commit.url);
                     store_error = Some(e.to_string());
                 }
             }
@@ -458,12 +559,65 @@ impl Crawler {
             moved_to: crawl.moved_to.clone(),
             host_findings: crawl.host_findings.clone(),
         };
+        let recorded = self
+            .finish_host(ctx, &h.seed, &rec, (committed, changed, findings), summary)
+            .await;
+        claims.recorded = recorded;
+        outcome
+    }
+
+    /// Record the outcome `timeout` for a host whose lease expired `expiries` times without
+    /// an outcome (its workers were killed or stuck on it), instead of crawling it again:
+    /// it counts a failure, so back-off and `stale` apply, and the run can end.
+    async fn give_up(
+        &self,
+        ctx: &RunContext,
+        h: HostRow,
+        expiries: i64,
+        summary: &Mutex<RunSummary>,
+    ) -> String {
+        let now = now_ms();
+        warn!(
+            expiries,
+            "host's lease expired repeatedly without an outcome; recorded as timeout"
+        );
+        let rec = OutcomeRecord {
+            host_id: h.id,
+            outcome: FailureClass::Timeout.as_str().to_owned(),
+            detail: Some(format!(
+                "the host's lease expired {expiries} times without an outcome (worker killed or stuck \
+                 on it, crawl.max_lease_expiries = {}); not crawled again in this run",
+                self.cfg.max_lease_expiries
+            )),
+            started_ms: now,
+            finished_ms: now,
+            servers_failed: 1,
+            next_due_ms: Some(now + self.backoff(h.consecutive_failures + 1, None).as_millis() as i64),
+            ..OutcomeRecord::default()
+        };
+        self.finish_host(ctx, &h.seed, &rec, (0, 0, 0), summary)
+            .await;
+        rec.outcome
+    }
+
+    /// Record a host's outcome (as lease holder) and count it in this worker's summary.
+    /// Returns whether it was recorded. `counts` = (servers committed, changed, findings).
+    async fn finish_host(
+        &self,
+        ctx: &RunContext,
+        seed: &str,
+        rec: &OutcomeRecord,
+        (committed, changed, findings): (usize, usize, i64),
+        summary: &Mutex<RunSummary>,
+    ) -> bool {
+        let outcome = &rec.outcome;
+        let ok = outcome == "ok" || outcome == "partial";
         match self
             .store
             .record_outcome(
                 ctx.run_id,
                 &self.worker,
-                &rec,
+                rec,
                 self.cfg.stale_after_failures,
                 (self.cfg.gone_after_secs * 1000) as i64,
             )
@@ -480,19 +634,24 @@ impl Crawler {
             }
             Ok(false) => {
                 // Our lease expired and another worker took the host over: its outcome
-                // counts, ours is dropped (the commits above were idempotent).
+                // counts, ours is dropped (the commits were idempotent).
                 warn!("lease lost before the outcome was recorded; outcome dropped");
-                return outcome;
+                return false;
             }
-            Err(e) => warn!(error = %e, "recording the outcome failed"),
+            Err(e) => {
+                // The host stays leased to us until the lease lapses; then it is crawled
+                // again (its claims released), so the run gets one true outcome for it.
+                warn!(error = %e, "recording the outcome failed");
+                return false;
+            }
         }
         // The run is finished by whoever finds nothing left to lease (`run_with_progress`,
         // `finish_idle_runs`), not checked after every host: that was one more transaction
         // per host on the crawl's critical path (PERFORMANCE.md, "Crawl at scale").
-        crate::metrics::host_crawled(&outcome);
+        crate::metrics::host_crawled(outcome);
         info!(outcome = %outcome, fetched = rec.docs_fetched, unchanged = rec.docs_unchanged, "host crawled");
         let mut s = summary.lock().expect("summary lock");
-        s.outcomes.push((h.seed.clone(), outcome.clone()));
+        s.outcomes.push((seed.to_owned(), outcome.clone()));
         s.servers_committed += committed;
         s.servers_changed += changed;
         if ok {
@@ -504,7 +663,7 @@ impl Crawler {
         s.totals.docs_unchanged += rec.docs_unchanged;
         s.totals.bytes += rec.bytes;
         s.totals.findings += findings;
-        outcome
+        true
     }
 
     /// Exponential back-off with ±25 % jitter, never shorter than the server's Retry-After.

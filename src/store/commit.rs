@@ -258,10 +258,11 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         // Releasing the lease also reads the host's previous crawl state (RETURNING gives
         // the row after the update, and none of those columns change here): one round trip
-        // instead of two on the path every host takes.
+        // instead of two on the path every host takes. An outcome ends the host's run of
+        // lease expiries (work.rs counts them to give up on poison hosts).
         let Some(prev) = sqlx::query(
-            "UPDATE hosts SET run_id = NULL, lease_owner = NULL, lease_until_ms = NULL \
-             WHERE id = $1 AND run_id = $2 AND lease_owner = $3 \
+            "UPDATE hosts SET run_id = NULL, lease_owner = NULL, lease_until_ms = NULL, \
+             lease_taken_ms = NULL, lease_expiries = 0 WHERE id = $1 AND run_id = $2 AND lease_owner = $3 \
              RETURNING consecutive_failures, last_success_ms, created_ms, status, moved_to",
         )
         .bind(o.host_id)

@@ -121,6 +121,17 @@ pub fn now_ms() -> i64 {
 impl Store {
     /// Connect (creating the SQLite file and its directory if needed) and apply migrations.
     pub async fn open(url: &str, max_connections: u32) -> Result<Store> {
+        Store::open_with(url, max_connections, Duration::from_secs(30)).await
+    }
+
+    /// [`Store::open`] with the time an operation waits for a connection: while the
+    /// database is unreachable (connection refused) sqlx retries until then, so this is
+    /// how long each operation takes to fail during an outage.
+    pub async fn open_with(
+        url: &str,
+        max_connections: u32,
+        acquire_timeout: Duration,
+    ) -> Result<Store> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Backend::Postgres
@@ -151,7 +162,7 @@ impl Store {
                 Backend::Sqlite => max_connections.clamp(1, 4),
                 Backend::Postgres => max_connections.max(1),
             })
-            .acquire_timeout(Duration::from_secs(30))
+            .acquire_timeout(acquire_timeout)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {

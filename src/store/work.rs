@@ -6,6 +6,11 @@
 //! statement. A lease expires unless renewed, so a dead worker's hosts are picked up by
 //! another. The outcome is recorded — and the host released — only by the lease holder,
 //! in one transaction, so each host has exactly one outcome per run.
+//!
+//! A worker renews only the hosts it has in hand, for a bounded time after taking them,
+//! and each takeover of an expired lease is counted (`hosts.lease_expiries`, reset by the
+//! outcome): the crawler records a host that keeps losing its workers as `timeout` rather
+//! than crawling it again, so no host holds a run open forever.
 
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -21,6 +26,9 @@ pub const CHANGE_LOG_LOCK: i64 = 0x4344_5343_4847;
 pub struct Leased {
     pub host: HostRow,
     pub run_id: i64,
+    /// Expired leases taken over since the host's last recorded outcome, this one
+    /// included: how often a worker took the host and never finished it.
+    pub lease_expiries: i64,
 }
 
 /// A crawl run as the API shows it.
@@ -43,16 +51,23 @@ pub struct RunRow {
     pub findings: i64,
 }
 
-const LEASE_SQLITE: &str = "UPDATE hosts SET lease_owner = $1, lease_until_ms = $2 WHERE id IN (\
+// Taking over a lease that expired (its holder died or got stuck before recording an
+// outcome) counts one expiry: the SET expressions see the row as it was before the update,
+// so `lease_until_ms IS NOT NULL` means some worker held the host and never released it.
+const LEASE_SQLITE: &str = "UPDATE hosts SET lease_owner = $1, lease_until_ms = $2, lease_taken_ms = $3, \
+    lease_expiries = lease_expiries + CASE WHEN lease_until_ms IS NULL THEN 0 ELSE 1 END WHERE id IN (\
     SELECT id FROM hosts WHERE run_id IS NOT NULL AND (lease_until_ms IS NULL OR lease_until_ms < $3) \
     ORDER BY id LIMIT $4) RETURNING id, seed, metadata_url, source, status, moved_to, created_ms, \
-    last_crawl_ms, last_success_ms, last_outcome, last_detail, consecutive_failures, next_due_ms, scheme, run_id";
+    last_crawl_ms, last_success_ms, last_outcome, last_detail, consecutive_failures, next_due_ms, scheme, \
+    run_id, lease_expiries";
 
 // The same statement; SKIP LOCKED lets concurrent workers pass each other's rows by.
-const LEASE_POSTGRES: &str = "UPDATE hosts SET lease_owner = $1, lease_until_ms = $2 WHERE id IN (\
+const LEASE_POSTGRES: &str = "UPDATE hosts SET lease_owner = $1, lease_until_ms = $2, lease_taken_ms = $3, \
+    lease_expiries = lease_expiries + CASE WHEN lease_until_ms IS NULL THEN 0 ELSE 1 END WHERE id IN (\
     SELECT id FROM hosts WHERE run_id IS NOT NULL AND (lease_until_ms IS NULL OR lease_until_ms < $3) \
     ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED) RETURNING id, seed, metadata_url, source, status, moved_to, \
-    created_ms, last_crawl_ms, last_success_ms, last_outcome, last_detail, consecutive_failures, next_due_ms, scheme, run_id";
+    created_ms, last_crawl_ms, last_success_ms, last_outcome, last_detail, consecutive_failures, next_due_ms, scheme, \
+    run_id, lease_expiries";
 
 fn run_row(r: &AnyRow) -> Result<RunRow> {
     let started: i64 = r.try_get("started_ms")?;
@@ -161,21 +176,46 @@ impl Store {
                 Ok(Leased {
                     host: super::read::host_row(r)?,
                     run_id: r.try_get("run_id")?,
+                    lease_expiries: r.try_get("lease_expiries")?,
                 })
             })
             .collect()
     }
 
-    /// Extend every lease `worker` holds (called while it works).
-    pub async fn renew_leases(&self, worker: &str, until_ms: i64) -> Result<u64> {
-        Ok(sqlx::query(
-            "UPDATE hosts SET lease_until_ms = $1 WHERE lease_owner = $2 AND run_id IS NOT NULL",
-        )
-        .bind(until_ms)
-        .bind(worker)
-        .execute(&self.pool)
-        .await?
-        .rows_affected())
+    /// Extend `worker`'s leases on `host_ids` (the hosts it has in hand), as far as it took
+    /// them at or after `taken_after_ms` (called while it works).
+    ///
+    /// A host whose attempt ended without an outcome (recording failed) is no longer in
+    /// hand, so its lease lapses within `lease_secs` and the host is crawled again. A host
+    /// held longer than the cut-off is not renewed either: another worker takes it over
+    /// (counted in `lease_expiries`), so a crawl stuck where its time budget cannot stop
+    /// it still holds the host, and the run, for a bounded time only.
+    pub async fn renew_leases(
+        &self,
+        worker: &str,
+        until_ms: i64,
+        taken_after_ms: i64,
+        host_ids: &[i64],
+    ) -> Result<u64> {
+        if host_ids.is_empty() {
+            return Ok(0);
+        }
+        let list = (0..host_ids.len())
+            .map(|i| format!("${}", i + 4))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "UPDATE hosts SET lease_until_ms = $1 WHERE lease_owner = $2 AND run_id IS NOT NULL \
+             AND lease_taken_ms >= $3 AND id IN ({list})"
+        );
+        let mut q = sqlx::query(&sql)
+            .bind(until_ms)
+            .bind(worker)
+            .bind(taken_after_ms);
+        for id in host_ids {
+            q = q.bind(*id);
+        }
+        Ok(q.execute(&self.pool).await?.rows_affected())
     }
 
     /// Finish `run_id` when no host is left for it; releases the run lock. Idempotent and
