@@ -192,9 +192,10 @@ impl Spatial {
     /// other, so (1) and (2) together are exact (boundaries touching count, as with
     /// `geo::Intersects`).
     ///
-    /// Work is counted as both sides' vertices scanned per pair plus the segment pairs
-    /// compared; over `budget.max_work`, or past `budget.deadline` (checked between
-    /// pairs, and every 4,096 candidates), the query stops with [`OverBudget`].
+    /// Work is counted as the vertices scanned per pair (the component's; the part's only
+    /// when some component segment meets the part's box) plus the segment pairs compared.
+    /// Over `budget.max_work`, or past `budget.deadline` (checked between pairs, and every
+    /// 4,096 candidates), the query stops with [`OverBudget`].
     pub fn territories_intersecting(
         &self,
         g: &Geometry<f64>,
@@ -258,15 +259,20 @@ impl Spatial {
                     } else {
                         match &c_rings {
                             Some(c_rings) => {
-                                spend(&mut work, vc + u64::from(part.vertices))?;
+                                spend(&mut work, vc)?;
                                 let cs = segments_meeting(c_rings, &part.bbox);
-                                let p_rings: Vec<&LineString<f64>> =
-                                    std::iter::once(poly.exterior())
-                                        .chain(poly.interiors())
-                                        .collect();
-                                let ps = segments_meeting(&p_rings, &cb);
-                                spend(&mut work, cs.len() as u64 * ps.len() as u64)?;
-                                cs.iter().any(|a| ps.iter().any(|b| a.intersects(b)))
+                                // No segment of the component near the part: the
+                                // boundaries cannot meet, and the part needs no scan.
+                                !cs.is_empty() && {
+                                    spend(&mut work, u64::from(part.vertices))?;
+                                    let p_rings: Vec<&LineString<f64>> =
+                                        std::iter::once(poly.exterior())
+                                            .chain(poly.interiors())
+                                            .collect();
+                                    let ps = segments_meeting(&p_rings, &cb);
+                                    spend(&mut work, cs.len() as u64 * ps.len() as u64)?;
+                                    cs.iter().any(|a| ps.iter().any(|b| a.intersects(b)))
+                                }
                             }
                             None => {
                                 // Other component kinds (not produced by the API's parser):
