@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use bytes::Bytes;
+use futures::StreamExt;
 use geo::{Coord, Geometry, LineString, MultiPolygon, Point, Polygon, Simplify};
 use serde_json::{json, Value};
 
@@ -253,7 +254,9 @@ pub async fn export(State(state): State<AppState>, RawQuery(raw): RawQuery) -> A
     });
     let stream = futures::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|b| (Ok::<_, std::io::Error>(b), rx))
-    });
+    })
+    // The body may be polled once more after its end, which unfold does not allow.
+    .fuse();
     let ct = if ndjson {
         "application/x-ndjson"
     } else {
