@@ -47,6 +47,20 @@ pub struct ApiConfig {
     pub rate_limit_per_second: u32,
     /// Requests a client may burst above the sustained rate.
     pub rate_limit_burst: u32,
+    /// Wall-clock budget of one `POST /v1/lookup` (a geometry, or a batch of points), in
+    /// milliseconds, counted from when it gets a slot. Over it: 422, "simplify or split".
+    pub lookup_budget_ms: u64,
+    /// Most work one geometry lookup may do against the indexed territories, in units of
+    /// vertices scanned plus segment pairs compared (see docs/PERFORMANCE.md, "Geometry
+    /// lookups under load"). Over it: 422, "simplify or split".
+    pub max_geometry_work: u64,
+    /// Expensive requests (`POST /v1/lookup`) computed at once, on the blocking pool; 0 =
+    /// one less than the CPUs (at least 1), so a core stays free for probes and
+    /// point lookups. Others wait up to `lookup_budget_ms` for a slot, then get 503 with
+    /// `Retry-After`.
+    pub expensive_concurrency: usize,
+    /// Exports (`GET /v1/export`) streaming at once; more get 503 with `Retry-After`.
+    pub max_exports: usize,
 }
 
 impl Default for ApiConfig {
@@ -54,7 +68,24 @@ impl Default for ApiConfig {
         ApiConfig {
             rate_limit_per_second: 50,
             rate_limit_burst: 200,
+            lookup_budget_ms: 2_000,
+            max_geometry_work: 100_000_000,
+            expensive_concurrency: 0,
+            max_exports: 4,
         }
+    }
+}
+
+impl ApiConfig {
+    /// `expensive_concurrency` with 0 resolved against this machine.
+    pub fn expensive_slots(&self) -> usize {
+        if self.expensive_concurrency > 0 {
+            return self.expensive_concurrency;
+        }
+        std::thread::available_parallelism()
+            .map(|n| n.get().saturating_sub(1))
+            .unwrap_or(1)
+            .max(1)
     }
 }
 

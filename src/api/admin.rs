@@ -45,7 +45,8 @@ impl FromRequestParts<AppState> for Admin {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or(ApiError::Unauthorized)?;
-        if constant_time_eq(given.trim().as_bytes(), token.0.as_bytes()) {
+        // Byte for byte: `Bearer  TOKEN` or `Bearer TOKEN ` is not the token.
+        if constant_time_eq(given.as_bytes(), token.0.as_bytes()) {
             Ok(Admin)
         } else {
             Err(ApiError::Unauthorized)

@@ -1,5 +1,7 @@
 //! The API's one error type, rendered as RFC 9457 `application/problem+json`.
-//! Database and internal errors are logged and answered with a 500 that leaks nothing.
+//! Internal errors are logged and answered with a 500 that leaks nothing; a database that
+//! does not answer (connection refused or lost, pool exhausted, disk I/O) is a 503 with
+//! `Retry-After`, since the same request will work once it is back.
 
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -21,8 +23,18 @@ pub enum ApiError {
     Conflict(String),
     #[error("too many requests: {0}")]
     TooManyRequests(String),
+    /// 503 with `Retry-After: 5`: a dependency (the database, the crawler) is missing.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// 503 with `Retry-After: 1`: every slot for expensive requests is taken.
+    #[error("busy: {0}")]
+    Busy(String),
+    /// 413: the request body is larger than the API takes.
+    #[error("payload too large: {0}")]
+    TooLarge(String),
+    /// 422: the request is well formed but would cost more work than one request may.
+    #[error("too costly: {0}")]
+    TooCostly(String),
     #[error("internal error")]
     Internal(String),
 }
@@ -47,6 +59,21 @@ impl ApiError {
             ApiError::Unavailable(d) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Service unavailable",
+                d.clone(),
+            ),
+            ApiError::Busy(d) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Service unavailable",
+                d.clone(),
+            ),
+            ApiError::TooLarge(d) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Payload too large",
+                d.clone(),
+            ),
+            ApiError::TooCostly(d) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Request too costly",
                 d.clone(),
             ),
             ApiError::Internal(_) => (
@@ -75,7 +102,54 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             header::HeaderValue::from_static("application/problem+json"),
         );
+        let retry = match &self {
+            ApiError::Unavailable(_) => Some("5"),
+            ApiError::Busy(_) => Some("1"),
+            _ => None,
+        };
+        if let Some(secs) = retry {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static(secs));
+        }
         resp
+    }
+}
+
+/// Is `e` the database being unreachable or overloaded (worth a retry later), rather than
+/// a bug in a query? Connection-level failures, the pool, and the server-side codes for
+/// "going away / not accepting connections / out of resources".
+pub(crate) fn database_unavailable(e: &sqlx::Error) -> bool {
+    use sqlx::postgres::PgDatabaseError;
+    use sqlx::sqlite::SqliteError;
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(d) => {
+            if let Some(pg) = d.try_downcast_ref::<PgDatabaseError>() {
+                let code = pg.code();
+                // PostgreSQL appendix A: class 08 connection exception, class 53
+                // insufficient resources (too many connections, disk full, out of
+                // memory), 57P01..57P03 shutdown / cannot connect now, 55000 as raised
+                // for "database is not currently accepting connections".
+                code.starts_with("08")
+                    || code.starts_with("53")
+                    || matches!(code, "57P01" | "57P02" | "57P03" | "55000")
+            } else if let Some(lite) = d.try_downcast_ref::<SqliteError>() {
+                // Primary result codes (the low byte of the extended code): BUSY 5,
+                // LOCKED 6, NOMEM 7, IOERR 10, FULL 13, CANTOPEN 14, PROTOCOL 15.
+                let code: i64 = sqlx::error::DatabaseError::code(lite)
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(0);
+                matches!(code & 0xff, 5 | 6 | 7 | 10 | 13 | 14 | 15)
+            } else {
+                false
+            }
+        }
+        _ => false,
     }
 }
 
@@ -84,7 +158,26 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound => ApiError::NotFound("no such resource".into()),
             StoreError::Conflict(c) => ApiError::Conflict(c),
+            StoreError::Db(e) if database_unavailable(&e) => {
+                tracing::warn!(error = %e, "database unavailable");
+                ApiError::Unavailable("the database does not answer; retry later".into())
+            }
             other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// A JSON body the extractor refused: 413 when it is over the body limit (the
+/// extractor's own answer would be a plain-text 400/413), else 400 with its reason.
+impl From<axum::extract::rejection::JsonRejection> for ApiError {
+    fn from(e: axum::extract::rejection::JsonRejection) -> Self {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge(format!(
+                "the request body is larger than the API accepts ({} bytes)",
+                super::MAX_BODY_BYTES
+            ))
+        } else {
+            ApiError::BadRequest(e.body_text())
         }
     }
 }

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use bytes::Bytes;
+use futures::StreamExt;
 use geo::{Coord, Geometry, LineString, MultiPolygon, Point, Polygon, Simplify};
 use serde_json::{json, Value};
 
@@ -202,7 +203,9 @@ fn simplify_param(raw: Option<&str>) -> Result<f64, ApiError> {
     params(("format" = Option<String>, Query, description = "`geojson` (FeatureCollection, default) or `ndjson` (one Feature per line)"),
            ("simplify" = Option<f64>, Query, description = "tolerance in degrees"),
            super::search::FilterQuery, super::search::NearQuery),
-    responses((status = 200, description = "GeoJSON FeatureCollection or NDJSON")))]
+    responses((status = 200, description = "GeoJSON FeatureCollection or NDJSON"),
+              (status = 400, description = "bad parameter", content_type = "application/problem+json"),
+              (status = 503, description = "`api.max_exports` exports are streaming already; retry after `Retry-After` seconds", content_type = "application/problem+json")))]
 pub async fn export(State(state): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<Response> {
     let p = params::parse(raw.as_deref(), &["format", "simplify"])?;
     let ndjson = match p.extra.get("format").map(String::as_str) {
@@ -214,33 +217,46 @@ pub async fn export(State(state): State<AppState>, RawQuery(raw): RawQuery) -> A
         Some(s) => simplify_param(Some(&format!("simplify={s}")))?,
         None => 0.0,
     };
+    let slot = state.export_slot()?;
     let index = state.index();
-    let hits = index.search(&p.filter);
-    let n = hits.len();
-    let stream = futures::stream::iter((0..n + 2).map(move |k| {
-        // k = 0: header, 1..=n: features, n+1: footer.
-        let chunk = if k == 0 {
-            if ndjson {
-                Vec::new()
-            } else {
+    // Features are rendered (and simplified) on the blocking pool, a few ahead of the
+    // client; the export's slot is held until the last one is sent or the client leaves.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(8);
+    tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        let hits = index.search(&p.filter);
+        let n = hits.len();
+        for k in 0..n + 2 {
+            // k = 0: header, 1..=n: features, n+1: footer.
+            let chunk = if k == 0 {
+                if ndjson {
+                    continue;
+                }
                 br#"{"type":"FeatureCollection","features":["#.to_vec()
+            } else if k <= n {
+                let mut b =
+                    serde_json::to_vec(&feature(&index, hits[k - 1], simplify)).unwrap_or_default();
+                if ndjson {
+                    b.push(b'\n');
+                } else if k < n {
+                    b.push(b',');
+                }
+                b
+            } else if ndjson {
+                continue;
+            } else {
+                b"]}".to_vec()
+            };
+            if tx.blocking_send(Bytes::from(chunk)).is_err() {
+                return; // the client went away
             }
-        } else if k <= n {
-            let mut b =
-                serde_json::to_vec(&feature(&index, hits[k - 1], simplify)).unwrap_or_default();
-            if ndjson {
-                b.push(b'\n');
-            } else if k < n {
-                b.push(b',');
-            }
-            b
-        } else if ndjson {
-            Vec::new()
-        } else {
-            b"]}".to_vec()
-        };
-        Ok::<_, std::io::Error>(Bytes::from(chunk))
-    }));
+        }
+    });
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok::<_, std::io::Error>(b), rx))
+    })
+    // The body may be polled once more after its end, which unfold does not allow.
+    .fuse();
     let ct = if ndjson {
         "application/x-ndjson"
     } else {

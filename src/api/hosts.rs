@@ -1,6 +1,6 @@
 //! `/v1/hosts`: the seeded hosts and their crawl state; adding and removing hosts (admin).
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get};
 use axum::{Json, Router};
@@ -25,8 +25,14 @@ pub struct HostList {
 
 /// `GET /v1/hosts`: seeded, admin-added and discovered hosts with their crawl state.
 #[utoipa::path(get, path = "/v1/hosts", tag = "hosts", operation_id = "list_hosts",
-    responses((status = 200, body = HostList)))]
-pub async fn list(State(state): State<AppState>) -> ApiResult<Json<HostList>> {
+    responses((status = 200, body = HostList),
+              (status = 400, description = "a query parameter (this endpoint takes none)", content_type = "application/problem+json"),
+              (status = 503, description = "the database does not answer", content_type = "application/problem+json")))]
+pub async fn list(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<HostList>> {
+    super::params::none(raw.as_deref())?;
     let hosts: Vec<HostRow> = state.store.list_hosts().await?;
     Ok(Json(HostList { hosts }))
 }

@@ -6,6 +6,7 @@ mod error;
 mod etag;
 pub mod follow;
 pub mod geojson;
+mod headers;
 mod hosts;
 pub mod openapi;
 pub mod ops;
@@ -55,13 +56,20 @@ pub fn router(state: AppState) -> Router {
             ratelimit::limit,
         ))
         // Batch lookups carry up to 100,000 points; nothing else needs more.
-        .layer(DefaultBodyLimit::max(8 << 20))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(headers::body_limit))
         .layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http())
-        // Dashboards call the read API from browsers on other origins.
+        // Dashboards call the read API from browsers on other origins; `public_cors`
+        // keeps the headers off everything else.
         .layer(CorsLayer::permissive())
+        .layer(axum::middleware::from_fn(headers::public_cors))
+        .layer(axum::middleware::from_fn(headers::security_headers))
         .with_state(state)
 }
+
+/// Largest request body taken (413 above): 100,000 batch points are about 4 MB of JSON.
+pub const MAX_BODY_BYTES: usize = 8 << 20;
 
 /// Serve on an already-bound listener until `shutdown` resolves (tests bind port 0).
 pub async fn serve(

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -40,15 +40,19 @@ pub struct StartRun {
               (status = 400, description = "bad body", content_type = "application/problem+json"),
               (status = 401, description = "missing or wrong token", content_type = "application/problem+json"),
               (status = 403, description = "no admin token configured", content_type = "application/problem+json"),
-              (status = 409, description = "a run is in progress", content_type = "application/problem+json")))]
+              (status = 409, description = "a run is in progress", content_type = "application/problem+json"),
+              (status = 413, description = "body over the size limit", content_type = "application/problem+json"),
+              (status = 503, description = "the database does not answer, or this process has no crawler", content_type = "application/problem+json")))]
 /// `POST /v1/crawls` (admin): start a run over every due host, or `{"hosts": [...]}`;
 /// crawler workers (any process) do the work. 202 with the run id; 409 while a run is on.
 pub async fn start_run(
     _admin: Admin,
     State(state): State<AppState>,
-    body: Option<Json<StartRun>>,
+    RawQuery(raw): RawQuery,
+    body: Result<Option<Json<StartRun>>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let hosts = body.map(|b| b.0.hosts).unwrap_or_default();
+    super::params::none(raw.as_deref())?;
+    let hosts = body?.map(|b| b.0.hosts).unwrap_or_default();
     if hosts.len() > 10_000 {
         return Err(ApiError::BadRequest("at most 10,000 hosts per run".into()));
     }
@@ -90,7 +94,8 @@ fn limit(l: Option<i64>, default: i64, max: i64) -> ApiResult<i64> {
     params(("cursor" = Option<i64>, Query, description = "run id from `next_cursor`"),
            ("limit" = Option<i64>, Query, minimum = 1, maximum = 500)),
     responses((status = 200, description = "`{runs, next_cursor}`", body = Object),
-              (status = 400, description = "bad parameter", content_type = "application/problem+json")))]
+              (status = 400, description = "bad parameter", content_type = "application/problem+json"),
+              (status = 503, description = "the database does not answer", content_type = "application/problem+json")))]
 /// `GET /v1/crawls`: runs, newest first, with counts and duration.
 pub async fn list_runs(
     State(state): State<AppState>,
@@ -108,10 +113,16 @@ pub async fn list_runs(
 #[utoipa::path(get, path = "/v1/crawls/{id}", tag = "operations", operation_id = "get_crawl",
     params(("id" = i64, Path, description = "run id")),
     responses((status = 200, description = "`{run, outcomes}`", body = Object),
-              (status = 400, description = "non-integer id", content_type = "application/problem+json"),
-              (status = 404, description = "no such run", content_type = "application/problem+json")))]
+              (status = 400, description = "non-integer id, or a query parameter (this endpoint takes none)", content_type = "application/problem+json"),
+              (status = 404, description = "no such run", content_type = "application/problem+json"),
+              (status = 503, description = "the database does not answer", content_type = "application/problem+json")))]
 /// `GET /v1/crawls/{id}`: one run's progress, counted across every worker.
-pub async fn run(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn run(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
+    super::params::none(raw.as_deref())?;
     let id: i64 = id
         .parse()
         .map_err(|_| ApiError::BadRequest(format!("run id must be an integer, got {id:?}")))?;
@@ -135,7 +146,8 @@ pub struct ChangesQuery {
     params(("after" = Option<i64>, Query, minimum = 0, description = "last `seq` seen"),
            ("limit" = Option<i64>, Query, minimum = 1, maximum = 5000)),
     responses((status = 200, description = "`{changes, next_after, more}`", body = Object),
-              (status = 400, description = "bad parameter", content_type = "application/problem+json")))]
+              (status = 400, description = "bad parameter", content_type = "application/problem+json"),
+              (status = 503, description = "the database does not answer", content_type = "application/problem+json")))]
 /// `GET /v1/changes?after=SEQ&limit=`: the change feed, oldest first. Pass the last
 /// `seq` you saw as `after` to sync incrementally.
 pub async fn changes(

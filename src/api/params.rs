@@ -132,6 +132,17 @@ pub fn parse(raw: Option<&str>, extra: &[&str]) -> Result<Parsed, ApiError> {
     Ok(out)
 }
 
+/// For endpoints that take no query parameters: any parameter is a 400 naming it, as an
+/// unknown name is on the search endpoints (a typo never passes silently).
+pub fn none(raw: Option<&str>) -> Result<(), ApiError> {
+    match url::form_urlencoded::parse(raw.unwrap_or("").as_bytes()).next() {
+        Some((k, _)) => Err(bad(format!(
+            "unknown parameter `{k}`; this endpoint takes no query parameters"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// `limit` with a default and a maximum.
 pub fn limit(p: &Parsed, default: usize, max: usize) -> Result<usize, ApiError> {
     match p.extra.get("limit") {
@@ -195,6 +206,15 @@ mod tests {
         }
         let e = parse(Some("comodity=gas"), &[]).unwrap_err().to_string();
         assert!(e.contains("comodity") && e.contains("commodity"), "{e}");
+    }
+
+    #[test]
+    fn endpoints_without_parameters_name_the_stray_one() {
+        assert!(none(None).is_ok());
+        assert!(none(Some("")).is_ok());
+        let e = none(Some("limit=5")).unwrap_err().to_string();
+        assert!(e.contains("`limit`"), "{e}");
+        assert!(none(Some("flag")).is_err());
     }
 
     #[test]

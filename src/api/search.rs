@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use super::params::{self, check_point, decode_cursor, encode_cursor};
 use super::{ApiError, ApiResult, AppState};
 use crate::cds::oauth::OAuthOffer;
-use crate::index::{Facets, SearchIndex};
+use crate::index::{Facets, OverBudget, SearchIndex, WorkBudget};
 
 /// Most points one batch lookup takes (one pass over the index; ~2 MB of JSON in).
 pub const MAX_BATCH_POINTS: usize = 100_000;
@@ -370,63 +370,126 @@ pub struct BatchResult {
 }
 
 /// `POST /v1/lookup`: a batch of points in one pass, or a geometry.
+///
+/// Bounded (issue 19): the work runs on the blocking pool in one of
+/// `api.expensive_concurrency` slots (503 + `Retry-After` when none frees up within
+/// `api.lookup_budget_ms`), under a deadline of `api.lookup_budget_ms` and, for a
+/// geometry, at most `api.max_geometry_work` units of work (422 past either).
 #[utoipa::path(post, path = "/v1/lookup", tag = "search",
     params(FilterQuery),
     request_body = BatchRequestDoc,
-    responses((status = 200, body = BatchResult), (status = 400, description = "bad body or parameter", content_type = "application/problem+json")))]
+    responses((status = 200, body = BatchResult),
+              (status = 400, description = "bad body or parameter", content_type = "application/problem+json"),
+              (status = 413, description = "body over the size limit (8 MiB)", content_type = "application/problem+json"),
+              (status = 422, description = "the lookup would exceed its work or time budget (`api.max_geometry_work`, `api.lookup_budget_ms`): simplify the geometry or split the request", content_type = "application/problem+json"),
+              (status = 503, description = "every slot for expensive requests is taken; retry after `Retry-After` seconds", content_type = "application/problem+json")))]
 pub async fn lookup_batch(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
     body: Result<Json<BatchRequest>, axum::extract::rejection::JsonRejection>,
-) -> ApiResult<Json<BatchResult>> {
-    let Json(body) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+) -> ApiResult<axum::response::Response> {
+    let Json(body) = body?;
     let p = params::parse(raw.as_deref(), &[])?;
     if p.filter.point.is_some() {
         return Err(ApiError::BadRequest(
             "POST /v1/lookup takes its points in the body".into(),
         ));
     }
-    let index = state.index();
-    let matches: Vec<Vec<usize>> = match (body.points, body.geometry) {
-        (Some(points), None) => {
-            if points.len() > MAX_BATCH_POINTS {
-                return Err(ApiError::BadRequest(format!(
-                    "at most {MAX_BATCH_POINTS} points per request, got {}",
-                    points.len()
-                )));
-            }
-            for (i, [lon, lat]) in points.iter().enumerate() {
-                check_point(*lon, *lat)
-                    .map_err(|e| ApiError::BadRequest(format!("points[{i}]: {}", detail(&e))))?;
-            }
-            let index2 = index.clone();
-            let filter = p.filter.clone();
-            let hits = tokio::task::spawn_blocking(move || {
-                let t0 = std::time::Instant::now();
-                let hits = index2.lookup_batch_csr(&points, &filter);
-                crate::metrics::lookup(
-                    crate::metrics::LookupKind::Batch,
-                    points.len(),
-                    t0.elapsed(),
-                );
-                hits
-            })
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
-            (0..hits.len())
-                .map(|i| hits.get(i).iter().map(|&x| x as usize).collect())
-                .collect()
+    match (&body.points, &body.geometry) {
+        (Some(points), None) if points.len() > MAX_BATCH_POINTS => {
+            return Err(ApiError::BadRequest(format!(
+                "at most {MAX_BATCH_POINTS} points per request, got {}",
+                points.len()
+            )))
         }
-        (None, Some(g)) => {
-            let geom = super::geojson::geometry_from_value(&g)?;
-            vec![index.intersecting(&geom, &p.filter)]
-        }
+        (Some(_), None) | (None, Some(_)) => {}
         _ => {
             return Err(ApiError::BadRequest(
                 "give exactly one of `points` or `geometry`".into(),
             ))
         }
-    };
+    }
+    let slot = state.expensive_slot().await?;
+    let index = state.index();
+    let budget_ms = state.config.api.lookup_budget_ms;
+    let max_work = state.config.api.max_geometry_work;
+    let json = tokio::task::spawn_blocking(move || {
+        // Held until the work ends, even when the client has gone meanwhile.
+        let _slot = slot;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(budget_ms);
+        let matches = batch_matches(&index, body, &p.filter, deadline, max_work)?;
+        let body = batch_result(&index, matches);
+        serde_json::to_vec(&body).map_err(|e| ApiError::Internal(e.to_string()))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))??;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )],
+        json,
+    )
+        .into_response())
+}
+
+/// The ranked entry positions per point (or one list for a geometry), within budget.
+fn batch_matches(
+    index: &SearchIndex,
+    body: BatchRequest,
+    filter: &crate::index::Filter,
+    deadline: std::time::Instant,
+    max_work: u64,
+) -> ApiResult<Vec<Vec<usize>>> {
+    let t0 = std::time::Instant::now();
+    match (body.points, body.geometry) {
+        (Some(points), None) => {
+            for (i, [lon, lat]) in points.iter().enumerate() {
+                check_point(*lon, *lat)
+                    .map_err(|e| ApiError::BadRequest(format!("points[{i}]: {}", detail(&e))))?;
+            }
+            let hits = index
+                .lookup_batch_csr_within(&points, filter, Some(deadline))
+                .map_err(|e| too_costly(e, "split the points into smaller batches"))?;
+            crate::metrics::lookup(
+                crate::metrics::LookupKind::Batch,
+                points.len(),
+                t0.elapsed(),
+            );
+            Ok((0..hits.len())
+                .map(|i| hits.get(i).iter().map(|&x| x as usize).collect())
+                .collect())
+        }
+        (None, Some(g)) => {
+            let geom = super::geojson::geometry_from_value(&g)?;
+            drop(g);
+            let budget = WorkBudget {
+                max_work,
+                deadline: Some(deadline),
+            };
+            let hits = index
+                .intersecting_within(&geom, filter, &budget)
+                .map_err(|e| {
+                    too_costly(
+                        e,
+                        "simplify the geometry (fewer vertices) or split it into smaller pieces \
+                     and send them as separate requests",
+                    )
+                })?;
+            Ok(vec![hits])
+        }
+        _ => Err(ApiError::BadRequest(
+            "give exactly one of `points` or `geometry`".into(),
+        )),
+    }
+}
+
+fn too_costly(e: OverBudget, advice: &str) -> ApiError {
+    ApiError::TooCostly(format!("{e}; {advice}"))
+}
+
+/// Matches as registry ids, with each entry's row once.
+fn batch_result(index: &SearchIndex, matches: Vec<Vec<usize>>) -> BatchResult {
     let mut entries = BTreeMap::new();
     let matches = matches
         .into_iter()
@@ -436,13 +499,13 @@ pub async fn lookup_batch(
                     let key = index.entry(i).key;
                     entries
                         .entry(key.to_string())
-                        .or_insert_with(|| row(&index, i));
+                        .or_insert_with(|| row(index, i));
                     key
                 })
                 .collect()
         })
         .collect();
-    Ok(Json(BatchResult { matches, entries }))
+    BatchResult { matches, entries }
 }
 
 fn detail(e: &ApiError) -> String {

@@ -1,6 +1,6 @@
 //! `/v1/servers` and `/v1/findings`: crawled metadata documents and their conformance.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
@@ -24,8 +24,14 @@ pub struct ServerList {
 
 /// `GET /v1/servers`: every crawled metadata document, by id.
 #[utoipa::path(get, path = "/v1/servers", tag = "servers", operation_id = "list_servers",
-    responses((status = 200, body = ServerList)))]
-pub async fn list(State(state): State<AppState>) -> ApiResult<Json<ServerList>> {
+    responses((status = 200, body = ServerList),
+              (status = 400, description = "a query parameter (this endpoint takes none)", content_type = "application/problem+json"),
+              (status = 503, description = "the database does not answer", content_type = "application/problem+json")))]
+pub async fn list(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<ServerList>> {
+    super::params::none(raw.as_deref())?;
     let servers = state.store.list_servers().await?;
     Ok(Json(ServerList { servers }))
 }
@@ -35,12 +41,15 @@ pub async fn list(State(state): State<AppState>) -> ApiResult<Json<ServerList>> 
     params(("id" = i64, Path, description = "registry id of the server")),
     responses(
         (status = 200, body = ServerDetail),
-        (status = 400, description = "`id` is not an integer", content_type = "application/problem+json"),
-        (status = 404, description = "no such server", content_type = "application/problem+json")))]
+        (status = 400, description = "`id` is not an integer, or a query parameter (this endpoint takes none)", content_type = "application/problem+json"),
+        (status = 404, description = "no such server", content_type = "application/problem+json"),
+        (status = 503, description = "the database does not answer", content_type = "application/problem+json")))]
 pub async fn detail(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<ServerDetail>> {
+    super::params::none(raw.as_deref())?;
     let id: i64 = id
         .parse()
         .map_err(|_| ApiError::BadRequest(format!("server id must be an integer, got {id:?}")))?;
@@ -77,7 +86,8 @@ pub struct FindingsPage {
     params(FindingsQuery),
     responses(
         (status = 200, body = FindingsPage),
-        (status = 400, description = "bad parameter", content_type = "application/problem+json")))]
+        (status = 400, description = "bad parameter", content_type = "application/problem+json"),
+        (status = 503, description = "the database does not answer", content_type = "application/problem+json")))]
 pub async fn findings(
     State(state): State<AppState>,
     q: Result<Query<FindingsQuery>, axum::extract::rejection::QueryRejection>,

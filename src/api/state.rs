@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
+use super::ApiError;
 use crate::config::Config;
 use crate::crawl::Crawler;
 use crate::index::{IndexEntry, SearchIndex};
@@ -27,6 +28,10 @@ pub struct AppState {
     change_seq: Arc<tokio::sync::watch::Sender<i64>>,
     /// Whether the task that keeps `change_seq` current is running.
     change_watcher: Arc<AtomicBool>,
+    /// Slots for expensive requests (`api.expensive_concurrency`); see [`AppState::expensive_slot`].
+    expensive: Arc<tokio::sync::Semaphore>,
+    /// Slots for streaming exports (`api.max_exports`).
+    exports: Arc<tokio::sync::Semaphore>,
 }
 
 /// How often the change watcher reads the newest `seq` while streams are open (it also
@@ -35,7 +40,11 @@ const CHANGE_POLL: Duration = Duration::from_secs(1);
 
 impl AppState {
     pub fn new(store: Store, config: Arc<Config>, crawler: Option<Arc<Crawler>>) -> AppState {
+        let expensive = Arc::new(tokio::sync::Semaphore::new(config.api.expensive_slots()));
+        let exports = Arc::new(tokio::sync::Semaphore::new(config.api.max_exports.max(1)));
         AppState {
+            expensive,
+            exports,
             store,
             config,
             crawler,
@@ -61,6 +70,33 @@ impl AppState {
     /// the middle never shows them half an update.
     pub fn index(&self) -> Arc<SearchIndex> {
         self.index.load_full()
+    }
+
+    /// A slot for an expensive request, waited for up to `api.lookup_budget_ms`; then 503
+    /// with `Retry-After`. The caller moves the permit into its blocking task, so the slot
+    /// stays taken until the CPU work ends, also when the client has gone.
+    pub async fn expensive_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+        let wait = Duration::from_millis(self.config.api.lookup_budget_ms);
+        match tokio::time::timeout(wait, self.expensive.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(ApiError::Busy(
+                "every slot for expensive requests is taken; retry shortly".into(),
+            )),
+        }
+    }
+
+    /// A slot for a streaming export, or 503 with `Retry-After` at once (an export holds
+    /// its slot for as long as the client reads, so waiting in line could be long).
+    pub fn export_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+        self.exports
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| ApiError::Busy("too many exports are streaming; retry shortly".into()))
+    }
+
+    /// Swap in an index built elsewhere (benchmarks and tests that serve a fixed index).
+    pub fn set_index(&self, index: SearchIndex) -> usize {
+        self.swap_in(index)
     }
 
     pub fn index_generation(&self) -> i64 {

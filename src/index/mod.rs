@@ -45,6 +45,7 @@ use crate::cds::CoverageEntry;
 pub use facets::{EntityGroup, Facets};
 use postings::{intersect, Field};
 use spatial::{Bbox, Spatial};
+pub use spatial::{OverBudget, WorkBudget};
 
 /// One coverage entry as the index needs it: the entry, the server offering it, its
 /// territory and the OAuth scopes offered for it.
@@ -590,15 +591,27 @@ impl SearchIndex {
     /// The filter is resolved once into a bitmap over ranks, so a filtered batch costs
     /// about as much per point as an unfiltered one.
     pub fn lookup_batch_csr(&self, points: &[[f64; 2]], filter: &Filter) -> BatchHits {
+        self.lookup_batch_csr_within(points, filter, None)
+            .expect("no deadline, never over budget")
+    }
+
+    /// [`SearchIndex::lookup_batch_csr`] that stops with [`OverBudget::Time`] once
+    /// `deadline` has passed (checked every 1,024 points).
+    pub fn lookup_batch_csr_within(
+        &self,
+        points: &[[f64; 2]],
+        filter: &Filter,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<BatchHits, OverBudget> {
         let q = self.compile(filter);
         let mut offsets = Vec::with_capacity(points.len() + 1);
         offsets.push(0u32);
         if q.nothing {
             offsets.resize(points.len() + 1, 0);
-            return BatchHits {
+            return Ok(BatchHits {
                 offsets,
                 hits: Vec::new(),
-            };
+            });
         }
         let allowed: Option<Vec<u64>> = (!q.is_trivial()).then(|| {
             let mut bits = vec![0u64; self.entries.len().div_ceil(64)];
@@ -609,7 +622,10 @@ impl SearchIndex {
             bits
         });
         let mut hits: Vec<u32> = Vec::with_capacity(points.len());
-        for &[x, y] in points {
+        for (n, &[x, y]) in points.iter().enumerate() {
+            if n % 1024 == 1023 && deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                return Err(OverBudget::Time);
+            }
             let start = hits.len();
             self.spatial.territories_at(x, y, |t| {
                 let rs = self.terr_ranks(t);
@@ -639,25 +655,38 @@ impl SearchIndex {
             }
             offsets.push(hits.len() as u32);
         }
-        BatchHits { offsets, hits }
+        Ok(BatchHits { offsets, hits })
     }
 
     /// Entries whose territory intersects `geometry` (exactly, boundaries touching count)
     /// and that match `filter`, ranked like [`SearchIndex::lookup`].
     pub fn intersecting(&self, geometry: &Geometry<f64>, filter: &Filter) -> Vec<usize> {
+        self.intersecting_within(geometry, filter, &WorkBudget::UNLIMITED)
+            .expect("an unlimited budget is never exceeded")
+    }
+
+    /// [`SearchIndex::intersecting`] that gives up once `budget` is spent (the API's
+    /// geometry lookups: an untrusted geometry must not cost unbounded CPU).
+    pub fn intersecting_within(
+        &self,
+        geometry: &Geometry<f64>,
+        filter: &Filter,
+        budget: &WorkBudget,
+    ) -> Result<Vec<usize>, OverBudget> {
         let q = self.compile(filter);
         if q.nothing {
-            return Vec::new();
+            return Ok(Vec::new());
         }
         let mut terrs = Vec::new();
-        self.spatial.territories_intersecting(geometry, &mut terrs);
+        self.spatial
+            .territories_intersecting(geometry, budget, &mut terrs)?;
         terrs.sort_unstable();
         terrs.dedup();
         let ranks = terrs
             .iter()
             .flat_map(|&t| self.terr_ranks(t).iter().copied())
             .collect();
-        self.ranked(ranks, &q)
+        Ok(self.ranked(ranks, &q))
     }
 }
 

@@ -11,11 +11,15 @@
 
 use std::ops::Range;
 use std::sync::Arc;
+use std::time::Instant;
 
 use geo::algorithm::indexed::IntervalTreeMultiPolygon;
 use geo::orient::{Direction, Orient};
 use geo::winding_order::Winding;
-use geo::{Area, BoundingRect, Contains, Coord, Geometry, Intersects, MultiPolygon, Polygon};
+use geo::{
+    Area, BoundingRect, Contains, Coord, CoordsIter, Geometry, Intersects, Line, LineString,
+    MultiPolygon, Polygon,
+};
 use rstar::{RTree, RTreeObject, AABB};
 
 use super::grid::{PointGrid, INSIDE};
@@ -40,6 +44,8 @@ pub(crate) struct Part {
     pub poly: u32,
     /// `[min_x, min_y, max_x, max_y]`.
     pub bbox: [f64; 4],
+    /// Vertices of the polygon (all rings): the cost unit of the exact geometry test.
+    pub vertices: u32,
     pip: IntervalTreeMultiPolygon<f64>,
 }
 
@@ -98,6 +104,7 @@ impl Spatial {
                     terr: t as u32,
                     poly: pi as u32,
                     bbox,
+                    vertices: poly.coords_count().min(u32::MAX as usize) as u32,
                     pip: IntervalTreeMultiPolygon::new(&mp),
                 });
             }
@@ -170,24 +177,195 @@ impl Spatial {
         }
     }
 
-    /// Territories that intersect `g` exactly (unsorted, may repeat). Each component of a
-    /// multi-geometry is looked up with its own box, so a query geometry that straddles the
-    /// antimeridian does not scan the whole tree.
-    pub fn territories_intersecting(&self, g: &Geometry<f64>, out: &mut Vec<u32>) {
+    /// Territories that intersect `g` exactly (unsorted, may repeat), within `budget`.
+    ///
+    /// Each component of a multi-geometry is looked up with its own box, so a query
+    /// geometry that straddles the antimeridian does not scan the whole tree. For each
+    /// (component, candidate part) pair whose territory is not matched yet:
+    /// 1. a vertex of either lying strictly inside the other decides it, through the
+    ///    interval trees (O(log n) each: the part's is built with the index, the
+    ///    component's once per query);
+    /// 2. otherwise the boundaries are compared, segment against segment, only among the
+    ///    segments of each that meet the other's bounding box.
+    ///
+    /// Two polygons intersect iff their boundaries meet or one holds a point of the
+    /// other, so (1) and (2) together are exact (boundaries touching count, as with
+    /// `geo::Intersects`).
+    ///
+    /// Work is counted as the vertices scanned per pair (the component's; the part's only
+    /// when some component segment meets the part's box) plus the segment pairs compared.
+    /// Over `budget.max_work`, or past `budget.deadline` (checked between pairs, and every
+    /// 4,096 candidates), the query stops with [`OverBudget`].
+    pub fn territories_intersecting(
+        &self,
+        g: &Geometry<f64>,
+        budget: &WorkBudget,
+        out: &mut Vec<u32>,
+    ) -> Result<(), OverBudget> {
         let mut components = Vec::new();
         flatten(g, &mut components);
+        let mut matched = vec![0u64; self.terrs.len().div_ceil(64)];
+        let mut work: u64 = 0;
+        let mut seen: u64 = 0;
+        let spend = |work: &mut u64, w: u64| -> Result<(), OverBudget> {
+            *work = work.saturating_add(w);
+            if *work > budget.max_work {
+                Err(OverBudget::Work {
+                    max: budget.max_work,
+                })
+            } else {
+                Ok(())
+            }
+        };
         for c in components {
             let Some(r) = c.bounding_rect() else { continue };
-            let env = AABB::from_corners([r.min().x, r.min().y], [r.max().x, r.max().y]);
+            let cb = [r.min().x, r.min().y, r.max().x, r.max().y];
+            let env = AABB::from_corners([cb[0], cb[1]], [cb[2], cb[3]]);
+            let probe = c.coords_iter().next();
+            let vc = c.coords_count() as u64;
+            let c_rings = rings(&c);
+            // The component's own interval tree, built on its first undecided candidate.
+            let mut c_pip: Option<Option<IntervalTreeMultiPolygon<f64>>> = None;
             for pb in self.tree.locate_in_envelope_intersecting(&env) {
+                seen += 1;
+                if seen % 4096 == 0 {
+                    budget.check_time()?;
+                }
                 let part = &self.parts[pb.part as usize];
-                let poly = &self.terrs[part.terr as usize].geom.0[part.poly as usize];
-                if c.intersects(poly) {
+                let t = part.terr as usize;
+                if matched[t / 64] & (1 << (t % 64)) != 0 {
+                    continue;
+                }
+                let poly = &self.terrs[t].geom.0[part.poly as usize];
+                let hit = if probe.is_some_and(|p| part.contains(p)) {
+                    true
+                } else {
+                    budget.check_time()?;
+                    let c_pip = c_pip.get_or_insert_with(|| {
+                        if let Geometry::Polygon(p) = &c {
+                            work = work.saturating_add(vc);
+                            Some(IntervalTreeMultiPolygon::new(&MultiPolygon(vec![
+                                p.orient(Direction::Default)
+                            ])))
+                        } else {
+                            None
+                        }
+                    });
+                    let inside = c_pip.as_ref().is_some_and(|pip| {
+                        poly.exterior().0.first().is_some_and(|q| pip.contains(q))
+                    });
+                    if inside {
+                        true
+                    } else {
+                        match &c_rings {
+                            Some(c_rings) => {
+                                spend(&mut work, vc)?;
+                                let cs = segments_meeting(c_rings, &part.bbox);
+                                // No segment of the component near the part: the
+                                // boundaries cannot meet, and the part needs no scan.
+                                !cs.is_empty() && {
+                                    spend(&mut work, u64::from(part.vertices))?;
+                                    let p_rings: Vec<&LineString<f64>> =
+                                        std::iter::once(poly.exterior())
+                                            .chain(poly.interiors())
+                                            .collect();
+                                    let ps = segments_meeting(&p_rings, &cb);
+                                    spend(&mut work, cs.len() as u64 * ps.len() as u64)?;
+                                    cs.iter().any(|a| ps.iter().any(|b| a.intersects(b)))
+                                }
+                            }
+                            None => {
+                                // Other component kinds (not produced by the API's parser):
+                                // geo's own test, charged at its worst case.
+                                spend(&mut work, vc.max(1) * u64::from(part.vertices))?;
+                                c.intersects(poly)
+                            }
+                        }
+                    }
+                };
+                if hit {
+                    matched[t / 64] |= 1 << (t % 64);
                     out.push(part.terr);
                 }
             }
         }
+        Ok(())
     }
+}
+
+/// Limits on one geometry query ([`Spatial::territories_intersecting`]).
+#[derive(Debug, Clone, Copy)]
+pub struct WorkBudget {
+    /// Most work units (vertices scanned + segment pairs compared) the query may spend.
+    pub max_work: u64,
+    /// When the query must stop, finished or not.
+    pub deadline: Option<Instant>,
+}
+
+impl WorkBudget {
+    /// No limits (in-process callers that trust their geometry).
+    pub const UNLIMITED: WorkBudget = WorkBudget {
+        max_work: u64::MAX,
+        deadline: None,
+    };
+
+    fn check_time(&self) -> Result<(), OverBudget> {
+        match self.deadline {
+            Some(d) if Instant::now() >= d => Err(OverBudget::Time),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Why a geometry query stopped before its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum OverBudget {
+    #[error("the geometry needs more than {max} units of work against the indexed territories")]
+    Work { max: u64 },
+    #[error("the geometry query ran out of its time budget")]
+    Time,
+}
+
+/// The boundary of a point, line or polygon component as rings (a point is a one-vertex
+/// "ring", compared as a degenerate segment); `None` for other kinds.
+fn rings(g: &Geometry<f64>) -> Option<Vec<LineString<f64>>> {
+    match g {
+        Geometry::Point(p) => Some(vec![LineString(vec![p.0])]),
+        Geometry::LineString(l) => Some(vec![l.clone()]),
+        Geometry::Polygon(p) => Some(
+            std::iter::once(p.exterior().clone())
+                .chain(p.interiors().iter().cloned())
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+/// The segments of `rings` whose bounding box meets `b` (`[min_x, min_y, max_x, max_y]`).
+/// A one-vertex ring gives one degenerate segment.
+fn segments_meeting<R: std::borrow::Borrow<LineString<f64>>>(
+    rings: &[R],
+    b: &[f64; 4],
+) -> Vec<Line<f64>> {
+    let meets = |l: &Line<f64>| {
+        l.start.x.min(l.end.x) <= b[2]
+            && b[0] <= l.start.x.max(l.end.x)
+            && l.start.y.min(l.end.y) <= b[3]
+            && b[1] <= l.start.y.max(l.end.y)
+    };
+    let mut out = Vec::new();
+    for r in rings {
+        let r = r.borrow();
+        if r.0.len() == 1 {
+            let l = Line::new(r.0[0], r.0[0]);
+            if meets(&l) {
+                out.push(l);
+            }
+        } else {
+            out.extend(r.lines().filter(|l| meets(l)));
+        }
+    }
+    out
 }
 
 /// The single geometries inside `g` (multi-geometries and collections opened up).

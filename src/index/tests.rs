@@ -900,3 +900,184 @@ fn lookup_agrees_with_exact_point_in_polygon() {
         assert_eq!(got, want, "at {p:?}");
     }
 }
+
+/// A random simple polygon: a star around `(cx, cy)` (vertices at increasing angles),
+/// optionally with a hole (a smaller star, clockwise), so boundaries cross, nest and touch
+/// in every way the random layout happens to produce.
+fn snapped_star(
+    rng: &mut impl rand::Rng,
+    cx: f64,
+    cy: f64,
+    r: f64,
+    n: usize,
+    hole: bool,
+) -> Polygon<f64> {
+    use geo::orient::{Direction, Orient};
+    let ring = |rng: &mut dyn rand::RngCore, r: f64| -> LineString<f64> {
+        let mut pts: Vec<(f64, f64)> = (0..n)
+            .map(|i| {
+                let a = i as f64 / n as f64 * std::f64::consts::TAU;
+                let d = r * rand::Rng::random_range(rng, 0.3..1.0);
+                // Snap to a coarse grid now and then, so vertices land on other edges.
+                let (x, y) = (cx + d * a.cos(), cy + d * a.sin());
+                if rand::Rng::random_bool(rng, 0.3) {
+                    (x.round(), y.round())
+                } else {
+                    (x, y)
+                }
+            })
+            .collect();
+        pts.push(pts[0]);
+        LineString::from(pts)
+    };
+    let ext = ring(rng, r);
+    let holes = if hole {
+        vec![ring(rng, r * 0.25)]
+    } else {
+        vec![]
+    };
+    Polygon::new(ext, holes).orient(Direction::Default)
+}
+
+/// The budgeted exact test agrees with geo's `Intersects` against every territory, for
+/// points, lines, polygons with holes and multi-polygons laid out at random.
+#[test]
+fn intersecting_agrees_with_geo_on_random_geometries() {
+    use geo::Intersects;
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(19);
+    let mut entries = Vec::new();
+    let mut terrs = Vec::new();
+    for key in 0..60 {
+        let polys: Vec<Polygon<f64>> = (0..rng.random_range(1..3))
+            .map(|_| {
+                let (cx, cy): (f64, f64) =
+                    (rng.random_range(-20.0..20.0), rng.random_range(-20.0..20.0));
+                let r = rng.random_range(1.0..8.0);
+                let n = rng.random_range(3..12);
+                let hole = rng.random_bool(0.3);
+                snapped_star(&mut rng, cx, cy, r, n, hole)
+            })
+            .collect();
+        let mp = MultiPolygon(polys);
+        terrs.push(mp.clone());
+        entries.push(entry(key, |e| {
+            e.territory = Some(Arc::new(mp));
+            e.territory_id = Some(key);
+        }));
+    }
+    let idx = SearchIndex::build(entries);
+    let f = Filter::default();
+    let mut checked = 0;
+    for _ in 0..300 {
+        let (cx, cy): (f64, f64) = (rng.random_range(-25.0..25.0), rng.random_range(-25.0..25.0));
+        let g = match rng.random_range(0..4) {
+            0 => Geometry::Point(Point::new(cx.round(), cy.round())),
+            1 => Geometry::LineString(LineString::from(
+                (0..rng.random_range(2..6))
+                    .map(|_| {
+                        (
+                            cx + rng.random_range(-6.0..6.0),
+                            cy + rng.random_range(-6.0..6.0),
+                        )
+                    })
+                    .collect::<Vec<_>>(),
+            )),
+            2 => {
+                let r = rng.random_range(0.5..10.0);
+                let n = rng.random_range(3..10);
+                let hole = rng.random_bool(0.4);
+                Geometry::Polygon(snapped_star(&mut rng, cx, cy, r, n, hole))
+            }
+            _ => Geometry::MultiPolygon(MultiPolygon(vec![
+                snapped_star(&mut rng, cx, cy, 2.0, 5, false),
+                snapped_star(&mut rng, -cx, -cy, 3.0, 6, true),
+            ])),
+        };
+        let mut expected: Vec<i64> = terrs
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| g.intersects(*t))
+            .map(|(k, _)| k as i64)
+            .collect();
+        expected.sort_unstable();
+        let mut got = keys(&idx, &idx.intersecting(&g, &f));
+        got.sort_unstable();
+        assert_eq!(got, expected, "{g:?}");
+        checked += expected.len();
+    }
+    assert!(
+        checked > 300,
+        "the layout should produce many hits, got {checked}"
+    );
+}
+
+/// A work cap or a passed deadline stops the query with the reason; a sufficient budget
+/// gives the unlimited answer.
+#[test]
+fn intersecting_within_budget_stops_with_the_reason() {
+    use std::time::{Duration, Instant};
+    // One fine-grained territory: a 4,000-vertex zig-zag strip.
+    let mut pts: Vec<(f64, f64)> = (0..2000)
+        .map(|i| (i as f64 * 0.01, if i % 2 == 0 { 0.0 } else { 0.005 }))
+        .collect();
+    pts.extend(
+        (0..2000)
+            .rev()
+            .map(|i| (i as f64 * 0.01, 1.0 + if i % 2 == 0 { 0.0 } else { 0.005 })),
+    );
+    pts.push(pts[0]);
+    let strip = Polygon::new(LineString::from(pts), vec![]);
+    let idx = SearchIndex::build(vec![entry(1, |e| {
+        e.territory = terr(vec![strip]);
+        e.territory_id = Some(1);
+    })]);
+    // A thin sliver crossing the strip's whole length just above its lower edge: no vertex
+    // of either lies inside the other, so the boundaries are compared.
+    let sliver = Geometry::Polygon(Polygon::new(
+        LineString::from(vec![
+            (-1.0, 0.5),
+            (25.0, 0.5),
+            (25.0, 0.5001),
+            (-1.0, 0.5001),
+            (-1.0, 0.5),
+        ]),
+        vec![],
+    ));
+    let f = Filter::default();
+    let all = idx.intersecting(&sliver, &f);
+    assert_eq!(keys(&idx, &all), vec![1]);
+    let tight = WorkBudget {
+        max_work: 1_000,
+        deadline: None,
+    };
+    assert_eq!(
+        idx.intersecting_within(&sliver, &f, &tight),
+        Err(OverBudget::Work { max: 1_000 })
+    );
+    let past = WorkBudget {
+        max_work: u64::MAX,
+        deadline: Some(Instant::now() - Duration::from_millis(1)),
+    };
+    assert_eq!(
+        idx.intersecting_within(&sliver, &f, &past),
+        Err(OverBudget::Time)
+    );
+    let enough = WorkBudget {
+        max_work: 1_000_000,
+        deadline: Some(Instant::now() + Duration::from_secs(60)),
+    };
+    assert_eq!(idx.intersecting_within(&sliver, &f, &enough), Ok(all));
+    // A batch stops at a passed deadline too.
+    let points = vec![[0.5, 0.5]; 5000];
+    assert_eq!(
+        idx.lookup_batch_csr_within(&points, &f, Some(Instant::now())),
+        Err(OverBudget::Time)
+    );
+    assert_eq!(
+        idx.lookup_batch_csr_within(&points, &f, None)
+            .unwrap()
+            .len(),
+        5000
+    );
+}
