@@ -413,6 +413,27 @@ async fn unknown_query_parameters_are_rejected(backend: Backend) {
         let r = c.get(format!("{base}{path}")).send().await.unwrap();
         assert_eq!(r.status(), code, "{path}");
     }
+    // The admin writes too, and a bad host id is problem+json like a bad server id.
+    let add = c
+        .post(format!("{base}/v1/hosts?dry=1"))
+        .bearer_auth("test-admin-token")
+        .json(&serde_json::json!({"host": "a.example"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(add.status(), 400);
+    assert!(is_problem(&add));
+    for path in ["/v1/hosts/1?force=1", "/v1/hosts/abc"] {
+        let r = c
+            .delete(format!("{base}{path}"))
+            .bearer_auth("test-admin-token")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{path}");
+        assert!(is_problem(&r), "{path}");
+    }
+    assert!(reg.state.store.list_hosts().await.unwrap().is_empty());
     reg.shutdown().await.unwrap();
 }
 

@@ -37,8 +37,9 @@ pub async fn list(
     Ok(Json(HostList { hosts }))
 }
 
-/// Body of `POST /v1/hosts`: `host`, or `hosts` (1..1000 in all). Each is `name`,
-/// `name:port` or the http(s) URL of a metadata document.
+/// Body of `POST /v1/hosts`: `host`, or `hosts` (1..1000 in all), each written as in a
+/// seeds file: `name`, `name:port`, an origin URL (`https://name/`), or the http(s) URL
+/// of a metadata document.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddHosts {
@@ -65,15 +66,20 @@ pub struct AddedHosts {
     responses(
         (status = 201, description = "at least one host was new", body = AddedHosts),
         (status = 200, description = "every host was known already", body = AddedHosts),
-        (status = 400, description = "bad body or host", content_type = "application/problem+json"),
+        (status = 400, description = "bad body, host, or a query parameter (this endpoint takes none)", content_type = "application/problem+json"),
         (status = 401, description = "missing or wrong bearer token", content_type = "application/problem+json"),
-        (status = 403, description = "writes are disabled (no admin_token configured)", content_type = "application/problem+json")))]
+        (status = 403, description = "writes are disabled (no admin_token configured)", content_type = "application/problem+json"),
+        (status = 413, description = "the body is larger than 8 MiB", content_type = "application/problem+json"),
+        (status = 503, description = "the database does not answer", content_type = "application/problem+json")))]
 pub async fn add(
     _admin: Admin,
     State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
     body: Result<Json<AddHosts>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<AddedHosts>)> {
-    let Json(body) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    super::params::none(raw.as_deref())?;
+    // The rejection's own conversion keeps an oversized (chunked) body a 413.
+    let Json(body) = body?;
     let mut texts = body.hosts;
     texts.extend(body.host);
     if texts.is_empty() || texts.len() > 1000 {
@@ -110,15 +116,22 @@ pub async fn add(
     security(("admin" = [])),
     responses(
         (status = 204, description = "removed"),
-        (status = 400, description = "`id` is not an integer"),
+        (status = 400, description = "`id` is not an integer, or a query parameter (this endpoint takes none)", content_type = "application/problem+json"),
         (status = 401, description = "missing or wrong bearer token", content_type = "application/problem+json"),
         (status = 403, description = "writes are disabled (no admin_token configured)", content_type = "application/problem+json"),
-        (status = 404, description = "no such host", content_type = "application/problem+json")))]
+        (status = 404, description = "no such host", content_type = "application/problem+json"),
+        (status = 503, description = "the database does not answer", content_type = "application/problem+json")))]
 pub async fn remove(
     _admin: Admin,
     State(state): State<AppState>,
-    Path(id): Path<i64>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
 ) -> ApiResult<StatusCode> {
+    super::params::none(raw.as_deref())?;
+    // Parsed here, not by the extractor, so a bad id is problem+json like everywhere else.
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::BadRequest(format!("host id must be an integer, got {id:?}")))?;
     state.store.remove_host(id).await?;
     if let Err(e) = state.reload_index().await {
         tracing::warn!(error = %e, "index reload after host removal failed");
