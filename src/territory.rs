@@ -227,6 +227,12 @@ pub fn parse_territory(doc: &Value, url: &str) -> (Option<Territory>, Vec<Findin
     interpret(item, url, &budget).expect("no limits, no abort")
 }
 
+/// Does this closed ring intersect itself (RFC 7946 §3.1.6), by the rule in [`sweep`]?
+/// Unbounded: for benchmarks and trusted input.
+pub fn ring_self_intersects(ring: &[Coord<f64>]) -> bool {
+    sweep::ring_self_intersects(ring, &Budget::new(GeoLimits::UNLIMITED)).unwrap_or(true)
+}
+
 fn interpret(
     item: Item,
     url: &str,
