@@ -1173,14 +1173,10 @@ mod tests {
                 ),
             )),
             "Polygon" if rng.random_bool(0.9) => members.push(("coordinates", polygon(rng))),
-            "MultiPolygon" => {
-                if rng.random_bool(0.9) {
-                    members.push((
-                        "coordinates",
-                        Value::Array((0..rng.random_range(0..3)).map(|_| polygon(rng)).collect()),
-                    ));
-                }
-            }
+            "MultiPolygon" if rng.random_bool(0.9) => members.push((
+                "coordinates",
+                Value::Array((0..rng.random_range(0..3)).map(|_| polygon(rng)).collect()),
+            )),
             "Point" => members.push(("coordinates", json!([1, 2]))),
             _ => {}
         }
@@ -1310,7 +1306,7 @@ mod tests {
             sweep::ring_self_intersects(&ring, &Budget::new(limits)),
             Err(Abort::TooCostly)
         );
-        assert_eq!(sweep_says(&ring), false);
+        assert!(!sweep_says(&ring));
     }
 
     #[test]
