@@ -358,7 +358,7 @@ impl HostCrawler<'_> {
                     }
                 }
             }
-            let territories = self
+            let mut territories = self
                 .territories(&geo_urls, &mut docs, &mut findings)
                 .await?;
             let mut entries = Vec::new();
@@ -369,14 +369,16 @@ impl HostCrawler<'_> {
                 let territory = entry
                     .geojson_resource
                     .as_ref()
-                    .and_then(|g| territories.get(g))
-                    .and_then(|d| d.territory.as_ref());
+                    .and_then(|g| territories.get_mut(g))
+                    .and_then(|d| d.territory.as_mut());
                 let key = territory.map(|t| {
-                    if let Some(rec) = &t.record {
+                    // Moved, not cloned: a WKB can be megabytes, and every server's are
+                    // held until its commit.
+                    if let Some(rec) = t.record.take() {
                         if !new_territories.iter().any(|x: &TerritoryRecord| {
                             x.source_url == rec.source_url && x.source_hash == rec.source_hash
                         }) {
-                            new_territories.push(rec.clone());
+                            new_territories.push(rec);
                         }
                     }
                     (t.source_url.clone(), t.source_hash.clone())
