@@ -46,14 +46,12 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
+    // usage: geometry_load [costly] [rounds]; the counties are the vendored tests/data copy.
     let args: Vec<String> = std::env::args().collect();
-    let path = args.get(1).ok_or_else(|| {
-        anyhow::anyhow!("usage: geometry_load COUNTIES.geojson [costly] [rounds]")
-    })?;
-    let costly: usize = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(3);
-    let rounds: usize = args.get(3).map(|s| s.parse()).transpose()?.unwrap_or(5);
+    let costly: usize = args.get(1).map(|s| s.parse()).transpose()?.unwrap_or(3);
+    let rounds: usize = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(5);
 
-    let collection: Value = serde_json::from_str(&std::fs::read_to_string(path)?)?;
+    let collection: Value = cds_registry::fixtures::counties::us_counties()?;
     let entries = county_index_entries(&collection)?;
     let county = collection["features"][0]["geometry"].clone();
     let n = entries.len();

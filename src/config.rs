@@ -121,6 +121,12 @@ pub struct CrawlConfig {
     pub max_metadata_bytes: u64,
     pub max_coverage_page_bytes: u64,
     pub max_geojson_bytes: u64,
+    /// Positions one GeoJSON document may hold; more is finding `GEO-TOO-LARGE` and no
+    /// territory (counted while reading, so the read stops there).
+    pub max_territory_vertices: usize,
+    /// Time one GeoJSON document may take to read and validate (off the async runtime);
+    /// more is finding `GEO-TOO-COSTLY` and no territory.
+    pub geojson_budget_ms: u64,
     pub max_oauth_bytes: u64,
     /// Coverage pages followed per listing before the listing counts as endless.
     pub max_pages: usize,
@@ -169,6 +175,8 @@ impl Default for CrawlConfig {
             max_metadata_bytes: 1 << 20,
             max_coverage_page_bytes: 8 << 20,
             max_geojson_bytes: 64 << 20,
+            max_territory_vertices: 1_000_000,
+            geojson_budget_ms: 10_000,
             max_oauth_bytes: 1 << 20,
             max_pages: 200,
             max_related_depth: 4,

@@ -18,13 +18,22 @@ pub enum Parsed {
 /// Parse `bytes` as JSON, strictly if possible, else with trailing commas removed.
 /// The error is the strict parser's (it points at the real first problem).
 pub fn parse(bytes: &[u8]) -> Result<(Value, Parsed), serde_json::Error> {
-    match serde_json::from_slice::<Value>(bytes) {
+    parse_with(bytes, |b| serde_json::from_slice::<Value>(b))
+}
+
+/// [`parse`] with the caller's own deserializer (the territory parser reads GeoJSON
+/// straight into its own types instead of a `Value`).
+pub fn parse_with<T>(
+    bytes: &[u8],
+    mut read: impl FnMut(&[u8]) -> Result<T, serde_json::Error>,
+) -> Result<(T, Parsed), serde_json::Error> {
+    match read(bytes) {
         Ok(v) => Ok((v, Parsed::Strict)),
         Err(strict_err) => {
             let Some(cleaned) = strip_trailing_commas(bytes) else {
                 return Err(strict_err);
             };
-            match serde_json::from_slice::<Value>(&cleaned) {
+            match read(&cleaned) {
                 Ok(v) => Ok((v, Parsed::Lenient)),
                 Err(_) => Err(strict_err),
             }

@@ -468,7 +468,7 @@ impl HostCrawler<'_> {
                     }
                 }
             }
-            let territories = self
+            let mut territories = self
                 .territories(&geo_urls, &mut docs, &mut findings)
                 .await?;
             let mut entries = Vec::new();
@@ -479,14 +479,16 @@ impl HostCrawler<'_> {
                 let territory = entry
                     .geojson_resource
                     .as_ref()
-                    .and_then(|g| territories.get(g))
-                    .and_then(|t| t.as_ref());
+                    .and_then(|g| territories.get_mut(g))
+                    .and_then(|d| d.territory.as_mut());
                 let key = territory.map(|t| {
-                    if let Some(rec) = &t.record {
+                    // Moved, not cloned: a WKB can be megabytes, and every server's are
+                    // held until its commit.
+                    if let Some(rec) = t.record.take() {
                         if !new_territories.iter().any(|x: &TerritoryRecord| {
                             x.source_url == rec.source_url && x.source_hash == rec.source_hash
                         }) {
-                            new_territories.push(rec.clone());
+                            new_territories.push(rec);
                         }
                     }
                     (t.source_url.clone(), t.source_hash.clone())
@@ -506,9 +508,11 @@ impl HostCrawler<'_> {
                 });
             }
             // In listing order: a HashMap's order would change the hash from run to run.
+            // Every GeoJSON document counts, also one that gave no territory: its
+            // findings change with it.
             for (raw, _) in &geo_urls {
-                if let Some(Some(t)) = territories.get(raw) {
-                    hasher.update(t.source_hash.as_bytes());
+                if let Some(h) = territories.get(raw).and_then(|d| d.hash.as_ref()) {
+                    hasher.update(h.as_bytes());
                 }
             }
             let content_hash = hex::encode(hasher.finalize());
@@ -705,39 +709,56 @@ impl HostCrawler<'_> {
         Ok(())
     }
 
-    /// Download and parse every territory, `per_host_concurrency` at a time.
+    /// Download and parse every territory, `per_host_concurrency` at a time. Each body is
+    /// read as soon as it arrives, off the async runtime ([`read_geojson`]), and only the
+    /// result (WKB and facts) is kept: memory stays near one body per download in flight.
     async fn territories(
         &self,
         urls: &[(String, Url)],
         docs: &mut Vec<DocumentRecord>,
         findings: &mut Vec<Finding>,
-    ) -> Result<HashMap<String, Option<TerritoryOut>>, FetchError> {
+    ) -> Result<HashMap<String, GeoDoc>, FetchError> {
         for _ in urls {
             self.count_doc()?;
         }
-        let results: Vec<_> = stream::iter(urls.iter().cloned())
+        let mut results = stream::iter(urls.iter().cloned())
             .map(|(raw, url)| async move {
-                let r = self.fetch(&url, DocKind::GeoJson).await;
+                let r = match self.fetch(&url, DocKind::GeoJson).await {
+                    Ok(mut f) => match f.body.take() {
+                        Some(body) => {
+                            let final_url = f.final_url.to_string();
+                            read_geojson(body, final_url, &self.ctx.cfg)
+                                .await
+                                .map(|g| (f, Some(g)))
+                        }
+                        None => Ok((f, None)),
+                    },
+                    Err(e) => Err(e),
+                };
                 (raw, url, r)
             })
-            .buffer_unordered(self.ctx.cfg.per_host_concurrency.max(1))
-            .collect()
-            .await;
+            .buffer_unordered(self.ctx.cfg.per_host_concurrency.max(1));
         let mut out = HashMap::new();
-        for (raw, url, r) in results {
-            let f = match r {
-                Ok(f) => f,
+        while let Some((raw, url, r)) = results.next().await {
+            let (f, read) = match r {
+                Ok(x) => x,
                 Err(e) if e.class == FailureClass::Blocked => {
                     // A territory URL we refuse (private address, plain http...): the entry
                     // keeps no territory, the server's other entries still count.
                     findings.push(blocked_finding(url.as_str(), "", &e));
-                    out.insert(raw, None);
+                    out.insert(
+                        raw,
+                        GeoDoc {
+                            hash: None,
+                            territory: None,
+                        },
+                    );
                     continue;
                 }
                 Err(e) => return Err(e),
             };
             let final_url = f.final_url.to_string();
-            match &f.body {
+            match read {
                 None => {
                     // 304: the stored territory for this URL is still current.
                     match self.stored_territory_hash(&final_url).await {
@@ -760,11 +781,14 @@ impl HostCrawler<'_> {
                             });
                             out.insert(
                                 raw,
-                                Some(TerritoryOut {
-                                    source_url: final_url,
-                                    source_hash: hash,
-                                    record: None,
-                                }),
+                                GeoDoc {
+                                    hash: Some(hash.clone()),
+                                    territory: Some(TerritoryOut {
+                                        source_url: final_url,
+                                        source_hash: hash,
+                                        record: None,
+                                    }),
+                                },
                             );
                         }
                         _ => {
@@ -776,60 +800,118 @@ impl HostCrawler<'_> {
                         }
                     }
                 }
-                Some(body) => {
-                    let hash = sha256_hex(body);
+                Some(g) => {
+                    // A document that gave no territory keeps no validators: a 304 for it
+                    // next time would leave nothing to use, so it is fetched (and its
+                    // findings reported) in full again.
+                    let usable = g.territory.is_some();
                     docs.push(DocumentRecord {
                         url: final_url.clone(),
                         kind: DocKind::GeoJson.as_str(),
-                        etag: f.etag.clone(),
-                        last_modified: f.last_modified.clone(),
-                        content_hash: hash.clone(),
+                        etag: f.etag.clone().filter(|_| usable),
+                        last_modified: f.last_modified.clone().filter(|_| usable),
+                        content_hash: g.hash.clone(),
                         http_status: f.status,
-                        size: body.len() as i64,
+                        size: g.size as i64,
                         body: None,
                     });
-                    let value = match lenient::parse(body) {
-                        Ok((v, p)) => {
-                            if p == Parsed::Lenient {
-                                findings.push(validate::finding_lenient_json(&final_url));
-                            }
-                            v
-                        }
-                        Err(e) => {
-                            // The server's defect, not a transport failure: the entry keeps
-                            // no territory and the problem is reported.
-                            findings.push(Finding::new(
-                                rules::GEO_NO_POLYGON,
-                                Severity::Error,
-                                &final_url,
-                                "",
-                                format!("GeoJSON is not valid JSON: {e}"),
-                            ));
-                            out.insert(raw, None);
-                            continue;
-                        }
-                    };
-                    let (t, fs) = territory::parse_territory(&value, &final_url);
-                    findings.extend(fs);
+                    findings.extend(g.findings);
+                    let territory = g.territory.map(|(wkb, bbox, vertex_count)| TerritoryOut {
+                        source_url: final_url.clone(),
+                        source_hash: g.hash.clone(),
+                        record: Some(TerritoryRecord {
+                            source_url: final_url.clone(),
+                            source_hash: g.hash.clone(),
+                            wkb,
+                            bbox,
+                            vertex_count: vertex_count as i64,
+                        }),
+                    });
                     out.insert(
                         raw,
-                        t.map(|t| TerritoryOut {
-                            source_url: final_url.clone(),
-                            source_hash: hash.clone(),
-                            record: Some(TerritoryRecord {
-                                source_url: final_url.clone(),
-                                source_hash: hash.clone(),
-                                wkb: territory::to_wkb(&t.geometry),
-                                bbox: t.bbox,
-                                vertex_count: t.vertex_count as i64,
-                            }),
-                        }),
+                        GeoDoc {
+                            hash: Some(g.hash),
+                            territory,
+                        },
                     );
                 }
             }
         }
         Ok(out)
     }
+}
+
+/// One GeoJSON document read: what is kept of it.
+struct GeoRead {
+    hash: String,
+    size: usize,
+    /// (WKB, bbox, vertex count) when the document gave a territory.
+    territory: Option<(Vec<u8>, [f64; 4], usize)>,
+    findings: Vec<Finding>,
+}
+
+/// Reading GeoJSON jobs running at once in this process: one per core. The jobs run on
+/// tokio's blocking threads, so the runtime's workers (every other host of the crawl, the
+/// API) keep running, and at most this many bodies are being expanded at once.
+fn geojson_permits() -> Arc<tokio::sync::Semaphore> {
+    static PERMITS: std::sync::OnceLock<Arc<tokio::sync::Semaphore>> = std::sync::OnceLock::new();
+    PERMITS
+        .get_or_init(|| {
+            let n = std::thread::available_parallelism().map_or(2, |n| n.get());
+            Arc::new(tokio::sync::Semaphore::new(n))
+        })
+        .clone()
+}
+
+/// Hash, read and validate one GeoJSON body off the async runtime, within
+/// `crawl.max_territory_vertices` and `crawl.geojson_budget_ms` (the clock starts when
+/// the job does, not while it waits for a permit). A blocking job cannot be cancelled, so
+/// the reader itself stops at the deadline; the permit stays with the job until then,
+/// even if the crawl that asked for it was dropped.
+async fn read_geojson(
+    body: bytes::Bytes,
+    url: String,
+    cfg: &CrawlConfig,
+) -> Result<GeoRead, FetchError> {
+    let permit = geojson_permits()
+        .acquire_owned()
+        .await
+        .expect("the semaphore is never closed");
+    let max_vertices = cfg.max_territory_vertices;
+    let budget_ms = cfg.geojson_budget_ms;
+    let job_url = url.clone();
+    let job = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let limits = territory::GeoLimits {
+            max_vertices,
+            deadline: Some(std::time::Instant::now() + std::time::Duration::from_millis(budget_ms)),
+            budget_ms,
+        };
+        let hash = sha256_hex(&body);
+        let size = body.len();
+        let (t, findings) = territory::parse_document(&body, &job_url, limits);
+        drop(body);
+        GeoRead {
+            hash,
+            size,
+            territory: t.map(|t| (territory::to_wkb(&t.geometry), t.bbox, t.vertex_count)),
+            findings,
+        }
+    });
+    job.await.map_err(|e| FetchError {
+        class: FailureClass::Other,
+        url: url.clone(),
+        detail: format!("reading the GeoJSON failed: {e}"),
+        status: None,
+        retry_after: None,
+    })
+}
+
+/// One GeoJSON URL of a server after the crawl.
+struct GeoDoc {
+    /// Content hash of the document (`None`: refused, never fetched).
+    hash: Option<String>,
+    territory: Option<TerritoryOut>,
 }
 
 struct TerritoryOut {

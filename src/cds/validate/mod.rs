@@ -78,6 +78,10 @@ pub mod rules {
     pub const GEO_CRS: &str = "GEO-CRS";
     pub const GEO_NO_POLYGON: &str = "GEO-NO-POLYGON";
     pub const GEO_INVALID: &str = "GEO-INVALID";
+    /// More positions than `crawl.max_territory_vertices`: not stored.
+    pub const GEO_TOO_LARGE: &str = "GEO-TOO-LARGE";
+    /// Parsing and validation took longer than `crawl.geojson_budget_ms`: not stored.
+    pub const GEO_TOO_COSTLY: &str = "GEO-TOO-COSTLY";
     /// A URL in a document points where the crawler may not go (DESIGN.md, crawler safety).
     pub const URL_BLOCKED: &str = "URL-BLOCKED";
     /// OAuth metadata (RFC 8414 §2, WG1-02 §3), followed by `:<field>` (`scope.<field>`
