@@ -60,6 +60,8 @@ async fn seed_and_crawl_through_the_binary(backend: Backend) {
 
     // The crawl runs in another process while the fixtures run here. Its stderr is a pipe,
     // so it logs JSON lines; info level so the per-host lines are there to check.
+    let db = std::sync::Arc::new(db);
+    let db2 = std::sync::Arc::clone(&db);
     let (code, out, err) = tokio::task::spawn_blocking(move || {
         run(cli(&db, &allow).env("RUST_LOG", "info").arg("crawl"))
     })
@@ -82,6 +84,20 @@ async fn seed_and_crawl_through_the_binary(backend: Backend) {
         out.contains("http_status"),
         "failures are listed by class: {out}"
     );
+    // The run's findings are counted (they were always 0), in the summary and the store.
+    let findings: i64 = out
+        .split_once(" findings")
+        .and_then(|(head, _)| head.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no findings count in: {out}"));
+    assert!(findings > 0, "{out}");
+    let store = db2.store().await;
+    let stored = store.run(1).await.unwrap();
+    assert_eq!(
+        stored.findings, findings,
+        "summary and GET /v1/crawls/1 agree"
+    );
+    store.close().await;
 
     let (code, _, err) = run(Command::new(env!("CARGO_BIN_EXE_cds-registry"))
         .arg("seed")
@@ -129,4 +145,111 @@ fn bad_configuration_names_the_key() {
         .arg("migrate"));
     assert_ne!(code, 0);
     assert!(err.to_lowercase().contains("crawl.concurrency"), "{err}");
+}
+
+#[test]
+fn a_busy_port_names_the_address_and_the_fix() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = run(Command::new(env!("CARGO_BIN_EXE_cds-registry"))
+        .env(
+            "CDS_REGISTRY_DATABASE_URL",
+            format!("sqlite://{}/r.db", dir.path().display()),
+        )
+        .env("CDS_REGISTRY_LISTEN", &addr)
+        .env("CDS_REGISTRY_CRAWL__SCHEDULED", "false")
+        .arg("serve"));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains(&format!("cannot listen on {addr}")), "{err}");
+    assert!(
+        err.contains("--listen") && err.contains("127.0.0.1:0"),
+        "{err}"
+    );
+    drop(taken);
+}
+
+#[test]
+fn a_database_that_is_down_is_named_once() {
+    // A loopback port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (code, _, err) = run(Command::new(env!("CARGO_BIN_EXE_cds-registry"))
+        .env(
+            "CDS_REGISTRY_DATABASE_URL",
+            format!("postgres://postgres@127.0.0.1:{port}/registry"),
+        )
+        .arg("migrate"));
+    assert_eq!(code, 1, "{err}");
+    let want = format!("Postgres database \"registry\" on 127.0.0.1:{port}");
+    assert_eq!(err.matches(&want).count(), 1, "{err}");
+    assert_eq!(
+        err.to_lowercase().matches("refused").count(),
+        1,
+        "the cause once: {err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
+#[test]
+fn a_bad_schedule_fails_migrate_with_the_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = run(Command::new(env!("CARGO_BIN_EXE_cds-registry"))
+        .env(
+            "CDS_REGISTRY_DATABASE_URL",
+            format!("sqlite://{}/r.db", dir.path().display()),
+        )
+        .env("CDS_REGISTRY_CRAWL__SCHEDULE", "every 6 hours")
+        .arg("migrate"));
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("crawl.schedule") && err.contains("0 0 */6 * * *"),
+        "{err}"
+    );
+    assert!(!dir.path().join("r.db").exists(), "nothing was created");
+}
+
+/// `--help` of every command describes every argument and flag.
+#[test]
+fn every_argument_has_a_description() {
+    for cmd in ["serve", "seed", "crawl", "migrate", "demo", "validate"] {
+        let (code, out, err) = run(Command::new(env!("CARGO_BIN_EXE_cds-registry"))
+            .arg(cmd)
+            .arg("--help"));
+        assert_eq!(code, 0, "{err}");
+        let args = out
+            .split_once("Arguments:")
+            .map(|(_, a)| a.split("Options:").next().unwrap_or_default().to_owned())
+            .unwrap_or_default();
+        let options = out
+            .split_once("Options:")
+            .map(|(_, o)| o)
+            .unwrap_or_default();
+        let lines: Vec<&str> = args.lines().chain(options.lines()).collect();
+        for (i, line) in lines.iter().enumerate() {
+            let t = line.trim();
+            let short_flag = t.len() > 2 && t.starts_with('-') && t.as_bytes()[2] == b',';
+            if t.starts_with('<') || t.starts_with("--") || short_flag {
+                // "  <TARGET>  The server: ..." (name, two spaces, text), or clap's long
+                // form: the text on the next, more indented line.
+                let same_line = t
+                    .split_once("  ")
+                    .is_some_and(|(_, d)| !d.trim().is_empty());
+                let next_line = lines.get(i + 1).is_some_and(|n| {
+                    let nt = n.trim();
+                    !nt.is_empty()
+                        && !nt.starts_with("--")
+                        && !nt.starts_with('<')
+                        && n.len() - n.trim_start().len() > line.len() - line.trim_start().len()
+                });
+                assert!(
+                    same_line || next_line,
+                    "`{cmd}`: {t:?} has no description\n{out}"
+                );
+            }
+        }
+    }
 }

@@ -1,6 +1,6 @@
 //! Conformance findings: what the validator reports and the crawler stores per server.
 //!
-//! Rule ids are ours (see `docs/CDS-SPEC-NOTES.md` in the shared notes and the README's
+//! Rule ids are ours (see `docs/CDS-SPEC-NOTES.md` and the README's
 //! rule table); the spec itself does not number its rules.
 
 use serde::{Deserialize, Serialize};
