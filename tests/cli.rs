@@ -9,28 +9,10 @@ use cds_registry::fixtures::web::FixtureWeb;
 use common::{Backend, TestDb};
 
 fn cli(db: &TestDb, allow_http: &[String]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_cds-registry"));
-    c.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("CDS_REGISTRY_DATABASE_URL", &db.url)
-        .env(
-            "CDS_REGISTRY_CRAWL__ALLOW_HTTP",
-            format!("[{}]", allow_http.join(",")),
-        )
-        .env("CDS_REGISTRY_CRAWL__ALLOW_PRIVATE", "[127.0.0.0/8]")
-        .env("CDS_REGISTRY_CRAWL__FIRST_BYTE_TIMEOUT_MS", "2000")
-        .env("RUST_LOG", "warn");
-    c
+    common::registry_cli(&db.url, allow_http)
 }
 
-fn run(c: &mut Command) -> (i32, String, String) {
-    let out = c.output().expect("run binary");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::run_cmd as run;
 
 async fn seed_and_crawl_through_the_binary(backend: Backend) {
     let web = FixtureWeb::start().await.unwrap();

@@ -5,7 +5,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use cds_registry::fixtures::web::{names, FixtureWeb};
@@ -64,16 +64,11 @@ async fn a_killed_crawl_leaves_the_last_committed_state(backend: Backend) {
     web.prairie
         .set_delay(&prairie.page_paths[2], Duration::from_secs(30));
 
-    let allow = format!("[{}]", web.allow_http().join(","));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cds-registry"))
+    let mut child = common::registry_cli(&db.url, &web.allow_http())
         .arg("crawl")
-        .env("CDS_REGISTRY_DATABASE_URL", &db.url)
-        .env("CDS_REGISTRY_CRAWL__ALLOW_HTTP", allow)
-        .env("CDS_REGISTRY_CRAWL__ALLOW_PRIVATE", "[127.0.0.0/8]")
         .env("CDS_REGISTRY_CRAWL__FIRST_BYTE_TIMEOUT_MS", "60000")
         .env("CDS_REGISTRY_CRAWL__TOTAL_TIMEOUT_MS", "60000")
         .env("CDS_REGISTRY_CRAWL__LEASE_SECS", "2")
-        .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

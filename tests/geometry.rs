@@ -8,6 +8,7 @@ mod common;
 use std::net::Ipv4Addr;
 
 use cds_registry::crawl::Crawler;
+use cds_registry::fixtures::geometry::large_ring_geojson;
 use cds_registry::fixtures::server::GEOJSON_CONTENT_TYPE;
 use cds_registry::fixtures::utility::{publish, EntrySpec, UtilitySpec};
 use cds_registry::fixtures::FixtureServer;
@@ -21,22 +22,6 @@ const NORMAL: [Ipv4Addr; 3] = [
     Ipv4Addr::new(127, 0, 0, 72),
     Ipv4Addr::new(127, 0, 0, 73),
 ];
-
-/// A valid ring of `n` distinct positions (a regular polygon of radius 1° around
-/// 10°E 10°N, far from every fixture county) as a GeoJSON Polygon.
-fn ring_geojson(n: usize) -> String {
-    let mut s = String::with_capacity(n * 26 + 64);
-    s.push_str(r#"{"type":"Polygon","coordinates":[["#);
-    for i in 0..=n {
-        let a = (i % n) as f64 / n as f64 * std::f64::consts::TAU;
-        if i > 0 {
-            s.push(',');
-        }
-        s.push_str(&format!("[{:.7},{:.7}]", 10.0 + a.cos(), 10.0 + a.sin()));
-    }
-    s.push_str("]]}");
-    s
-}
 
 /// A utility on `server` with a normal county entry and an entry `ring` whose territory
 /// is `body`.
@@ -78,7 +63,7 @@ async fn searchable(store: &Store, name: &str) -> Vec<(String, bool)> {
 
 async fn a_200k_vertex_ring_next_to_normal_hosts(backend: Backend) {
     let big = FixtureServer::start(BIG).await.unwrap();
-    publish_with_ring(&big, "Big Ring Power", ring_geojson(200_000));
+    publish_with_ring(&big, "Big Ring Power", large_ring_geojson(200_000));
     let mut normal = Vec::new();
     for (i, ip) in NORMAL.into_iter().enumerate() {
         let s = FixtureServer::start(ip).await.unwrap();
@@ -144,7 +129,7 @@ async fn a_200k_vertex_ring_next_to_normal_hosts(backend: Backend) {
 
 async fn territories_over_the_bounds_are_findings_not_failures(backend: Backend) {
     let big = FixtureServer::start(BIG).await.unwrap();
-    publish_with_ring(&big, "Big Ring Power", ring_geojson(20_000));
+    publish_with_ring(&big, "Big Ring Power", large_ring_geojson(20_000));
     let db = TestDb::new(backend).await;
     let mut cfg = test_config(&db, vec![big.host()]);
     cfg.crawl.max_territory_vertices = 10_000;
@@ -185,7 +170,7 @@ async fn territories_over_the_bounds_are_findings_not_failures(backend: Backend)
     // Under the cap but over a zero time budget: GEO-TOO-COSTLY, same treatment. (The
     // document changes each time: an unchanged server keeps its stored findings.)
     let ring_path = UtilitySpec::new("Big Ring Power").territory_path("ring");
-    big.set_raw(&ring_path, GEOJSON_CONTENT_TYPE, ring_geojson(20_001));
+    big.set_raw(&ring_path, GEOJSON_CONTENT_TYPE, large_ring_geojson(20_001));
     cfg.crawl.max_territory_vertices = 1_000_000;
     cfg.crawl.geojson_budget_ms = 0;
     let crawler = Crawler::new(store.clone(), cfg.crawl.clone()).unwrap();
@@ -198,7 +183,7 @@ async fn territories_over_the_bounds_are_findings_not_failures(backend: Backend)
     assert_eq!(rows[1], ("ring".to_owned(), false));
 
     // Within both bounds again: stored.
-    big.set_raw(&ring_path, GEOJSON_CONTENT_TYPE, ring_geojson(20_002));
+    big.set_raw(&ring_path, GEOJSON_CONTENT_TYPE, large_ring_geojson(20_002));
     cfg.crawl.geojson_budget_ms = 10_000;
     let crawler = Crawler::new(store.clone(), cfg.crawl.clone()).unwrap();
     let run = crawler.run("test", &[]).await.unwrap();

@@ -9,6 +9,7 @@ mod common;
 use std::net::Ipv4Addr;
 
 use cds_registry::crawl::Crawler;
+use cds_registry::fixtures::geometry::large_ring_geojson;
 use cds_registry::fixtures::server::GEOJSON_CONTENT_TYPE;
 use cds_registry::fixtures::utility::{publish, EntrySpec, UtilitySpec};
 use cds_registry::fixtures::FixtureServer;
@@ -29,21 +30,6 @@ fn vm_hwm_mib() -> f64 {
         .parse()
         .unwrap();
     kib / 1024.0
-}
-
-/// A valid ring of `n` positions as GeoJSON text.
-fn ring_geojson(n: usize) -> String {
-    let mut s = String::with_capacity(n * 26 + 64);
-    s.push_str(r#"{"type":"Polygon","coordinates":[["#);
-    for i in 0..=n {
-        let a = (i % n) as f64 / n as f64 * std::f64::consts::TAU;
-        if i > 0 {
-            s.push(',');
-        }
-        s.push_str(&format!("[{:.7},{:.7}]", 10.0 + a.cos(), 10.0 + a.sin()));
-    }
-    s.push_str("]]}");
-    s
 }
 
 /// One crawl of a host with `TERRITORIES` territories of `VERTICES` positions, all over
@@ -94,7 +80,7 @@ async fn many_large_territories_on_one_host_stay_within_a_memory_cap() {
     publish(&server, &spec);
     // One body shared by every path: the fixture holds it once, the crawler downloads
     // each copy.
-    let body = bytes::Bytes::from(ring_geojson(VERTICES));
+    let body = bytes::Bytes::from(large_ring_geojson(VERTICES));
     let body_mib = body.len() as f64 / (1 << 20) as f64;
     for i in 0..TERRITORIES {
         server.set_raw(

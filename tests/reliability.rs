@@ -204,17 +204,12 @@ async fn a_host_over_its_budget_is_recorded_timeout(backend: Backend) {
 /// The release binary crawling the fixture web into `db`, with Prairie's fetches allowed
 /// to wait a minute, 1 s leases, and giving up on a host after 2 lease expiries.
 fn spawn_crawler(web: &FixtureWeb, db: &TestDb) -> Child {
-    let allow = format!("[{}]", web.allow_http().join(","));
-    Command::new(env!("CARGO_BIN_EXE_cds-registry"))
+    common::registry_cli(&db.url, &web.allow_http())
         .arg("crawl")
-        .env("CDS_REGISTRY_DATABASE_URL", &db.url)
-        .env("CDS_REGISTRY_CRAWL__ALLOW_HTTP", allow)
-        .env("CDS_REGISTRY_CRAWL__ALLOW_PRIVATE", "[127.0.0.0/8]")
         .env("CDS_REGISTRY_CRAWL__FIRST_BYTE_TIMEOUT_MS", "60000")
         .env("CDS_REGISTRY_CRAWL__TOTAL_TIMEOUT_MS", "60000")
         .env("CDS_REGISTRY_CRAWL__LEASE_SECS", "1")
         .env("CDS_REGISTRY_CRAWL__MAX_LEASE_EXPIRIES", "2")
-        .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

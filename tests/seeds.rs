@@ -12,28 +12,10 @@ use common::{start_registry, test_config, Backend, TestDb};
 use serde_json::{json, Value};
 
 fn cli(db: &TestDb, allow_http: &[String]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_cds-registry"));
-    c.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("CDS_REGISTRY_DATABASE_URL", &db.url)
-        .env(
-            "CDS_REGISTRY_CRAWL__ALLOW_HTTP",
-            format!("[{}]", allow_http.join(",")),
-        )
-        .env("CDS_REGISTRY_CRAWL__ALLOW_PRIVATE", "[127.0.0.0/8]")
-        .env("CDS_REGISTRY_CRAWL__FIRST_BYTE_TIMEOUT_MS", "3000")
-        .env("RUST_LOG", "warn");
-    c
+    common::registry_cli(&db.url, allow_http)
 }
 
-fn run(c: &mut Command) -> (i32, String, String) {
-    let out = c.output().expect("run binary");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::run_cmd as run;
 
 /// A seeds file as an operator pastes it: origins from a browser bar (with and without
 /// `/`, upper-case scheme), bare `host:port`, a metadata URL, comments and repeats.
@@ -118,23 +100,10 @@ async fn a_mixed_seeds_file_crawls_every_host_it_names(backend: Backend) {
     assert_eq!(code, 0);
     assert_eq!(out.matches("(already present)").count(), 8, "{out}");
 
+    // The crawl runs in another process while the fixtures answer here.
     let (code, out, err) = tokio::task::spawn_blocking({
-        let db_url = db.url.clone();
-        let allow = allow.clone();
-        move || {
-            let mut c = Command::new(env!("CARGO_BIN_EXE_cds-registry"));
-            c.env_clear()
-                .env("PATH", std::env::var("PATH").unwrap_or_default())
-                .env("CDS_REGISTRY_DATABASE_URL", db_url)
-                .env(
-                    "CDS_REGISTRY_CRAWL__ALLOW_HTTP",
-                    format!("[{}]", allow.join(",")),
-                )
-                .env("CDS_REGISTRY_CRAWL__ALLOW_PRIVATE", "[127.0.0.0/8]")
-                .env("RUST_LOG", "warn")
-                .arg("crawl");
-            run(&mut c)
-        }
+        let mut c = common::registry_cli(&db.url, &allow);
+        move || run(c.arg("crawl"))
     })
     .await
     .unwrap();

@@ -18,13 +18,14 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use cds_registry::config::CrawlConfig;
 use cds_registry::crawl::Crawler;
+use cds_registry::fixtures::geometry::{large_ring, large_ring_geojson, polygon_geojson};
 use cds_registry::fixtures::server::GEOJSON_CONTENT_TYPE;
 use cds_registry::fixtures::{publish, EntrySpec, FixtureServer, UtilitySpec};
 use cds_registry::seeds::Seed;
 use cds_registry::store::Store;
 use cds_registry::territory::{self, GeoLimits};
 use clap::{Parser, Subcommand};
-use geo::{Coord, LineString, Polygon, Validation};
+use geo::{LineString, Polygon, Validation};
 
 #[derive(Parser)]
 #[command(
@@ -55,34 +56,6 @@ enum Cmd {
     },
 }
 
-/// A regular polygon of `n` positions (closed: `n + 1` stored), radius 1° around 10°E 10°N.
-fn ring(n: usize) -> Vec<Coord<f64>> {
-    (0..=n)
-        .map(|i| {
-            let a = (i % n) as f64 / n as f64 * std::f64::consts::TAU;
-            // Rounded as the GeoJSON text is, so both benchmarks see the same ring.
-            let r = |v: f64| (v * 1e7).round() / 1e7;
-            Coord {
-                x: r(10.0 + a.cos()),
-                y: r(10.0 + a.sin()),
-            }
-        })
-        .collect()
-}
-
-fn geojson(ring: &[Coord<f64>]) -> String {
-    let mut s = String::with_capacity(ring.len() * 26 + 64);
-    s.push_str(r#"{"type":"Polygon","coordinates":[["#);
-    for (i, c) in ring.iter().enumerate() {
-        if i > 0 {
-            s.push(',');
-        }
-        s.push_str(&format!("[{:.7},{:.7}]", c.x, c.y));
-    }
-    s.push_str("]]}");
-    s
-}
-
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -96,8 +69,8 @@ fn validate(runs: usize, brute_max: usize) {
     println!("| positions | GeoJSON bytes | sweep ms | whole read ms | geo brute force ms |");
     println!("|---|---|---|---|---|");
     for n in [10_000, 20_000, 40_000, 200_000, 1_000_000] {
-        let r = ring(n);
-        let text = geojson(&r);
+        let r = large_ring(n);
+        let text = polygon_geojson(&r);
         let sweep = median(
             (0..runs)
                 .map(|_| {
@@ -168,7 +141,7 @@ async fn rss(territories: usize, vertices: usize, max_vertices: usize) -> Result
     publish(&server, &spec);
     // One body shared by every path (the fixture holds it once); the crawler downloads
     // and reads each copy separately.
-    let body = bytes::Bytes::from(geojson(&ring(vertices)));
+    let body = bytes::Bytes::from(large_ring_geojson(vertices));
     for i in 0..territories {
         server.set_raw(
             &spec.territory_path(&format!("ring-{i}")),

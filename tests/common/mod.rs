@@ -119,6 +119,34 @@ impl TestDb {
     }
 }
 
+/// The `cds-registry` binary on `db_url`, as the tests run it: a clean environment, plain
+/// http for `allow_http`, loopback allowed, 2 s first-byte timeout, warnings only. Callers
+/// add the command and may override any variable.
+pub fn registry_cli(db_url: &str, allow_http: &[String]) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_cds-registry"));
+    c.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("CDS_REGISTRY_DATABASE_URL", db_url)
+        .env(
+            "CDS_REGISTRY_CRAWL__ALLOW_HTTP",
+            format!("[{}]", allow_http.join(",")),
+        )
+        .env("CDS_REGISTRY_CRAWL__ALLOW_PRIVATE", "[127.0.0.0/8]")
+        .env("CDS_REGISTRY_CRAWL__FIRST_BYTE_TIMEOUT_MS", "2000")
+        .env("RUST_LOG", "warn");
+    c
+}
+
+/// Run a command to its end: (exit code, stdout, stderr).
+pub fn run_cmd(c: &mut std::process::Command) -> (i32, String, String) {
+    let out = c.output().expect("run binary");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// A registry configuration for tests: this database, plain http and private addresses
 /// allowed only for the given fixture hosts and loopback, short timeouts.
 pub fn test_config(db: &TestDb, allow_http: Vec<String>) -> Config {
