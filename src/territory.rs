@@ -780,7 +780,19 @@ const WKB_MULTIPOLYGON: u32 = 6;
 
 /// Encode as a WKB MultiPolygon (little-endian).
 pub fn to_wkb(mp: &MultiPolygon<f64>) -> Vec<u8> {
-    let mut out = Vec::new();
+    // Sized exactly: a crawl keeps one WKB per territory until the server commits, and a
+    // doubling Vec would hold up to twice the bytes for each of them.
+    let len = 9 + mp
+        .0
+        .iter()
+        .map(|p| {
+            9 + std::iter::once(p.exterior())
+                .chain(p.interiors())
+                .map(|r| 4 + 16 * r.0.len())
+                .sum::<usize>()
+        })
+        .sum::<usize>();
+    let mut out = Vec::with_capacity(len);
     out.push(1u8);
     out.extend_from_slice(&WKB_MULTIPOLYGON.to_le_bytes());
     out.extend_from_slice(&(mp.0.len() as u32).to_le_bytes());
@@ -796,6 +808,7 @@ pub fn to_wkb(mp: &MultiPolygon<f64>) -> Vec<u8> {
             }
         }
     }
+    debug_assert_eq!(out.len(), len, "WKB size computed exactly");
     out
 }
 
@@ -990,6 +1003,7 @@ mod tests {
         let (t, _) = parse_territory(&d, "u");
         let g = t.unwrap().geometry;
         let wkb = to_wkb(&g);
+        assert_eq!(wkb.capacity(), wkb.len(), "no slack kept per territory");
         assert_eq!(from_wkb(&wkb).unwrap(), g);
         assert!(from_wkb(&wkb[..wkb.len() - 3]).is_err());
         assert!(from_wkb(&[1, 6, 0, 0, 0, 255, 255, 255, 255]).is_err());
