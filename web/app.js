@@ -141,6 +141,22 @@ function plainChips(kind, list, ariaLabel) {
   return h('ul', { class: 'chips', 'aria-label': ariaLabel }, list.map((v) => h('li', { class: 'chip plain' }, label(kind, v))));
 }
 
+/**
+ * The OAuth scopes offered at an entry (WG1-02 §3), each shown by its `type` next to its
+ * id: clients match scopes by type (§3.3), the id is whatever the server chose.
+ */
+function scopeChips(oauth) {
+  const scopes = oauth && Array.isArray(oauth.scopes) ? oauth.scopes : [];
+  if (scopes.length === 0) return h('span', { class: 'none' }, 'none');
+  return h('ul', { class: 'chips', 'aria-label': 'OAuth scopes' }, scopes.map((sc) => {
+    const type = typeof sc.type === 'string' && sc.type ? sc.type : null;
+    const id = String(sc.scope ?? '');
+    return h('li', { class: 'chip plain scope-chip', title: sc.name ? String(sc.name) : null },
+      type ?? h('span', { class: 'none' }, 'no type'),
+      type !== id ? h('code', { class: 'scope-id' }, id) : null);
+  }));
+}
+
 /** A badge whose class comes from a fixed list, never from remote text. */
 function badge(text, kind) {
   const known = ['authoritative', 'official', 'aggregator', 'error', 'warning', 'info', 'ok', 'fail',
@@ -811,6 +827,7 @@ function resultItem(r) {
       h('dt', null, 'Commodities'), h('dd', null, commodityChips(r.commodity_types)),
       h('dt', null, 'Capabilities'), h('dd', null, plainChips('capability', r.capabilities, 'Capabilities')),
       (r.infrastructure_types || []).length ? [h('dt', null, 'Infrastructure'), h('dd', null, r.infrastructure_types.map((v) => label('infrastructure', v)).join(', '))] : null,
+      r.oauth ? [h('dt', null, 'OAuth scopes'), h('dd', null, scopeChips(r.oauth))] : null,
       h('dt', null, 'Server'), h('dd', { class: 'server-dd' }, serverButton(r.server), links)));
   li.style.setProperty('--c', color);
   if (r.server && Number.isFinite(r.server.id)) {
