@@ -319,6 +319,28 @@ async fn scope_filter_matches_the_type_when_the_id_differs(backend: Backend) {
         BTreeSet::from([row("removed", "acme_bills@o-gas", "acme_bill_pdfs")])
     );
 
+    // Scopes stored before migration 0006 have no type, and an unchanged server is not
+    // rewritten by a crawl: opening the store fills the types in from the stored document.
+    let typed = store.server_oauth(sid).await.unwrap().unwrap();
+    sqlx::query("UPDATE oauth_scopes SET scope_type = NULL")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    assert!(store
+        .server_oauth(sid)
+        .await
+        .unwrap()
+        .unwrap()
+        .metadata
+        .scopes
+        .iter()
+        .all(|s| s.scope_type.is_none()));
+    store.migrate().await.unwrap();
+    assert_eq!(store.server_oauth(sid).await.unwrap().unwrap(), typed);
+    assert_eq!(store.backfill_scope_types().await.unwrap(), 0);
+    env.reg.state.reload_index().await.unwrap();
+    assert_eq!(env.coverage_ids("scope=cds_usage").await, electric);
+
     env.reg.shutdown().await.unwrap();
     server.shutdown().await;
 }

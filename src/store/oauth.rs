@@ -156,6 +156,44 @@ pub(super) async fn commit_oauth<'e>(
 type ScopeCoverage = (OfferedScope, Vec<String>);
 
 impl Store {
+    /// Fill in `oauth_scopes.scope_type` (migration 0006) from the stored OAuth documents
+    /// for scopes stored before types were: a crawl that finds a server's documents
+    /// unchanged does not rewrite its scopes, so without this their types would stay
+    /// unknown, and unsearchable, until the server next changes something. Only rows
+    /// whose type is NULL are read, and only types the document gives are written; a
+    /// scope whose description has no `type` stays NULL (and is looked at again on the
+    /// next start, which costs one parse of its server's document).
+    pub async fn backfill_scope_types(&self) -> Result<u64> {
+        let docs = sqlx::query(
+            "SELECT m.server_id, m.raw_json FROM oauth_metadata m WHERE EXISTS \
+             (SELECT 1 FROM oauth_scopes o WHERE o.server_id = m.server_id AND o.scope_type IS NULL)",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut filled = 0;
+        for r in &docs {
+            let server_id: i64 = r.try_get("server_id")?;
+            let raw: String = r.try_get("raw_json")?;
+            let Ok(doc) = serde_json::from_str::<serde_json::Value>(&raw) else {
+                continue;
+            };
+            for s in OAuthMetadata::from_value(&doc).scopes {
+                let Some(t) = s.scope_type else { continue };
+                filled += sqlx::query(
+                    "UPDATE oauth_scopes SET scope_type = $1 \
+                     WHERE server_id = $2 AND scope = $3 AND scope_type IS NULL",
+                )
+                .bind(t)
+                .bind(server_id)
+                .bind(&s.id)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+            }
+        }
+        Ok(filled)
+    }
+
     /// A server's stored OAuth metadata, scopes in document order; `None` when it has none.
     pub async fn server_oauth(&self, server_id: i64) -> Result<Option<OAuthRow>> {
         let Some(r) = sqlx::query(
