@@ -190,7 +190,10 @@ async fn scope_filter_matches_the_type_when_the_id_differs(backend: Backend) {
     let v = env.get("/v1/coverage?scope=cds_usage").await;
     let r = &v["coverage"][0];
     assert_eq!(r["scopes"], json!(["my_usage_scope", "acme_bills"]));
-    assert_eq!(r["scope_types"], json!(["cds_usage", "cds_bill_statements"]));
+    assert_eq!(
+        r["scope_types"],
+        json!(["cds_usage", "cds_bill_statements"])
+    );
     let offered: Vec<(Value, Value)> = r["oauth"]["scopes"]
         .as_array()
         .unwrap()
@@ -217,7 +220,9 @@ async fn scope_filter_matches_the_type_when_the_id_differs(backend: Backend) {
     assert_eq!(rows[0]["entry_id"], "o-electric");
     let v = env.get("/v1/entities?scope=cds_usage").await;
     assert_eq!(v["total"], 1, "{v:#}");
-    let v = env.get("/v1/entities?scope=cds_server_provided_files").await;
+    let v = env
+        .get("/v1/entities?scope=cds_server_provided_files")
+        .await;
     assert_eq!(v["total"], 0, "{v:#}");
     let nd = env
         .get_text("/v1/export?format=ndjson&scope=cds_usage")
@@ -301,7 +306,10 @@ async fn scope_filter_matches_the_type_when_the_id_differs(backend: Backend) {
             row("updated", "acme_bills@o-gas", "acme_bill_pdfs"),
         ])
     );
-    assert_eq!(env.coverage_ids("scope=cds_bill_statements").await, ids(&[]));
+    assert_eq!(
+        env.coverage_ids("scope=cds_bill_statements").await,
+        ids(&[])
+    );
     assert_eq!(env.coverage_ids("scope=acme_bill_pdfs").await, both);
     let f = env.get("/v1/facets").await;
     assert_eq!(count(&f, "scope_type", "cds_bill_statements"), None);

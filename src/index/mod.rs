@@ -264,12 +264,8 @@ impl SearchIndex {
             fields[KIND].push_entry([norm_value(&c.kind)]);
             fields[SCOPE].push_entry(e.scopes.iter().map(|s| norm_value(s)));
             fields[SCOPE_TYPE].push_entry(e.scope_types.iter().map(|s| norm_value(s)));
-            fields[SCOPE_MATCH].push_entry(
-                e.scopes
-                    .iter()
-                    .chain(&e.scope_types)
-                    .map(|s| norm_value(s)),
-            );
+            fields[SCOPE_MATCH]
+                .push_entry(e.scopes.iter().chain(&e.scope_types).map(|s| norm_value(s)));
 
             let mut t = text::search_text(&c.entity_name);
             for extra in [c.entity_abbreviation.as_deref().unwrap_or(""), &c.name] {

@@ -167,7 +167,15 @@ pub(super) fn scope_change(
     reference: &str,
     scope_type: Option<String>,
 ) {
-    change(log, Some(run_id), "scope", op, Some(server_id), reference, None);
+    change(
+        log,
+        Some(run_id),
+        "scope",
+        op,
+        Some(server_id),
+        reference,
+        None,
+    );
     if let Some(c) = log.0.last_mut() {
         c.scope_type = scope_type;
     }
