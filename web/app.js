@@ -1051,6 +1051,19 @@ function renderServer(d) {
           h('td', null, plainChips('capability', e.capabilities, 'Capabilities')))))))
     : h('p', { class: 'none' }, 'No coverage entries.');
 
+  // WG1-02 §3.3: clients match scopes by type, so the type leads and the id follows.
+  const oauthScopes = d.oauth && Array.isArray(d.oauth.scopes) ? d.oauth.scopes.slice(0, 500) : [];
+  const scopeTable = oauthScopes.length
+    ? h('div', { class: 'table-wrap', tabindex: 0, role: 'region', 'aria-label': 'OAuth scopes' },
+      h('table', { class: 'data-table' },
+        h('thead', null, h('tr', null, ['Type', 'Scope id', 'Name', 'Coverage entries'].map((t) => h('th', { scope: 'col' }, t)))),
+        h('tbody', null, oauthScopes.map((sc) => h('tr', null,
+          h('td', null, sc.scope_type ? h('code', null, String(sc.scope_type)) : h('span', { class: 'none' }, 'no type')),
+          h('td', null, h('code', null, String(sc.id ?? ''))),
+          h('td', null, sc.name ? String(sc.name) : ''),
+          h('td', null, Array.isArray(sc.coverages) ? sc.coverages.map(String).join(', ') : ''))))))
+    : null;
+
   const findings = (Array.isArray(d.findings) ? d.findings : []).slice()
     .sort((a, b) => (SEVERITY_ORDER[a.severity] ?? 3) - (SEVERITY_ORDER[b.severity] ?? 3));
   const counts = ['error', 'warning', 'info']
@@ -1089,6 +1102,9 @@ function renderServer(d) {
     h('section', { 'aria-labelledby': 'server-cov-h' },
       h('h3', { id: 'server-cov-h' }, 'Coverage entries', h('span', { class: 'count' }, entries.length > shownEntries.length ? `${shownEntries.length} of ${entries.length}` : String(entries.length))),
       entryTable),
+    oauthScopes.length ? h('section', { 'aria-labelledby': 'server-scopes-h' },
+      h('h3', { id: 'server-scopes-h' }, 'OAuth scopes', h('span', { class: 'count' }, String(oauthScopes.length))),
+      scopeTable) : null,
     h('section', { 'aria-labelledby': 'server-find-h' },
       h('h3', { id: 'server-find-h' }, 'Findings', h('span', { class: 'count' }, counts || 'none')),
       findingList),
