@@ -60,6 +60,7 @@ fn annuli_index(n: usize, verts: usize) -> SearchIndex {
                 territory_id: Some(k as i64 + 1),
                 territory: Some(Arc::new(MultiPolygon(vec![poly]))),
                 scopes: vec![],
+                scope_types: vec![],
                 oauth: None,
             }
         })

@@ -141,6 +141,22 @@ function plainChips(kind, list, ariaLabel) {
   return h('ul', { class: 'chips', 'aria-label': ariaLabel }, list.map((v) => h('li', { class: 'chip plain' }, label(kind, v))));
 }
 
+/**
+ * The OAuth scopes offered at an entry (WG1-02 §3), each shown by its `type` next to its
+ * id: clients match scopes by type (§3.3), the id is whatever the server chose.
+ */
+function scopeChips(oauth) {
+  const scopes = oauth && Array.isArray(oauth.scopes) ? oauth.scopes : [];
+  if (scopes.length === 0) return h('span', { class: 'none' }, 'none');
+  return h('ul', { class: 'chips', 'aria-label': 'OAuth scopes' }, scopes.map((sc) => {
+    const type = typeof sc.type === 'string' && sc.type ? sc.type : null;
+    const id = String(sc.scope ?? '');
+    return h('li', { class: 'chip plain scope-chip', title: sc.name ? String(sc.name) : null },
+      type ?? h('span', { class: 'none' }, 'no type'),
+      type !== id ? h('code', { class: 'scope-id' }, id) : null);
+  }));
+}
+
 /** A badge whose class comes from a fixed list, never from remote text. */
 function badge(text, kind) {
   const known = ['authoritative', 'official', 'aggregator', 'error', 'warning', 'info', 'ok', 'fail',
@@ -811,6 +827,7 @@ function resultItem(r) {
       h('dt', null, 'Commodities'), h('dd', null, commodityChips(r.commodity_types)),
       h('dt', null, 'Capabilities'), h('dd', null, plainChips('capability', r.capabilities, 'Capabilities')),
       (r.infrastructure_types || []).length ? [h('dt', null, 'Infrastructure'), h('dd', null, r.infrastructure_types.map((v) => label('infrastructure', v)).join(', '))] : null,
+      r.oauth ? [h('dt', null, 'OAuth scopes'), h('dd', null, scopeChips(r.oauth))] : null,
       h('dt', null, 'Server'), h('dd', { class: 'server-dd' }, serverButton(r.server), links)));
   li.style.setProperty('--c', color);
   if (r.server && Number.isFinite(r.server.id)) {
@@ -1034,6 +1051,19 @@ function renderServer(d) {
           h('td', null, plainChips('capability', e.capabilities, 'Capabilities')))))))
     : h('p', { class: 'none' }, 'No coverage entries.');
 
+  // WG1-02 §3.3: clients match scopes by type, so the type leads and the id follows.
+  const oauthScopes = d.oauth && Array.isArray(d.oauth.scopes) ? d.oauth.scopes.slice(0, 500) : [];
+  const scopeTable = oauthScopes.length
+    ? h('div', { class: 'table-wrap', tabindex: 0, role: 'region', 'aria-label': 'OAuth scopes' },
+      h('table', { class: 'data-table' },
+        h('thead', null, h('tr', null, ['Type', 'Scope id', 'Name', 'Coverage entries'].map((t) => h('th', { scope: 'col' }, t)))),
+        h('tbody', null, oauthScopes.map((sc) => h('tr', null,
+          h('td', null, sc.scope_type ? h('code', null, String(sc.scope_type)) : h('span', { class: 'none' }, 'no type')),
+          h('td', null, h('code', null, String(sc.id ?? ''))),
+          h('td', null, sc.name ? String(sc.name) : ''),
+          h('td', null, Array.isArray(sc.coverages) ? sc.coverages.map(String).join(', ') : ''))))))
+    : null;
+
   const findings = (Array.isArray(d.findings) ? d.findings : []).slice()
     .sort((a, b) => (SEVERITY_ORDER[a.severity] ?? 3) - (SEVERITY_ORDER[b.severity] ?? 3));
   const counts = ['error', 'warning', 'info']
@@ -1072,6 +1102,9 @@ function renderServer(d) {
     h('section', { 'aria-labelledby': 'server-cov-h' },
       h('h3', { id: 'server-cov-h' }, 'Coverage entries', h('span', { class: 'count' }, entries.length > shownEntries.length ? `${shownEntries.length} of ${entries.length}` : String(entries.length))),
       entryTable),
+    oauthScopes.length ? h('section', { 'aria-labelledby': 'server-scopes-h' },
+      h('h3', { id: 'server-scopes-h' }, 'OAuth scopes', h('span', { class: 'count' }, String(oauthScopes.length))),
+      scopeTable) : null,
     h('section', { 'aria-labelledby': 'server-find-h' },
       h('h3', { id: 'server-find-h' }, 'Findings', h('span', { class: 'count' }, counts || 'none')),
       findingList),

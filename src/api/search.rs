@@ -56,8 +56,11 @@ pub struct CoverageRow {
     pub map_resource: Option<String>,
     pub map_content_type: Option<String>,
     pub geojson_resource: Option<String>,
-    /// OAuth scopes offered for this entry (WG1-02).
+    /// OAuth scopes offered for this entry (WG1-02): their ids.
     pub scopes: Vec<String>,
+    /// The distinct `type`s of those scopes (WG1-02 §3.4). Clients match scopes by type,
+    /// not id (§3.3); `oauth.scopes` pairs each id with its type.
+    pub scope_types: Vec<String>,
     /// How to get those scopes here: the server's registration links and each scope's
     /// description (WG1-02 §3); `null` when the server publishes no OAuth metadata.
     pub oauth: Option<OAuthInfo>,
@@ -80,7 +83,12 @@ pub struct OAuthInfo {
 /// One scope offered for an entry, from the server's `cds_scope_descriptions`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ScopeInfo {
+    /// The scope id.
     pub scope: String,
+    /// The scope's `type` (WG1-02 §3.4), what clients match on (§3.3); `null` when the
+    /// description gives none.
+    #[serde(rename = "type")]
+    pub scope_type: Option<String>,
     pub name: Option<String>,
     pub description: Option<String>,
     /// Link to the scope's documentation.
@@ -97,6 +105,7 @@ fn oauth_info(o: &OAuthOffer) -> OAuthInfo {
             .iter()
             .map(|s| ScopeInfo {
                 scope: s.id.clone(),
+                scope_type: s.scope_type.clone(),
                 name: s.name.clone(),
                 description: s.description.clone(),
                 documentation: s.documentation.clone(),
@@ -126,6 +135,7 @@ pub fn row(index: &SearchIndex, i: usize) -> CoverageRow {
         map_content_type: en.map_content_type.clone(),
         geojson_resource: en.geojson_resource.clone(),
         scopes: e.scopes.clone(),
+        scope_types: e.scope_types.clone(),
         oauth: e.oauth.as_deref().map(oauth_info),
         geometry: e
             .territory
@@ -532,7 +542,10 @@ pub struct FacetsResult {
     pub role: Vec<FacetCount>,
     #[serde(rename = "type")]
     pub kind: Vec<FacetCount>,
+    /// Scope ids.
     pub scope: Vec<FacetCount>,
+    /// Scope types (WG1-02 §3.4); `scope=` takes these values too.
+    pub scope_type: Vec<FacetCount>,
 }
 
 fn counts(v: Vec<(String, usize)>) -> Vec<FacetCount> {
@@ -560,7 +573,7 @@ pub async fn facets(
         role,
         kind,
         scope,
-        ..
+        scope_type,
     } = index.facets(&p.filter);
     Ok(Json(FacetsResult {
         total,
@@ -571,6 +584,7 @@ pub async fn facets(
         role: counts(role),
         kind: counts(kind),
         scope: counts(scope),
+        scope_type: counts(scope_type),
     }))
 }
 
@@ -592,7 +606,8 @@ pub struct FilterQuery {
     /// `geographic` or `logical`.
     #[param(rename = "type")]
     kind: Option<String>,
-    /// OAuth scope offered for the entry.
+    /// OAuth scope offered for the entry, by id or by `type` (WG1-02 §3.3: clients match
+    /// scopes by type), comma-separated (OR), e.g. `cds_usage`.
     scope: Option<String>,
     /// Text in entity or area names (case- and accent-insensitive).
     q: Option<String>,
@@ -676,6 +691,7 @@ mod tests {
             territory_id: Some(key),
             territory: Some(Arc::new(MultiPolygon(vec![Polygon::new(ring, vec![])]))),
             scopes: vec!["customer_data".into()],
+            scope_types: vec!["cds_usage".into()],
             oauth: oauth.map(Arc::new),
         }
     }

@@ -239,6 +239,7 @@ fn to_entries(
                     .map(Arc::new),
                 // WG1-02 §3: the scopes whose `coverages_supported` list this entry.
                 scopes: oauth.as_ref().map(|o| o.scope_ids()).unwrap_or_default(),
+                scope_types: oauth.as_ref().map(|o| o.scope_types()).unwrap_or_default(),
                 oauth: oauth.map(Arc::new),
             }
         })

@@ -36,6 +36,8 @@ pub const CDS_OAUTH_VERSION: &str = "v1";
 pub struct ScopeDescription {
     /// The scope id: the key in `cds_scope_descriptions`.
     pub id: String,
+    /// The scope's `type` (WG1-02 §3.4): clients match scopes by type, not id (§3.3).
+    pub scope_type: Option<String>,
     pub name: Option<String>,
     pub description: Option<String>,
     /// Only an absolute http(s) URL is kept: the API shows it as a link.
@@ -92,6 +94,7 @@ impl OAuthMetadata {
                     .filter(|(_, d)| d.is_object())
                     .map(|(id, d)| ScopeDescription {
                         id: id.clone(),
+                        scope_type: str_of(d, "type"),
                         name: str_of(d, "name"),
                         description: str_of(d, "description"),
                         documentation: url_of(d, "documentation"),
@@ -114,6 +117,8 @@ impl OAuthMetadata {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OfferedScope {
     pub id: String,
+    /// The scope's `type` (WG1-02 §3.4), what `scope=` matches besides the id.
+    pub scope_type: Option<String>,
     pub name: Option<String>,
     pub description: Option<String>,
     pub documentation: Option<String>,
@@ -134,6 +139,17 @@ impl OAuthOffer {
     /// The scope ids, in document order (what the index's `scope` filter matches).
     pub fn scope_ids(&self) -> Vec<String> {
         self.scopes.iter().map(|s| s.id.clone()).collect()
+    }
+
+    /// The distinct scope types, in document order (WG1-02 §3.3: clients match by type).
+    pub fn scope_types(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for t in self.scopes.iter().filter_map(|s| s.scope_type.as_ref()) {
+            if !out.contains(t) {
+                out.push(t.clone());
+            }
+        }
+        out
     }
 }
 

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{Filter, SearchIndex, NFIELDS};
+use super::{Filter, SearchIndex, NFACETS};
 
 /// For each field, `(value, number of matching entries having it)`, sorted by value, zero
 /// counts left out. Values are shown normalised, as filters compare them: countries
@@ -19,7 +19,10 @@ pub struct Facets {
     /// The entry's `type`.
     #[serde(rename = "type")]
     pub kind: Vec<(String, usize)>,
+    /// Scope ids.
     pub scope: Vec<(String, usize)>,
+    /// Scope types (WG1-02 §3.4).
+    pub scope_type: Vec<(String, usize)>,
 }
 
 /// Matching entries of one covered entity, grouped across servers.
@@ -40,7 +43,7 @@ impl SearchIndex {
     /// entry counts once per value even when it lists the value twice.
     pub fn facets(&self, filter: &Filter) -> Facets {
         let q = self.compile(filter);
-        let counts: [Vec<(String, usize)>; NFIELDS] = if q.is_trivial() {
+        let counts: [Vec<(String, usize)>; NFACETS] = if q.is_trivial() {
             // The posting lists' lengths are the counts.
             std::array::from_fn(|f| {
                 let field = &self.fields[f];
@@ -60,7 +63,8 @@ impl SearchIndex {
             })
         };
         // Same order as the field constants in mod.rs.
-        let [country, commodity, capability, infrastructure, role, kind, scope] = counts;
+        let [country, commodity, capability, infrastructure, role, kind, scope, scope_type] =
+            counts;
         Facets {
             country,
             commodity,
@@ -69,6 +73,7 @@ impl SearchIndex {
             role,
             kind,
             scope,
+            scope_type,
         }
     }
 

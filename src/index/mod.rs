@@ -63,8 +63,11 @@ pub struct IndexEntry {
     /// The territory, rings oriented (as [`crate::territory::parse_territory`] returns it).
     /// `None` for logical entries: they never match a point, a box or a geometry.
     pub territory: Option<Arc<MultiPolygon<f64>>>,
-    /// OAuth scopes offered for this entry (may be empty).
+    /// OAuth scopes offered for this entry (may be empty): their ids.
     pub scopes: Vec<String>,
+    /// The `type`s of those scopes (WG1-02 §3.4), distinct. `Filter::scope` matches an
+    /// id or a type: clients MUST match scopes by type, ids are arbitrary (§3.3).
+    pub scope_types: Vec<String>,
     /// What the API shows about OAuth for this entry (WG1-02 §3: the server's
     /// registration links, the scopes offered here with their descriptions), so a search
     /// row needs no database read. `None` when the server has no OAuth metadata; the
@@ -82,6 +85,7 @@ pub struct Filter {
     pub role: Vec<String>,
     /// The entry's `type`.
     pub kind: Vec<String>,
+    /// A scope offered for the entry, by id or by `type` (WG1-02 §3.3).
     pub scope: Vec<String>,
     /// Text in `entity_name`, `entity_abbreviation` or the entry `name`: case- and
     /// accent-insensitive; every whitespace/punctuation-separated token must occur as a
@@ -102,8 +106,16 @@ const CAPABILITY: usize = 2;
 const INFRASTRUCTURE: usize = 3;
 const ROLE: usize = 4;
 const KIND: usize = 5;
+/// Scope ids (the `scope` facet).
 const SCOPE: usize = 6;
-const NFIELDS: usize = 7;
+/// Scope types (the `scope_type` facet).
+const SCOPE_TYPE: usize = 7;
+/// Scope ids and types together: what `Filter::scope` matches, one posting list per
+/// value so the filter stays a plain union. Not a facet.
+const SCOPE_MATCH: usize = 8;
+/// The fields counted by [`SearchIndex::facets`]: all but `SCOPE_MATCH`.
+const NFACETS: usize = 8;
+const NFIELDS: usize = 9;
 
 fn norm_country(s: &str) -> String {
     s.trim().to_uppercase()
@@ -122,7 +134,9 @@ impl Filter {
             INFRASTRUCTURE => &self.infrastructure,
             ROLE => &self.role,
             KIND => &self.kind,
-            _ => &self.scope,
+            SCOPE_MATCH => &self.scope,
+            // Facet-only fields: the `scope` filter goes through SCOPE_MATCH.
+            _ => &[],
         }
     }
 }
@@ -249,6 +263,9 @@ impl SearchIndex {
             fields[ROLE].push_entry([norm_value(&c.role)]);
             fields[KIND].push_entry([norm_value(&c.kind)]);
             fields[SCOPE].push_entry(e.scopes.iter().map(|s| norm_value(s)));
+            fields[SCOPE_TYPE].push_entry(e.scope_types.iter().map(|s| norm_value(s)));
+            fields[SCOPE_MATCH]
+                .push_entry(e.scopes.iter().chain(&e.scope_types).map(|s| norm_value(s)));
 
             let mut t = text::search_text(&c.entity_name);
             for extra in [c.entity_abbreviation.as_deref().unwrap_or(""), &c.name] {

@@ -34,6 +34,7 @@ fn entry(key: i64, f: impl FnOnce(&mut IndexEntry)) -> IndexEntry {
         territory_id: None,
         territory: None,
         scopes: vec![],
+        scope_types: vec![],
         oauth: None,
     };
     f(&mut e);
@@ -742,6 +743,7 @@ fn search_agrees_with_a_brute_force_scan() {
                 territory_id: None,
                 territory: has_terr.then(|| Arc::new(MultiPolygon(vec![rect(x, y, x + w, y + w)]))),
                 scopes: pick(&mut rng, &["a", "b"], 2),
+                scope_types: pick(&mut rng, &["t_a", "b"], 1),
                 oauth: None,
             }
         })
@@ -754,7 +756,7 @@ fn search_agrees_with_a_brute_force_scan() {
             commodity: pick(&mut rng, &commodities, 2),
             capability: pick(&mut rng, &["coverage", "OAuth"], 1),
             role: pick(&mut rng, &roles, 2),
-            scope: pick(&mut rng, &["A", "b"], 1),
+            scope: pick(&mut rng, &["A", "b", "T_a"], 1),
             q: rng
                 .random_bool(0.3)
                 .then(|| pick(&mut rng, &["montreal", "hydro", "MUN", "e"], 1).concat()),
@@ -1079,5 +1081,94 @@ fn intersecting_within_budget_stops_with_the_reason() {
             .unwrap()
             .len(),
         5000
+    );
+}
+
+/// WG1-02 §3.3: scope ids are arbitrary strings and clients match scopes by `type`, so
+/// `scope=` matches an id or a type (case-insensitively), OR across values, while the
+/// facets count ids and types apart.
+#[test]
+fn scope_filter_matches_ids_and_types() {
+    let idx = SearchIndex::build(vec![
+        // A utility naming its usage scope its own way.
+        entry(1, |e| {
+            e.scopes = strs(&["my_usage_scope", "openid"]);
+            e.scope_types = strs(&["cds_usage", "openid"]);
+        }),
+        // Id and type the same.
+        entry(2, |e| {
+            e.scopes = strs(&["cds_usage"]);
+            e.scope_types = strs(&["cds_usage"]);
+        }),
+        // A scope whose id is another scope's type, of a different type itself.
+        entry(3, |e| {
+            e.scopes = strs(&["cds_bills"]);
+            e.scope_types = strs(&["Cds_Bill_Statements"]);
+        }),
+        // A scope without a type is still found by its id.
+        entry(4, |e| e.scopes = strs(&["untyped"])),
+        entry(5, |_| {}),
+    ]);
+    let k = |scope: &[&str]| {
+        keys(
+            &idx,
+            &idx.search(&Filter {
+                scope: strs(scope),
+                ..Default::default()
+            }),
+        )
+    };
+    assert_eq!(k(&["cds_usage"]), vec![1, 2]);
+    assert_eq!(k(&["CDS_USAGE "]), vec![1, 2]);
+    assert_eq!(k(&["my_usage_scope"]), vec![1]);
+    assert_eq!(k(&["cds_bill_statements"]), vec![3]);
+    assert_eq!(k(&["cds_bills"]), vec![3]);
+    assert_eq!(k(&["cds_bill_statements", "untyped"]), vec![3, 4]);
+    assert_eq!(k(&["nothing_like_it"]), Vec::<i64>::new());
+    // With other fields and the point-free per-entry check agreeing with the postings.
+    let f = Filter {
+        scope: strs(&["cds_usage"]),
+        country: strs(&["us"]),
+        ..Default::default()
+    };
+    let q = idx.compile(&f);
+    let brute: Vec<usize> = (0..idx.len()).filter(|&i| idx.matches(i, &q)).collect();
+    assert_eq!(idx.search(&f), brute);
+
+    let all = idx.facets(&Filter::default());
+    assert_eq!(
+        all.scope_type,
+        vec![
+            ("cds_bill_statements".to_string(), 1),
+            ("cds_usage".to_string(), 2),
+            ("openid".to_string(), 1)
+        ]
+    );
+    assert_eq!(
+        all.scope,
+        vec![
+            ("cds_bills".to_string(), 1),
+            ("cds_usage".to_string(), 1),
+            ("my_usage_scope".to_string(), 1),
+            ("openid".to_string(), 1),
+            ("untyped".to_string(), 1)
+        ]
+    );
+    // Under a filter by type, both facets count the matching entries only.
+    let f = idx.facets(&Filter {
+        scope: strs(&["cds_usage"]),
+        ..Default::default()
+    });
+    assert_eq!(
+        f.scope_type,
+        vec![("cds_usage".to_string(), 2), ("openid".to_string(), 1)]
+    );
+    assert_eq!(
+        f.scope,
+        vec![
+            ("cds_usage".to_string(), 1),
+            ("my_usage_scope".to_string(), 1),
+            ("openid".to_string(), 1)
+        ]
     );
 }

@@ -125,6 +125,8 @@ struct PendingChange {
     server_id: Option<i64>,
     reference: String,
     detail: Option<String>,
+    /// `scope` rows: the scope's `type` (WG1-02 §3.3), set by [`scope_change`].
+    scope_type: Option<String>,
 }
 
 impl ChangeLog {
@@ -151,14 +153,39 @@ pub(super) fn change(
         server_id,
         reference: reference.to_owned(),
         detail,
+        scope_type: None,
     });
+}
+
+/// A `scope` change row (ref `scope@entry_id`) that also names the scope's type, so a
+/// client following the feed can match it by type as WG1-02 §3.3 requires.
+pub(super) fn scope_change(
+    log: &mut ChangeLog,
+    run_id: i64,
+    op: &str,
+    server_id: i64,
+    reference: &str,
+    scope_type: Option<String>,
+) {
+    change(
+        log,
+        Some(run_id),
+        "scope",
+        op,
+        Some(server_id),
+        reference,
+        None,
+    );
+    if let Some(c) = log.0.last_mut() {
+        c.scope_type = scope_type;
+    }
 }
 
 pub(super) async fn insert_changes(tx: &mut Transaction<'_, Any>, log: ChangeLog) -> Result<()> {
     for c in log.0 {
         sqlx::query(
-            "INSERT INTO changes (at_ms, run_id, entity, op, server_id, ref, detail) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO changes (at_ms, run_id, entity, op, server_id, ref, detail, scope_type) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(c.at_ms)
         .bind(c.run_id)
@@ -167,6 +194,7 @@ pub(super) async fn insert_changes(tx: &mut Transaction<'_, Any>, log: ChangeLog
         .bind(c.server_id)
         .bind(c.reference)
         .bind(c.detail)
+        .bind(c.scope_type)
         .execute(&mut **tx)
         .await?;
     }

@@ -187,6 +187,8 @@ impl Store {
             Backend::Sqlite => SQLITE_MIGRATOR.run(&self.pool).await?,
             Backend::Postgres => POSTGRES_MIGRATOR.run(&self.pool).await?,
         }
+        // Data step of migration 0006 (scope types), portable unlike SQL JSON functions.
+        self.backfill_scope_types().await?;
         Ok(())
     }
 

@@ -2,7 +2,7 @@
 //! and scopes, written in the server's commit transaction with `scope` change rows, and
 //! read back per coverage entry for the search index.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
 use sqlx::{Any, Row, Transaction};
@@ -37,18 +37,18 @@ fn to_json(v: &[String]) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
 }
 
-/// `scope@entry_id` for every scope offered at an entry that exists.
+/// `scope@entry_id` -> the scope's type, for every scope offered at an entry that exists.
 fn pairs(
-    scopes: impl IntoIterator<Item = (String, Vec<String>)>,
+    scopes: impl IntoIterator<Item = (String, Option<String>, Vec<String>)>,
     entries: &HashSet<&str>,
-) -> BTreeSet<String> {
+) -> BTreeMap<String, Option<String>> {
     scopes
         .into_iter()
-        .flat_map(|(scope, coverages)| {
+        .flat_map(|(scope, scope_type, coverages)| {
             coverages
                 .into_iter()
                 .filter(|c| entries.contains(c.as_str()))
-                .map(move |c| format!("{scope}@{c}"))
+                .map(move |c| (format!("{scope}@{c}"), scope_type.clone()))
         })
         .collect()
 }
@@ -56,8 +56,11 @@ fn pairs(
 /// Replace a server's OAuth metadata and scopes inside its commit transaction, and write a
 /// `scope` change row (`added` / `removed`, ref `scope@entry_id`) for every pair of scope
 /// and existing coverage entry that appeared or disappeared, so the change feed shows
-/// where a scope stopped or started being offered. Pairs naming no entry are left out on
-/// both sides: they are not searchable (OAUTH-COVERAGE-UNKNOWN reports them).
+/// where a scope stopped or started being offered; a pair whose scope changed its `type`
+/// is `updated`. Every such row carries the scope's type (`scope_type`, the new one for
+/// `added`/`updated`, the old one for `removed`): clients match scopes by type (WG1-02
+/// §3.3). Pairs naming no entry are left out on both sides: they are not searchable
+/// (OAUTH-COVERAGE-UNKNOWN reports them).
 pub(super) async fn commit_oauth<'e>(
     tx: &mut Transaction<'_, Any>,
     log: &mut super::commit::ChangeLog,
@@ -67,18 +70,20 @@ pub(super) async fn commit_oauth<'e>(
     old_entries: impl IntoIterator<Item = &'e String>,
     new_entries: &HashSet<String>,
 ) -> Result<()> {
-    let old_rows = sqlx::query("SELECT scope, coverages FROM oauth_scopes WHERE server_id = $1")
-        .bind(server_id)
-        .fetch_all(&mut **tx)
-        .await?
-        .iter()
-        .map(|r| {
-            Ok((
-                r.try_get::<String, _>("scope")?,
-                json_list(&r.try_get::<String, _>("coverages")?),
-            ))
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let old_rows =
+        sqlx::query("SELECT scope, scope_type, coverages FROM oauth_scopes WHERE server_id = $1")
+            .bind(server_id)
+            .fetch_all(&mut **tx)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.try_get::<String, _>("scope")?,
+                    r.try_get::<Option<String>, _>("scope_type")?,
+                    json_list(&r.try_get::<String, _>("coverages")?),
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
     let old_entries: HashSet<&str> = old_entries.into_iter().map(String::as_str).collect();
     let new_entries: HashSet<&str> = new_entries.iter().map(String::as_str).collect();
     let before = pairs(old_rows, &old_entries);
@@ -91,7 +96,7 @@ pub(super) async fn commit_oauth<'e>(
         .bind(server_id)
         .execute(&mut **tx)
         .await?;
-    let mut after = BTreeSet::new();
+    let mut after = BTreeMap::new();
     if let Some(o) = oauth {
         let m = &o.metadata;
         sqlx::query(
@@ -109,7 +114,7 @@ pub(super) async fn commit_oauth<'e>(
         for (pos, s) in m.scopes.iter().enumerate() {
             sqlx::query(
                 "INSERT INTO oauth_scopes (server_id, scope, position, name, description, documentation, \
-                 grant_types, coverages) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                 grant_types, coverages, scope_type) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             )
             .bind(server_id)
             .bind(&s.id)
@@ -119,21 +124,30 @@ pub(super) async fn commit_oauth<'e>(
             .bind(&s.documentation)
             .bind(to_json(&s.grant_types))
             .bind(to_json(&s.coverages))
+            .bind(&s.scope_type)
             .execute(&mut **tx)
             .await?;
         }
         after = pairs(
-            m.scopes.iter().map(|s| (s.id.clone(), s.coverages.clone())),
+            m.scopes
+                .iter()
+                .map(|s| (s.id.clone(), s.scope_type.clone(), s.coverages.clone())),
             &new_entries,
         );
     }
-    for (op, set) in [
-        ("removed", before.difference(&after)),
-        ("added", after.difference(&before)),
-    ] {
-        for pair in set {
-            super::commit::change(log, Some(run_id), "scope", op, Some(server_id), pair, None);
+    use super::commit::scope_change;
+    for (pair, old_type) in &before {
+        if !after.contains_key(pair) {
+            scope_change(log, run_id, "removed", server_id, pair, old_type.clone());
         }
+    }
+    for (pair, new_type) in &after {
+        let op = match before.get(pair) {
+            None => "added",
+            Some(old_type) if old_type != new_type => "updated",
+            Some(_) => continue,
+        };
+        scope_change(log, run_id, op, server_id, pair, new_type.clone());
     }
     Ok(())
 }
@@ -142,6 +156,44 @@ pub(super) async fn commit_oauth<'e>(
 type ScopeCoverage = (OfferedScope, Vec<String>);
 
 impl Store {
+    /// Fill in `oauth_scopes.scope_type` (migration 0006) from the stored OAuth documents
+    /// for scopes stored before types were: a crawl that finds a server's documents
+    /// unchanged does not rewrite its scopes, so without this their types would stay
+    /// unknown, and unsearchable, until the server next changes something. Only rows
+    /// whose type is NULL are read, and only types the document gives are written; a
+    /// scope whose description has no `type` stays NULL (and is looked at again on the
+    /// next start, which costs one parse of its server's document).
+    pub async fn backfill_scope_types(&self) -> Result<u64> {
+        let docs = sqlx::query(
+            "SELECT m.server_id, m.raw_json FROM oauth_metadata m WHERE EXISTS \
+             (SELECT 1 FROM oauth_scopes o WHERE o.server_id = m.server_id AND o.scope_type IS NULL)",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut filled = 0;
+        for r in &docs {
+            let server_id: i64 = r.try_get("server_id")?;
+            let raw: String = r.try_get("raw_json")?;
+            let Ok(doc) = serde_json::from_str::<serde_json::Value>(&raw) else {
+                continue;
+            };
+            for s in OAuthMetadata::from_value(&doc).scopes {
+                let Some(t) = s.scope_type else { continue };
+                filled += sqlx::query(
+                    "UPDATE oauth_scopes SET scope_type = $1 \
+                     WHERE server_id = $2 AND scope = $3 AND scope_type IS NULL",
+                )
+                .bind(t)
+                .bind(server_id)
+                .bind(&s.id)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+            }
+        }
+        Ok(filled)
+    }
+
     /// A server's stored OAuth metadata, scopes in document order; `None` when it has none.
     pub async fn server_oauth(&self, server_id: i64) -> Result<Option<OAuthRow>> {
         let Some(r) = sqlx::query(
@@ -155,8 +207,8 @@ impl Store {
             return Ok(None);
         };
         let scopes = sqlx::query(
-            "SELECT scope, name, description, documentation, grant_types, coverages FROM oauth_scopes \
-             WHERE server_id = $1 ORDER BY position",
+            "SELECT scope, scope_type, name, description, documentation, grant_types, coverages \
+             FROM oauth_scopes WHERE server_id = $1 ORDER BY position",
         )
         .bind(server_id)
         .fetch_all(&self.pool)
@@ -165,6 +217,7 @@ impl Store {
         .map(|s| {
             Ok(ScopeDescription {
                 id: s.try_get("scope")?,
+                scope_type: s.try_get("scope_type")?,
                 name: s.try_get("name")?,
                 description: s.try_get("description")?,
                 documentation: s.try_get("documentation")?,
@@ -231,8 +284,8 @@ impl Store {
             return Ok(HashMap::new());
         }
         let scopes = sqlx::query(&format!(
-            "SELECT o.server_id, o.scope, o.name, o.description, o.documentation, o.grant_types, o.coverages \
-             FROM oauth_scopes o JOIN servers s ON s.id = o.server_id WHERE {searchable} \
+            "SELECT o.server_id, o.scope, o.scope_type, o.name, o.description, o.documentation, \
+             o.grant_types, o.coverages FROM oauth_scopes o JOIN servers s ON s.id = o.server_id WHERE {searchable} \
              ORDER BY o.server_id, o.position"
         ))
         .fetch_all(&self.pool)
@@ -243,6 +296,7 @@ impl Store {
                 list.push((
                     OfferedScope {
                         id: r.try_get("scope")?,
+                        scope_type: r.try_get("scope_type")?,
                         name: r.try_get("name")?,
                         description: r.try_get("description")?,
                         documentation: r.try_get("documentation")?,

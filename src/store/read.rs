@@ -597,7 +597,8 @@ impl Store {
     /// The change feed after `after` (exclusive), oldest first.
     pub async fn changes_after(&self, after: i64, limit: i64) -> Result<Vec<ChangeRow>> {
         sqlx::query(
-            "SELECT seq, at_ms, run_id, entity, op, server_id, ref, detail FROM changes WHERE seq > $1 \
+            "SELECT seq, at_ms, run_id, entity, op, server_id, ref, detail, scope_type FROM changes \
+             WHERE seq > $1 \
              ORDER BY seq LIMIT $2",
         )
         .bind(after)
@@ -615,6 +616,7 @@ impl Store {
                 server_id: r.try_get("server_id")?,
                 reference: r.try_get("ref")?,
                 detail: r.try_get("detail")?,
+                scope_type: r.try_get("scope_type")?,
             })
         })
         .collect()
@@ -680,6 +682,9 @@ pub struct ChangeRow {
     #[serde(rename = "ref")]
     pub reference: String,
     pub detail: Option<String>,
+    /// `scope` rows: the type of the scope (WG1-02 §3.3), when it has one; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope_type: Option<String>,
 }
 
 /// One `authoritative` coverage entry, as [`Store::authoritative_claims`] returns it.
