@@ -36,6 +36,8 @@ pub const CDS_OAUTH_VERSION: &str = "v1";
 pub struct ScopeDescription {
     /// The scope id: the key in `cds_scope_descriptions`.
     pub id: String,
+    /// The scope's `type` (WG1-02 §3.4): clients match scopes by type, not id (§3.3).
+    pub scope_type: Option<String>,
     pub name: Option<String>,
     pub description: Option<String>,
     /// Only an absolute http(s) URL is kept: the API shows it as a link.
@@ -92,6 +94,7 @@ impl OAuthMetadata {
                     .filter(|(_, d)| d.is_object())
                     .map(|(id, d)| ScopeDescription {
                         id: id.clone(),
+                        scope_type: str_of(d, "type"),
                         name: str_of(d, "name"),
                         description: str_of(d, "description"),
                         documentation: url_of(d, "documentation"),

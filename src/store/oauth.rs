@@ -165,6 +165,8 @@ impl Store {
         .map(|s| {
             Ok(ScopeDescription {
                 id: s.try_get("scope")?,
+                // Not stored yet: the scope-type column is the "scope" helper's (issue 15).
+                scope_type: None,
                 name: s.try_get("name")?,
                 description: s.try_get("description")?,
                 documentation: s.try_get("documentation")?,
