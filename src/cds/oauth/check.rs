@@ -88,7 +88,14 @@ impl Checker<'_> {
 
     /// A missing top-level field: `OAUTH-REQUIRED:<field>` (WG1-02 §3.2), or `rule` for
     /// the conditional ones that have their own id (`OAUTH-PAR`, …).
-    pub(super) fn required(&mut self, rule: String, field: &str, ptr: String, kind: Kind, why: &str) {
+    pub(super) fn required(
+        &mut self,
+        rule: String,
+        field: &str,
+        ptr: String,
+        kind: Kind,
+        why: &str,
+    ) {
         let f = self
             .finding(
                 rule,

@@ -25,7 +25,10 @@ pub(super) fn check(c: &mut Checker<'_>, descriptions: &Map<String, Value>) {
             wrong.push(format!("id is {id:?}, not \"{CLIENT_ADMIN}\""));
         }
         if ty.is_some_and(|t| t != CLIENT_ADMIN) {
-            wrong.push(format!("type is {:?}, not \"{CLIENT_ADMIN}\"", ty.unwrap_or_default()));
+            wrong.push(format!(
+                "type is {:?}, not \"{CLIENT_ADMIN}\"",
+                ty.unwrap_or_default()
+            ));
         }
         if list(d.get("grant_types_supported")).is_some_and(|g| g != ["client_credentials"]) {
             wrong.push("grant_types_supported is not [\"client_credentials\"]".into());
@@ -41,8 +44,15 @@ pub(super) fn check(c: &mut Checker<'_>, descriptions: &Map<String, Value>) {
             wrong.join("; ")
         );
         let f = c
-            .finding(rules::OAUTH_CLIENT_ADMIN, Severity::Warning, base(id), message)
-            .expected("id and type cds_client_admin, grant types [\"client_credentials\"], coverages []")
+            .finding(
+                rules::OAUTH_CLIENT_ADMIN,
+                Severity::Warning,
+                base(id),
+                message,
+            )
+            .expected(
+                "id and type cds_client_admin, grant types [\"client_credentials\"], coverages []",
+            )
             .actual(wrong.join("; "));
         c.push(f);
     }

@@ -29,7 +29,8 @@ pub(super) fn check(c: &mut Checker<'_>, fields: &Map<String, Value>) {
         }
         // §3.5: `id` is the same value as its key.
         if let Some(id) = f.get("id").and_then(Value::as_str).filter(|id| id != key) {
-            let message = format!("registration field `{key}` has `id` {id:?}; it must equal its key");
+            let message =
+                format!("registration field `{key}` has `id` {id:?}; it must equal its key");
             let finding = c
                 .finding(
                     format!("{}:id", rules::OAUTH_FIELD_REQUIRED),

@@ -67,7 +67,12 @@ fn members(c: &mut Checker<'_>, id: &str, d: &Map<String, Value>) {
         if v != id {
             let message = format!("scope description `{id}` has `id` {v:?}; it must equal its key");
             let f = c
-                .finding(rules::OAUTH_SCOPE_ID, Severity::Error, format!("{base}/id"), message)
+                .finding(
+                    rules::OAUTH_SCOPE_ID,
+                    Severity::Error,
+                    format!("{base}/id"),
+                    message,
+                )
                 .expected(show(&Value::from(id)))
                 .actual(show(&Value::from(v)));
             c.push(f);
@@ -75,7 +80,8 @@ fn members(c: &mut Checker<'_>, id: &str, d: &Map<String, Value>) {
     }
     let is_files = d.get("type").and_then(Value::as_str) == Some(FILES_TYPE);
     if list(d.get("grant_types_supported")).is_some_and(|g| g.is_empty()) && !is_files {
-        let message = format!("scope description `{id}` offers no grant type; §3.4 requires at least one");
+        let message =
+            format!("scope description `{id}` offers no grant type; §3.4 requires at least one");
         let f = c
             .finding(
                 format!("{}:grant_types_supported", rules::OAUTH_SCOPE_REQUIRED),
@@ -101,21 +107,35 @@ fn pkce(c: &mut Checker<'_>, id: &str, d: &Map<String, Value>) {
     };
     let problem = if grants.contains(&"authorization_code") {
         if !methods.contains(&"S256") {
-            Some(("[\"S256\"]", "offers `authorization_code`, so it must offer PKCE method `S256`"))
+            Some((
+                "[\"S256\"]",
+                "offers `authorization_code`, so it must offer PKCE method `S256`",
+            ))
         } else if methods.contains(&"plain") {
-            Some(("[\"S256\"]", "must not offer PKCE method `plain`, which exposes the code verifier"))
+            Some((
+                "[\"S256\"]",
+                "must not offer PKCE method `plain`, which exposes the code verifier",
+            ))
         } else {
             None
         }
     } else if !methods.is_empty() {
-        Some(("[]", "offers no `authorization_code` grant, so its code challenge methods must be `[]`"))
+        Some((
+            "[]",
+            "offers no `authorization_code` grant, so its code challenge methods must be `[]`",
+        ))
     } else {
         None
     };
     if let Some((expected, why)) = problem {
         let ptr = format!("{}/code_challenge_methods_supported", base(id));
         let f = c
-            .finding(rules::OAUTH_PKCE, Severity::Error, ptr, format!("scope `{id}` {why}"))
+            .finding(
+                rules::OAUTH_PKCE,
+                Severity::Error,
+                ptr,
+                format!("scope `{id}` {why}"),
+            )
             .expected(expected)
             .actual(show(&Value::from(methods)));
         c.push(f);
@@ -145,7 +165,12 @@ fn references(
                 "scope `{id}` names grant admin scope `{admin}`, which must be a described scope of type `cds_grant_admin`"
             );
             let f = c
-                .finding(rules::OAUTH_GRANT_ADMIN, Severity::Error, format!("{base}/grant_admin_scope"), message)
+                .finding(
+                    rules::OAUTH_GRANT_ADMIN,
+                    Severity::Error,
+                    format!("{base}/grant_admin_scope"),
+                    message,
+                )
                 .expected("a scope of type cds_grant_admin")
                 .actual(actual);
             c.push(f);
@@ -159,7 +184,9 @@ fn references(
                     "scope `{id}` requires registration field `{r}`, which `cds_registration_fields` does not describe"
                 );
                 let ptr = format!("{base}/registration_requirements/{i}");
-                let f = c.finding(rules::OAUTH_REG_FIELD, Severity::Error, ptr, message).actual(r);
+                let f = c
+                    .finding(rules::OAUTH_REG_FIELD, Severity::Error, ptr, message)
+                    .actual(r);
                 c.push(f);
             }
         }
@@ -171,7 +198,9 @@ fn references(
                 "scope `{id}` is offered for coverage `{cov}`, but the server's coverage listing has no entry with that id"
             );
             let ptr = format!("{base}/coverages_supported/{i}");
-            let f = c.finding(rules::OAUTH_COVERAGE_UNKNOWN, Severity::Error, ptr, message).actual(cov);
+            let f = c
+                .finding(rules::OAUTH_COVERAGE_UNKNOWN, Severity::Error, ptr, message)
+                .actual(cov);
             c.push(f);
         }
     }
@@ -190,7 +219,9 @@ fn listing(c: &mut Checker<'_>, top: &Top<'_>, descriptions: &Map<String, Value>
                 "scope `{s}` is listed without a description, so clients register it by some process outside WG1-02 (allowed by §3.2)"
             );
             let ptr = format!("/scopes_supported/{i}");
-            let f = c.finding(rules::OAUTH_SCOPE_UNDESCRIBED, Severity::Info, ptr, message).actual(*s);
+            let f = c
+                .finding(rules::OAUTH_SCOPE_UNDESCRIBED, Severity::Info, ptr, message)
+                .actual(*s);
             c.push(f);
         }
     }
@@ -199,7 +230,14 @@ fn listing(c: &mut Checker<'_>, top: &Top<'_>, descriptions: &Map<String, Value>
             let message = format!(
                 "scope `{id}` is described in `cds_scope_descriptions` but missing from `scopes_supported`"
             );
-            let f = c.finding(rules::OAUTH_SCOPE_UNLISTED, Severity::Error, base(id), message).actual(id.clone());
+            let f = c
+                .finding(
+                    rules::OAUTH_SCOPE_UNLISTED,
+                    Severity::Error,
+                    base(id),
+                    message,
+                )
+                .actual(id.clone());
             c.push(f);
         }
     }

@@ -31,10 +31,23 @@ mod tests {
 
     #[test]
     fn known_and_unknown_zones() {
-        for z in ["America/Chicago", "Europe/Brussels", "UTC", "US/Central", "Etc/GMT+5"] {
+        for z in [
+            "America/Chicago",
+            "Europe/Brussels",
+            "UTC",
+            "US/Central",
+            "Etc/GMT+5",
+        ] {
             assert!(is_iana_zone(z), "{z}");
         }
-        for z in ["", "america/chicago", "America/Springfield", "CST", "+05:00", "# IANA"] {
+        for z in [
+            "",
+            "america/chicago",
+            "America/Springfield",
+            "CST",
+            "+05:00",
+            "# IANA",
+        ] {
             assert!(!is_iana_zone(z), "{z}");
         }
     }

@@ -68,7 +68,9 @@ pub(super) fn check<'v>(
         }
     }
     top.descriptions = obj.get("cds_scope_descriptions").and_then(Value::as_object);
-    top.registration_fields = obj.get("cds_registration_fields").and_then(Value::as_object);
+    top.registration_fields = obj
+        .get("cds_registration_fields")
+        .and_then(Value::as_object);
     endpoints(c, obj, &top);
     conditional(c, obj, &top);
     version_and_zone(c, &top);
@@ -129,7 +131,9 @@ fn endpoints(c: &mut Checker<'_>, obj: &Map<String, Value>, top: &Top<'_>) {
 /// offered (`response_types_supported` not empty); the files API once a scope has type
 /// `cds_server_provided_files`. Each is type-checked whenever present.
 fn conditional(c: &mut Checker<'_>, obj: &Map<String, Value>, top: &Top<'_>) {
-    let authorizes_users = top.list("response_types_supported").is_some_and(|r| !r.is_empty());
+    let authorizes_users = top
+        .list("response_types_supported")
+        .is_some_and(|r| !r.is_empty());
     let why = "WG1-02 §3.2, `response_types_supported` is not empty";
     let on = |rule: &str, yes: bool| yes.then(|| (rule.to_owned(), why));
     let r = on(rules::OAUTH_PAR, authorizes_users);
@@ -155,7 +159,12 @@ fn version_and_zone(c: &mut Checker<'_>, top: &Top<'_>) {
             let message =
                 format!("`cds_oauth_version` is {v:?}; this registry validates against \"v1\"");
             let f = c
-                .finding(rules::OAUTH_VERSION, Severity::Warning, "/cds_oauth_version", message)
+                .finding(
+                    rules::OAUTH_VERSION,
+                    Severity::Warning,
+                    "/cds_oauth_version",
+                    message,
+                )
                 .expected(CDS_OAUTH_VERSION)
                 .actual(v);
             c.push(f);
@@ -169,7 +178,12 @@ fn version_and_zone(c: &mut Checker<'_>, top: &Top<'_>) {
                 "`cds_timezone` is {z:?}, which is not a time zone name of the IANA tz database (e.g. \"America/Chicago\")"
             );
             let f = c
-                .finding(rules::OAUTH_TIMEZONE, Severity::Error, "/cds_timezone", message)
+                .finding(
+                    rules::OAUTH_TIMEZONE,
+                    Severity::Error,
+                    "/cds_timezone",
+                    message,
+                )
                 .expected("an IANA time zone name")
                 .actual(show(&Value::String(z.to_owned())));
             c.push(f);
