@@ -432,8 +432,10 @@ async fn oauth_defects_are_reported_by_rule(backend: Backend) {
         // A coverage id that is no entry of this server.
         v["cds_scope_descriptions"]["cds_usage"]["coverages_supported"] =
             json!(["u-electric", "u-water"]);
-        // PKCE without S256.
-        v["code_challenge_methods_supported"] = json!(["plain"]);
+        // PKCE (per scope, WG1-02 §3.4): `plain` must not be offered, even next to S256.
+        v["code_challenge_methods_supported"] = json!(["S256", "plain"]);
+        v["cds_scope_descriptions"]["cds_usage"]["code_challenge_methods_supported"] =
+            json!(["S256", "plain"]);
     });
     let env = registry(backend, vec![server.host()]).await;
     env.seed_and_crawl(vec![server.host()]).await;
@@ -466,6 +468,14 @@ async fn oauth_defects_are_reported_by_rule(backend: Backend) {
         "/cds_scope_descriptions/cds_usage/coverages_supported/1"
     );
     assert_eq!(f["severity"], "error");
+    // A listed scope without description is legal (WG1-02 §3.2): a remark only.
+    let v = env
+        .get(&format!(
+            "/v1/findings?server={}&rule=OAUTH-SCOPE-UNDESCRIBED",
+            s.id
+        ))
+        .await;
+    assert_eq!(v["findings"][0]["severity"], "info");
     // A defective document is still stored and searchable for what it says.
     let o = env
         .reg

@@ -84,16 +84,44 @@ pub mod rules {
     pub const GEO_TOO_COSTLY: &str = "GEO-TOO-COSTLY";
     /// A URL in a document points where the crawler may not go (DESIGN.md, crawler safety).
     pub const URL_BLOCKED: &str = "URL-BLOCKED";
-    /// OAuth metadata (RFC 8414 §2, WG1-02 §3), followed by `:<field>` (`scope.<field>`
-    /// inside a `cds_scope_descriptions` entry).
+    // OAuth metadata (RFC 8414 §2, WG1-02 §3; CDS-SPEC-NOTES §6), checked by
+    // `cds::oauth::validate_oauth`.
+    /// A missing top-level field (§3.2), followed by `:<field>`.
     pub const OAUTH_REQUIRED: &str = "OAUTH-REQUIRED";
-    /// Followed by `:<field>` (`:document` when the document is not an object).
+    /// A top-level field of the wrong shape, followed by `:<field>` (`:document` when
+    /// the document is not an object; `:cds_scope_descriptions` /
+    /// `:cds_registration_fields` when one of their values is not an object).
     pub const OAUTH_TYPE: &str = "OAUTH-TYPE";
+    /// `cds_oauth_version` is not `v1` (warning).
     pub const OAUTH_VERSION: &str = "OAUTH-VERSION";
+    /// `cds_timezone` is not an IANA tz database name.
+    pub const OAUTH_TIMEZONE: &str = "OAUTH-TIMEZONE";
+    /// No `pushed_authorization_request_endpoint` although users authorize.
+    pub const OAUTH_PAR: &str = "OAUTH-PAR";
+    /// No `cds_test_accounts` although users authorize.
+    pub const OAUTH_TEST_ACCOUNTS: &str = "OAUTH-TEST-ACCOUNTS";
+    /// No `cds_server_provided_files_api` although a scope has that type.
+    pub const OAUTH_FILES_API: &str = "OAUTH-FILES-API";
+    /// A top-level list lacks values its scopes offer, followed by `:<field>`.
+    pub const OAUTH_UNION: &str = "OAUTH-UNION";
+    /// A listed scope without description: info, §3.2 allows it (e.g. `openid`).
     pub const OAUTH_SCOPE_UNDESCRIBED: &str = "OAUTH-SCOPE-UNDESCRIBED";
     pub const OAUTH_SCOPE_UNLISTED: &str = "OAUTH-SCOPE-UNLISTED";
+    /// A scope description member missing or malformed (§3.4), followed by `:<field>`.
+    pub const OAUTH_SCOPE_REQUIRED: &str = "OAUTH-SCOPE-REQUIRED";
+    /// A scope description's `id` differs from its key.
+    pub const OAUTH_SCOPE_ID: &str = "OAUTH-SCOPE-ID";
     pub const OAUTH_COVERAGE_UNKNOWN: &str = "OAUTH-COVERAGE-UNKNOWN";
+    /// Per scope: `authorization_code` without `S256`, with `plain`, or methods without it.
     pub const OAUTH_PKCE: &str = "OAUTH-PKCE";
+    /// `grant_admin_scope` names no described scope of type `cds_grant_admin`.
+    pub const OAUTH_GRANT_ADMIN: &str = "OAUTH-GRANT-ADMIN";
+    /// A `registration_requirements` id that `cds_registration_fields` lacks.
+    pub const OAUTH_REG_FIELD: &str = "OAUTH-REG-FIELD";
+    /// A registration field member missing or malformed (§3.5), followed by `:<field>`.
+    pub const OAUTH_FIELD_REQUIRED: &str = "OAUTH-FIELD-REQUIRED";
+    /// The client admin scope differs from its fixed shape (§3.3.1; warning).
+    pub const OAUTH_CLIENT_ADMIN: &str = "OAUTH-CLIENT-ADMIN";
 }
 
 /// Where a metadata document came from, for the checks that depend on transport.
