@@ -194,10 +194,7 @@ pub async fn validate_target(cfg: &CrawlConfig, target: &str) -> Report {
 /// Ask the server's coverage URL for one known entry with `ids=<id>` (WG1-01 §3: servers
 /// MUST accept the filter) and expect exactly that entry back; COV-IDS-FILTER otherwise.
 /// One request per server with entries, through the crawler's guarded client.
-async fn probe_ids_filter(
-    fetcher: &Fetcher,
-    c: &crate::store::ServerCommit,
-) -> Option<Finding> {
+async fn probe_ids_filter(fetcher: &Fetcher, c: &crate::store::ServerCommit) -> Option<Finding> {
     let id = c.entries.first()?.entry.id.clone();
     let meta: serde_json::Value = serde_json::from_str(&c.metadata_json).ok()?;
     let coverage = Url::parse(&c.url)

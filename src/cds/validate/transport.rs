@@ -203,7 +203,9 @@ pub fn finding_ids_filter(coverage_url: &str, id: &str, got: &str) -> Finding {
         Severity::Error,
         coverage_url,
         "",
-        format!("the coverage listing does not honour the `ids` filter: asked for ids={id}, got {got}"),
+        format!(
+            "the coverage listing does not honour the `ids` filter: asked for ids={id}, got {got}"
+        ),
     )
     .expected(format!("exactly the entry {id}"))
     .actual(got)

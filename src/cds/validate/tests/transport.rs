@@ -39,7 +39,13 @@ fn transport_finding_helpers() {
             Severity::Error,
         ),
         (
-            finding_geo_fetch(u, "/coverage_entries/0/geojson_resource", "https://g", ("http_status", Some(410), "gone"), true),
+            finding_geo_fetch(
+                u,
+                "/coverage_entries/0/geojson_resource",
+                "https://g",
+                ("http_status", Some(410), "gone"),
+                true,
+            ),
             rules::COV_GEO_FETCH,
             Severity::Error,
         ),
