@@ -8,8 +8,14 @@
 //! is collected, grouped by server and document, and printed once with its JSON pointer.
 //!
 //! Exit codes ([`Report::exit_code`]): 0 when there is no error-severity finding, 1 when
-//! there is one, 2 when the root metadata could not be validated at all (unreachable,
-//! blocked, HTTP error, not JSON, …; the classified failure is printed).
+//! there is one, 2 when the root metadata document itself could not be used (unreachable,
+//! blocked, HTTP error, not JSON, …; the classified failure is printed). A linked document
+//! that fails (a coverage page, a territory, the OAuth metadata) is a finding like any
+//! other (COV-PAGE-FETCH, COV-GEO-FETCH, OAUTH-FETCH; CDS-SPEC-NOTES §5a), and every other
+//! finding is still reported.
+//!
+//! Beyond the crawl, `validate` probes the `ids` filter of each coverage listing once
+//! (CDS-SPEC-NOTES §3, COV-IDS-FILTER); the crawler never sends it.
 
 use std::collections::{HashMap, HashSet};
 
@@ -18,7 +24,7 @@ use url::Url;
 
 use crate::cds::{Finding, Severity};
 use crate::config::CrawlConfig;
-use crate::crawl::fetch::{FailureClass, FetchError, Fetcher};
+use crate::crawl::fetch::{DocKind, FailureClass, FetchError, Fetcher};
 use crate::crawl::host::{crawl_host, HostCrawl, RunContext, Start};
 use crate::seeds::{parse_seed, EXPECTED_FORMS};
 
@@ -37,7 +43,7 @@ pub struct Report {
     pub servers: Vec<ServerReport>,
     /// Why the root server could not be validated; `Some` means exit code 2.
     pub failure: Option<FailureReport>,
-    /// The well-known URL answered 301/302 to this URL (a migrated server, §1).
+    /// The well-known URL answered 301/302 (or 307/308) to this URL (a migrated server, §1).
     pub moved_to: Option<String>,
     pub summary: Summary,
 }
@@ -176,8 +182,56 @@ pub async fn validate_target(cfg: &CrawlConfig, target: &str) -> Report {
         validators: HashMap::new(),
         claimed: Default::default(),
     };
-    let crawl = crawl_host(&ctx, 0, start).await;
+    let mut crawl = crawl_host(&ctx, 0, start).await;
+    for s in &mut crawl.servers {
+        if let Some(f) = probe_ids_filter(&ctx.fetcher, &s.commit).await {
+            s.commit.findings.push(f);
+        }
+    }
     build_report(target, crawl)
+}
+
+/// Ask the server's coverage URL for one known entry with `ids=<id>` (WG1-01 §3: servers
+/// MUST accept the filter) and expect exactly that entry back; COV-IDS-FILTER otherwise.
+/// One request per server with entries, through the crawler's guarded client.
+async fn probe_ids_filter(fetcher: &Fetcher, c: &crate::store::ServerCommit) -> Option<Finding> {
+    let id = c.entries.first()?.entry.id.clone();
+    let meta: serde_json::Value = serde_json::from_str(&c.metadata_json).ok()?;
+    let coverage = Url::parse(&c.url)
+        .ok()?
+        .join(meta.get("coverage")?.as_str()?)
+        .ok()?;
+    let mut probe = coverage.clone();
+    probe.query_pairs_mut().append_pair("ids", &id);
+    let got = match fetcher.get(&probe, DocKind::CoveragePage, &|_| None).await {
+        Err(e) => format!("a failed request ({e})"),
+        Ok(f) => {
+            let body = f.body.unwrap_or_default();
+            match serde_json::from_slice::<serde_json::Value>(&body) {
+                Err(_) => "a body that is not JSON".to_owned(),
+                Ok(v) => match v.get("coverage_entries").and_then(|e| e.as_array()) {
+                    None => "no coverage_entries array".to_owned(),
+                    Some(entries) => {
+                        let ids: Vec<&str> = entries
+                            .iter()
+                            .map(|e| e.get("id").and_then(|i| i.as_str()).unwrap_or("?"))
+                            .collect();
+                        if ids == [id.as_str()] {
+                            return None;
+                        }
+                        let shown = ids.iter().take(5).copied().collect::<Vec<_>>().join(", ");
+                        let more = if ids.len() > 5 { ", …" } else { "" };
+                        format!("{} entries ({shown}{more})", ids.len())
+                    }
+                },
+            }
+        }
+    };
+    Some(crate::cds::validate::finding_ids_filter(
+        coverage.as_str(),
+        &id,
+        &got,
+    ))
 }
 
 fn failed_before_start(target: &str, class: FailureClass, detail: String) -> Report {
@@ -448,7 +502,7 @@ pub fn render_text(r: &Report) -> String {
     }
     if let Some(m) = &r.moved_to {
         out.push_str(&format!(
-            "note: the well-known URL redirects (301/302) to {m}: the server moved\n\n"
+            "note: the well-known URL redirects (301/302/307/308) to {m}: the server moved\n\n"
         ));
     }
     for s in &r.servers {
@@ -538,6 +592,7 @@ mod tests {
                     },
                 ],
                 oauth: None,
+                listing_complete: true,
             },
             related: vec!["https://other.example/m.json".into()],
         }

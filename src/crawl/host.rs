@@ -2,9 +2,12 @@
 //! migration, related_metadata (bounded, cycle-safe), paginated coverage, territories.
 //!
 //! Nothing here writes to the database: a host crawl produces one [`ServerCommit`] per
-//! server whose documents were all fetched, and the caller commits each in one
-//! transaction. A server whose crawl failed produces no commit, so its stored state stays
-//! the last known good one (DESIGN.md, "Last known good").
+//! server whose metadata was fetched, and the caller commits each in one transaction.
+//! A server whose crawl failed transiently (timeout, reset, DNS, 5xx, 429) produces no
+//! commit, so its stored state stays the last known good one (DESIGN.md, "Last known
+//! good"). A linked document that fails permanently (404/410, not JSON, too large, a
+//! refused URL) is the server's defect: it becomes a finding and the rest of the server
+//! is committed (CDS-SPEC-NOTES §5a).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -111,7 +114,36 @@ pub struct HostCrawl {
     pub failure: Option<FetchError>,
     pub moved_to: Option<String>,
     pub host_findings: Vec<Finding>,
+    /// Servers whose coverage listing was not read to its end (page cap, a page that
+    /// failed permanently): committed, but the outcome says why it is partial.
+    pub incomplete: Vec<String>,
     pub stats: HostStats,
+}
+
+/// Whether a linked document's failure is permanent, i.e. the server's defect to report
+/// (CDS-SPEC-NOTES §5a: 404/410 and other client errors, a body that is not JSON, over the
+/// size limit, a URL refused or unusable). Timeouts, resets, DNS, TLS, 5xx, 408 and 429
+/// are transient: the server's last known good state is kept whole.
+pub fn is_permanent(e: &FetchError) -> bool {
+    match e.class {
+        FailureClass::Blocked
+        | FailureClass::TooLarge
+        | FailureClass::InvalidJson
+        | FailureClass::Invalid
+        | FailureClass::TooManyRedirects => true,
+        FailureClass::HttpStatus => {
+            matches!(e.status, Some(s) if (400..500).contains(&s) && s != 408 && s != 429)
+        }
+        _ => false,
+    }
+}
+
+/// How far a coverage listing was read.
+enum Listing {
+    /// To the end (or to a loop, where every page was read).
+    Complete,
+    /// Not to the end; the reason, for the host's outcome.
+    Incomplete(String),
 }
 
 /// How a host's metadata is found.
@@ -227,6 +259,13 @@ fn well_known(
 }
 
 impl HostCrawler<'_> {
+    /// Whether a linked document's failure becomes a finding with the rest of the server
+    /// kept (§5a), rather than failing the server. Always for `validate` (no store): it
+    /// reports every finding it can compute, whatever failed.
+    fn degrades(&self, e: &FetchError) -> bool {
+        self.ctx.store.is_none() || is_permanent(e)
+    }
+
     fn count_doc(&self) -> Result<(), FetchError> {
         let n = self.out.stats.documents.fetch_add(1, Ordering::Relaxed) + 1;
         if n > self.ctx.cfg.max_documents_per_host as u64 {
@@ -340,13 +379,25 @@ impl HostCrawler<'_> {
                 return;
             }
         };
-        // A 301/302 on the well-known URL means the server moved (CDS-SPEC-NOTES §1).
+        // A 301/302 on the well-known URL means the server moved (CDS-SPEC-NOTES §1); a
+        // 307/308 is followed the same way (308 like 301, 307 like 302) and reported.
         if fetched
             .redirects
             .iter()
-            .any(|h| h.status == 301 || h.status == 302)
+            .any(|h| matches!(h.status, 301 | 302 | 307 | 308))
         {
             self.out.moved_to = Some(fetched.final_url.to_string());
+        }
+        for h in fetched
+            .redirects
+            .iter()
+            .filter(|h| matches!(h.status, 307 | 308))
+        {
+            extra.push(validate::finding_redirect(
+                h.from.as_str(),
+                h.status,
+                h.to.as_str(),
+            ));
         }
         if via_legacy {
             extra.push(validate::finding_legacy_path(fetched.final_url.as_str()));
@@ -402,15 +453,20 @@ impl HostCrawler<'_> {
 
             // Coverage listing, all pages (WG1-01 §3).
             let mut pages: Vec<(String, Value)> = Vec::new();
+            let mut listing = Listing::Complete;
             if view.has_capability(CAP_COVERAGE) {
                 if let Some(cov) = view
                     .coverage
                     .as_deref()
                     .and_then(|c| meta.final_url.join(c).ok())
                 {
-                    self.walk_pages(cov, &mut pages, &mut docs, &mut findings, &mut hasher)
+                    listing = self
+                        .walk_pages(cov, &mut pages, &mut docs, &mut findings, &mut hasher)
                         .await?;
                 }
+            }
+            if let Listing::Incomplete(why) = &listing {
+                self.out.incomplete.push(format!("{url}: {why}"));
             }
             let mut refs = Vec::new();
             for (page_url, page) in &pages {
@@ -476,11 +532,23 @@ impl HostCrawler<'_> {
             for r in &refs {
                 let entry = CoverageEntry::from_value(r.entry);
                 let raw = serde_json::to_string(r.entry).unwrap_or_default();
-                let territory = entry
+                let doc = entry
                     .geojson_resource
                     .as_ref()
-                    .and_then(|g| territories.get_mut(g))
-                    .and_then(|d| d.territory.as_mut());
+                    .and_then(|g| territories.get_mut(g));
+                if let (Some(d), Some(g)) = (&doc, &entry.geojson_resource) {
+                    if let Some(e) = &d.failed {
+                        // Reported on each entry that links the document (§5a).
+                        findings.push(validate::finding_geo_fetch(
+                            r.page_url,
+                            &format!("{}/geojson_resource", r.pointer()),
+                            g,
+                            (e.class.as_str(), e.status, &e.detail),
+                            d.territory.is_some(),
+                        ));
+                    }
+                }
+                let territory = doc.and_then(|d| d.territory.as_mut());
                 let key = territory.map(|t| {
                     // Moved, not cloned: a WKB can be megabytes, and every server's are
                     // held until its commit.
@@ -511,8 +579,16 @@ impl HostCrawler<'_> {
             // Every GeoJSON document counts, also one that gave no territory: its
             // findings change with it.
             for (raw, _) in &geo_urls {
-                if let Some(h) = territories.get(raw).and_then(|d| d.hash.as_ref()) {
+                let Some(d) = territories.get(raw) else {
+                    continue;
+                };
+                if let Some(h) = &d.hash {
                     hasher.update(h.as_bytes());
+                }
+                if let Some(e) = &d.failed {
+                    // A failure is part of the state: its finding must replace the
+                    // stored ones, and the recovery must be seen as a change.
+                    hasher.update(failure_marker(raw, e).as_bytes());
                 }
             }
             let content_hash = hex::encode(hasher.finalize());
@@ -535,6 +611,7 @@ impl HostCrawler<'_> {
                     findings: dedup_findings(findings),
                     documents: docs,
                     oauth,
+                    listing_complete: matches!(listing, Listing::Complete),
                 },
                 related: related.clone(),
             });
@@ -635,15 +712,36 @@ impl HostCrawler<'_> {
         hasher: &mut Sha256,
     ) -> Result<Option<OAuthRecord>, FetchError> {
         self.count_doc()?;
+        // A permanent failure leaves the server without OAuth offers and is reported
+        // (OAUTH-FETCH, CDS-SPEC-NOTES §5a); a transient one fails the server, so its
+        // stored state (offers included) stays the last known good one.
+        let failed = |e: FetchError, findings: &mut Vec<Finding>, hasher: &mut Sha256| {
+            if e.class == FailureClass::Blocked {
+                findings.push(blocked_finding(server_url, "/oauth_metadata", &e));
+            }
+            findings.push(validate::finding_oauth_fetch(
+                server_url,
+                url.as_str(),
+                (e.class.as_str(), e.status, &e.detail),
+            ));
+            hasher.update(failure_marker(url.as_str(), &e).as_bytes());
+        };
         let f = match self.fetch(&url, DocKind::OAuth).await {
             Ok(f) => f,
-            Err(e) if e.class == FailureClass::Blocked => {
-                findings.push(blocked_finding(server_url, "/oauth_metadata", &e));
+            Err(e) if self.degrades(&e) => {
+                failed(e, findings, hasher);
                 return Ok(None);
             }
             Err(e) => return Err(e),
         };
-        let (value, hash) = self.json_doc(&f, DocKind::OAuth, docs, findings).await?;
+        let (value, hash) = match self.json_doc(&f, DocKind::OAuth, docs, findings).await {
+            Ok(x) => x,
+            Err(e) if self.degrades(&e) => {
+                failed(e, findings, hasher);
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
         hasher.update(hash.as_bytes());
         let fetched_url = f.final_url.to_string();
         let guard = self.ctx.fetcher.guard();
@@ -673,7 +771,7 @@ impl HostCrawler<'_> {
         docs: &mut Vec<DocumentRecord>,
         findings: &mut Vec<Finding>,
         hasher: &mut Sha256,
-    ) -> Result<(), FetchError> {
+    ) -> Result<Listing, FetchError> {
         let mut seen = HashSet::new();
         let mut next = Some(first);
         while let Some(url) = next.take() {
@@ -682,21 +780,43 @@ impl HostCrawler<'_> {
                 findings.push(validate::finding_page_loop(url.as_str()));
                 break;
             }
-            if pages.len() >= self.ctx.cfg.max_pages {
-                return Err(FetchError::new(
-                    FailureClass::Limit,
-                    &url,
-                    format!(
-                        "coverage listing longer than {} pages",
-                        self.ctx.cfg.max_pages
-                    ),
-                ));
+            let max = self.ctx.cfg.max_pages;
+            if pages.len() >= max {
+                // Our limit, not the server's defect (CDS-SPEC-NOTES §3): reported, and
+                // the unread pages' entries keep their last known good state.
+                let last = pages.last().map_or(url.as_str(), |(u, _)| u.as_str());
+                findings.push(validate::finding_page_cap(last, max));
+                hasher.update(format!("page-cap\u{0}{url}").as_bytes());
+                return Ok(Listing::Incomplete(format!(
+                    "coverage listing longer than {max} pages (crawl.max_pages); the rest was not read"
+                )));
             }
             self.count_doc()?;
-            let f = self.fetch(&url, DocKind::CoveragePage).await?;
-            let (page, hash) = self
-                .json_doc(&f, DocKind::CoveragePage, docs, findings)
-                .await?;
+            let read = match self.fetch(&url, DocKind::CoveragePage).await {
+                Ok(f) => self
+                    .json_doc(&f, DocKind::CoveragePage, docs, findings)
+                    .await
+                    .map(|x| (f, x)),
+                Err(e) => Err(e),
+            };
+            let (f, (page, hash)) = match read {
+                Ok(x) => x,
+                Err(e) if self.degrades(&e) => {
+                    // §5a: the listing is incomplete; no entry is taken as removed.
+                    findings.push(validate::finding_page_fetch(
+                        url.as_str(),
+                        e.class.as_str(),
+                        e.status,
+                        &e.detail,
+                    ));
+                    hasher.update(failure_marker(url.as_str(), &e).as_bytes());
+                    return Ok(Listing::Incomplete(format!(
+                        "coverage page {url} failed ({}); the listing is incomplete",
+                        e.class.as_str()
+                    )));
+                }
+                Err(e) => return Err(e),
+            };
             hasher.update(hash.as_bytes());
             findings.extend(validate::validate_coverage_page(
                 &page,
@@ -706,7 +826,7 @@ impl HostCrawler<'_> {
             next = view.next.as_deref().and_then(|n| f.final_url.join(n).ok());
             pages.push((f.final_url.to_string(), page));
         }
-        Ok(())
+        Ok(Listing::Complete)
     }
 
     /// Download and parse every territory, `per_host_concurrency` at a time. Each body is
@@ -742,15 +862,33 @@ impl HostCrawler<'_> {
         while let Some((raw, url, r)) = results.next().await {
             let (f, read) = match r {
                 Ok(x) => x,
-                Err(e) if e.class == FailureClass::Blocked => {
-                    // A territory URL we refuse (private address, plain http...): the entry
-                    // keeps no territory, the server's other entries still count.
-                    findings.push(blocked_finding(url.as_str(), "", &e));
+                Err(e) if self.degrades(&e) => {
+                    // The server's defect (§5a): its entries are stored without this
+                    // territory, or keep the one last read from the same URL, and each
+                    // gets COV-GEO-FETCH; the server's other entries still count.
+                    if e.class == FailureClass::Blocked {
+                        findings.push(blocked_finding(url.as_str(), "", &e));
+                    }
+                    let kept = match self.stored_territory_hash(url.as_str()).await {
+                        Ok(h) => h,
+                        Err(se) => {
+                            return Err(FetchError::new(
+                                FailureClass::Other,
+                                &url,
+                                format!("reading the stored territory failed: {se}"),
+                            ))
+                        }
+                    };
                     out.insert(
                         raw,
                         GeoDoc {
                             hash: None,
-                            territory: None,
+                            territory: kept.map(|h| TerritoryOut {
+                                source_url: url.to_string(),
+                                source_hash: h,
+                                record: None,
+                            }),
+                            failed: Some(e),
                         },
                     );
                     continue;
@@ -783,6 +921,7 @@ impl HostCrawler<'_> {
                                 raw,
                                 GeoDoc {
                                     hash: Some(hash.clone()),
+                                    failed: None,
                                     territory: Some(TerritoryOut {
                                         source_url: final_url,
                                         source_hash: hash,
@@ -832,6 +971,7 @@ impl HostCrawler<'_> {
                         GeoDoc {
                             hash: Some(g.hash),
                             territory,
+                            failed: None,
                         },
                     );
                 }
@@ -909,9 +1049,22 @@ async fn read_geojson(
 
 /// One GeoJSON URL of a server after the crawl.
 struct GeoDoc {
-    /// Content hash of the document (`None`: refused, never fetched).
+    /// Content hash of the document (`None`: failed or refused, not read).
     hash: Option<String>,
     territory: Option<TerritoryOut>,
+    /// Why the document could not be used (a permanent failure, §5a); `territory` is
+    /// then the one last read from the same URL, if any.
+    failed: Option<FetchError>,
+}
+
+/// What a failed linked document adds to its server's content hash: the failure is part
+/// of the server's state (its finding), and stays the same while the failure does.
+fn failure_marker(url: &str, e: &FetchError) -> String {
+    format!(
+        "failed\u{0}{url}\u{0}{}\u{0}{}",
+        e.class.as_str(),
+        e.status.unwrap_or(0)
+    )
 }
 
 struct TerritoryOut {

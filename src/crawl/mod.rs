@@ -516,16 +516,20 @@ impl Crawler {
                 e.retry_after,
             ),
             (None, Some(e)) => ("store_error".to_owned(), Some(e.clone()), None, None, None),
-            (None, None) if !crawl.failed_servers.is_empty() => (
-                "partial".to_owned(),
-                Some(format!(
-                    "{} related server(s) failed",
-                    crawl.failed_servers.len()
-                )),
-                None,
-                None,
-                None,
-            ),
+            // Related servers that failed, or listings not read to their end (page cap,
+            // a page that failed for good; CDS-SPEC-NOTES §3, §5a): what was read is
+            // committed, unread entries keep their state, and the outcome says so.
+            (None, None) if !crawl.failed_servers.is_empty() || !crawl.incomplete.is_empty() => {
+                let mut why = Vec::new();
+                if !crawl.failed_servers.is_empty() {
+                    why.push(format!(
+                        "{} related server(s) failed",
+                        crawl.failed_servers.len()
+                    ));
+                }
+                why.extend(crawl.incomplete.iter().cloned());
+                ("partial".to_owned(), Some(why.join("; ")), None, None, None)
+            }
             (None, None) => ("ok".to_owned(), None, None, None, None),
         };
         if let Some(e) = &crawl.failure {

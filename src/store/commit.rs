@@ -65,6 +65,10 @@ pub struct ServerCommit {
     /// The OAuth metadata of a server with the `oauth` capability (WG1-02 §3); `None`
     /// when it has none (or its URL was refused), which removes any stored one.
     pub oauth: Option<super::OAuthRecord>,
+    /// `false` when the coverage listing was not read to its end (a page failed, or the
+    /// page cap was reached): `entries` are then only those of the pages read, so stored
+    /// entries missing from them are kept as they are, not removed (CDS-SPEC-NOTES §5a).
+    pub listing_complete: bool,
 }
 
 /// What a commit changed.
@@ -693,6 +697,11 @@ impl Store {
                 }
                 Some(_) => {}
             }
+        }
+        // An incomplete listing says nothing about the entries it did not reach: they keep
+        // their last known good state and stay part of the server (CDS-SPEC-NOTES §5a).
+        if !c.listing_complete {
+            seen.extend(old.keys().cloned());
         }
         for (entry_id, (id, _)) in &old {
             if !seen.contains(entry_id) {

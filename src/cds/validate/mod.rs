@@ -41,8 +41,9 @@ pub use cross::{
 pub use metadata::validate_metadata;
 pub use server::validate_server;
 pub use transport::{
-    finding_auth_required, finding_http_upgraded, finding_legacy_path, finding_lenient_json,
-    finding_page_cap, finding_page_loop, finding_plain_http,
+    finding_auth_required, finding_geo_fetch, finding_http_upgraded, finding_ids_filter,
+    finding_legacy_path, finding_lenient_json, finding_oauth_fetch, finding_page_cap,
+    finding_page_fetch, finding_page_loop, finding_plain_http, finding_redirect,
 };
 
 /// Every rule id the registry reports.
@@ -122,6 +123,20 @@ pub mod rules {
     pub const OAUTH_FIELD_REQUIRED: &str = "OAUTH-FIELD-REQUIRED";
     /// The client admin scope differs from its fixed shape (§3.3.1; warning).
     pub const OAUTH_CLIENT_ADMIN: &str = "OAUTH-CLIENT-ADMIN";
+
+    // Redirects, listing limits and linked documents that fail (CDS-SPEC-NOTES §1, §3, §5a).
+    /// A 307/308 on the well-known URL (the spec names 301/302 for a moved server).
+    pub const WK_REDIRECT: &str = "WK-REDIRECT";
+    /// The listing is longer than `crawl.max_pages`: a crawl limit, not a loop.
+    pub const COV_PAGE_CAP: &str = "COV-PAGE-CAP";
+    /// A coverage page could not be fetched or read: the listing is incomplete.
+    pub const COV_PAGE_FETCH: &str = "COV-PAGE-FETCH";
+    /// A `geojson_resource` could not be fetched or read.
+    pub const COV_GEO_FETCH: &str = "COV-GEO-FETCH";
+    /// The coverage URL ignores the `ids` filter (probed by `validate` only).
+    pub const COV_IDS_FILTER: &str = "COV-IDS-FILTER";
+    /// The `oauth_metadata` document could not be fetched or read.
+    pub const OAUTH_FETCH: &str = "OAUTH-FETCH";
 }
 
 /// Where a metadata document came from, for the checks that depend on transport.

@@ -140,7 +140,8 @@ fn ordering(entries: &[EntryRef<'_>], out: &mut Vec<Finding>) {
                 out.push(
                     Finding::new(
                         rules::COV_ORDER,
-                        Severity::Warning,
+                        // A MUST of WG1-01 §3 (CDS-SPEC-NOTES §3), so an error.
+                        Severity::Error,
                         e.page_url,
                         format!("{}/updated", e.pointer()),
                         format!(

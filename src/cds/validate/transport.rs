@@ -83,17 +83,132 @@ pub fn finding_page_loop(url: &str) -> Finding {
     )
 }
 
-/// COV-PAGE-LOOP (error) for an endless listing: more than `max_pages` pages
-/// (CDS-SPEC-NOTES §3 treats both as the same guard).
+/// COV-PAGE-CAP (warn): the listing goes on past `crawl.max_pages` pages. That is the
+/// crawler's limit, not a loop nor a defect of the server (CDS-SPEC-NOTES §3); the
+/// entries of the unread pages keep their last known good state. `url` is the last page
+/// read, whose `next` was not followed.
 pub fn finding_page_cap(url: &str, max_pages: usize) -> Finding {
     Finding::new(
-        rules::COV_PAGE_LOOP,
-        Severity::Error,
+        rules::COV_PAGE_CAP,
+        Severity::Warning,
         url,
         "/next",
-        format!("the coverage listing goes on past {max_pages} pages; it was cut here"),
+        format!(
+            "the coverage listing goes on past {max_pages} pages (crawl.max_pages); the rest was not read, and the entries of unread pages keep their last known state"
+        ),
     )
     .expected(format!("at most {max_pages} pages"))
+}
+
+/// WK-REDIRECT (warn): the well-known URL answered 307/308. Followed like 301/302 (the
+/// server is recorded as moved), but the spec names 301/302 (CDS-SPEC-NOTES §1).
+pub fn finding_redirect(from: &str, status: u16, to: &str) -> Finding {
+    Finding::new(
+        rules::WK_REDIRECT,
+        Severity::Warning,
+        from,
+        "",
+        format!(
+            "the well-known URL answered {status} to {to}; a moved server answers 301 or 302 (followed as a move all the same)"
+        ),
+    )
+    .expected("301 or 302")
+    .actual(status.to_string())
+}
+
+/// How a linked document failed, for the §5a findings: the class and, for an HTTP
+/// error, its status.
+fn failure_text(class: &str, status: Option<u16>, detail: &str) -> String {
+    match status {
+        Some(s) => format!("HTTP {s} ({class}: {detail})"),
+        None => format!("{class}: {detail}"),
+    }
+}
+
+/// COV-PAGE-FETCH (error): a coverage page could not be fetched or read (WG1-01 §8.1,
+/// CDS-SPEC-NOTES §5a). `url` is the page; the listing is incomplete, so no entry of
+/// this server is treated as removed.
+pub fn finding_page_fetch(url: &str, class: &str, status: Option<u16>, detail: &str) -> Finding {
+    Finding::new(
+        rules::COV_PAGE_FETCH,
+        Severity::Error,
+        url,
+        "",
+        format!(
+            "coverage page could not be used: {}; the listing is incomplete, so the entries keep their last known state",
+            failure_text(class, status, detail)
+        ),
+    )
+    .actual(failure_text(class, status, detail))
+}
+
+/// COV-GEO-FETCH (error): the `geojson_resource` of an entry could not be fetched or read
+/// (CDS-SPEC-NOTES §5a). Reported on the entry (`page_url` + `pointer`); `kept` says the
+/// entry keeps the territory last read from the same URL.
+pub fn finding_geo_fetch(
+    page_url: &str,
+    pointer: &str,
+    geo_url: &str,
+    failure: (&str, Option<u16>, &str),
+    kept: bool,
+) -> Finding {
+    let (class, status, detail) = failure;
+    let then = if kept {
+        "the entry keeps the territory last read from this URL"
+    } else {
+        "the entry is stored without a territory"
+    };
+    Finding::new(
+        rules::COV_GEO_FETCH,
+        Severity::Error,
+        page_url,
+        pointer,
+        format!(
+            "geojson_resource {geo_url} could not be used: {}; {then}",
+            failure_text(class, status, detail)
+        ),
+    )
+    .expected("a GeoJSON document")
+    .actual(failure_text(class, status, detail))
+}
+
+/// OAUTH-FETCH (error): the `oauth_metadata` document could not be fetched or read
+/// (CDS-SPEC-NOTES §5a); the server is stored without OAuth offers. Reported on the
+/// metadata document's `/oauth_metadata`.
+pub fn finding_oauth_fetch(
+    metadata_url: &str,
+    oauth_url: &str,
+    failure: (&str, Option<u16>, &str),
+) -> Finding {
+    let (class, status, detail) = failure;
+    Finding::new(
+        rules::OAUTH_FETCH,
+        Severity::Error,
+        metadata_url,
+        "/oauth_metadata",
+        format!(
+            "oauth_metadata {oauth_url} could not be used: {}; the server is listed without OAuth offers",
+            failure_text(class, status, detail)
+        ),
+    )
+    .expected("an OAuth authorization server metadata document")
+    .actual(failure_text(class, status, detail))
+}
+
+/// COV-IDS-FILTER (error): the coverage URL did not answer `ids=<id>` with exactly that
+/// entry (WG1-01 §3: servers MUST accept the filter). Probed by `validate` only.
+pub fn finding_ids_filter(coverage_url: &str, id: &str, got: &str) -> Finding {
+    Finding::new(
+        rules::COV_IDS_FILTER,
+        Severity::Error,
+        coverage_url,
+        "",
+        format!(
+            "the coverage listing does not honour the `ids` filter: asked for ids={id}, got {got}"
+        ),
+    )
+    .expected(format!("exactly the entry {id}"))
+    .actual(got)
 }
 
 /// JSON-LENIENT (error): the document only parsed after removing trailing commas

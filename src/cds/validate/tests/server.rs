@@ -88,7 +88,7 @@ fn cov_order() {
     let f = validate_server(&conforming_metadata(), META_URL, &refs(&pages));
     assert_eq!(ids(&f), set(&["COV-ORDER"]));
     assert_eq!(f.len(), 1);
-    assert_eq!(f[0].severity, Severity::Warning);
+    assert_eq!(f[0].severity, Severity::Error, "a MUST (CDS-SPEC-NOTES §3)");
     assert_eq!(f[0].url, PAGE2);
     assert_eq!(f[0].pointer, "/coverage_entries/0/updated");
 }

@@ -25,7 +25,38 @@ fn transport_finding_helpers() {
         (finding_page_loop(u), rules::COV_PAGE_LOOP, Severity::Error),
         (
             finding_page_cap(u, 1000),
-            rules::COV_PAGE_LOOP,
+            rules::COV_PAGE_CAP,
+            Severity::Warning,
+        ),
+        (
+            finding_redirect(u, 308, "https://new.example/m.json"),
+            rules::WK_REDIRECT,
+            Severity::Warning,
+        ),
+        (
+            finding_page_fetch(u, "http_status", Some(404), "HTTP 404"),
+            rules::COV_PAGE_FETCH,
+            Severity::Error,
+        ),
+        (
+            finding_geo_fetch(
+                u,
+                "/coverage_entries/0/geojson_resource",
+                "https://g",
+                ("http_status", Some(410), "gone"),
+                true,
+            ),
+            rules::COV_GEO_FETCH,
+            Severity::Error,
+        ),
+        (
+            finding_oauth_fetch(u, "https://o", ("invalid_json", None, "bad")),
+            rules::OAUTH_FETCH,
+            Severity::Error,
+        ),
+        (
+            finding_ids_filter(u, "a", "2 entries"),
+            rules::COV_IDS_FILTER,
             Severity::Error,
         ),
         (
