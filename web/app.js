@@ -964,7 +964,8 @@ function renderHosts(hosts, servers) {
       'data-outcome': outcome || 'none',
     },
     h('td', null,
-      h('code', null, x.seed),
+      // IDNs are stored as punycode (`seed`) and shown as people write them (`display`).
+      h('code', { title: x.display && x.display !== x.seed ? x.seed : null }, x.display || x.seed),
       x.moved_to ? h('span', { class: 'sub' }, 'moved to ', link(x.moved_to)) : null,
       x.metadata_url ? h('span', { class: 'sub' }, link(x.metadata_url)) : null),
     h('td', null, x.source),
