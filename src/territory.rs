@@ -132,14 +132,30 @@ impl Budget {
     }
 }
 
-/// Read one fetched GeoJSON document under `limits`: JSON (strict, else lenient with a
-/// `JSON-LENIENT` finding), then [`parse_territory`]'s rules. A document over a limit
-/// yields no territory and one `GEO-TOO-LARGE` or `GEO-TOO-COSTLY` error finding.
+/// [`read_document`], with a body that is not JSON reported as `GEO-NO-POLYGON` (for
+/// callers with no earlier state to fall back on).
 pub fn parse_document(
     body: &[u8],
     url: &str,
     limits: GeoLimits,
 ) -> (Option<Territory>, Vec<Finding>) {
+    read_document(body, url, limits).unwrap_or_else(|not_json| {
+        let f = Finding::new(rules::GEO_NO_POLYGON, Severity::Error, url, "", not_json);
+        (None, vec![f])
+    })
+}
+
+/// Read one fetched GeoJSON document under `limits`: JSON (strict, else lenient with a
+/// `JSON-LENIENT` finding), then [`parse_territory`]'s rules. A document over a limit
+/// yields no territory and one `GEO-TOO-LARGE` or `GEO-TOO-COSTLY` error finding. A body
+/// that is not JSON at all is `Err` with the reason: the crawler treats it as a linked
+/// document that failed for good (CDS-SPEC-NOTES §5a, `COV-GEO-FETCH`), which keeps the
+/// territory last read from the same URL.
+pub fn read_document(
+    body: &[u8],
+    url: &str,
+    limits: GeoLimits,
+) -> Result<(Option<Territory>, Vec<Finding>), String> {
     let budget = Budget::new(limits);
     let read = |bytes: &[u8]| -> Result<Item, serde_json::Error> {
         if budget.abort.get().is_some() {
@@ -161,30 +177,21 @@ pub fn parse_document(
             item
         }
         Err(e) => {
-            if let Some(a) = budget.abort.get() {
-                findings.push(abort_finding(a, url, limits));
-            } else {
-                // The server's defect, not a transport failure: the entry keeps no
-                // territory and the problem is reported.
-                findings.push(Finding::new(
-                    rules::GEO_NO_POLYGON,
-                    Severity::Error,
-                    url,
-                    "",
-                    format!("GeoJSON is not valid JSON: {e}"),
-                ));
+            match budget.abort.get() {
+                Some(a) => findings.push(abort_finding(a, url, limits)),
+                None => return Err(format!("GeoJSON is not valid JSON: {e}")),
             }
-            return (None, findings);
+            return Ok((None, findings));
         }
     };
     match interpret(item, url, &budget) {
         Ok((t, f)) => {
             findings.extend(f);
-            (t, findings)
+            Ok((t, findings))
         }
         Err(a) => {
             findings.push(abort_finding(a, url, limits));
-            (None, findings)
+            Ok((None, findings))
         }
     }
 }

@@ -294,6 +294,26 @@ async fn a_territory_that_now_fails_keeps_its_territory_and_is_not_removed(backe
     assert_eq!(e.crawl().await.0, "ok");
     assert!(e.findings("COV-GEO-FETCH").await.is_empty());
     assert_eq!(e.territories().await, before);
+
+    // A 200 whose body is not JSON fails as permanently as a 410 (§5a): same finding,
+    // the territory is kept, no entry is removed.
+    let seq = e.last_seq().await;
+    e.server
+        .set_raw(&geo, "application/geo+json", "<html>maintenance</html>");
+    assert_eq!(e.crawl().await.0, "ok");
+    assert_eq!(e.territories().await, before, "every territory kept");
+    let f = e.findings("COV-GEO-FETCH").await;
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert!(
+        e.findings("GEO-NO-POLYGON").await.is_empty(),
+        "not a GEO finding"
+    );
+    let changes = e.changes_after(seq).await;
+    assert!(
+        !changes.iter().any(|c| c.1 == "removed"),
+        "a broken territory is not a removed entry: {changes:?}"
+    );
+    assert_eq!(e.searchable_ids().await, e.all_ids());
     e.done().await;
 }
 

@@ -1029,22 +1029,33 @@ async fn read_geojson(
         };
         let hash = sha256_hex(&body);
         let size = body.len();
-        let (t, findings) = territory::parse_document(&body, &job_url, limits);
+        let read = territory::read_document(&body, &job_url, limits);
         drop(body);
-        GeoRead {
+        read.map(|(t, findings)| GeoRead {
             hash,
             size,
             territory: t.map(|t| (territory::to_wkb(&t.geometry), t.bbox, t.vertex_count)),
             findings,
-        }
+        })
     });
-    job.await.map_err(|e| FetchError {
-        class: FailureClass::Other,
-        url: url.clone(),
-        detail: format!("reading the GeoJSON failed: {e}"),
-        status: None,
-        retry_after: None,
-    })
+    match job.await {
+        Ok(Ok(g)) => Ok(g),
+        // Not JSON: a permanent failure of this document (§5a), like a 404.
+        Ok(Err(not_json)) => Err(FetchError {
+            class: FailureClass::InvalidJson,
+            url,
+            detail: not_json,
+            status: None,
+            retry_after: None,
+        }),
+        Err(e) => Err(FetchError {
+            class: FailureClass::Other,
+            url: url.clone(),
+            detail: format!("reading the GeoJSON failed: {e}"),
+            status: None,
+            retry_after: None,
+        }),
+    }
 }
 
 /// One GeoJSON URL of a server after the crawl.
