@@ -397,6 +397,10 @@ async fn a_failed_page_keeps_the_entries(backend: Backend) {
         "{changes:?}"
     );
     assert_eq!(e.findings("COV-PAGE-FETCH").await.len(), 1);
+    // The scope still covers the kept entries of the unread page: no false
+    // OAUTH-COVERAGE-UNKNOWN for them.
+    let unknown = e.findings("OAUTH-COVERAGE-UNKNOWN").await;
+    assert!(unknown.is_empty(), "{unknown:#?}");
 
     // A transient failure of a page keeps the whole last known good state (as before).
     e.server.set_status(&e.published.page_paths[1], 503, None);

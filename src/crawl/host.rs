@@ -495,11 +495,25 @@ impl HostCrawler<'_> {
                     .as_deref()
                     .and_then(|o| meta.final_url.join(o).ok())
                 {
-                    let coverage_ids: HashSet<String> = refs
+                    let mut coverage_ids: HashSet<String> = refs
                         .iter()
                         .filter_map(|r| r.entry.get("id").and_then(Value::as_str))
                         .map(str::to_owned)
                         .collect();
+                    // An incomplete listing keeps its stored entries (§5a), so a scope may
+                    // name one of them: it is no unknown coverage.
+                    if let (Listing::Incomplete(_), Some(store)) = (&listing, &self.ctx.store) {
+                        match store.stored_entry_ids(&url).await {
+                            Ok(ids) => coverage_ids.extend(ids),
+                            Err(e) => {
+                                return Err(FetchError::new(
+                                    FailureClass::Other,
+                                    &meta.final_url,
+                                    format!("reading the stored entries failed: {e}"),
+                                ))
+                            }
+                        }
+                    }
                     oauth = self
                         .oauth(
                             &url,

@@ -471,6 +471,18 @@ impl Store {
         })
     }
 
+    /// The entry ids stored for the server at `server_url` (none when it is new).
+    pub async fn stored_entry_ids(&self, server_url: &str) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT e.entry_id FROM coverage_entries e JOIN servers s ON s.id = e.server_id \
+             WHERE s.url = $1",
+        )
+        .bind(server_url)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok(r.try_get("entry_id")?)).collect()
+    }
+
     pub async fn server_entries(&self, server_id: i64) -> Result<Vec<EntryRow>> {
         let sql = format!("SELECT {ENTRY_COLS} FROM coverage_entries e WHERE e.server_id = $1 ORDER BY e.position");
         sqlx::query(&sql)
