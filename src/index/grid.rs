@@ -193,8 +193,8 @@ impl PointGrid {
     /// The grid for `parts` (the next snapshot's, renumbered) reusing this one's layout and
     /// every level-1 cell that no changed part meets: only the cells met by the bounding
     /// boxes in `changed` (removed parts' and added parts' boxes) are computed again, the
-    /// rest are copied with their part ids mapped through `part_map` (old part -> new part,
-    /// `u32::MAX` for removed). `parts_in_cell(cell box)` must return every new part whose
+    /// rest are copied with their ids mapped through `part_map` (old part -> new part,
+    /// `u32::MAX` for removed) and `terr_map` (old territory -> new, likewise). `parts_in_cell(cell box)` must return every new part whose
     /// bounding box meets the (slightly grown) cell box. The cost is the copy (memory
     /// speed, proportional to the grid) plus the segments of the parts meeting changed
     /// cells. `None` when the layout no longer fits (a part outside the extent, or the
@@ -204,6 +204,7 @@ impl PointGrid {
         parts: &[Part],
         poly_of: impl Fn(&Part) -> &'a Polygon<f64>,
         part_map: &[u32],
+        terr_map: &[u32],
         changed: &[[f64; 4]],
         parts_in_cell: impl Fn([f64; 4], &mut Vec<u32>),
     ) -> Option<PointGrid> {
@@ -314,31 +315,31 @@ impl PointGrid {
             if old.k == 0 {
                 continue;
             }
+            // No removed part meets an unchanged cell (its cells are all changed), so the
+            // cell's lists move over whole: one pass over its candidates, ids mapped.
+            let s0 = old.start as usize;
+            let s1 = s0 + (old.k * old.k) as usize + 1;
+            let (c0, c1) = (self.sub_offsets[s0] as usize, self.sub_offsets[s1] as usize);
             let start = grid.sub_offsets.len() - 1;
-            let k = old.k as usize;
-            let mut any = false;
-            for s in 0..=(k * k) {
-                for c in self.list(old.start as usize + s) {
+            let shift = grid.candidates.len() as i64 - c0 as i64;
+            grid.candidates
+                .extend(self.candidates[c0..c1].iter().map(|c| {
                     let np = part_map[(c.part & !INSIDE) as usize];
-                    if np != u32::MAX {
-                        any = true;
-                        grid.candidates.push(Candidate {
-                            part: np | (c.part & INSIDE),
-                            terr: parts[np as usize].terr,
-                        });
+                    debug_assert_ne!(np, u32::MAX, "a removed part in an unchanged cell");
+                    Candidate {
+                        part: np | (c.part & INSIDE),
+                        terr: terr_map[c.terr as usize],
                     }
-                }
-                grid.sub_offsets.push(grid.candidates.len() as u32);
-            }
-            if any {
-                grid.cells[cell as usize] = Cell {
-                    start: start as u32,
-                    k: old.k,
-                };
-            } else {
-                // Only removed parts were here (cannot happen: their cells are changed).
-                grid.sub_offsets.truncate(start + 1);
-            }
+                }));
+            grid.sub_offsets.extend(
+                self.sub_offsets[s0 + 1..=s1]
+                    .iter()
+                    .map(|&o| (o as i64 + shift) as u32),
+            );
+            grid.cells[cell as usize] = Cell {
+                start: start as u32,
+                k: old.k,
+            };
         }
         Some(grid)
     }

@@ -158,6 +158,7 @@ impl Spatial {
         // Bounding boxes of the parts that came or went: the grid cells to redo.
         let mut changed: Vec<[f64; 4]> = Vec::new();
         let mut kept_terr = vec![false; self.terrs.len()];
+        let mut terr_map = vec![u32::MAX; self.terrs.len()];
         for (t, geom) in geoms.iter().enumerate() {
             // A territory of `self` serves at most one new one.
             match old_of[t] {
@@ -169,6 +170,7 @@ impl Spatial {
                 o => {
                     let old = &self.terrs[o as usize];
                     kept_terr[o as usize] = true;
+                    terr_map[o as usize] = t as u32;
                     let first = parts.len() as u32;
                     for op in old.parts.clone() {
                         part_map[op as usize] = parts.len() as u32;
@@ -194,6 +196,7 @@ impl Spatial {
             &parts,
             |p| &terrs[p.terr as usize].geom.0[p.poly as usize],
             &part_map,
+            &terr_map,
             &changed,
             |b, out| {
                 let env = AABB::from_corners([b[0], b[1]], [b[2], b[3]]);
