@@ -1,5 +1,6 @@
-//! Search index benchmarks on the 3,231 US counties (tests/data): build time, single
-//! lookup latency (with p50/p99 printed), batch throughput in points per second.
+//! Search index benchmarks on the 3,231 US counties (tests/data): build time, a 1 %
+//! incremental update against the full rebuild (issue 17), single lookup latency (with
+//! p50/p99 printed), batch throughput in points per second.
 //!
 //! `cargo bench --bench index` (add `-- --quick` for a short run).
 
@@ -99,6 +100,45 @@ fn benches(c: &mut Criterion) {
             BatchSize::LargeInput,
         )
     });
+
+    // Issue 17: 1 % of the counties change (a new territory id and a geometry moved by
+    // 1e-4°, as a re-crawl that sees edited GeoJSON would deliver them).
+    let step = 100;
+    let changed: Vec<IndexEntry> = entries
+        .iter()
+        .step_by(step)
+        .map(|e| {
+            let mut e = e.clone();
+            e.territory_id = e.territory_id.map(|t| t + 1_000_000);
+            e.territory = e.territory.as_ref().map(|t| {
+                let mut t = (**t).clone();
+                for p in &mut t.0 {
+                    p.exterior_mut(|r| r.0.iter_mut().for_each(|c| c.x += 1e-4));
+                }
+                std::sync::Arc::new(t)
+            });
+            e
+        })
+        .collect();
+    let changed_keys: std::collections::HashSet<i64> = changed.iter().map(|e| e.key).collect();
+    let mut after: Vec<IndexEntry> = entries
+        .iter()
+        .filter(|e| !changed_keys.contains(&e.key))
+        .cloned()
+        .collect();
+    after.extend(changed.iter().cloned());
+    let mut group = c.benchmark_group("update-1pct/us-counties");
+    group.bench_function("incremental", |b| {
+        b.iter_batched(
+            || changed.clone(),
+            |added| idx.update(|e| changed_keys.contains(&e.key), added),
+            BatchSize::LargeInput,
+        )
+    });
+    group.bench_function("full-rebuild", |b| {
+        b.iter_batched(|| after.clone(), SearchIndex::build, BatchSize::LargeInput)
+    });
+    group.finish();
 
     let points = us_points(100_000, 7);
     print_latency(&idx, &points);

@@ -253,14 +253,15 @@ pub async fn start_with_role(
     if role != Role::Crawler {
         let n = state.reload_index().await?;
         info!(entries = n, "index loaded");
-        // After a crawl in this process commits, rebuild the index and swap it in
-        // (readers never wait).
+        // After a crawl in this process commits, apply the change log's new rows to the
+        // index (incrementally, per changed server) and swap it in (readers never wait).
         let st = state.clone();
         crawler.set_on_commit(Arc::new(move || {
             let st = st.clone();
             Box::pin(async move {
-                match st.reload_index().await {
-                    Ok(n) => info!(entries = n, "index reloaded"),
+                match st.catch_up().await {
+                    Ok(Some((seq, n))) => info!(seq, entries = n, "index caught up"),
+                    Ok(None) => {}
                     Err(e) => tracing::warn!(error = %e, "index reload failed; old index kept"),
                 }
             })

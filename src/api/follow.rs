@@ -2,7 +2,8 @@
 //! (the store notifies in every committing transaction) and also check the change log's
 //! newest sequence number periodically, which catches notifications missed while the
 //! listener reconnected — and is the only mechanism on SQLite. Only the servers named by
-//! the new change rows are reloaded.
+//! the new change rows are reloaded, and the index is updated incrementally
+//! ([`AppState::catch_up`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +21,6 @@ pub async fn follow(
     cfg: Arc<Config>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let mut seen = state.store.max_change_seq().await.unwrap_or(0);
     let mut listener = if cfg.is_postgres() {
         match sqlx::postgres::PgListener::connect(&cfg.database_url).await {
             Ok(mut l) => match l.listen("cds_changes").await {
@@ -54,36 +54,10 @@ pub async fn follow(
             _ = wake => {}
             _ = stop.changed() => return,
         }
-        match catch_up(&state, seen).await {
-            Ok(Some(s)) => seen = s,
+        match state.catch_up().await {
+            Ok(Some((seq, entries))) => info!(seq, entries, "index caught up with the change log"),
             Ok(None) => {}
             Err(e) => warn!(error = %e, "following changes failed; index kept"),
         }
     }
-}
-
-/// Above this many changed servers a replica reloads the whole index instead.
-const INCREMENTAL_MAX_SERVERS: usize = 200;
-
-/// Reload what changed after `seen`; returns the new high-water mark if anything did.
-pub async fn catch_up(state: &AppState, seen: i64) -> anyhow::Result<Option<i64>> {
-    let max = state.store.max_change_seq().await?;
-    if max <= seen {
-        return Ok(None);
-    }
-    let changed = state.store.changed_servers_after(seen).await?;
-    // Past a few hundred servers one bulk read beats a few queries per server (a first
-    // crawl of a large seed list changes every server at once).
-    let n = if changed.iter().any(Option::is_none) || changed.len() > INCREMENTAL_MAX_SERVERS {
-        state.reload_index().await?
-    } else {
-        let ids: Vec<i64> = changed.into_iter().flatten().collect();
-        state.reload_servers(&ids).await?
-    };
-    info!(
-        seq = max,
-        entries = n,
-        "index caught up with the change log"
-    );
-    Ok(Some(max))
 }

@@ -20,6 +20,10 @@ pub struct AppState {
     pub crawler: Option<Arc<Crawler>>,
     index: Arc<ArcSwap<SearchIndex>>,
     index_built_ms: Arc<AtomicI64>,
+    /// The change-log `seq` the current index includes every change up to, once known.
+    /// The lock also keeps reloads one at a time, so an update never starts from an index
+    /// that another reload is about to replace.
+    index_seq: Arc<tokio::sync::Mutex<Option<i64>>>,
     /// Bumped on every swap; part of the search responses' ETag.
     index_generation: Arc<AtomicI64>,
     /// Woken on every swap (the change watcher reads the change log then).
@@ -33,6 +37,9 @@ pub struct AppState {
     /// Slots for streaming exports (`api.max_exports`).
     exports: Arc<tokio::sync::Semaphore>,
 }
+
+/// Above this many changed servers a catch-up reloads the whole index instead.
+const INCREMENTAL_MAX_SERVERS: usize = 200;
 
 /// How often the change watcher reads the newest `seq` while streams are open (it also
 /// reads it right after each index swap, i.e. right after a commit this process heard of).
@@ -50,6 +57,7 @@ impl AppState {
             crawler,
             index: Arc::new(ArcSwap::from_pointee(SearchIndex::build(Vec::new()))),
             index_built_ms: Arc::new(AtomicI64::new(0)),
+            index_seq: Arc::new(tokio::sync::Mutex::new(None)),
             index_generation: Arc::new(AtomicI64::new(0)),
             index_swapped: Arc::new(tokio::sync::Notify::new()),
             change_seq: Arc::new(tokio::sync::watch::channel(0).0),
@@ -131,6 +139,16 @@ impl AppState {
     /// Rebuild the index from the store and swap it in. On a database error the old index
     /// keeps answering.
     pub async fn reload_index(&self) -> anyhow::Result<usize> {
+        let mut seq = self.index_seq.lock().await;
+        // Read before the rows: a change committed in between is in the rows and is
+        // applied once more by the next catch-up, which is harmless.
+        let newest = self.store.max_change_seq().await?;
+        let n = self.rebuild_index().await?;
+        *seq = Some(newest);
+        Ok(n)
+    }
+
+    async fn rebuild_index(&self) -> anyhow::Result<usize> {
         let rows = self.store.index_rows().await?;
         let offers = self.store.oauth_offers().await?;
         let index =
@@ -139,10 +157,46 @@ impl AppState {
         Ok(self.swap_in(index))
     }
 
+    /// Bring the index up to the change log (API replicas following the crawlers, and the
+    /// all-in-one process after its own commits): only the servers named by change rows
+    /// newer than the index are read again and applied incrementally; a change without a
+    /// server, or more than `INCREMENTAL_MAX_SERVERS` servers, reloads everything, and so
+    /// does the first call when no full load recorded its position yet. Returns the new
+    /// position and the entry count, `None` when nothing changed.
+    pub async fn catch_up(&self) -> anyhow::Result<Option<(i64, usize)>> {
+        let mut seq = self.index_seq.lock().await;
+        let max = self.store.max_change_seq().await?;
+        let Some(seen) = *seq else {
+            let n = self.rebuild_index().await?;
+            *seq = Some(max);
+            return Ok(Some((max, n)));
+        };
+        if max <= seen {
+            return Ok(None);
+        }
+        let changed = self.store.changed_servers_after(seen).await?;
+        // Past a few hundred servers one bulk read beats a few queries per server (a first
+        // crawl of a large seed list changes every server at once).
+        let n = if changed.iter().any(Option::is_none) || changed.len() > INCREMENTAL_MAX_SERVERS {
+            self.rebuild_index().await?
+        } else {
+            let ids: Vec<i64> = changed.into_iter().flatten().collect();
+            self.update_servers(&ids).await?
+        };
+        *seq = Some(max);
+        Ok(Some((max, n)))
+    }
+
     /// Reload only the entries of `servers` (issue: API replicas follow changes): their
-    /// rows are read again, every other entry — parsed territories included — is reused
-    /// from the current index, and the merged index is swapped in.
+    /// rows are read again and the current index is updated incrementally
+    /// ([`SearchIndex::update`]): every other entry, and every territory whose geometry
+    /// did not change, is reused, so the CPU cost follows the change, not the index.
     pub async fn reload_servers(&self, servers: &[i64]) -> anyhow::Result<usize> {
+        let _seq = self.index_seq.lock().await;
+        self.update_servers(servers).await
+    }
+
+    async fn update_servers(&self, servers: &[i64]) -> anyhow::Result<usize> {
         let mut rows = Vec::new();
         let mut offers = std::collections::HashMap::new();
         for &id in servers {
@@ -152,14 +206,7 @@ impl AppState {
         let current = self.index();
         let servers: std::collections::HashSet<i64> = servers.iter().copied().collect();
         let index = tokio::task::spawn_blocking(move || {
-            let mut entries: Vec<IndexEntry> = current
-                .entries()
-                .iter()
-                .filter(|e| !servers.contains(&e.server_id))
-                .cloned()
-                .collect();
-            entries.extend(to_entries(rows, offers));
-            SearchIndex::build(entries)
+            current.update(|e| servers.contains(&e.server_id), to_entries(rows, offers))
         })
         .await?;
         Ok(self.swap_in(index))

@@ -52,6 +52,17 @@ pub(crate) struct Candidate {
     pub terr: u32,
 }
 
+/// A segment in level-1 coordinates, with the cell and part it is bucketed under.
+type Seg = (u32, u32, [f64; 4]);
+
+/// Buffers reused across cells.
+#[derive(Default)]
+struct Scratch {
+    pairs: Vec<(u32, Candidate)>,
+    marks: Vec<u8>,
+    stack: Vec<usize>,
+}
+
 pub(crate) struct PointGrid {
     x0: f64,
     y0: f64,
@@ -60,6 +71,8 @@ pub(crate) struct PointGrid {
     sy: f64,
     nx: usize,
     ny: usize,
+    /// The number of parts the cell size was chosen for (an update keeps the layout).
+    layout_parts: usize,
     cells: Vec<Cell>,
     sub_offsets: Vec<u32>,
     candidates: Vec<Candidate>,
@@ -105,6 +118,7 @@ impl PointGrid {
             sy: 1.0,
             nx: 0,
             ny: 0,
+            layout_parts: parts.len(),
             cells: Vec::new(),
             sub_offsets: vec![0],
             candidates: Vec::new(),
@@ -143,55 +157,19 @@ impl PointGrid {
         // Which parts meet which level-1 cell (by bounding box), as (cell, part) pairs.
         let mut cell_parts: Vec<(u32, u32)> = Vec::new();
         for (pi, p) in parts.iter().enumerate() {
-            let (i0, j0, i1, j1) = grid.cell_range(p.bbox, 0.0);
-            for j in j0..=j1 {
-                for i in i0..=i1 {
-                    cell_parts.push(((j * grid.nx + i) as u32, pi as u32));
-                }
-            }
+            grid.push_cells_of(p.bbox, pi as u32, &mut cell_parts);
         }
         cell_parts.sort_unstable();
 
-        // Each segment, in level-1 coordinates, bucketed by (cell, part) it may touch.
-        let mut segs: Vec<(u32, u32, [f64; 4])> = Vec::new();
+        let mut segs: Vec<Seg> = Vec::new();
         for (pi, p) in parts.iter().enumerate() {
-            let poly = poly_of(p);
-            for ring in std::iter::once(poly.exterior()).chain(poly.interiors()) {
-                for l in ring.lines() {
-                    let s = [
-                        (l.start.x - grid.x0) * grid.sx,
-                        (l.start.y - grid.y0) * grid.sy,
-                        (l.end.x - grid.x0) * grid.sx,
-                        (l.end.y - grid.y0) * grid.sy,
-                    ];
-                    let bb = [
-                        l.start.x.min(l.end.x),
-                        l.start.y.min(l.end.y),
-                        l.start.x.max(l.end.x),
-                        l.start.y.max(l.end.y),
-                    ];
-                    // Grow by a margin of level-1 units: a segment on a cell edge marks both.
-                    let (i0, j0, i1, j1) = grid.cell_range(bb, MARGIN);
-                    let long = i1 - i0 > 1 && j1 - j0 > 1;
-                    for j in j0..=j1 {
-                        for i in i0..=i1 {
-                            // A long diagonal edge passes near few of the cells of its box.
-                            if long && !touches((s[0], s[1]), (s[2], s[3]), i as f64, j as f64) {
-                                continue;
-                            }
-                            segs.push(((j * grid.nx + i) as u32, pi as u32, s));
-                        }
-                    }
-                }
-            }
+            grid.bucket_segments(pi as u32, poly_of(p), |_| true, &mut segs);
         }
         segs.sort_unstable_by_key(|&(c, p, _)| (c, p));
 
+        let mut scratch = Scratch::default();
         let mut seg_at = 0;
         let mut at = 0;
-        let mut pairs: Vec<(u32, Candidate)> = Vec::new();
-        let mut marks: Vec<u8> = Vec::new();
-        let mut stack: Vec<usize> = Vec::new();
         while at < cell_parts.len() {
             let cell = cell_parts[at].0;
             let end = at
@@ -201,140 +179,374 @@ impl PointGrid {
                     .count();
             let here = &cell_parts[at..end];
             at = end;
-            let (ci, cj) = (cell as usize % grid.nx, cell as usize / grid.nx);
-
-            // Split finer where parts are small relative to the cell.
-            let mut sizes: Vec<f64> = here
-                .iter()
-                .map(|&(_, pi)| {
-                    let b = parts[pi as usize].bbox;
-                    ((b[2] - b[0]) * grid.sx).min((b[3] - b[1]) * grid.sy)
-                })
-                .collect();
-            sizes.sort_unstable_by(f64::total_cmp);
-            let median = sizes[sizes.len() / 2];
-            // ... but not much finer than the number of parts warrants: a lone small part in
-            // a big cell needs a few sub-cells to be skipped by most points, not 256.
-            let by_count = (SPLIT * (here.len() as f64).sqrt()).ceil();
-            let k = (SPLIT / median)
-                .ceil()
-                .min(by_count)
-                .clamp(1.0, MAX_K as f64) as usize;
-
-            pairs.clear();
-            for &(_, pi) in here {
-                let part = &parts[pi as usize];
-                while seg_at < segs.len() && (segs[seg_at].0, segs[seg_at].1) < (cell, pi) {
-                    seg_at += 1;
-                }
-                let seg_end = seg_at
-                    + segs[seg_at..]
-                        .iter()
-                        .take_while(|s| (s.0, s.1) == (cell, pi))
-                        .count();
-                let cell_segs = &segs[seg_at..seg_end];
-                seg_at = seg_end;
-
-                // The part's window of sub-cells (its bounding box, grown by the margin).
-                let local = |u: f64, origin: usize| (u - origin as f64) * k as f64;
-                let lo = |u: f64| (u - MARGIN).floor().clamp(0.0, (k - 1) as f64) as usize;
-                let hi = |u: f64| (u + MARGIN).floor().clamp(0.0, (k - 1) as f64) as usize;
-                let b = part.bbox;
-                let (a0, a1) = (
-                    lo(local((b[0] - grid.x0) * grid.sx, ci)),
-                    hi(local((b[2] - grid.x0) * grid.sx, ci)),
-                );
-                let (b0, b1) = (
-                    lo(local((b[1] - grid.y0) * grid.sy, cj)),
-                    hi(local((b[3] - grid.y0) * grid.sy, cj)),
-                );
-                let ww = a1 - a0 + 1;
-                marks.clear();
-                marks.resize(ww * (b1 - b0 + 1), UNKNOWN);
-
-                for &(_, _, s) in cell_segs {
-                    let p = (local(s[0], ci), local(s[1], cj));
-                    let q = (local(s[2], ci), local(s[3], cj));
-                    mark_segment(p, q, (a0, a1, b0, b1), &mut marks);
-                }
-
-                // Boundary-free sub-cells: one exact test per connected region.
-                for start in 0..marks.len() {
-                    if marks[start] != UNKNOWN {
-                        continue;
-                    }
-                    let (a, bb) = (a0 + start % ww, b0 + start / ww);
-                    let u = ci as f64 + (a as f64 + 0.5) / k as f64;
-                    let v = cj as f64 + (bb as f64 + 0.5) / k as f64;
-                    let centre = Coord {
-                        x: grid.x0 + u / grid.sx,
-                        y: grid.y0 + v / grid.sy,
-                    };
-                    let state = if part.contains(centre) { IN } else { OUT };
-                    marks[start] = state;
-                    stack.push(start);
-                    let len = marks.len();
-                    while let Some(m) = stack.pop() {
-                        let (ma, mb) = (m % ww, m / ww);
-                        let mut visit = |n: usize| {
-                            if marks[n] == UNKNOWN {
-                                marks[n] = state;
-                                stack.push(n);
-                            }
-                        };
-                        if ma > 0 {
-                            visit(m - 1);
-                        }
-                        if ma + 1 < ww {
-                            visit(m + 1);
-                        }
-                        if mb > 0 {
-                            visit(m - ww);
-                        }
-                        if m + ww < len {
-                            visit(m + ww);
-                        }
-                    }
-                }
-                let cand = |flag: u32| Candidate {
-                    part: pi | flag,
-                    terr: part.terr,
-                };
-                if marks.len() == k * k && marks.iter().all(|&m| m == IN) {
-                    // The whole cell is inside: one entry in the cell's own list instead of
-                    // k² copies, so a territory much larger than the cells costs one entry
-                    // per cell, plus its boundary.
-                    pairs.push(((k * k) as u32, cand(INSIDE)));
-                    continue;
-                }
-                for (m, &state) in marks.iter().enumerate() {
-                    let flag = match state {
-                        BOUNDARY => 0,
-                        IN => INSIDE,
-                        _ => continue,
-                    };
-                    let sub = ((b0 + m / ww) * k + a0 + m % ww) as u32;
-                    pairs.push((sub, cand(flag)));
-                }
+            while seg_at < segs.len() && segs[seg_at].0 < cell {
+                seg_at += 1;
             }
-            if pairs.is_empty() {
-                continue;
-            }
-            pairs.sort_by_key(|&(s, _)| s);
-            let start = grid.sub_offsets.len() - 1;
-            grid.cells[cell as usize] = Cell {
-                start: start as u32,
-                k: k as u32,
-            };
-            let mut next = pairs.iter().peekable();
-            for sub in 0..=(k * k) as u32 {
-                while let Some(&(_, c)) = next.next_if(|(s, _)| *s == sub) {
-                    grid.candidates.push(c);
-                }
-                grid.sub_offsets.push(grid.candidates.len() as u32);
-            }
+            let seg_end = seg_at + segs[seg_at..].iter().take_while(|s| s.0 == cell).count();
+            let k = grid.cell_lists(cell, here, &segs[seg_at..seg_end], parts, &mut scratch);
+            seg_at = seg_end;
+            grid.push_cell(cell, k, &mut scratch.pairs);
         }
         grid
+    }
+
+    /// The grid for `parts` (the next snapshot's, renumbered) reusing this one's layout and
+    /// every level-1 cell that no changed part meets: only the cells met by the bounding
+    /// boxes in `changed` (removed parts' and added parts' boxes) are computed again, the
+    /// rest are copied with their ids mapped through `part_map` (old part -> new part,
+    /// `u32::MAX` for removed) and `terr_map` (old territory -> new, likewise). `parts_in_cell(cell box)` must return every new part whose
+    /// bounding box meets the (slightly grown) cell box. The cost is the copy (memory
+    /// speed, proportional to the grid) plus the segments of the parts meeting changed
+    /// cells. `None` when the layout no longer fits (a part outside the extent, or the
+    /// number of parts far from the one the cell size was chosen for): build afresh.
+    pub fn update<'a>(
+        &self,
+        parts: &[Part],
+        poly_of: impl Fn(&Part) -> &'a Polygon<f64>,
+        part_map: &[u32],
+        terr_map: &[u32],
+        changed: &[[f64; 4]],
+        parts_in_cell: impl Fn([f64; 4], &mut Vec<u32>),
+    ) -> Option<PointGrid> {
+        let n = parts.len();
+        if self.nx == 0
+            || n >= INSIDE as usize
+            || n > self.layout_parts * 2
+            || n * 2 < self.layout_parts
+        {
+            return None;
+        }
+        let inside = |b: &[f64; 4]| {
+            let (u0, v0) = ((b[0] - self.x0) * self.sx, (b[1] - self.y0) * self.sy);
+            let (u1, v1) = ((b[2] - self.x0) * self.sx, (b[3] - self.y0) * self.sy);
+            u0 >= 0.0 && v0 >= 0.0 && u1 < self.nx as f64 && v1 < self.ny as f64
+        };
+        let mut touched = vec![false; self.nx * self.ny];
+        let mut cells: Vec<u32> = Vec::new();
+        for b in changed {
+            if !inside(b) {
+                return None;
+            }
+            let (i0, j0, i1, j1) = self.cell_range(*b, 0.0);
+            for j in j0..=j1 {
+                for i in i0..=i1 {
+                    let c = j * self.nx + i;
+                    if !touched[c] {
+                        touched[c] = true;
+                        cells.push(c as u32);
+                    }
+                }
+            }
+        }
+        cells.sort_unstable();
+
+        // The parts meeting each changed cell, decided exactly as the full build does.
+        let mut cell_parts: Vec<(u32, u32)> = Vec::new();
+        let mut found = Vec::new();
+        for &c in &cells {
+            let (i, j) = (c as usize % self.nx, c as usize / self.nx);
+            let (cw, ch) = (1.0 / self.sx, 1.0 / self.sy);
+            let bx = [
+                self.x0 + (i as f64 - 0.5) * cw,
+                self.y0 + (j as f64 - 0.5) * ch,
+                self.x0 + (i as f64 + 1.5) * cw,
+                self.y0 + (j as f64 + 1.5) * ch,
+            ];
+            found.clear();
+            parts_in_cell(bx, &mut found);
+            for &pi in &found {
+                let (i0, j0, i1, j1) = self.cell_range(parts[pi as usize].bbox, 0.0);
+                if (i0..=i1).contains(&i) && (j0..=j1).contains(&j) {
+                    cell_parts.push((c, pi));
+                }
+            }
+        }
+        cell_parts.sort_unstable();
+        cell_parts.dedup();
+
+        let mut involved: Vec<u32> = cell_parts.iter().map(|cp| cp.1).collect();
+        involved.sort_unstable();
+        involved.dedup();
+        let mut segs: Vec<Seg> = Vec::new();
+        for &pi in &involved {
+            let p = &parts[pi as usize];
+            self.bucket_segments(pi, poly_of(p), |c| touched[c as usize], &mut segs);
+        }
+        segs.sort_unstable_by_key(|&(c, p, _)| (c, p));
+
+        let mut grid = PointGrid {
+            x0: self.x0,
+            y0: self.y0,
+            sx: self.sx,
+            sy: self.sy,
+            nx: self.nx,
+            ny: self.ny,
+            layout_parts: self.layout_parts,
+            cells: vec![Cell::default(); self.nx * self.ny],
+            sub_offsets: Vec::with_capacity(self.sub_offsets.len()),
+            candidates: Vec::with_capacity(self.candidates.len()),
+        };
+        grid.sub_offsets.push(0);
+        let mut scratch = Scratch::default();
+        let (mut at, mut seg_at) = (0, 0);
+        for cell in 0..(self.nx * self.ny) as u32 {
+            if touched[cell as usize] {
+                let end = at
+                    + cell_parts[at..]
+                        .iter()
+                        .take_while(|cp| cp.0 == cell)
+                        .count();
+                let here = &cell_parts[at..end];
+                at = end;
+                while seg_at < segs.len() && segs[seg_at].0 < cell {
+                    seg_at += 1;
+                }
+                let seg_end = seg_at + segs[seg_at..].iter().take_while(|s| s.0 == cell).count();
+                let cell_segs = &segs[seg_at..seg_end];
+                seg_at = seg_end;
+                if here.is_empty() {
+                    continue;
+                }
+                let k = grid.cell_lists(cell, here, cell_segs, parts, &mut scratch);
+                grid.push_cell(cell, k, &mut scratch.pairs);
+                continue;
+            }
+            let old = self.cells[cell as usize];
+            if old.k == 0 {
+                continue;
+            }
+            // No removed part meets an unchanged cell (its cells are all changed), so the
+            // cell's lists move over whole: one pass over its candidates, ids mapped.
+            let s0 = old.start as usize;
+            let s1 = s0 + (old.k * old.k) as usize + 1;
+            let (c0, c1) = (self.sub_offsets[s0] as usize, self.sub_offsets[s1] as usize);
+            let start = grid.sub_offsets.len() - 1;
+            let shift = grid.candidates.len() as i64 - c0 as i64;
+            grid.candidates
+                .extend(self.candidates[c0..c1].iter().map(|c| {
+                    let np = part_map[(c.part & !INSIDE) as usize];
+                    debug_assert_ne!(np, u32::MAX, "a removed part in an unchanged cell");
+                    Candidate {
+                        part: np | (c.part & INSIDE),
+                        terr: terr_map[c.terr as usize],
+                    }
+                }));
+            grid.sub_offsets.extend(
+                self.sub_offsets[s0 + 1..=s1]
+                    .iter()
+                    .map(|&o| (o as i64 + shift) as u32),
+            );
+            grid.cells[cell as usize] = Cell {
+                start: start as u32,
+                k: old.k,
+            };
+        }
+        Some(grid)
+    }
+
+    /// Push `(cell, part)` for every level-1 cell the box meets.
+    fn push_cells_of(&self, bbox: [f64; 4], pi: u32, out: &mut Vec<(u32, u32)>) {
+        let (i0, j0, i1, j1) = self.cell_range(bbox, 0.0);
+        for j in j0..=j1 {
+            for i in i0..=i1 {
+                out.push(((j * self.nx + i) as u32, pi));
+            }
+        }
+    }
+
+    /// Each segment of the polygon, in level-1 coordinates, bucketed by the cells it may
+    /// touch (those `keep` accepts).
+    fn bucket_segments(
+        &self,
+        pi: u32,
+        poly: &Polygon<f64>,
+        keep: impl Fn(u32) -> bool,
+        segs: &mut Vec<Seg>,
+    ) {
+        for ring in std::iter::once(poly.exterior()).chain(poly.interiors()) {
+            for l in ring.lines() {
+                let s = [
+                    (l.start.x - self.x0) * self.sx,
+                    (l.start.y - self.y0) * self.sy,
+                    (l.end.x - self.x0) * self.sx,
+                    (l.end.y - self.y0) * self.sy,
+                ];
+                let bb = [
+                    l.start.x.min(l.end.x),
+                    l.start.y.min(l.end.y),
+                    l.start.x.max(l.end.x),
+                    l.start.y.max(l.end.y),
+                ];
+                // Grow by a margin of level-1 units: a segment on a cell edge marks both.
+                let (i0, j0, i1, j1) = self.cell_range(bb, MARGIN);
+                let long = i1 - i0 > 1 && j1 - j0 > 1;
+                for j in j0..=j1 {
+                    for i in i0..=i1 {
+                        let cell = (j * self.nx + i) as u32;
+                        if !keep(cell) {
+                            continue;
+                        }
+                        // A long diagonal edge passes near few of the cells of its box.
+                        if long && !touches((s[0], s[1]), (s[2], s[3]), i as f64, j as f64) {
+                            continue;
+                        }
+                        segs.push((cell, pi, s));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Append the lists of `cell` (sub-cell pairs from [`PointGrid::cell_lists`]).
+    fn push_cell(&mut self, cell: u32, k: usize, pairs: &mut [(u32, Candidate)]) {
+        if pairs.is_empty() {
+            return;
+        }
+        pairs.sort_by_key(|&(s, _)| s);
+        let start = self.sub_offsets.len() - 1;
+        self.cells[cell as usize] = Cell {
+            start: start as u32,
+            k: k as u32,
+        };
+        let mut next = pairs.iter().peekable();
+        for sub in 0..=(k * k) as u32 {
+            while let Some(&(_, c)) = next.next_if(|(s, _)| *s == sub) {
+                self.candidates.push(c);
+            }
+            self.sub_offsets.push(self.candidates.len() as u32);
+        }
+    }
+
+    /// The sub-cell split `k` of one level-1 cell and its `(sub-cell, candidate)` pairs (in
+    /// `scratch.pairs`; sub-cell `k²` is the whole-cell list), from the parts meeting it
+    /// (`here`, sorted by part) and their segments near it (`segs`, sorted by part).
+    fn cell_lists(
+        &self,
+        cell: u32,
+        here: &[(u32, u32)],
+        segs: &[Seg],
+        parts: &[Part],
+        scratch: &mut Scratch,
+    ) -> usize {
+        let Scratch {
+            pairs,
+            marks,
+            stack,
+        } = scratch;
+        pairs.clear();
+        let (ci, cj) = (cell as usize % self.nx, cell as usize / self.nx);
+
+        // Split finer where parts are small relative to the cell.
+        let mut sizes: Vec<f64> = here
+            .iter()
+            .map(|&(_, pi)| {
+                let b = parts[pi as usize].bbox;
+                ((b[2] - b[0]) * self.sx).min((b[3] - b[1]) * self.sy)
+            })
+            .collect();
+        sizes.sort_unstable_by(f64::total_cmp);
+        let median = sizes[sizes.len() / 2];
+        // ... but not much finer than the number of parts warrants: a lone small part in
+        // a big cell needs a few sub-cells to be skipped by most points, not 256.
+        let by_count = (SPLIT * (here.len() as f64).sqrt()).ceil();
+        let k = (SPLIT / median)
+            .ceil()
+            .min(by_count)
+            .clamp(1.0, MAX_K as f64) as usize;
+
+        let mut seg_at = 0;
+        for &(_, pi) in here {
+            let part = &parts[pi as usize];
+            while seg_at < segs.len() && segs[seg_at].1 < pi {
+                seg_at += 1;
+            }
+            let seg_end = seg_at + segs[seg_at..].iter().take_while(|s| s.1 == pi).count();
+            let cell_segs = &segs[seg_at..seg_end];
+            seg_at = seg_end;
+
+            // The part's window of sub-cells (its bounding box, grown by the margin).
+            let local = |u: f64, origin: usize| (u - origin as f64) * k as f64;
+            let lo = |u: f64| (u - MARGIN).floor().clamp(0.0, (k - 1) as f64) as usize;
+            let hi = |u: f64| (u + MARGIN).floor().clamp(0.0, (k - 1) as f64) as usize;
+            let b = part.bbox;
+            let (a0, a1) = (
+                lo(local((b[0] - self.x0) * self.sx, ci)),
+                hi(local((b[2] - self.x0) * self.sx, ci)),
+            );
+            let (b0, b1) = (
+                lo(local((b[1] - self.y0) * self.sy, cj)),
+                hi(local((b[3] - self.y0) * self.sy, cj)),
+            );
+            let ww = a1 - a0 + 1;
+            marks.clear();
+            marks.resize(ww * (b1 - b0 + 1), UNKNOWN);
+
+            for &(_, _, s) in cell_segs {
+                let p = (local(s[0], ci), local(s[1], cj));
+                let q = (local(s[2], ci), local(s[3], cj));
+                mark_segment(p, q, (a0, a1, b0, b1), marks);
+            }
+
+            // Boundary-free sub-cells: one exact test per connected region.
+            for start in 0..marks.len() {
+                if marks[start] != UNKNOWN {
+                    continue;
+                }
+                let (a, bb) = (a0 + start % ww, b0 + start / ww);
+                let u = ci as f64 + (a as f64 + 0.5) / k as f64;
+                let v = cj as f64 + (bb as f64 + 0.5) / k as f64;
+                let centre = Coord {
+                    x: self.x0 + u / self.sx,
+                    y: self.y0 + v / self.sy,
+                };
+                let state = if part.contains(centre) { IN } else { OUT };
+                marks[start] = state;
+                stack.push(start);
+                let len = marks.len();
+                while let Some(m) = stack.pop() {
+                    let (ma, mb) = (m % ww, m / ww);
+                    let mut visit = |n: usize| {
+                        if marks[n] == UNKNOWN {
+                            marks[n] = state;
+                            stack.push(n);
+                        }
+                    };
+                    if ma > 0 {
+                        visit(m - 1);
+                    }
+                    if ma + 1 < ww {
+                        visit(m + 1);
+                    }
+                    if mb > 0 {
+                        visit(m - ww);
+                    }
+                    if m + ww < len {
+                        visit(m + ww);
+                    }
+                }
+            }
+            let cand = |flag: u32| Candidate {
+                part: pi | flag,
+                terr: part.terr,
+            };
+            if marks.len() == k * k && marks.iter().all(|&m| m == IN) {
+                // The whole cell is inside: one entry in the cell's own list instead of
+                // k² copies, so a territory much larger than the cells costs one entry
+                // per cell, plus its boundary.
+                pairs.push(((k * k) as u32, cand(INSIDE)));
+                continue;
+            }
+            for (m, &state) in marks.iter().enumerate() {
+                let flag = match state {
+                    BOUNDARY => 0,
+                    IN => INSIDE,
+                    _ => continue,
+                };
+                let sub = ((b0 + m / ww) * k + a0 + m % ww) as u32;
+                pairs.push((sub, cand(flag)));
+            }
+        }
+        k
     }
 
     /// Level-1 cells meeting the box `[x0, y0, x1, y1]` grown by `margin` cells, clamped.

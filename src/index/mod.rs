@@ -215,6 +215,9 @@ pub struct SearchIndex {
     rank: Vec<u32>,
     by_rank: Vec<u32>,
     spatial: Spatial,
+    /// Territory key -> territory id: lets [`SearchIndex::update`] find the territories it
+    /// can reuse.
+    terr_of_key: HashMap<TerrKey, u32>,
     /// Per entry: its response row, rendered on first use ([`SearchIndex::rendered`]).
     rendered: Vec<OnceLock<Box<str>>>,
 }
@@ -231,7 +234,10 @@ impl std::fmt::Debug for SearchIndex {
 
 const NO_TERR: u32 = u32::MAX;
 
-#[derive(Hash, PartialEq, Eq)]
+/// No old position: the entry is new in [`SearchIndex::update`].
+const NEW: u32 = u32::MAX;
+
+#[derive(Hash, PartialEq, Eq, Clone, Copy)]
 enum TerrKey {
     Id(i64),
     Ptr(usize),
@@ -242,6 +248,52 @@ impl SearchIndex {
     /// linear in entries plus territory vertices (the 3,231 US counties: a few ms).
     pub fn build(mut entries: Vec<IndexEntry>) -> SearchIndex {
         entries.sort_by_key(|e| e.key);
+        SearchIndex::assemble(entries, None)
+    }
+
+    /// The next snapshot: this index without the entries `drop` selects, plus `added`
+    /// (an added entry with the key of a kept one comes after it, as in a build from
+    /// kept ++ added). Its answers equal those of [`SearchIndex::build`] on the same
+    /// entries, but the work is proportional to the change, not the index: unchanged
+    /// territories keep their polygon parts and interval trees (shared, not copied), the
+    /// point grid is recomputed only in the cells met by parts that came or went, and kept
+    /// entries reuse their normalised values and folded names. What remains linear in the
+    /// index is integer and memory work (cloning kept entries, posting lists, ranks, the
+    /// grid copy, bulk-loading the R-tree of part boxes), no vertex is read again.
+    ///
+    /// A territory is reused when the new entry's territory is the same `Arc`, or has the
+    /// same `territory_id` and equal coordinates (an API replica reads changed servers'
+    /// rows again and decodes fresh copies of territories it already has).
+    pub fn update(
+        &self,
+        drop: impl Fn(&IndexEntry) -> bool,
+        mut added: Vec<IndexEntry>,
+    ) -> SearchIndex {
+        added.sort_by_key(|e| e.key);
+        let mut entries = Vec::with_capacity(self.entries.len() + added.len());
+        let mut old_pos = Vec::with_capacity(self.entries.len() + added.len());
+        let mut added = added.into_iter().peekable();
+        for (i, e) in self.entries.iter().enumerate() {
+            if drop(e) {
+                continue;
+            }
+            while let Some(a) = added.next_if(|a| a.key < e.key) {
+                entries.push(a);
+                old_pos.push(NEW);
+            }
+            entries.push(e.clone());
+            old_pos.push(i as u32);
+        }
+        for a in added {
+            entries.push(a);
+            old_pos.push(NEW);
+        }
+        SearchIndex::assemble(entries, Some((self, &old_pos)))
+    }
+
+    /// [`SearchIndex::build`] of entries already sorted by key; with `prev`, reusing what
+    /// the earlier index has (`old_pos[i]`: entry `i`'s position there, or `NEW`).
+    fn assemble(entries: Vec<IndexEntry>, prev: Option<(&SearchIndex, &[u32])>) -> SearchIndex {
         assert!(
             entries.len() < u32::MAX as usize,
             "too many entries for u32 positions"
@@ -253,8 +305,51 @@ impl SearchIndex {
         let mut entry_terr = Vec::with_capacity(entries.len());
         let mut terr_of_key: HashMap<TerrKey, u32> = HashMap::new();
         let mut geoms: Vec<Arc<MultiPolygon<f64>>> = Vec::new();
+        // Per new territory: the earlier index's territory with the same geometry.
+        let mut old_terr: Vec<u32> = Vec::new();
+        let mut remap: Vec<Vec<u32>> = match prev {
+            Some((old, _)) => old
+                .fields
+                .iter()
+                .map(|f| vec![u32::MAX; f.values.len()])
+                .collect(),
+            None => Vec::new(),
+        };
 
-        for e in &entries {
+        for (i, e) in entries.iter().enumerate() {
+            let terr = match &e.territory {
+                None => NO_TERR,
+                Some(g) => {
+                    let k = match e.territory_id {
+                        Some(id) => TerrKey::Id(id),
+                        None => TerrKey::Ptr(Arc::as_ptr(g) as usize),
+                    };
+                    *terr_of_key.entry(k).or_insert_with(|| {
+                        geoms.push(Arc::clone(g));
+                        let reuse = prev.and_then(|(old, _)| {
+                            let o = *old.terr_of_key.get(&k)?;
+                            let og = &old.spatial.terrs[o as usize].geom;
+                            (Arc::ptr_eq(og, g) || **og == **g).then_some(o)
+                        });
+                        old_terr.push(reuse.unwrap_or(u32::MAX));
+                        (geoms.len() - 1) as u32
+                    })
+                }
+            };
+            entry_terr.push(terr);
+
+            if let Some((old, old_pos)) = prev {
+                let o = old_pos[i];
+                if o != NEW {
+                    let o = o as usize;
+                    for (f, field) in fields.iter_mut().enumerate() {
+                        field.push_entry_from(&old.fields[f], o, &mut remap[f]);
+                    }
+                    text.push(old.text[o].clone());
+                    entity_keys.push(old.entity_keys[o].clone());
+                    continue;
+                }
+            }
             let c = &e.entry;
             fields[COUNTRY].push_entry([norm_country(&c.country)]);
             fields[COMMODITY].push_entry(c.commodity_types.iter().map(|s| norm_value(s)));
@@ -274,24 +369,12 @@ impl SearchIndex {
             }
             text.push(t);
             entity_keys.push((text::entity_key(&c.entity_name), norm_country(&c.country)));
-
-            let terr = match &e.territory {
-                None => NO_TERR,
-                Some(g) => {
-                    let k = match e.territory_id {
-                        Some(id) => TerrKey::Id(id),
-                        None => TerrKey::Ptr(Arc::as_ptr(g) as usize),
-                    };
-                    *terr_of_key.entry(k).or_insert_with(|| {
-                        geoms.push(Arc::clone(g));
-                        (geoms.len() - 1) as u32
-                    })
-                }
-            };
-            entry_terr.push(terr);
         }
 
-        let spatial = Spatial::build(geoms);
+        let spatial = match prev {
+            Some((old, _)) => old.spatial.update(geoms, &old_terr),
+            None => Spatial::build(geoms),
+        };
 
         // Lookup order: role, then the smallest (most specific) territory, then key.
         let mut order: Vec<u32> = (0..entries.len() as u32).collect();
@@ -346,6 +429,7 @@ impl SearchIndex {
             rank,
             by_rank: order,
             spatial,
+            terr_of_key,
             rendered: (0..n_rendered).map(|_| OnceLock::new()).collect(),
         }
     }

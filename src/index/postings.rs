@@ -63,6 +63,42 @@ impl Field {
         self.offsets.push(self.vals.len() as u32);
     }
 
+    /// Append the next entry with the values entry `pos` has in `old` (an earlier
+    /// index's field): no string is normalised again. `remap` (old value id -> this
+    /// field's, `u32::MAX` until first seen; start it at `old.values.len()` of `u32::MAX`)
+    /// carries the translation from one call to the next.
+    pub fn push_entry_from(&mut self, old: &Field, pos: usize, remap: &mut [u32]) {
+        let me = (self.offsets.len() - 1) as u32;
+        let start = self.vals.len();
+        for &v in old.entry_values(pos) {
+            let id = match remap[v as usize] {
+                u32::MAX => {
+                    let value = &old.values[v as usize];
+                    let id = match self.ids.get(value) {
+                        Some(&id) => id,
+                        None => {
+                            let id = self.values.len() as u32;
+                            self.ids.insert(value.clone(), id);
+                            self.values.push(value.clone());
+                            self.postings.push(Vec::new());
+                            id
+                        }
+                    };
+                    remap[v as usize] = id;
+                    id
+                }
+                id => id,
+            };
+            self.vals.push(id);
+        }
+        // Ids of this field need not follow the old order.
+        self.vals[start..].sort_unstable();
+        for &id in &self.vals[start..] {
+            self.postings[id as usize].push(me);
+        }
+        self.offsets.push(self.vals.len() as u32);
+    }
+
     pub fn id_of(&self, normalised: &str) -> Option<u32> {
         self.ids.get(normalised).copied()
     }

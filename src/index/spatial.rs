@@ -37,7 +37,9 @@ impl RTreeObject for PartBox {
     }
 }
 
-/// One polygon (exterior + holes) of a territory.
+/// One polygon (exterior + holes) of a territory. Cloning shares the interval tree, so
+/// an updated index reuses the parts of every territory that did not change.
+#[derive(Clone)]
 pub(crate) struct Part {
     pub terr: u32,
     /// Position of the polygon in the territory's `MultiPolygon`.
@@ -46,7 +48,7 @@ pub(crate) struct Part {
     pub bbox: [f64; 4],
     /// Vertices of the polygon (all rings): the cost unit of the exact geometry test.
     pub vertices: u32,
-    pip: IntervalTreeMultiPolygon<f64>,
+    pip: Arc<IntervalTreeMultiPolygon<f64>>,
 }
 
 impl Part {
@@ -73,6 +75,47 @@ pub(crate) struct Spatial {
     pub terrs: Vec<Terr>,
 }
 
+/// Territory `t`'s parts (appended to `parts`, interval trees built) and its record.
+fn new_terr(t: u32, geom: Arc<MultiPolygon<f64>>, parts: &mut Vec<Part>) -> Terr {
+    let first = parts.len() as u32;
+    for (pi, poly) in geom.0.iter().enumerate() {
+        let Some(bbox) = bbox_of(poly) else { continue };
+        // The winding-number test needs holes wound against their exterior; the
+        // territory parser orients already, so this copy is only a safety net.
+        let mp = MultiPolygon(vec![poly.clone()]);
+        let mp = if rings_oriented(poly) {
+            mp
+        } else {
+            mp.orient(Direction::Default)
+        };
+        parts.push(Part {
+            terr: t,
+            poly: pi as u32,
+            bbox,
+            vertices: poly.coords_count().min(u32::MAX as usize) as u32,
+            pip: Arc::new(IntervalTreeMultiPolygon::new(&mp)),
+        });
+    }
+    Terr {
+        area: geom.unsigned_area(),
+        geom,
+        parts: first..parts.len() as u32,
+    }
+}
+
+/// The R-tree over the parts' bounding boxes.
+fn tree_of(parts: &[Part]) -> RTree<PartBox> {
+    let boxes = parts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| PartBox {
+            env: AABB::from_corners([p.bbox[0], p.bbox[1]], [p.bbox[2], p.bbox[3]]),
+            part: i as u32,
+        })
+        .collect();
+    RTree::bulk_load(boxes)
+}
+
 fn rings_oriented(p: &Polygon<f64>) -> bool {
     p.exterior().is_ccw() && p.interiors().iter().all(|r| r.is_cw())
 }
@@ -89,45 +132,94 @@ impl Spatial {
         let mut parts = Vec::new();
         let mut terrs = Vec::with_capacity(geoms.len());
         for (t, geom) in geoms.into_iter().enumerate() {
-            let first = parts.len() as u32;
-            for (pi, poly) in geom.0.iter().enumerate() {
-                let Some(bbox) = bbox_of(poly) else { continue };
-                // The winding-number test needs holes wound against their exterior; the
-                // territory parser orients already, so this copy is only a safety net.
-                let mp = MultiPolygon(vec![poly.clone()]);
-                let mp = if rings_oriented(poly) {
-                    mp
-                } else {
-                    mp.orient(Direction::Default)
-                };
-                parts.push(Part {
-                    terr: t as u32,
-                    poly: pi as u32,
-                    bbox,
-                    vertices: poly.coords_count().min(u32::MAX as usize) as u32,
-                    pip: IntervalTreeMultiPolygon::new(&mp),
-                });
-            }
-            terrs.push(Terr {
-                area: geom.unsigned_area(),
-                geom,
-                parts: first..parts.len() as u32,
-            });
+            terrs.push(new_terr(t as u32, geom, &mut parts));
         }
-        let boxes = parts
-            .iter()
-            .enumerate()
-            .map(|(i, p)| PartBox {
-                env: AABB::from_corners([p.bbox[0], p.bbox[1]], [p.bbox[2], p.bbox[3]]),
-                part: i as u32,
-            })
-            .collect();
+        let tree = tree_of(&parts);
         let grid = PointGrid::build(&parts, |p| &terrs[p.terr as usize].geom.0[p.poly as usize]);
         Spatial {
-            tree: RTree::bulk_load(boxes),
+            tree,
             grid,
             parts,
             terrs,
+        }
+    }
+
+    /// The spatial index of `geoms` (the next snapshot's distinct territories), reusing
+    /// this one where it can: `old_of[t]` names a territory of `self` with the same
+    /// geometry as `geoms[t]` (or `u32::MAX`), whose parts and interval trees are shared
+    /// instead of rebuilt, and the point grid is updated only in the cells that changed
+    /// parts meet ([`PointGrid::update`]). The R-tree over part boxes is bulk-loaded again
+    /// (no vertex is read for it). Falls back to [`Spatial::build`] when the grid layout
+    /// no longer fits. Answers equal those of `Spatial::build(geoms)`.
+    pub fn update(&self, geoms: Vec<Arc<MultiPolygon<f64>>>, old_of: &[u32]) -> Spatial {
+        let mut parts: Vec<Part> = Vec::new();
+        let mut terrs = Vec::with_capacity(geoms.len());
+        let mut part_map = vec![u32::MAX; self.parts.len()];
+        // Bounding boxes of the parts that came or went: the grid cells to redo.
+        let mut changed: Vec<[f64; 4]> = Vec::new();
+        let mut kept_terr = vec![false; self.terrs.len()];
+        let mut terr_map = vec![u32::MAX; self.terrs.len()];
+        for (t, geom) in geoms.iter().enumerate() {
+            // A territory of `self` serves at most one new one.
+            match old_of[t] {
+                o if o == u32::MAX || kept_terr[o as usize] => {
+                    let first = parts.len();
+                    terrs.push(new_terr(t as u32, Arc::clone(geom), &mut parts));
+                    changed.extend(parts[first..].iter().map(|p| p.bbox));
+                }
+                o => {
+                    let old = &self.terrs[o as usize];
+                    kept_terr[o as usize] = true;
+                    terr_map[o as usize] = t as u32;
+                    let first = parts.len() as u32;
+                    for op in old.parts.clone() {
+                        part_map[op as usize] = parts.len() as u32;
+                        let mut p = self.parts[op as usize].clone();
+                        p.terr = t as u32;
+                        parts.push(p);
+                    }
+                    terrs.push(Terr {
+                        geom: Arc::clone(geom),
+                        area: old.area,
+                        parts: first..parts.len() as u32,
+                    });
+                }
+            }
+        }
+        for (o, kept) in kept_terr.iter().enumerate() {
+            if !kept {
+                changed.extend(self.part_range(o as u32).iter().map(|p| p.bbox));
+            }
+        }
+        let tree = tree_of(&parts);
+        let grid = self.grid.update(
+            &parts,
+            |p| &terrs[p.terr as usize].geom.0[p.poly as usize],
+            &part_map,
+            &terr_map,
+            &changed,
+            |b, out| {
+                let env = AABB::from_corners([b[0], b[1]], [b[2], b[3]]);
+                out.extend(tree.locate_in_envelope_intersecting(&env).map(|pb| pb.part));
+            },
+        );
+        match grid {
+            Some(grid) => Spatial {
+                tree,
+                grid,
+                parts,
+                terrs,
+            },
+            None => {
+                let grid =
+                    PointGrid::build(&parts, |p| &terrs[p.terr as usize].geom.0[p.poly as usize]);
+                Spatial {
+                    tree,
+                    grid,
+                    parts,
+                    terrs,
+                }
+            }
         }
     }
 

@@ -1172,3 +1172,262 @@ fn scope_filter_matches_ids_and_types() {
         ]
     );
 }
+
+/// A random entry for the incremental-update test: a star territory (sometimes two parts,
+/// sometimes with a hole, sometimes none at all), random enum fields and scopes.
+fn random_entry(rng: &mut rand::rngs::StdRng, key: i64, next_terr: &mut i64) -> IndexEntry {
+    use rand::Rng;
+    let pick = |rng: &mut rand::rngs::StdRng, from: &[&str], max: usize| -> Vec<String> {
+        let n = rng.random_range(0..=max);
+        (0..n)
+            .map(|_| from[rng.random_range(0..from.len())].to_string())
+            .collect()
+    };
+    let territory = rng.random_bool(0.85).then(|| {
+        // Mostly inside the first layout's extent; now and then outside it, which an
+        // update must handle by laying the grid out again.
+        let span = if rng.random_bool(0.05) { 40.0 } else { 20.0 };
+        let mut polys = Vec::new();
+        for _ in 0..if rng.random_bool(0.2) { 2 } else { 1 } {
+            let (cx, cy) = (rng.random_range(0.0..span), rng.random_range(0.0..span));
+            let r = rng.random_range(0.2..3.0);
+            let n = rng.random_range(3..24);
+            let hole = rng.random_bool(0.2);
+            polys.push(star(rng, cx, cy, r, n, hole));
+        }
+        Arc::new(MultiPolygon(polys))
+    });
+    let territory_id = territory.as_ref().and_then(|_| {
+        rng.random_bool(0.5).then(|| {
+            *next_terr += 1;
+            *next_terr
+        })
+    });
+    IndexEntry {
+        key,
+        server_id: rng.random_range(1..6),
+        server_url: String::new(),
+        server_name: String::new(),
+        entry: CoverageEntry {
+            id: format!("e{key}"),
+            country: pick(rng, &["US", "ca", "DE"], 1).pop().unwrap_or_default(),
+            commodity_types: pick(rng, &["electricity", "natural_gas", "water"], 2),
+            role: pick(rng, &["authoritative", "official", "aggregator", "x"], 1)
+                .pop()
+                .unwrap_or_default(),
+            entity_name: pick(rng, &["Hydro-Québec", "Acme", "Ørsted"], 1)
+                .pop()
+                .unwrap_or_default(),
+            name: format!("Entry {key}"),
+            ..CoverageEntry::default()
+        },
+        territory_id,
+        territory,
+        scopes: pick(rng, &["a", "b"], 2),
+        scope_types: pick(rng, &["t_a", "b"], 1),
+        oauth: None,
+    }
+}
+
+/// Everything a client can observe of two indexes is the same: entries, lookups (single
+/// and batch, on random points and on vertices, where boundaries are decided), searches
+/// with every kind of filter, facets, entity groups, geometry queries, areas.
+fn assert_same_answers(
+    inc: &SearchIndex,
+    full: &SearchIndex,
+    rng: &mut rand::rngs::StdRng,
+    step: usize,
+) {
+    use rand::Rng;
+    let k = |idx: &SearchIndex| {
+        idx.entries()
+            .iter()
+            .map(|e| (e.key, e.server_id, e.entry.id.clone(), e.territory_id))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(k(inc), k(full), "step {step}: entry sets");
+    for i in 0..full.len() {
+        assert_eq!(
+            inc.territory_area(i),
+            full.territory_area(i),
+            "step {step}: area of {i}"
+        );
+        assert_eq!(
+            inc.entry(i).territory,
+            full.entry(i).territory,
+            "step {step}"
+        );
+    }
+    let mut points: Vec<[f64; 2]> = (0..400)
+        .map(|_| [rng.random_range(-1.0..42.0), rng.random_range(-1.0..42.0)])
+        .collect();
+    // Vertices of random territories: boundary points, where the grid's flags matter.
+    for e in full
+        .entries()
+        .iter()
+        .filter(|e| e.territory.is_some())
+        .take(40)
+    {
+        let t = e.territory.as_ref().unwrap();
+        points.extend(t.0[0].exterior().0.iter().take(3).map(|c| [c.x, c.y]));
+    }
+    let none = Filter::default();
+    for &[x, y] in &points {
+        assert_eq!(
+            inc.lookup(x, y, &none),
+            full.lookup(x, y, &none),
+            "step {step}: lookup {x},{y}"
+        );
+    }
+    assert_eq!(
+        inc.lookup_batch_csr(&points, &none),
+        full.lookup_batch_csr(&points, &none),
+        "step {step}: batch"
+    );
+    let pick = |rng: &mut rand::rngs::StdRng, from: &[&str], max: usize| -> Vec<String> {
+        let n = rng.random_range(0..=max);
+        (0..n)
+            .map(|_| from[rng.random_range(0..from.len())].to_string())
+            .collect()
+    };
+    for round in 0..60 {
+        let f = Filter {
+            country: pick(rng, &["us", "CA", "de", "xx"], 1),
+            commodity: pick(rng, &["electricity", "water"], 1),
+            role: pick(rng, &["authoritative", "official", "x"], 1),
+            scope: pick(rng, &["A", "t_a"], 1),
+            q: rng.random_bool(0.2).then(|| "acme".to_string()),
+            point: rng
+                .random_bool(0.3)
+                .then(|| (rng.random_range(0.0..40.0), rng.random_range(0.0..40.0))),
+            bbox: rng.random_bool(0.3).then(|| {
+                let (x, y) = (rng.random_range(0.0..40.0), rng.random_range(0.0..40.0));
+                [x, y, x + 3.0, y + 3.0]
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            inc.search(&f),
+            full.search(&f),
+            "step {step} round {round}: {f:?}"
+        );
+        assert_eq!(
+            inc.facets(&f),
+            full.facets(&f),
+            "step {step} round {round}: facets"
+        );
+        assert_eq!(
+            inc.entities(&f),
+            full.entities(&f),
+            "step {step} round {round}: entities"
+        );
+        let (x, y) = (rng.random_range(0.0..40.0), rng.random_range(0.0..40.0));
+        assert_eq!(
+            inc.lookup(x, y, &f),
+            full.lookup(x, y, &f),
+            "step {step} round {round}"
+        );
+        assert_eq!(
+            inc.lookup_batch_csr(&points[..50], &f),
+            full.lookup_batch_csr(&points[..50], &f),
+            "step {step} round {round}: filtered batch"
+        );
+        let g = Geometry::Polygon(rect(x, y, x + rng.random_range(0.1..4.0), y + 1.0));
+        assert_eq!(
+            inc.intersecting(&g, &f),
+            full.intersecting(&g, &f),
+            "step {step} round {round}: intersecting"
+        );
+    }
+    assert_eq!(inc.facets(&none), full.facets(&none), "step {step}: facets");
+}
+
+/// Issue 17: an index updated step by step ([`SearchIndex::update`]: servers dropped,
+/// entries added, replaced and removed, territories shared, re-decoded with the same id,
+/// or moved outside the grid's extent) answers exactly like one built from scratch on the
+/// same entries.
+#[test]
+fn update_equals_a_full_rebuild_on_random_changes() {
+    use rand::seq::IndexedRandom;
+    use rand::{Rng, SeedableRng};
+    for seed in 0..6u64 {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1700 + seed);
+        let mut next_terr = 0;
+        let mut next_key = 0;
+        let mut entries: Vec<IndexEntry> = (0..150)
+            .map(|_| {
+                next_key += 1;
+                random_entry(&mut rng, next_key * 3, &mut next_terr)
+            })
+            .collect();
+        let mut inc = SearchIndex::build(entries.clone());
+        for step in 0..8 {
+            let current: Vec<i64> = entries.iter().map(|e| e.key).collect();
+            let mut added = Vec::new();
+            // Changed entries: same key, new fields and territory.
+            let n = rng.random_range(0..8);
+            for &key in current.choose_multiple(&mut rng, n) {
+                added.push(random_entry(&mut rng, key, &mut next_terr));
+            }
+            // Unchanged entries read again: same territory id, a fresh decoded copy.
+            let n = rng.random_range(0..8);
+            for &key in current.choose_multiple(&mut rng, n) {
+                let mut e = entries.iter().find(|e| e.key == key).unwrap().clone();
+                if e.territory_id.is_some() {
+                    e.territory = e.territory.as_ref().map(|t| Arc::new((**t).clone()));
+                }
+                added.push(e);
+            }
+            added.sort_by_key(|e| e.key);
+            added.dedup_by_key(|e| e.key);
+            // New entries, some sharing a territory (and its id) with an existing one.
+            for _ in 0..rng.random_range(0..10) {
+                next_key += 1;
+                let mut e = random_entry(&mut rng, next_key * 3 + 1, &mut next_terr);
+                if rng.random_bool(0.2) {
+                    if let Some(o) = entries.choose(&mut rng) {
+                        e.territory = o.territory.clone();
+                        e.territory_id = o.territory_id;
+                    }
+                }
+                added.push(e);
+            }
+            let n = rng.random_range(0..8);
+            let removed: std::collections::HashSet<i64> =
+                current.choose_multiple(&mut rng, n).copied().collect();
+            // Now and then a whole server goes.
+            let gone_server = rng.random_bool(0.25).then(|| rng.random_range(1..6));
+            let replaced: std::collections::HashSet<i64> = added.iter().map(|e| e.key).collect();
+            let drop = |e: &IndexEntry| {
+                removed.contains(&e.key)
+                    || replaced.contains(&e.key)
+                    || Some(e.server_id) == gone_server
+            };
+            entries.retain(|e| !drop(e));
+            entries.extend(added.iter().cloned());
+            inc = inc.update(drop, added);
+            let full = SearchIndex::build(entries.clone());
+            assert_same_answers(&inc, &full, &mut rng, step);
+        }
+    }
+}
+
+/// Updating an empty index, and updating down to nothing, also agree with a build.
+#[test]
+fn update_from_and_to_empty() {
+    use rand::SeedableRng;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(17);
+    let mut next_terr = 0;
+    let entries: Vec<IndexEntry> = (1..40)
+        .map(|k| random_entry(&mut rng, k, &mut next_terr))
+        .collect();
+    let empty = SearchIndex::build(Vec::new());
+    let inc = empty.update(|_| false, entries.clone());
+    assert_same_answers(&inc, &SearchIndex::build(entries), &mut rng, 0);
+    let gone = inc.update(|_| true, Vec::new());
+    assert!(gone.is_empty());
+    assert_eq!(
+        gone.lookup(5.0, 5.0, &Filter::default()),
+        Vec::<usize>::new()
+    );
+}
