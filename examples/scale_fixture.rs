@@ -10,7 +10,7 @@
 //!
 //! - Metadata at the well-known path (WG1-01 §2), capabilities `["coverage"]`.
 //! - The listing at `/cds/coverage.json`, pages 2.. at `?page=N`, linked by `next` /
-//!   `previous` (WG1-01 §3).
+//!   `previous` (WG1-01 §3), newest `updated` first.
 //! - Territory `N` at `/cds/territory/N.geojson`: one cell of a jittered grid tiling the
 //!   box lon -125..-66, lat 24..50. Corners are jittered, and every shared edge carries
 //!   11 perturbed intermediate points computed once per edge (the same coordinates on both
@@ -33,7 +33,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -149,6 +149,8 @@ pub struct Aggregator {
     cols: u64,
     rows: u64,
     generation: AtomicU32,
+    /// The listing order of the current generation (see [`order`](Self::order)).
+    order: Mutex<Option<(u32, Arc<Vec<u64>>)>>,
     pub stats: Stats,
 }
 
@@ -177,6 +179,7 @@ impl Aggregator {
             cols,
             rows,
             generation,
+            order: Mutex::new(None),
             stats: Stats::default(),
         }
     }
@@ -471,17 +474,41 @@ impl Aggregator {
         })
     }
 
+    /// Entry numbers in listing order: `updated` newest first, as WG1-01 §3 requires
+    /// (rule COV-ORDER), so a changed entry moves to the front and the pages after it
+    /// shift, as they would on a real server. Computed once per generation: 8 bytes per
+    /// entry.
+    pub fn order(&self) -> Arc<Vec<u64>> {
+        let g = self.generation();
+        let mut cached = self.order.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((cg, order)) = cached.as_ref() {
+            if *cg == g {
+                return Arc::clone(order);
+            }
+        }
+        let revs: Vec<u32> = (0..self.params.entries).map(|i| self.revision(i)).collect();
+        let mut order: Vec<u64> = (0..self.params.entries).collect();
+        // Stable: equal `updated` keeps entry-number order.
+        order.sort_by_key(|i| std::cmp::Reverse(revs[*i as usize]));
+        let order = Arc::new(order);
+        *cached = Some((g, Arc::clone(&order)));
+        order
+    }
+
     /// Coverage page `page` (1-based), or `None` past the end.
     pub fn page_json(&self, page: u64) -> Option<(String, DateTime<Utc>)> {
         let pages = self.pages();
         if page == 0 || page > pages {
             return None;
         }
-        let first = (page - 1) * self.params.page_size;
-        let last = (first + self.params.page_size).min(self.params.entries);
-        let entries: Vec<Value> = (first..last).map(|i| self.entry_json(i)).collect();
-        let modified = (first..last)
-            .map(|i| self.entry_updated(i))
+        let first = ((page - 1) * self.params.page_size) as usize;
+        let last = (first + self.params.page_size as usize).min(self.params.entries as usize);
+        let order = self.order();
+        let ids = &order[first..last];
+        let entries: Vec<Value> = ids.iter().map(|i| self.entry_json(*i)).collect();
+        let modified = ids
+            .iter()
+            .map(|i| self.entry_updated(*i))
             .max()
             .unwrap_or_else(base_updated);
         let doc = json!({

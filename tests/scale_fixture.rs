@@ -176,19 +176,32 @@ async fn aggregator_crawled_stored_and_updated(backend: Backend) {
         ok_before
     );
 
-    // Generation 1: 5 entries changed (name, `updated`, territory).
+    // Generation 1: 5 entries changed (name, `updated`, territory); they move to the
+    // front of the listing (newest first), so later pages shift too.
+    let pages_before: Vec<String> = (1..=5).map(|p| agg.page_json(p).unwrap().0).collect();
     agg.set_generation(1);
     let changed: Vec<u64> = (0..50).filter(|i| agg.revision(*i) == 1).collect();
     assert_eq!(changed.len(), 5);
-    let pages: HashSet<u64> = changed.iter().map(|i| i / 10).collect();
+    let pages = (1..=5u64)
+        .filter(|p| agg.page_json(*p).unwrap().0 != pages_before[*p as usize - 1])
+        .count();
+    assert!(pages >= 1);
     let third = reg.crawler.run("test", &[]).await.unwrap();
     assert_eq!(
         third.totals.docs_fetched,
-        (pages.len() + changed.len()) as i64,
+        (pages + changed.len()) as i64,
         "changed pages and territories only: {third:#?}"
     );
     let entries = store.server_entries(servers[0].id).await.unwrap();
     assert_eq!(entries.len(), 50);
+    // The listing stays conforming: no COV-ORDER or any other error finding.
+    let detail = store.server_detail(servers[0].id).await.unwrap();
+    let errors: Vec<_> = detail
+        .findings
+        .iter()
+        .filter(|f| f.severity == "error")
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
     for e in &entries {
         let i: u64 = e.entry.id.trim_start_matches("sa-").parse().unwrap();
         assert_eq!(e.entry.name, agg.entry_name(i), "entry {i}");
