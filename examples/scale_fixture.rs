@@ -213,15 +213,23 @@ impl Aggregator {
 
     /// Whether entry `idx` is among those changed in generation `g` (≥ 1): a
     /// permutation `idx ↦ (idx·K + offset) mod n` with K coprime to n picks exactly
-    /// [`changed_per_generation`](Self::changed_per_generation) entries.
+    /// [`changed_per_generation`](Self::changed_per_generation) entries. K near n/φ (the
+    /// golden ratio) spreads them evenly over the listing instead of in a few runs.
     fn chosen(&self, idx: u64, g: u32) -> bool {
         let n = self.params.entries as u128;
-        let k = [1_000_003u128, 999_983, 1_000_033, 998_001_007]
-            .into_iter()
-            .find(|k| gcd(*k, n) == 1)
-            .unwrap_or(1);
+        let k = self.step();
         let offset = (hash(&[self.params.seed, H_CHOICE, u64::from(g)]) as u128) % n;
         (((idx as u128) * k + offset) % n) < self.changed_per_generation() as u128
+    }
+
+    /// The smallest number ≥ n/φ coprime to n (at most n candidates; 1 as the fallback,
+    /// which only n = 1 reaches).
+    fn step(&self) -> u128 {
+        let n = self.params.entries as u128;
+        let start = (self.params.entries as f64 / 1.618_033_988_749_895) as u128;
+        (start..start + n)
+            .find(|k| *k > 0 && gcd(*k, n) == 1)
+            .unwrap_or(1)
     }
 
     /// The last generation (≤ the current one) in which entry `idx` changed; 0 = never.
