@@ -18,7 +18,8 @@
 # went: until the fixture's last response (fetching), from it to the crawler's "host crawled"
 # log line (the server's commit and the outcome record: the crawl logs no commit time of
 # their own, so this is an upper bound of the commit), and from there to the exit (the run's
-# end effects: cross-server findings).
+# end effects: cross-server findings), with the time of the statements sqlx logged as slow
+# (over 1 s).
 #
 # Limits: today's defaults refuse a listing this size (max_documents_per_host = 5000 counted
 # before fetching, max_pages = 200, host_budget_secs = 600), so unless OVERRIDES=0 the script
@@ -122,7 +123,7 @@ run_crawl() {
     s1=$(stats)
     [ "$rc" = 0 ] || log "$label: crawl exited with $rc"
     log "$label: $(head -c 400 "$WORK/$label.out")"
-    local wall requests ok nm fbytes sbytes rss cpu ideal last_ms crawled_ms fetch_s commit_s after_s
+    local wall requests ok nm fbytes sbytes rss cpu ideal last_ms crawled_ms fetch_s commit_s after_s slow
     wall=$(echo "$t1 - $t0" | bc -l)
     requests=$(($(jq .requests <<<"$s1") - $(jq .requests <<<"$s0")))
     ok=$(($(jq .ok <<<"$s1") - $(jq .ok <<<"$s0")))
@@ -144,11 +145,14 @@ run_crawl() {
     else
         commit_s="?"; after_s="?"
     fi
-    ROWS+=("$(printf '| %s | %s | %s (%s / %s) | %.1f | %.1f | %.2f | %s | %s | %s | %s | %.1f | %s | %s |' \
+    # sqlx's slow-statement warnings (statements over 1 s), summed: where the end goes.
+    slow=$({ grep '"slow statement' "$WORK/$label.log" || true; } | jq -r '.fields.elapsed_secs // 0' |
+        awk '{s += $1} END {printf "%.1f", s}')
+    ROWS+=("$(printf '| %s | %s | %s (%s / %s) | %.1f | %.1f | %.2f | %s | %s | %s | %s | %.1f | %s | %s | %s |' \
         "$backend" "$scenario" "$requests" "$ok" "$nm" "$wall" "$ideal" \
         "$(echo "$ideal / $wall" | bc -l)" "$rss" "$cpu" "${sbytes:-?}" "$fbytes" "$fetch_s" \
         "$(printf '%.2f' "$commit_s" 2>/dev/null || echo "$commit_s")" \
-        "$(printf '%.2f' "$after_s" 2>/dev/null || echo "$after_s")")")
+        "$(printf '%.2f' "$after_s" 2>/dev/null || echo "$after_s")" "$slow")")
     # Does the crawl log a commit time of its own?
     if grep -qi 'commit' "$WORK/$label.log"; then
         log "$label: log lines mentioning commit: $(grep -ci commit "$WORK/$label.log")"
@@ -199,8 +203,8 @@ done
 {
     echo "Scale: one aggregator, $ENTRIES entries on $(((ENTRIES + PAGE_SIZE - 1) / PAGE_SIZE)) pages of $PAGE_SIZE, ${LATENCY_MS} ms per response, seed $SEED, update ${CHANGED_PERCENT} %; $PROFILE build; overrides: $([ "$OVERRIDES" = 1 ] && echo "max_documents_per_host=200000 max_pages=1000 host_budget_secs=7200" || echo none)"
     echo
-    echo "| backend | crawl | requests (200 / 304) | wall s | ideal s | ideal/wall | peak RSS MiB | CPU s | summary bytes | fixture body bytes | until last response s | last response → host crawled s | → exit s |"
-    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    echo "| backend | crawl | requests (200 / 304) | wall s | ideal s | ideal/wall | peak RSS MiB | CPU s | summary bytes | fixture body bytes | until last response s | last response → host crawled s | → exit s | slow SQL s |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     for r in "${ROWS[@]}"; do echo "$r"; done
     echo
     echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem:/ {print $2}') GiB RAM; $(date -u '+%Y-%m-%d %H:%M UTC')"
