@@ -1,0 +1,211 @@
+#!/usr/bin/env bash
+# Scale: one synthetic national aggregator (examples/scale_fixture.rs) with ENTRIES coverage
+# entries, each with its own ~50-vertex territory, crawled by `cds-registry crawl` into SQLite
+# and into Postgres (docs/PERFORMANCE.md, "Scale: a 100,000-territory aggregator (issue 17)").
+#
+#   bench/scale.sh                              # 100,000 entries, 100 pages, 20 ms, release
+#   ENTRIES=10000 bench/scale.sh                # 10 pages of 1,000
+#   ENTRIES=2000 PROFILE=dev BACKENDS=sqlite bench/scale.sh   # quick check
+#
+# Per backend (a fresh SQLite file; the scratch Postgres database SCALE_DB, dropped at the end):
+#   1. first crawl            (fixture generation 0)
+#   2. unchanged re-crawl     (same fixture: every document should answer 304)
+#   3. update re-crawl        (fixture restarted on the same port with --generation 1:
+#                              CHANGED_PERCENT of the entries changed, geometry and fields)
+# and for each: wall time (process start to exit), requests the fixture answered (200/304),
+# the ideal time (requests × latency / per-host concurrency 4, the default), peak RSS and CPU
+# of the crawler (/usr/bin/time -v), the bytes of the crawl summary, and where the wall time
+# went: until the fixture's last response (fetching), from it to the crawler's "host crawled"
+# log line (the server's commit and the outcome record: the crawl logs no commit time of
+# their own, so this is an upper bound of the commit), and from there to the exit (the run's
+# end effects: cross-server findings), with the time of the statements sqlx logged as slow
+# (over 1 s).
+#
+# Limits: today's defaults refuse a listing this size (max_documents_per_host = 5000 counted
+# before fetching, max_pages = 200, host_budget_secs = 600), so unless OVERRIDES=0 the script
+# sets, through the environment:
+#   CDS_REGISTRY_CRAWL__MAX_DOCUMENTS_PER_HOST=200000
+#   CDS_REGISTRY_CRAWL__MAX_PAGES=1000
+#   CDS_REGISTRY_CRAWL__HOST_BUDGET_SECS=7200
+# Always set (loopback fixture over plain http): CDS_REGISTRY_CRAWL__ALLOW_HTTP=[ADDR],
+# CDS_REGISTRY_CRAWL__ALLOW_PRIVATE=[127.0.0.0/8]. Everything else is at its default.
+#
+# Environment: ENTRIES (100000), PAGE_SIZE (1000), LATENCY_MS (20), SEED (7),
+# CHANGED_PERCENT (1), BACKENDS ("sqlite postgres"), PROFILE (release | dev), SKIP_BUILD=1,
+# OVERRIDES (1), PGHOST (127.0.0.1), PGPORT (5432), PGUSER (postgres), SCALE_DB (cds_scale),
+# CRAWL_TIMEOUT (7200 s per crawl). Results: a Markdown table on stdout and in
+# target/scale/results.md. All traffic stays on 127.0.0.1; every wait loop is bounded.
+
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+ENTRIES=${ENTRIES:-100000}
+PAGE_SIZE=${PAGE_SIZE:-1000}
+LATENCY_MS=${LATENCY_MS:-20}
+SEED=${SEED:-7}
+CHANGED_PERCENT=${CHANGED_PERCENT:-1}
+BACKENDS=${BACKENDS:-sqlite postgres}
+PROFILE=${PROFILE:-release}
+OVERRIDES=${OVERRIDES:-1}
+PGHOST=${PGHOST:-127.0.0.1}
+PGPORT=${PGPORT:-5432}
+PGUSER=${PGUSER:-postgres}
+SCALE_DB=${SCALE_DB:-cds_scale}
+CRAWL_TIMEOUT=${CRAWL_TIMEOUT:-7200}
+PER_HOST=4 # the default crawl.per_host_concurrency (not overridden)
+WORK=$ROOT/target/scale
+export PGHOST PGPORT PGUSER
+
+case $PROFILE in
+release) BIN=$ROOT/target/release; BUILD=(cargo build --release) ;;
+dev) BIN=$ROOT/target/debug; BUILD=(cargo build) ;;
+*) echo "PROFILE must be release or dev" >&2; exit 2 ;;
+esac
+
+log() { printf '[scale.sh] %s\n' "$*" >&2; }
+
+mkdir -p "$WORK"
+rm -f "$WORK"/*.time "$WORK"/*.log "$WORK"/*.out "$WORK"/scale.db*
+
+if [ -z "${SKIP_BUILD:-}" ]; then
+    log "building ($PROFILE): cds-registry and examples/scale_fixture"
+    "${BUILD[@]}" --bin cds-registry --example scale_fixture 2>&1 | tail -n 2 >&2
+fi
+
+FIXTURE_PID=
+ADDR=
+stop_fixture() {
+    if [ -n "$FIXTURE_PID" ]; then
+        kill -TERM "$FIXTURE_PID" 2>/dev/null || true
+        wait "$FIXTURE_PID" 2>/dev/null || true
+    fi
+    FIXTURE_PID=
+}
+PG_CREATED=
+cleanup() {
+    stop_fixture
+    if [ -n "$PG_CREATED" ]; then
+        psql -q -d postgres -c "DROP DATABASE IF EXISTS $SCALE_DB WITH (FORCE)" >/dev/null || true
+    fi
+}
+trap cleanup EXIT
+
+# start_fixture GENERATION: on ADDR when known (restarts keep the port), else any free port.
+start_fixture() {
+    local gen=$1 out="$WORK/fixture-gen$1.out"
+    "$BIN/examples/scale_fixture" --entries "$ENTRIES" --page-size "$PAGE_SIZE" \
+        --latency-ms "$LATENCY_MS" --seed "$SEED" --changed-percent "$CHANGED_PERCENT" \
+        --generation "$gen" --listen "${ADDR:-127.0.0.1:0}" >"$out" 2>&1 &
+    FIXTURE_PID=$!
+    local a=
+    for _ in $(seq 1 100); do
+        a=$(sed -n 's/^listen=//p' "$out" 2>/dev/null || true)
+        [ -n "$a" ] && break
+        sleep 0.1
+    done
+    [ -n "$a" ] || { log "fixture did not start"; cat "$out" >&2; exit 1; }
+    ADDR=$a
+    log "fixture pid $FIXTURE_PID on $ADDR: $(sed -n 2p "$out")"
+}
+
+stats() { curl -sf "http://$ADDR/__fixture/stats"; }
+
+ROWS=()
+# run_crawl BACKEND SCENARIO: one `cds-registry crawl` process, measured.
+run_crawl() {
+    local backend=$1 scenario=$2 label="$1-$2" s0 s1 t0 t1 rc=0
+    s0=$(stats)
+    t0=$(date +%s.%N)
+    /usr/bin/time -v -o "$WORK/$label.time" timeout "$CRAWL_TIMEOUT" \
+        "$BIN/cds-registry" crawl >"$WORK/$label.out" 2>"$WORK/$label.log" || rc=$?
+    t1=$(date +%s.%N)
+    s1=$(stats)
+    [ "$rc" = 0 ] || log "$label: crawl exited with $rc"
+    log "$label: $(head -c 400 "$WORK/$label.out")"
+    local wall requests ok nm fbytes sbytes rss cpu ideal last_ms crawled_ms fetch_s commit_s after_s slow
+    wall=$(echo "$t1 - $t0" | bc -l)
+    requests=$(($(jq .requests <<<"$s1") - $(jq .requests <<<"$s0")))
+    ok=$(($(jq .ok <<<"$s1") - $(jq .ok <<<"$s0")))
+    nm=$(($(jq .not_modified <<<"$s1") - $(jq .not_modified <<<"$s0")))
+    fbytes=$(($(jq .bytes <<<"$s1") - $(jq .bytes <<<"$s0")))
+    sbytes=$(grep -o '[0-9]* bytes' "$WORK/$label.out" | head -n 1 | cut -d' ' -f1 || true)
+    rss=$(awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2 / 1024}' "$WORK/$label.time")
+    cpu=$(awk -F': ' '/User time/ {u = $2} /System time/ {s = $2} END {printf "%.1f", u + s}' "$WORK/$label.time")
+    ideal=$(echo "$requests * $LATENCY_MS / 1000 / $PER_HOST" | bc -l)
+    # Phases: the fixture's last response, then the "host crawled" line (logged after the
+    # server's transaction committed and the outcome was recorded).
+    last_ms=$(jq .last_response_ms <<<"$s1")
+    crawled_ms=$(grep '"host crawled"' "$WORK/$label.log" | tail -n 1 | jq -r .timestamp 2>/dev/null |
+        xargs -r -I{} date -d {} +%s%3N || true)
+    fetch_s=$(echo "$last_ms / 1000 - $t0" | bc -l)
+    if [ -n "$crawled_ms" ]; then
+        commit_s=$(echo "($crawled_ms - $last_ms) / 1000" | bc -l)
+        after_s=$(echo "$t1 - $crawled_ms / 1000" | bc -l)
+    else
+        commit_s="?"; after_s="?"
+    fi
+    # sqlx's slow-statement warnings (statements over 1 s), summed: where the end goes.
+    slow=$({ grep '"slow statement' "$WORK/$label.log" || true; } | jq -r '.fields.elapsed_secs // 0' |
+        awk '{s += $1} END {printf "%.1f", s}')
+    ROWS+=("$(printf '| %s | %s | %s (%s / %s) | %.1f | %.1f | %.2f | %s | %s | %s | %s | %.1f | %s | %s | %s |' \
+        "$backend" "$scenario" "$requests" "$ok" "$nm" "$wall" "$ideal" \
+        "$(echo "$ideal / $wall" | bc -l)" "$rss" "$cpu" "${sbytes:-?}" "$fbytes" "$fetch_s" \
+        "$(printf '%.2f' "$commit_s" 2>/dev/null || echo "$commit_s")" \
+        "$(printf '%.2f' "$after_s" 2>/dev/null || echo "$after_s")" "$slow")")
+    # Does the crawl log a commit time of its own?
+    if grep -qi 'commit' "$WORK/$label.log"; then
+        log "$label: log lines mentioning commit: $(grep -ci commit "$WORK/$label.log")"
+    fi
+}
+
+fresh_db() {
+    case $1 in
+    sqlite)
+        rm -f "$WORK"/scale.db*
+        export CDS_REGISTRY_DATABASE_URL="sqlite://$WORK/scale.db"
+        ;;
+    postgres)
+        psql -q -d postgres -c "DROP DATABASE IF EXISTS $SCALE_DB WITH (FORCE)" >/dev/null
+        psql -q -d postgres -c "CREATE DATABASE $SCALE_DB" >/dev/null
+        PG_CREATED=1
+        export CDS_REGISTRY_DATABASE_URL="postgres://$PGUSER@$PGHOST:$PGPORT/$SCALE_DB"
+        ;;
+    *) log "unknown backend $1 (sqlite, postgres)"; exit 2 ;;
+    esac
+    echo "$ADDR" >"$WORK/seeds.txt"
+    "$BIN/cds-registry" seed "$WORK/seeds.txt" >&2 2>"$WORK/seed-$1.log"
+}
+
+unset CDS_REGISTRY_CONFIG
+export RUST_LOG=${RUST_LOG:-info,sqlx=warn,geo=error}
+for backend in $BACKENDS; do
+    start_fixture 0
+    export CDS_REGISTRY_CRAWL__ALLOW_HTTP="[$ADDR]"
+    export CDS_REGISTRY_CRAWL__ALLOW_PRIVATE="[127.0.0.0/8]"
+    if [ "$OVERRIDES" = 1 ]; then
+        export CDS_REGISTRY_CRAWL__MAX_DOCUMENTS_PER_HOST=200000
+        export CDS_REGISTRY_CRAWL__MAX_PAGES=1000
+        export CDS_REGISTRY_CRAWL__HOST_BUDGET_SECS=7200
+    fi
+    fresh_db "$backend"
+    log "$backend: first crawl"
+    run_crawl "$backend" first
+    log "$backend: unchanged re-crawl"
+    run_crawl "$backend" unchanged
+    stop_fixture
+    start_fixture 1
+    log "$backend: re-crawl after a ${CHANGED_PERCENT} % update"
+    run_crawl "$backend" update
+    stop_fixture
+done
+
+{
+    echo "Scale: one aggregator, $ENTRIES entries on $(((ENTRIES + PAGE_SIZE - 1) / PAGE_SIZE)) pages of $PAGE_SIZE, ${LATENCY_MS} ms per response, seed $SEED, update ${CHANGED_PERCENT} %; $PROFILE build; overrides: $([ "$OVERRIDES" = 1 ] && echo "max_documents_per_host=200000 max_pages=1000 host_budget_secs=7200" || echo none)"
+    echo
+    echo "| backend | crawl | requests (200 / 304) | wall s | ideal s | ideal/wall | peak RSS MiB | CPU s | summary bytes | fixture body bytes | until last response s | last response → host crawled s | → exit s | slow SQL s |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    for r in "${ROWS[@]}"; do echo "$r"; done
+    echo
+    echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem:/ {print $2}') GiB RAM; $(date -u '+%Y-%m-%d %H:%M UTC')"
+} | tee "$WORK/results.md"
