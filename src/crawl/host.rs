@@ -224,6 +224,11 @@ struct HostCrawler<'a> {
     ctx: &'a RunContext,
     host_id: i64,
     out: HostCrawl,
+    /// Documents the host's own documents declare so far: each read metadata document
+    /// declares itself, its coverage listing, OAuth metadata and related documents; each
+    /// read coverage page its entries' territories and its next page. The document
+    /// allowance grows with it up to `crawl.max_documents_ceiling` (issue 17).
+    declared: AtomicU64,
 }
 
 /// Crawl one host. Never fails: every problem is in the returned [`HostCrawl`].
@@ -232,6 +237,7 @@ pub async fn crawl_host(ctx: &RunContext, host_id: i64, start: Start) -> HostCra
         ctx,
         host_id,
         out: HostCrawl::default(),
+        declared: AtomicU64::new(0),
     };
     hc.run(start).await;
     hc.out
@@ -266,15 +272,48 @@ impl HostCrawler<'_> {
         self.ctx.store.is_none() || is_permanent(e)
     }
 
+    /// Note `n` more documents declared by a document just read.
+    fn declare(&self, n: usize) {
+        self.declared.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// Documents this host may fetch now: the per-host allowance, or what its documents
+    /// declare when that is more, never above the ceiling.
+    fn document_allowance(&self) -> (u64, &'static str) {
+        let cfg = &self.ctx.cfg;
+        let base = cfg.max_documents_per_host as u64;
+        let ceiling = (cfg.max_documents_ceiling as u64).max(base);
+        let declared = self.declared.load(Ordering::Relaxed);
+        if declared <= base {
+            (base, "crawl.max_documents_per_host")
+        } else if declared <= ceiling {
+            (declared, "declared by the host's documents")
+        } else {
+            (ceiling, "crawl.max_documents_ceiling")
+        }
+    }
+
     fn count_doc(&self) -> Result<(), FetchError> {
-        let n = self.out.stats.documents.fetch_add(1, Ordering::Relaxed) + 1;
-        if n > self.ctx.cfg.max_documents_per_host as u64 {
+        self.count_docs(1)
+    }
+
+    /// Count `k` documents about to be fetched; over the allowance the crawl stops with
+    /// `limit` before any of them is requested.
+    fn count_docs(&self, k: usize) -> Result<(), FetchError> {
+        let n = self
+            .out
+            .stats
+            .documents
+            .fetch_add(k as u64, Ordering::Relaxed)
+            + k as u64;
+        let (max, why) = self.document_allowance();
+        if n > max {
             return Err(FetchError {
                 class: FailureClass::Limit,
                 url: String::new(),
                 detail: format!(
-                    "more than {} documents for one host",
-                    self.ctx.cfg.max_documents_per_host
+                    "the host needs at least {n} documents, more than the {max} allowed ({why}); \
+                     refused, nothing of this crawl committed"
                 ),
                 status: None,
                 retry_after: None,
@@ -447,6 +486,13 @@ impl HostCrawler<'_> {
                 &MetadataContext { fetched_url: &url },
             ));
             let view = MetadataView::from_value(&doc);
+            // Itself, its coverage listing's first page, its OAuth metadata, its related
+            // documents: what this server asks the crawler to read.
+            self.declare(
+                1 + usize::from(view.has_capability(CAP_COVERAGE))
+                    + usize::from(view.has_capability(CAP_OAUTH))
+                    + view.related_metadata.len(),
+            );
 
             let mut hasher = Sha256::new();
             hasher.update(meta_hash.as_bytes());
@@ -824,6 +870,8 @@ impl HostCrawler<'_> {
             ));
             let view = CoveragePageView::from_value(&page);
             next = view.next.as_deref().and_then(|n| f.final_url.join(n).ok());
+            // One territory per entry at most, and the next page.
+            self.declare(view.entries.len() + usize::from(next.is_some()));
             pages.push((f.final_url.to_string(), page));
         }
         Ok(Listing::Complete)
@@ -838,9 +886,7 @@ impl HostCrawler<'_> {
         docs: &mut Vec<DocumentRecord>,
         findings: &mut Vec<Finding>,
     ) -> Result<HashMap<String, GeoDoc>, FetchError> {
-        for _ in urls {
-            self.count_doc()?;
-        }
+        self.count_docs(urls.len())?;
         let mut results = stream::iter(urls.iter().cloned())
             .map(|(raw, url)| async move {
                 let r = match self.fetch(&url, DocKind::GeoJson).await {
@@ -1095,7 +1141,23 @@ async fn fetch_counted(
         match &f.body {
             Some(b) => {
                 stats.docs_fetched.fetch_add(1, Ordering::Relaxed);
-                stats.bytes.fetch_add(b.len() as u64, Ordering::Relaxed);
+                let total =
+                    stats.bytes.fetch_add(b.len() as u64, Ordering::Relaxed) + b.len() as u64;
+                // Each body is bounded by its kind's `max_*_bytes`, so the overshoot is
+                // at most one document.
+                let max = ctx.cfg.max_bytes_per_host;
+                if total > max {
+                    return Err(FetchError {
+                        class: FailureClass::Limit,
+                        url: url.to_string(),
+                        detail: format!(
+                            "the host's documents exceed {max} bytes (crawl.max_bytes_per_host); \
+                             refused, nothing of this crawl committed"
+                        ),
+                        status: None,
+                        retry_after: None,
+                    });
+                }
             }
             None => {
                 stats.docs_unchanged.fetch_add(1, Ordering::Relaxed);
