@@ -866,35 +866,36 @@ impl Store {
         if !c.listing_complete {
             seen.extend(old.keys().cloned());
         }
-        let removed: Vec<i64> = old
+        // In the order they were stored in (row id), so the feed's order of removals
+        // does not depend on a hash map's.
+        let mut removed: Vec<(i64, &String)> = old
             .iter()
             .filter(|(entry_id, _)| !seen.contains(*entry_id))
-            .map(|(_, (id, _))| *id)
+            .map(|(entry_id, (id, _))| (*id, entry_id))
             .collect();
+        removed.sort_unstable();
         for chunk in removed.chunks(rows_per_statement(max_binds, 1)) {
             let sql = format!(
                 "DELETE FROM coverage_entries WHERE id IN ({})",
                 marks.list(chunk.len())
             );
             let mut q = sqlx::query(&sql);
-            for id in chunk {
+            for (id, _) in chunk {
                 q = q.bind(*id);
             }
             q.execute(&mut *tx).await?;
         }
-        for (entry_id, _) in &old {
-            if !seen.contains(entry_id) {
-                summary.entries_removed += 1;
-                change(
-                    &mut log,
-                    Some(run_id),
-                    "entry",
-                    "removed",
-                    Some(server_id),
-                    entry_id,
-                    None,
-                );
-            }
+        for (_, entry_id) in &removed {
+            summary.entries_removed += 1;
+            change(
+                &mut log,
+                Some(run_id),
+                "entry",
+                "removed",
+                Some(server_id),
+                entry_id,
+                None,
+            );
         }
 
         super::oauth::commit_oauth(
