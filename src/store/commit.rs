@@ -260,7 +260,7 @@ pub const SQLITE_MAX_BINDS: usize = 32_766;
 pub const POSTGRES_MAX_BINDS: usize = 65_535;
 
 /// Rows of `cols` parameters that fit one statement of at most `max_binds` parameters.
-fn rows_per_statement(max_binds: usize, cols: usize) -> usize {
+pub(super) fn rows_per_statement(max_binds: usize, cols: usize) -> usize {
     (max_binds / cols).max(1)
 }
 
@@ -268,11 +268,17 @@ fn rows_per_statement(max_binds: usize, cols: usize) -> usize {
 /// `?`, bound in order. SQLite treats `$N` as a *named* parameter and finds each name by
 /// a linear scan, so a statement of 30,000 `$N` took seconds to prepare; `?` is O(1).
 #[derive(Clone, Copy)]
-struct Marks {
+pub(super) struct Marks {
     numbered: bool,
 }
 
 impl Marks {
+    pub(super) fn for_backend(b: super::Backend) -> Marks {
+        Marks {
+            numbered: b == super::Backend::Postgres,
+        }
+    }
+
     fn of(tx: &Transaction<'_, Any>) -> Marks {
         Marks {
             numbered: !tx.backend_name().eq_ignore_ascii_case("sqlite"),
@@ -308,7 +314,7 @@ impl Marks {
     }
 
     /// `$1, $2, …, $n`, for an `IN (…)` list.
-    fn list(self, n: usize) -> String {
+    pub(super) fn list(self, n: usize) -> String {
         let mut out = String::with_capacity(n * 6);
         for i in 1..=n {
             if i > 1 {

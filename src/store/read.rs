@@ -381,6 +381,33 @@ impl Store {
         Ok(r.map(|r| r.try_get("content_hash")).transpose()?)
     }
 
+    /// [`Store::territory_hash_for`] for many URLs at once (one query per chunk of the
+    /// parameter limit): the crawler asks for every territory URL of a server it holds
+    /// validators for before fetching, instead of one round trip per 304 (issue 17).
+    pub async fn territory_hashes_for(
+        &self,
+        source_urls: &[&str],
+    ) -> Result<HashMap<String, String>> {
+        let marks = super::commit::Marks::for_backend(self.backend);
+        let per = super::commit::rows_per_statement(super::commit::SQLITE_MAX_BINDS, 1);
+        let mut out = HashMap::with_capacity(source_urls.len());
+        for chunk in source_urls.chunks(per) {
+            let sql = format!(
+                "SELECT d.url, d.content_hash FROM documents d JOIN territories t \
+                 ON t.source_url = d.url AND t.source_hash = d.content_hash WHERE d.url IN ({})",
+                marks.list(chunk.len())
+            );
+            let mut q = sqlx::query(&sql);
+            for u in chunk {
+                q = q.bind(*u);
+            }
+            for r in q.fetch_all(&self.pool).await? {
+                out.insert(r.try_get("url")?, r.try_get("content_hash")?);
+            }
+        }
+        Ok(out)
+    }
+
     pub async fn list_servers(&self) -> Result<Vec<ServerRow>> {
         let sql = format!("SELECT {SERVER_COLS} FROM servers s ORDER BY s.id");
         sqlx::query(&sql)
