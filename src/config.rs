@@ -351,6 +351,32 @@ mod tests {
     }
 
     #[test]
+    fn a_document_ceiling_below_the_per_host_allowance_fails_at_load() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("CDS_REGISTRY_CRAWL__MAX_DOCUMENTS_CEILING", "100");
+            let e = Config::load(None).unwrap_err().to_string();
+            assert!(
+                e.contains("crawl.max_documents_ceiling") && e.contains("max_documents_per_host"),
+                "{e}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_defaults_admit_a_100000_entry_aggregator() {
+        let c = CrawlConfig::default();
+        // 100,000 territories, 100 pages and the metadata, twice over.
+        assert!(c.max_documents_ceiling >= 2 * 100_000 + 100 + 1);
+        assert!(c.max_pages >= 100);
+        // ~5 M vertices of GeoJSON text, about 40 bytes a vertex, with room to spare.
+        assert!(c.max_bytes_per_host >= 1 << 30);
+        // 100,000 documents at 20 ms, `per_host_concurrency` at a time.
+        let secs = 100_000 * 20 / 1000 / c.per_host_concurrency as u64;
+        assert!(c.host_budget_secs >= 2 * secs, "{} s", c.host_budget_secs);
+    }
+
+    #[test]
     fn a_missing_file_is_one_line() {
         let e = Config::load(Some(Path::new("/nonexistent/cds.toml")))
             .unwrap_err()
