@@ -128,12 +128,25 @@ pub struct CrawlConfig {
     /// more is finding `GEO-TOO-COSTLY` and no territory.
     pub geojson_budget_ms: u64,
     pub max_oauth_bytes: u64,
-    /// Coverage pages followed per listing before the listing counts as endless.
+    /// Coverage pages followed per listing before the listing counts as endless
+    /// (`COV-PAGE-CAP`). The default admits a 100,000-entry aggregator on pages of 100.
     pub max_pages: usize,
     /// How deep `related_metadata` is followed from a seeded document.
     pub max_related_depth: usize,
-    /// Documents fetched per host per crawl, all kinds together.
+    /// Documents fetched per host per crawl, all kinds together, that any host may use
+    /// whatever it declares. A host whose documents declare more (entries linking
+    /// territories, pages, related metadata, OAuth metadata) may fetch as many as it
+    /// declares, up to `max_documents_ceiling`.
     pub max_documents_per_host: usize,
+    /// The hard ceiling of documents per host per crawl, however many the host declares:
+    /// a listing that declares more is refused (outcome `limit`, nothing of it committed).
+    /// The default admits 100,000 entries with one territory each, their pages and
+    /// related documents, with room to spare.
+    pub max_documents_ceiling: usize,
+    /// Response body bytes one host's crawl may download, all documents together; more
+    /// is outcome `limit` and nothing of it committed. Each document is also bounded by
+    /// its own `max_*_bytes`.
+    pub max_bytes_per_host: u64,
     pub max_redirects: usize,
     /// Hosts (`name` or `name:port`) that may be fetched over plain http.
     pub allow_http: Vec<String>,
@@ -178,9 +191,11 @@ impl Default for CrawlConfig {
             max_territory_vertices: 1_000_000,
             geojson_budget_ms: 10_000,
             max_oauth_bytes: 1 << 20,
-            max_pages: 200,
+            max_pages: 1_000,
             max_related_depth: 4,
             max_documents_per_host: 5_000,
+            max_documents_ceiling: 250_000,
+            max_bytes_per_host: 4 << 30,
             max_redirects: 5,
             allow_http: Vec::new(),
             allow_private: Vec::new(),
@@ -190,7 +205,9 @@ impl Default for CrawlConfig {
             ),
             lease_secs: 60,
             poll_secs: 5,
-            host_budget_secs: 600,
+            // 100,000 territories at 20 ms each, 4 at a time, take ~500 s: the budget
+            // leaves such an aggregator more than three times that.
+            host_budget_secs: 1_800,
             max_lease_expiries: 3,
             backoff_base_secs: 60,
             backoff_max_secs: 24 * 3600,
@@ -219,7 +236,16 @@ impl Config {
 
     /// Checks no type can express.
     pub fn check(&self) -> anyhow::Result<()> {
-        check_schedule(&self.crawl.schedule)
+        check_schedule(&self.crawl.schedule)?;
+        if self.crawl.max_documents_ceiling < self.crawl.max_documents_per_host {
+            anyhow::bail!(
+                "crawl.max_documents_ceiling ({}) is below crawl.max_documents_per_host ({}); \
+                 the ceiling bounds what a host may declare above the per-host allowance",
+                self.crawl.max_documents_ceiling,
+                self.crawl.max_documents_per_host
+            );
+        }
+        Ok(())
     }
 
     pub fn figment(file: Option<&Path>) -> Figment {
@@ -322,6 +348,32 @@ mod tests {
             );
             Ok(())
         });
+    }
+
+    #[test]
+    fn a_document_ceiling_below_the_per_host_allowance_fails_at_load() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("CDS_REGISTRY_CRAWL__MAX_DOCUMENTS_CEILING", "100");
+            let e = Config::load(None).unwrap_err().to_string();
+            assert!(
+                e.contains("crawl.max_documents_ceiling") && e.contains("max_documents_per_host"),
+                "{e}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_defaults_admit_a_100000_entry_aggregator() {
+        let c = CrawlConfig::default();
+        // 100,000 territories, 100 pages and the metadata, twice over.
+        assert!(c.max_documents_ceiling > 2 * 100_000 + 100);
+        assert!(c.max_pages >= 100);
+        // ~5 M vertices of GeoJSON text, about 40 bytes a vertex, with room to spare.
+        assert!(c.max_bytes_per_host >= 1 << 30);
+        // 100,000 documents at 20 ms, `per_host_concurrency` at a time.
+        let secs = 100_000 * 20 / 1000 / c.per_host_concurrency as u64;
+        assert!(c.host_budget_secs >= 2 * secs, "{} s", c.host_budget_secs);
     }
 
     #[test]

@@ -22,7 +22,7 @@ use super::fetch::{DocKind, FailureClass, FetchError, Fetched, Fetcher};
 use crate::cds::lenient::{self, Parsed};
 use crate::cds::oauth::{self, OAuthContext, OAuthMetadata};
 use crate::cds::validate::{self, rules, EntryRef, MetadataContext};
-use crate::cds::{CoverageEntry, CoveragePageView, Finding, MetadataView, Severity, CAP_COVERAGE};
+use crate::cds::{CoverageEntry, Finding, MetadataView, Severity, CAP_COVERAGE};
 use crate::cds::{CAP_OAUTH, LEGACY_WELL_KNOWN_PATH, WELL_KNOWN_PATH};
 use crate::config::CrawlConfig;
 use crate::seeds::{Scheme, Seed};
@@ -224,6 +224,11 @@ struct HostCrawler<'a> {
     ctx: &'a RunContext,
     host_id: i64,
     out: HostCrawl,
+    /// Documents the host's own documents declare so far: each read metadata document
+    /// declares itself, its coverage listing, OAuth metadata and related documents; each
+    /// read coverage page its entries' territories and its next page. The document
+    /// allowance grows with it up to `crawl.max_documents_ceiling` (issue 17).
+    declared: AtomicU64,
 }
 
 /// Crawl one host. Never fails: every problem is in the returned [`HostCrawl`].
@@ -232,6 +237,7 @@ pub async fn crawl_host(ctx: &RunContext, host_id: i64, start: Start) -> HostCra
         ctx,
         host_id,
         out: HostCrawl::default(),
+        declared: AtomicU64::new(0),
     };
     hc.run(start).await;
     hc.out
@@ -266,15 +272,48 @@ impl HostCrawler<'_> {
         self.ctx.store.is_none() || is_permanent(e)
     }
 
+    /// Note `n` more documents declared by a document just read.
+    fn declare(&self, n: usize) {
+        self.declared.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// Documents this host may fetch now: the per-host allowance, or what its documents
+    /// declare when that is more, never above the ceiling.
+    fn document_allowance(&self) -> (u64, &'static str) {
+        let cfg = &self.ctx.cfg;
+        let base = cfg.max_documents_per_host as u64;
+        let ceiling = (cfg.max_documents_ceiling as u64).max(base);
+        let declared = self.declared.load(Ordering::Relaxed);
+        if declared <= base {
+            (base, "crawl.max_documents_per_host")
+        } else if declared <= ceiling {
+            (declared, "declared by the host's documents")
+        } else {
+            (ceiling, "crawl.max_documents_ceiling")
+        }
+    }
+
     fn count_doc(&self) -> Result<(), FetchError> {
-        let n = self.out.stats.documents.fetch_add(1, Ordering::Relaxed) + 1;
-        if n > self.ctx.cfg.max_documents_per_host as u64 {
+        self.count_docs(1)
+    }
+
+    /// Count `k` documents about to be fetched; over the allowance the crawl stops with
+    /// `limit` before any of them is requested.
+    fn count_docs(&self, k: usize) -> Result<(), FetchError> {
+        let n = self
+            .out
+            .stats
+            .documents
+            .fetch_add(k as u64, Ordering::Relaxed)
+            + k as u64;
+        let (max, why) = self.document_allowance();
+        if n > max {
             return Err(FetchError {
                 class: FailureClass::Limit,
                 url: String::new(),
                 detail: format!(
-                    "more than {} documents for one host",
-                    self.ctx.cfg.max_documents_per_host
+                    "the host needs at least {n} documents, more than the {max} allowed ({why}); \
+                     refused, nothing of this crawl committed"
                 ),
                 status: None,
                 retry_after: None,
@@ -301,6 +340,36 @@ impl HostCrawler<'_> {
             Some(s) => s.territory_hash_for(url).await,
             None => Ok(None),
         }
+    }
+
+    /// The stored territory hashes of every URL in `urls` that this run holds
+    /// validators for (the only ones a 304 can answer, and the ones a failure may keep a
+    /// territory for), in one query per chunk instead of one per document.
+    async fn prefetch_territory_hashes(
+        &self,
+        urls: &[(String, Url)],
+    ) -> Result<StoredHashes, FetchError> {
+        let mut out = StoredHashes::default();
+        let Some(store) = &self.ctx.store else {
+            return Ok(out);
+        };
+        let known: Vec<&str> = urls
+            .iter()
+            .map(|(_, u)| u.as_str())
+            .filter(|u| self.ctx.validators.contains_key(*u))
+            .collect();
+        if known.is_empty() {
+            return Ok(out);
+        }
+        out.hashes = store.territory_hashes_for(&known).await.map_err(|e| {
+            FetchError::new(
+                FailureClass::Other,
+                &urls[0].1,
+                format!("reading the stored territories failed: {e}"),
+            )
+        })?;
+        out.asked = known.into_iter().map(str::to_owned).collect();
+        Ok(out)
     }
 
     async fn fetch(&self, url: &Url, kind: DocKind) -> Result<Fetched, FetchError> {
@@ -447,6 +516,13 @@ impl HostCrawler<'_> {
                 &MetadataContext { fetched_url: &url },
             ));
             let view = MetadataView::from_value(&doc);
+            // Itself, its coverage listing's first page, its OAuth metadata, its related
+            // documents: what this server asks the crawler to read.
+            self.declare(
+                1 + usize::from(view.has_capability(CAP_COVERAGE))
+                    + usize::from(view.has_capability(CAP_OAUTH))
+                    + view.related_metadata.len(),
+            );
 
             let mut hasher = Sha256::new();
             hasher.update(meta_hash.as_bytes());
@@ -468,18 +544,17 @@ impl HostCrawler<'_> {
             if let Listing::Incomplete(why) = &listing {
                 self.out.incomplete.push(format!("{url}: {why}"));
             }
+            // Borrowed from the pages, not copied: an aggregator lists 100,000 entries.
             let mut refs = Vec::new();
             for (page_url, page) in &pages {
-                for (i, e) in CoveragePageView::from_value(page)
-                    .entries
-                    .iter()
-                    .enumerate()
-                {
-                    let _ = e;
+                let Some(list) = page.get("coverage_entries").and_then(Value::as_array) else {
+                    continue;
+                };
+                for (i, entry) in list.iter().enumerate() {
                     refs.push(EntryRef {
                         page_url,
                         index: i,
-                        entry: &page["coverage_entries"][i],
+                        entry,
                     });
                 }
             }
@@ -528,21 +603,28 @@ impl HostCrawler<'_> {
             }
 
             // Territories (one download per distinct URL).
+            // A set, not a scan of the list: linear in the entries (a scan was quadratic,
+            // 5·10⁹ comparisons for 100,000 entries).
             let mut geo_urls: Vec<(String, Url)> = Vec::new();
+            let mut geo_seen: HashSet<&str> = HashSet::new();
             for r in &refs {
                 if let Some(g) = r.entry.get("geojson_resource").and_then(Value::as_str) {
+                    if geo_seen.contains(g) {
+                        continue;
+                    }
                     if let Ok(u) = Url::parse(r.page_url).and_then(|p| p.join(g)) {
-                        if !geo_urls.iter().any(|(s, _)| s == g) {
-                            geo_urls.push((g.to_owned(), u));
-                        }
+                        geo_seen.insert(g);
+                        geo_urls.push((g.to_owned(), u));
                     }
                 }
             }
+            drop(geo_seen);
             let mut territories = self
                 .territories(&geo_urls, &mut docs, &mut findings)
                 .await?;
             let mut entries = Vec::new();
             let mut new_territories = Vec::new();
+            let mut new_keys: HashSet<(String, String)> = HashSet::new();
             for r in &refs {
                 let entry = CoverageEntry::from_value(r.entry);
                 let raw = serde_json::to_string(r.entry).unwrap_or_default();
@@ -567,9 +649,7 @@ impl HostCrawler<'_> {
                     // Moved, not cloned: a WKB can be megabytes, and every server's are
                     // held until its commit.
                     if let Some(rec) = t.record.take() {
-                        if !new_territories.iter().any(|x: &TerritoryRecord| {
-                            x.source_url == rec.source_url && x.source_hash == rec.source_hash
-                        }) {
+                        if new_keys.insert((rec.source_url.clone(), rec.source_hash.clone())) {
                             new_territories.push(rec);
                         }
                     }
@@ -836,8 +916,16 @@ impl HostCrawler<'_> {
                 &page,
                 f.final_url.as_str(),
             ));
-            let view = CoveragePageView::from_value(&page);
-            next = view.next.as_deref().and_then(|n| f.final_url.join(n).ok());
+            next = page
+                .get("next")
+                .and_then(Value::as_str)
+                .and_then(|n| f.final_url.join(n).ok());
+            let listed = page
+                .get("coverage_entries")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
+            // One territory per entry at most, and the next page.
+            self.declare(listed + usize::from(next.is_some()));
             pages.push((f.final_url.to_string(), page));
         }
         Ok(Listing::Complete)
@@ -852,9 +940,8 @@ impl HostCrawler<'_> {
         docs: &mut Vec<DocumentRecord>,
         findings: &mut Vec<Finding>,
     ) -> Result<HashMap<String, GeoDoc>, FetchError> {
-        for _ in urls {
-            self.count_doc()?;
-        }
+        self.count_docs(urls.len())?;
+        let stored = self.prefetch_territory_hashes(urls).await?;
         let mut results = stream::iter(urls.iter().cloned())
             .map(|(raw, url)| async move {
                 let r = match self.fetch(&url, DocKind::GeoJson).await {
@@ -883,7 +970,7 @@ impl HostCrawler<'_> {
                     if e.class == FailureClass::Blocked {
                         findings.push(blocked_finding(url.as_str(), "", &e));
                     }
-                    let kept = match self.stored_territory_hash(url.as_str()).await {
+                    let kept = match stored.get(self, url.as_str()).await {
                         Ok(h) => h,
                         Err(se) => {
                             return Err(FetchError::new(
@@ -913,7 +1000,7 @@ impl HostCrawler<'_> {
             match read {
                 None => {
                     // 304: the stored territory for this URL is still current.
-                    match self.stored_territory_hash(&final_url).await {
+                    match stored.get(self, &final_url).await {
                         Ok(Some(hash)) => {
                             let v = self
                                 .ctx
@@ -992,6 +1079,29 @@ impl HostCrawler<'_> {
             }
         }
         Ok(out)
+    }
+}
+
+/// Stored territory hashes fetched ahead for a server's territory URLs.
+#[derive(Default)]
+struct StoredHashes {
+    /// The URLs asked for: an absent hash for one of them means none is stored.
+    asked: HashSet<String>,
+    hashes: HashMap<String, String>,
+}
+
+impl StoredHashes {
+    /// The stored hash for `url`; a URL not asked ahead (a redirect's target) is looked
+    /// up on its own.
+    async fn get(
+        &self,
+        crawler: &HostCrawler<'_>,
+        url: &str,
+    ) -> Result<Option<String>, crate::store::StoreError> {
+        if self.asked.contains(url) {
+            return Ok(self.hashes.get(url).cloned());
+        }
+        crawler.stored_territory_hash(url).await
     }
 }
 
@@ -1120,7 +1230,23 @@ async fn fetch_counted(
         match &f.body {
             Some(b) => {
                 stats.docs_fetched.fetch_add(1, Ordering::Relaxed);
-                stats.bytes.fetch_add(b.len() as u64, Ordering::Relaxed);
+                let total =
+                    stats.bytes.fetch_add(b.len() as u64, Ordering::Relaxed) + b.len() as u64;
+                // Each body is bounded by its kind's `max_*_bytes`, so the overshoot is
+                // at most one document.
+                let max = ctx.cfg.max_bytes_per_host;
+                if total > max {
+                    return Err(FetchError {
+                        class: FailureClass::Limit,
+                        url: url.to_string(),
+                        detail: format!(
+                            "the host's documents exceed {max} bytes (crawl.max_bytes_per_host); \
+                             refused, nothing of this crawl committed"
+                        ),
+                        status: None,
+                        retry_after: None,
+                    });
+                }
             }
             None => {
                 stats.docs_unchanged.fetch_add(1, Ordering::Relaxed);

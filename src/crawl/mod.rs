@@ -460,7 +460,15 @@ impl Crawler {
         let mut store_error = None;
         let mut related_by_server: HashMap<String, Vec<String>> = HashMap::new();
         for s in &crawl.servers {
-            match self.store.commit_server(ctx.run_id, &s.commit).await {
+            let t0 = std::time::Instant::now();
+            let committed_now = self.store.commit_server(ctx.run_id, &s.commit).await;
+            tracing::debug!(
+                server = %s.commit.url,
+                entries = s.commit.entries.len(),
+                ms = t0.elapsed().as_millis() as u64,
+                "server commit"
+            );
+            match committed_now {
                 Ok(sum) => {
                     committed += 1;
                     findings += s.commit.findings.len() as i64;

@@ -186,21 +186,29 @@ pub(super) fn scope_change(
 }
 
 pub(super) async fn insert_changes(tx: &mut Transaction<'_, Any>, log: ChangeLog) -> Result<()> {
-    for c in log.0 {
-        sqlx::query(
-            "INSERT INTO changes (at_ms, run_id, entity, op, server_id, ref, detail, scope_type) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(c.at_ms)
-        .bind(c.run_id)
-        .bind(c.entity)
-        .bind(c.op)
-        .bind(c.server_id)
-        .bind(c.reference)
-        .bind(c.detail)
-        .bind(c.scope_type)
-        .execute(&mut **tx)
-        .await?;
+    // Multi-row, in log order: each backend numbers `seq` in the order of the VALUES
+    // rows, so the feed keeps the order the changes were recorded in. Sized to the lower
+    // (SQLite) parameter limit, which holds on both backends.
+    const COLS: usize = 8;
+    let marks = Marks::of(tx);
+    for chunk in log.0.chunks(rows_per_statement(SQLITE_MAX_BINDS, COLS)) {
+        let sql = format!(
+            "INSERT INTO changes (at_ms, run_id, entity, op, server_id, ref, detail, scope_type) VALUES {}",
+            marks.rows(chunk.len(), COLS)
+        );
+        let mut q = sqlx::query(&sql);
+        for c in chunk {
+            q = q
+                .bind(c.at_ms)
+                .bind(c.run_id)
+                .bind(c.entity)
+                .bind(c.op.as_str())
+                .bind(c.server_id)
+                .bind(c.reference.as_str())
+                .bind(c.detail.as_deref())
+                .bind(c.scope_type.as_deref());
+        }
+        q.execute(&mut **tx).await?;
     }
     Ok(())
 }
@@ -212,31 +220,110 @@ async fn insert_findings(
     run_id: i64,
     findings: &[Finding],
 ) -> Result<()> {
+    const COLS: usize = 11;
+    let marks = Marks::of(tx);
     let now = now_ms();
-    for f in findings {
-        sqlx::query(
+    for chunk in findings.chunks(rows_per_statement(SQLITE_MAX_BINDS, COLS)) {
+        let sql = format!(
             "INSERT INTO findings (server_id, host_id, run_id, rule, severity, message, url, pointer, \
-             expected, actual, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(server_id)
-        .bind(host_id)
-        .bind(run_id)
-        .bind(&f.rule)
-        .bind(f.severity.as_str())
-        .bind(&f.message)
-        .bind(&f.url)
-        .bind(&f.pointer)
-        .bind(&f.expected)
-        .bind(&f.actual)
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
+             expected, actual, created_ms) VALUES {}",
+            marks.rows(chunk.len(), COLS)
+        );
+        let mut q = sqlx::query(&sql);
+        for f in chunk {
+            q = q
+                .bind(server_id)
+                .bind(host_id)
+                .bind(run_id)
+                .bind(f.rule.as_str())
+                .bind(f.severity.as_str())
+                .bind(f.message.as_str())
+                .bind(f.url.as_str())
+                .bind(f.pointer.as_str())
+                .bind(f.expected.as_deref())
+                .bind(f.actual.as_deref())
+                .bind(now);
+        }
+        q.execute(&mut **tx).await?;
     }
     Ok(())
 }
 
 fn json_list(v: &[String]) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
+}
+
+/// Bind parameters one statement may carry: SQLite's `SQLITE_MAX_VARIABLE_NUMBER`
+/// (32,766 since 3.32) and Postgres' 16-bit parameter count (65,535). Large writes go in
+/// multi-row statements sized to it, not one round trip per row (issue 17).
+pub const SQLITE_MAX_BINDS: usize = 32_766;
+pub const POSTGRES_MAX_BINDS: usize = 65_535;
+
+/// Rows of `cols` parameters that fit one statement of at most `max_binds` parameters.
+pub(super) fn rows_per_statement(max_binds: usize, cols: usize) -> usize {
+    (max_binds / cols).max(1)
+}
+
+/// How one backend writes placeholders: Postgres numbers them (`$1`); SQLite gets plain
+/// `?`, bound in order. SQLite treats `$N` as a *named* parameter and finds each name by
+/// a linear scan, so a statement of 30,000 `$N` took seconds to prepare; `?` is O(1).
+#[derive(Clone, Copy)]
+pub(super) struct Marks {
+    numbered: bool,
+}
+
+impl Marks {
+    pub(super) fn for_backend(b: super::Backend) -> Marks {
+        Marks {
+            numbered: b == super::Backend::Postgres,
+        }
+    }
+
+    fn of(tx: &Transaction<'_, Any>) -> Marks {
+        Marks {
+            numbered: !tx.backend_name().eq_ignore_ascii_case("sqlite"),
+        }
+    }
+
+    fn push(self, out: &mut String, i: usize) {
+        if self.numbered {
+            out.push('$');
+            out.push_str(&i.to_string());
+        } else {
+            out.push('?');
+        }
+    }
+
+    /// `($1, $2), ($3, $4)`: `rows` groups of `cols` placeholders.
+    fn rows(self, rows: usize, cols: usize) -> String {
+        let mut out = String::with_capacity(rows * cols * 6);
+        for r in 0..rows {
+            if r > 0 {
+                out.push_str(", ");
+            }
+            out.push('(');
+            for c in 0..cols {
+                if c > 0 {
+                    out.push_str(", ");
+                }
+                self.push(&mut out, r * cols + c + 1);
+            }
+            out.push(')');
+        }
+        out
+    }
+
+    /// `$1, $2, …, $n`, for an `IN (…)` list.
+    pub(super) fn list(self, n: usize) -> String {
+        let mut out = String::with_capacity(n * 6);
+        for i in 1..=n {
+            if i > 1 {
+                out.push_str(", ");
+            }
+            self.push(&mut out, i);
+        }
+        out
+    }
 }
 
 impl Store {
@@ -441,41 +528,90 @@ impl Store {
     /// Commit a server's new state in one transaction. Nothing is written when the
     /// transaction fails, so the previous state stays intact.
     pub async fn commit_server(&self, run_id: i64, c: &ServerCommit) -> Result<CommitSummary> {
+        let max_binds = match self.backend {
+            super::Backend::Sqlite => SQLITE_MAX_BINDS,
+            super::Backend::Postgres => POSTGRES_MAX_BINDS,
+        };
+        self.commit_server_with_binds(run_id, c, max_binds).await
+    }
+
+    /// [`Store::commit_server`] with multi-row statements of at most `max_binds`
+    /// parameters (at least one row each). Tests commit with a tiny limit, which writes
+    /// one row per statement, to check that the batched writes store the same rows.
+    #[doc(hidden)]
+    pub async fn commit_server_with_binds(
+        &self,
+        run_id: i64,
+        c: &ServerCommit,
+        max_binds: usize,
+    ) -> Result<CommitSummary> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
         let mut summary = CommitSummary::default();
         let mut log = ChangeLog::default();
+        let marks = Marks::of(&tx);
 
+        // A URL recorded twice (two links that end at one document) keeps the place of
+        // its first record and the content of its last, as row-by-row upserts did: one
+        // multi-row upsert may touch a row only once (Postgres refuses otherwise).
+        let mut by_url: HashMap<&str, usize> = HashMap::new();
+        let mut docs: Vec<&DocumentRecord> = Vec::with_capacity(c.documents.len());
         for d in &c.documents {
-            sqlx::query(
+            match by_url.get(d.url.as_str()) {
+                Some(&i) => docs[i] = d,
+                None => {
+                    by_url.insert(&d.url, docs.len());
+                    docs.push(d);
+                }
+            }
+        }
+        const DOC_COLS: usize = 9;
+        for chunk in docs.chunks(rows_per_statement(max_binds, DOC_COLS)) {
+            let sql = format!(
                 "INSERT INTO documents (url, kind, etag, last_modified, content_hash, http_status, size, fetched_ms, body) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (url) DO UPDATE SET kind = excluded.kind, \
+                 VALUES {} ON CONFLICT (url) DO UPDATE SET kind = excluded.kind, \
                  etag = excluded.etag, last_modified = excluded.last_modified, content_hash = excluded.content_hash, \
                  http_status = excluded.http_status, size = excluded.size, fetched_ms = excluded.fetched_ms, body = excluded.body",
-            )
-            .bind(&d.url)
-            .bind(d.kind)
-            .bind(&d.etag)
-            .bind(&d.last_modified)
-            .bind(&d.content_hash)
-            .bind(d.http_status as i64)
-            .bind(d.size)
-            .bind(now)
-            .bind(&d.body)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
+                marks.rows(chunk.len(), DOC_COLS)
+            );
+            let mut q = sqlx::query(&sql);
+            for d in chunk {
+                q = q
+                    .bind(d.url.as_str())
+                    .bind(d.kind)
+                    .bind(d.etag.as_deref())
+                    .bind(d.last_modified.as_deref())
+                    .bind(d.content_hash.as_str())
+                    .bind(d.http_status as i64)
+                    .bind(d.size)
+                    .bind(now)
+                    .bind(d.body.as_deref());
+            }
+            q.execute(&mut *tx).await?;
+        }
+        // History: the first content seen for (url, hash) stays; every record is offered
+        // in order, duplicates included, which DO NOTHING resolves as row-by-row did.
+        const VERSION_COLS: usize = 6;
+        for chunk in c
+            .documents
+            .chunks(rows_per_statement(max_binds, VERSION_COLS))
+        {
+            let sql = format!(
                 "INSERT INTO document_versions (url, kind, content_hash, size, body, first_seen_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (url, content_hash) DO NOTHING",
-            )
-            .bind(&d.url)
-            .bind(d.kind)
-            .bind(&d.content_hash)
-            .bind(d.size)
-            .bind(&d.body)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+                 VALUES {} ON CONFLICT (url, content_hash) DO NOTHING",
+                marks.rows(chunk.len(), VERSION_COLS)
+            );
+            let mut q = sqlx::query(&sql);
+            for d in chunk {
+                q = q
+                    .bind(d.url.as_str())
+                    .bind(d.kind)
+                    .bind(d.content_hash.as_str())
+                    .bind(d.size)
+                    .bind(d.body.as_deref())
+                    .bind(now);
+            }
+            q.execute(&mut *tx).await?;
         }
 
         let parent_id: Option<i64> = match &c.parent_url {
@@ -563,44 +699,66 @@ impl Store {
         );
 
         // Territories: content-addressed, so an unchanged file is stored once.
-        let mut territory_ids: HashMap<(String, String), i64> = HashMap::new();
-        for t in &c.territories {
-            sqlx::query(
+        const TERRITORY_COLS: usize = 9;
+        for chunk in c
+            .territories
+            .chunks(rows_per_statement(max_binds, TERRITORY_COLS))
+        {
+            let sql = format!(
                 "INSERT INTO territories (source_url, source_hash, wkb, min_lon, min_lat, max_lon, max_lat, \
-                 vertex_count, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-                 ON CONFLICT (source_url, source_hash) DO NOTHING",
-            )
-            .bind(&t.source_url)
-            .bind(&t.source_hash)
-            .bind(&t.wkb)
-            .bind(t.bbox[0])
-            .bind(t.bbox[1])
-            .bind(t.bbox[2])
-            .bind(t.bbox[3])
-            .bind(t.vertex_count)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
-        for e in &c.entries {
-            if let Some(key) = &e.territory {
-                if territory_ids.contains_key(key) {
-                    continue;
-                }
-                let id: Option<i64> = sqlx::query(
-                    "SELECT id FROM territories WHERE source_url = $1 AND source_hash = $2",
-                )
-                .bind(&key.0)
-                .bind(&key.1)
-                .fetch_optional(&mut *tx)
-                .await?
-                .map(|r| r.try_get("id"))
-                .transpose()?;
-                let id = id.ok_or_else(|| {
-                    StoreError::Other(format!("territory {} ({}) missing", key.0, key.1))
-                })?;
-                territory_ids.insert(key.clone(), id);
+                 vertex_count, created_ms) VALUES {} ON CONFLICT (source_url, source_hash) DO NOTHING",
+                marks.rows(chunk.len(), TERRITORY_COLS)
+            );
+            let mut q = sqlx::query(&sql);
+            for t in chunk {
+                q = q
+                    .bind(t.source_url.as_str())
+                    .bind(t.source_hash.as_str())
+                    .bind(t.wkb.as_slice())
+                    .bind(t.bbox[0])
+                    .bind(t.bbox[1])
+                    .bind(t.bbox[2])
+                    .bind(t.bbox[3])
+                    .bind(t.vertex_count)
+                    .bind(now);
             }
+            q.execute(&mut *tx).await?;
+        }
+        // The ids of every territory the entries use, looked up by source URL in chunks
+        // (one URL may have older versions stored; only the wanted hashes are kept).
+        let wanted: std::collections::HashSet<&(String, String)> = c
+            .entries
+            .iter()
+            .filter_map(|e| e.territory.as_ref())
+            .collect();
+        let mut urls: Vec<&str> = wanted.iter().map(|k| k.0.as_str()).collect();
+        urls.sort_unstable();
+        urls.dedup();
+        let mut territory_ids: HashMap<(String, String), i64> = HashMap::new();
+        for chunk in urls.chunks(rows_per_statement(max_binds, 1)) {
+            let sql = format!(
+                "SELECT id, source_url, source_hash FROM territories WHERE source_url IN ({})",
+                marks.list(chunk.len())
+            );
+            let mut q = sqlx::query(&sql);
+            for u in chunk {
+                q = q.bind(*u);
+            }
+            for r in q.fetch_all(&mut *tx).await? {
+                let key = (
+                    r.try_get::<String, _>("source_url")?,
+                    r.try_get::<String, _>("source_hash")?,
+                );
+                if wanted.contains(&key) {
+                    territory_ids.insert(key, r.try_get("id")?);
+                }
+            }
+        }
+        if let Some(key) = wanted.iter().find(|k| !territory_ids.contains_key(**k)) {
+            return Err(StoreError::Other(format!(
+                "territory {} ({}) missing",
+                key.0, key.1
+            )));
         }
 
         let old: HashMap<String, (i64, String)> = sqlx::query(
@@ -621,22 +779,21 @@ impl Store {
         })
         .collect::<Result<_>>()?;
         let mut seen = std::collections::HashSet::new();
-        for (pos, e) in c.entries.iter().enumerate() {
-            // COV-DUP-ID is reported by the validator; the first occurrence is kept.
-            if !seen.insert(e.entry.id.clone()) {
-                continue;
-            }
-            let territory_id = e
-                .territory
-                .as_ref()
-                .and_then(|k| territory_ids.get(k).copied());
-            let en = &e.entry;
-            sqlx::query(
+        // COV-DUP-ID is reported by the validator; the first occurrence is kept, at its
+        // position in the listing.
+        let rows: Vec<(usize, &EntryRecord)> = c
+            .entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| seen.insert(e.entry.id.clone()))
+            .collect();
+        const ENTRY_COLS: usize = 22;
+        for chunk in rows.chunks(rows_per_statement(max_binds, ENTRY_COLS)) {
+            let sql = format!(
                 "INSERT INTO coverage_entries (server_id, entry_id, position, page_url, created, updated, entity_name, \
                  entity_abbreviation, country, name, description, entry_type, role, infrastructure_types, \
                  commodity_types, capabilities, map_resource, map_content_type, geojson_resource, territory_id, \
-                 raw_json, content_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
-                 $16, $17, $18, $19, $20, $21, $22) ON CONFLICT (server_id, entry_id) DO UPDATE SET \
+                 raw_json, content_hash) VALUES {} ON CONFLICT (server_id, entry_id) DO UPDATE SET \
                  position = excluded.position, page_url = excluded.page_url, created = excluded.created, \
                  updated = excluded.updated, entity_name = excluded.entity_name, \
                  entity_abbreviation = excluded.entity_abbreviation, country = excluded.country, name = excluded.name, \
@@ -645,31 +802,43 @@ impl Store {
                  capabilities = excluded.capabilities, map_resource = excluded.map_resource, \
                  map_content_type = excluded.map_content_type, geojson_resource = excluded.geojson_resource, \
                  territory_id = excluded.territory_id, raw_json = excluded.raw_json, content_hash = excluded.content_hash",
-            )
-            .bind(server_id)
-            .bind(&en.id)
-            .bind(pos as i64)
-            .bind(&e.page_url)
-            .bind(&en.created)
-            .bind(&en.updated)
-            .bind(&en.entity_name)
-            .bind(&en.entity_abbreviation)
-            .bind(&en.country)
-            .bind(&en.name)
-            .bind(&en.description)
-            .bind(&en.kind)
-            .bind(&en.role)
-            .bind(json_list(&en.infrastructure_types))
-            .bind(json_list(&en.commodity_types))
-            .bind(json_list(&en.capabilities))
-            .bind(&en.map_resource)
-            .bind(&en.map_content_type)
-            .bind(&en.geojson_resource)
-            .bind(territory_id)
-            .bind(&e.raw_json)
-            .bind(&e.content_hash)
-            .execute(&mut *tx)
-            .await?;
+                marks.rows(chunk.len(), ENTRY_COLS)
+            );
+            let mut q = sqlx::query(&sql);
+            for (pos, e) in chunk {
+                let territory_id = e
+                    .territory
+                    .as_ref()
+                    .and_then(|k| territory_ids.get(k).copied());
+                let en = &e.entry;
+                q = q
+                    .bind(server_id)
+                    .bind(en.id.as_str())
+                    .bind(*pos as i64)
+                    .bind(e.page_url.as_str())
+                    .bind(en.created.as_deref())
+                    .bind(en.updated.as_deref())
+                    .bind(en.entity_name.as_str())
+                    .bind(en.entity_abbreviation.as_deref())
+                    .bind(en.country.as_str())
+                    .bind(en.name.as_str())
+                    .bind(en.description.as_deref())
+                    .bind(en.kind.as_str())
+                    .bind(en.role.as_str())
+                    .bind(json_list(&en.infrastructure_types))
+                    .bind(json_list(&en.commodity_types))
+                    .bind(json_list(&en.capabilities))
+                    .bind(en.map_resource.as_deref())
+                    .bind(en.map_content_type.as_deref())
+                    .bind(en.geojson_resource.as_deref())
+                    .bind(territory_id)
+                    .bind(e.raw_json.as_str())
+                    .bind(e.content_hash.as_str());
+            }
+            q.execute(&mut *tx).await?;
+        }
+        for (_, e) in &rows {
+            let en = &e.entry;
             match old.get(&en.id) {
                 None => {
                     summary.entries_added += 1;
@@ -703,23 +872,36 @@ impl Store {
         if !c.listing_complete {
             seen.extend(old.keys().cloned());
         }
-        for (entry_id, (id, _)) in &old {
-            if !seen.contains(entry_id) {
-                sqlx::query("DELETE FROM coverage_entries WHERE id = $1")
-                    .bind(*id)
-                    .execute(&mut *tx)
-                    .await?;
-                summary.entries_removed += 1;
-                change(
-                    &mut log,
-                    Some(run_id),
-                    "entry",
-                    "removed",
-                    Some(server_id),
-                    entry_id,
-                    None,
-                );
+        // In the order they were stored in (row id), so the feed's order of removals
+        // does not depend on a hash map's.
+        let mut removed: Vec<(i64, &String)> = old
+            .iter()
+            .filter(|(entry_id, _)| !seen.contains(*entry_id))
+            .map(|(entry_id, (id, _))| (*id, entry_id))
+            .collect();
+        removed.sort_unstable();
+        for chunk in removed.chunks(rows_per_statement(max_binds, 1)) {
+            let sql = format!(
+                "DELETE FROM coverage_entries WHERE id IN ({})",
+                marks.list(chunk.len())
+            );
+            let mut q = sqlx::query(&sql);
+            for (id, _) in chunk {
+                q = q.bind(*id);
             }
+            q.execute(&mut *tx).await?;
+        }
+        for (_, entry_id) in &removed {
+            summary.entries_removed += 1;
+            change(
+                &mut log,
+                Some(run_id),
+                "entry",
+                "removed",
+                Some(server_id),
+                entry_id,
+                None,
+            );
         }
 
         super::oauth::commit_oauth(

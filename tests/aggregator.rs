@@ -1,0 +1,239 @@
+//! One aggregator server listing thousands of entries, each with its own GeoJSON
+//! territory (issue 17), on both backends: the per-host limits scale with what the listing
+//! declares, so a listing over the old 5,000-document default is crawled whole, and a
+//! listing beyond `crawl.max_documents_ceiling` (or `crawl.max_bytes_per_host`) is refused
+//! with outcome `limit` and nothing of it stored.
+
+mod common;
+
+use std::net::Ipv4Addr;
+
+use cds_registry::cds::WELL_KNOWN_PATH;
+use cds_registry::config::CrawlConfig;
+use cds_registry::crawl::Crawler;
+use cds_registry::fixtures::FixtureServer;
+use cds_registry::seeds::Seed;
+use cds_registry::store::{FindingFilter, Store};
+use common::{test_config, Backend, TestDb};
+use serde_json::{json, Value};
+
+both_backends!(
+    a_listing_over_the_old_document_default_is_crawled_whole,
+    a_listing_beyond_the_document_ceiling_is_refused,
+    a_host_over_the_byte_ceiling_is_refused,
+);
+
+/// The path of entry `i`'s territory.
+fn geo_path(i: usize) -> String {
+    format!("/t/{i}.geojson")
+}
+
+/// A 0.01° square of its own per entry, on a 400-wide grid, so no two overlap.
+fn territory(i: usize) -> Value {
+    let (x, y) = ((i % 400) as f64, (i / 400) as f64);
+    let (lon, lat) = (-120.0 + x * 0.01, 30.0 + y * 0.01);
+    let d = 0.009;
+    json!({
+        "type": "Feature",
+        "properties": {},
+        "geometry": {
+            "type": "Polygon",
+            "coordinates": [[[lon, lat], [lon + d, lat], [lon + d, lat + d], [lon, lat + d], [lon, lat]]]
+        }
+    })
+}
+
+/// Publish an aggregator of `n` geographic entries on pages of `page_size`, each entry
+/// linking its own territory.
+fn publish_aggregator(server: &FixtureServer, n: usize, page_size: usize) {
+    server.set_json(
+        WELL_KNOWN_PATH,
+        &json!({
+            "cds_metadata_version": "v1",
+            "cds_metadata_url": server.url(WELL_KNOWN_PATH),
+            "created": "2024-01-01T00:00:00Z",
+            "updated": "2024-01-01T00:00:00Z",
+            "name": "National Aggregator",
+            "description": "Every utility of a synthetic country.",
+            "website": server.url("/"),
+            "capabilities": ["coverage"],
+            "coverage": server.url("/cds/coverage?page=1"),
+        }),
+    );
+    let pages = n.div_ceil(page_size);
+    for p in 0..pages {
+        let entries: Vec<Value> = (p * page_size..((p + 1) * page_size).min(n))
+            .map(|i| {
+                json!({
+                    "id": format!("e{i}"),
+                    "created": "2024-01-01T00:00:00Z",
+                    "updated": "2024-01-01T00:00:00Z",
+                    "entity_name": format!("Utility {i}"),
+                    "country": "US",
+                    "name": format!("Service territory {i}"),
+                    "type": "geographic",
+                    "role": "authoritative",
+                    "infrastructure_types": ["distribution_utility"],
+                    "commodity_types": ["electricity"],
+                    "capabilities": [],
+                    "geojson_resource": server.url(&geo_path(i)),
+                })
+            })
+            .collect();
+        let mut page = json!({ "coverage_entries": entries });
+        if p + 1 < pages {
+            page["next"] = server.url(&format!("/cds/coverage?page={}", p + 2)).into();
+        }
+        server.set_json(&format!("/cds/coverage?page={}", p + 1), &page);
+    }
+    for i in 0..n {
+        server.set_json(&geo_path(i), &territory(i));
+    }
+}
+
+struct Env {
+    server: FixtureServer,
+    store: Store,
+    crawler: Crawler,
+    _db: TestDb,
+}
+
+async fn env(
+    backend: Backend,
+    ip: [u8; 4],
+    n: usize,
+    page_size: usize,
+    tune: impl FnOnce(&mut CrawlConfig),
+) -> Env {
+    let server = FixtureServer::start(Ipv4Addr::from(ip)).await.unwrap();
+    publish_aggregator(&server, n, page_size);
+    let db = TestDb::new(backend).await;
+    let mut cfg = test_config(&db, vec![server.host()]);
+    tune(&mut cfg.crawl);
+    let store = db.store().await;
+    store
+        .add_hosts(&[Seed::Host(server.host())], "seed")
+        .await
+        .unwrap();
+    let crawler = Crawler::new(store.clone(), cfg.crawl).unwrap();
+    Env {
+        server,
+        store,
+        crawler,
+        _db: db,
+    }
+}
+
+impl Env {
+    /// Crawl the aggregator; its outcome and the host's recorded detail.
+    async fn crawl(&self) -> (String, Option<String>) {
+        let run = self
+            .crawler
+            .run("test", &[self.server.host()])
+            .await
+            .unwrap();
+        let host = self
+            .store
+            .list_hosts()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|h| h.seed == self.server.host())
+            .unwrap();
+        (run.outcomes[0].1.clone(), host.last_detail)
+    }
+
+    fn territory_requests(&self) -> usize {
+        self.server
+            .requests()
+            .iter()
+            .filter(|r| r.path.starts_with("/t/"))
+            .count()
+    }
+}
+
+/// 5,200 entries on 6 pages: 5,207 documents, over the old fixed 5,000. The defaults now
+/// admit them, every entry is stored with its own territory, and the change feed has one
+/// `added` row per entry.
+async fn a_listing_over_the_old_document_default_is_crawled_whole(backend: Backend) {
+    const N: usize = 5_200;
+    let e = env(backend, [127, 0, 0, 140], N, 1_000, |c| {
+        assert_eq!(c.max_documents_per_host, 5_000, "the default under test");
+    })
+    .await;
+    let (outcome, detail) = e.crawl().await;
+    assert_eq!(outcome, "ok", "{detail:?}");
+    let counts = e.store.counts().await.unwrap();
+    assert_eq!(counts.entries, N as i64);
+    assert_eq!(counts.territories, N as i64);
+    let servers = e.store.list_servers().await.unwrap();
+    assert_eq!(servers.len(), 1);
+    let entries = e.store.server_entries(servers[0].id).await.unwrap();
+    assert_eq!(entries.len(), N);
+    assert!(
+        entries.iter().all(|x| x.territory_id.is_some()),
+        "every entry has its territory"
+    );
+    let added = e
+        .store
+        .changes_after(0, 100_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.entity == "entry" && c.op == "added")
+        .count();
+    assert_eq!(added, N);
+    assert_eq!(e.territory_requests(), N);
+}
+
+/// A ceiling below what the listing declares: the crawl stops before any territory is
+/// requested, the outcome is `limit` naming the key, and nothing is stored.
+async fn a_listing_beyond_the_document_ceiling_is_refused(backend: Backend) {
+    let e = env(backend, [127, 0, 0, 141], 400, 100, |c| {
+        c.max_documents_per_host = 100;
+        c.max_documents_ceiling = 300;
+    })
+    .await;
+    let (outcome, detail) = e.crawl().await;
+    assert_eq!(outcome, "limit");
+    let detail = detail.unwrap();
+    assert!(detail.contains("crawl.max_documents_ceiling"), "{detail}");
+    assert_eq!(
+        e.territory_requests(),
+        0,
+        "refused before fetching territories"
+    );
+    let counts = e.store.counts().await.unwrap();
+    assert_eq!(
+        (counts.servers, counts.entries, counts.territories),
+        (0, 0, 0)
+    );
+    assert!(e
+        .store
+        .list_findings(&FindingFilter {
+            limit: 1_000,
+            ..FindingFilter::default()
+        })
+        .await
+        .unwrap()
+        .iter()
+        .all(|f| f.server_id.is_none()));
+}
+
+/// Bytes are bounded per host too: over `crawl.max_bytes_per_host` the crawl is `limit`
+/// and nothing of it is stored.
+async fn a_host_over_the_byte_ceiling_is_refused(backend: Backend) {
+    let e = env(backend, [127, 0, 0, 142], 50, 50, |c| {
+        c.max_bytes_per_host = 20_000;
+    })
+    .await;
+    let (outcome, detail) = e.crawl().await;
+    assert_eq!(outcome, "limit");
+    let detail = detail.unwrap();
+    assert!(detail.contains("crawl.max_bytes_per_host"), "{detail}");
+    let counts = e.store.counts().await.unwrap();
+    assert_eq!(
+        (counts.servers, counts.entries, counts.territories),
+        (0, 0, 0)
+    );
+}
