@@ -15,67 +15,17 @@
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use cds_registry::cds::WELL_KNOWN_PATH;
 use cds_registry::config::Config;
 use cds_registry::crawl::Crawler;
+use cds_registry::fixtures::aggregator::publish_aggregator;
 use cds_registry::fixtures::FixtureServer;
 use cds_registry::seeds::Seed;
 use cds_registry::store::Store;
-use serde_json::{json, Value};
 
 const PAGE: usize = 1_000;
 
 fn publish(server: &FixtureServer, n: usize) {
-    server.set_json(
-        WELL_KNOWN_PATH,
-        &json!({
-            "cds_metadata_version": "v1",
-            "cds_metadata_url": server.url(WELL_KNOWN_PATH),
-            "created": "2024-01-01T00:00:00Z",
-            "updated": "2024-01-01T00:00:00Z",
-            "name": "National Aggregator",
-            "capabilities": ["coverage"],
-            "coverage": server.url("/cds/coverage?page=1"),
-        }),
-    );
-    let pages = n.div_ceil(PAGE);
-    for p in 0..pages {
-        let entries: Vec<Value> = (p * PAGE..((p + 1) * PAGE).min(n))
-            .map(|i| {
-                json!({
-                    "id": format!("e{i}"),
-                    "created": "2024-01-01T00:00:00Z",
-                    "updated": "2024-01-01T00:00:00Z",
-                    "entity_name": format!("Utility {i}"),
-                    "country": "US",
-                    "name": format!("Service territory {i}"),
-                    "type": "geographic",
-                    "role": "authoritative",
-                    "infrastructure_types": ["distribution_utility"],
-                    "commodity_types": ["electricity"],
-                    "capabilities": [],
-                    "geojson_resource": server.url(&format!("/t/{i}.geojson")),
-                })
-            })
-            .collect();
-        let mut page = json!({ "coverage_entries": entries });
-        if p + 1 < pages {
-            page["next"] = server.url(&format!("/cds/coverage?page={}", p + 2)).into();
-        }
-        server.set_json(&format!("/cds/coverage?page={}", p + 1), &page);
-    }
-    for i in 0..n {
-        let (lon, lat) = (
-            -120.0 + (i % 400) as f64 * 0.01,
-            30.0 + (i / 400) as f64 * 0.01,
-        );
-        let d = 0.009;
-        server.set_json(
-            &format!("/t/{i}.geojson"),
-            &json!({"type": "Feature", "properties": {}, "geometry": {"type": "Polygon",
-                "coordinates": [[[lon, lat], [lon + d, lat], [lon + d, lat + d], [lon, lat + d], [lon, lat]]]}}),
-        );
-    }
+    publish_aggregator(server, n, PAGE);
 }
 
 #[tokio::main]

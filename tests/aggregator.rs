@@ -8,88 +8,19 @@ mod common;
 
 use std::net::Ipv4Addr;
 
-use cds_registry::cds::WELL_KNOWN_PATH;
 use cds_registry::config::CrawlConfig;
 use cds_registry::crawl::Crawler;
+use cds_registry::fixtures::aggregator::publish_aggregator;
 use cds_registry::fixtures::FixtureServer;
 use cds_registry::seeds::Seed;
 use cds_registry::store::{FindingFilter, Store};
 use common::{test_config, Backend, TestDb};
-use serde_json::{json, Value};
 
 both_backends!(
     a_listing_over_the_old_document_default_is_crawled_whole,
     a_listing_beyond_the_document_ceiling_is_refused,
     a_host_over_the_byte_ceiling_is_refused,
 );
-
-/// The path of entry `i`'s territory.
-fn geo_path(i: usize) -> String {
-    format!("/t/{i}.geojson")
-}
-
-/// A 0.01° square of its own per entry, on a 400-wide grid, so no two overlap.
-fn territory(i: usize) -> Value {
-    let (x, y) = ((i % 400) as f64, (i / 400) as f64);
-    let (lon, lat) = (-120.0 + x * 0.01, 30.0 + y * 0.01);
-    let d = 0.009;
-    json!({
-        "type": "Feature",
-        "properties": {},
-        "geometry": {
-            "type": "Polygon",
-            "coordinates": [[[lon, lat], [lon + d, lat], [lon + d, lat + d], [lon, lat + d], [lon, lat]]]
-        }
-    })
-}
-
-/// Publish an aggregator of `n` geographic entries on pages of `page_size`, each entry
-/// linking its own territory.
-fn publish_aggregator(server: &FixtureServer, n: usize, page_size: usize) {
-    server.set_json(
-        WELL_KNOWN_PATH,
-        &json!({
-            "cds_metadata_version": "v1",
-            "cds_metadata_url": server.url(WELL_KNOWN_PATH),
-            "created": "2024-01-01T00:00:00Z",
-            "updated": "2024-01-01T00:00:00Z",
-            "name": "National Aggregator",
-            "description": "Every utility of a synthetic country.",
-            "website": server.url("/"),
-            "capabilities": ["coverage"],
-            "coverage": server.url("/cds/coverage?page=1"),
-        }),
-    );
-    let pages = n.div_ceil(page_size);
-    for p in 0..pages {
-        let entries: Vec<Value> = (p * page_size..((p + 1) * page_size).min(n))
-            .map(|i| {
-                json!({
-                    "id": format!("e{i}"),
-                    "created": "2024-01-01T00:00:00Z",
-                    "updated": "2024-01-01T00:00:00Z",
-                    "entity_name": format!("Utility {i}"),
-                    "country": "US",
-                    "name": format!("Service territory {i}"),
-                    "type": "geographic",
-                    "role": "authoritative",
-                    "infrastructure_types": ["distribution_utility"],
-                    "commodity_types": ["electricity"],
-                    "capabilities": [],
-                    "geojson_resource": server.url(&geo_path(i)),
-                })
-            })
-            .collect();
-        let mut page = json!({ "coverage_entries": entries });
-        if p + 1 < pages {
-            page["next"] = server.url(&format!("/cds/coverage?page={}", p + 2)).into();
-        }
-        server.set_json(&format!("/cds/coverage?page={}", p + 1), &page);
-    }
-    for i in 0..n {
-        server.set_json(&geo_path(i), &territory(i));
-    }
-}
 
 struct Env {
     server: FixtureServer,
