@@ -115,6 +115,10 @@ pub async fn start(opts: DemoOptions) -> anyhow::Result<Demo> {
     cfg.crawl.allow_http = web.allow_http();
     cfg.crawl.allow_private = web.allow_private();
     cfg.crawl.scheduled = false;
+    // One host at a time (the fixtures answer in milliseconds): registry ids are then
+    // assigned in the same order on every run, so examples that name an id (the README's
+    // `/v1/coverage/12/geometry`) answer the same each time.
+    cfg.crawl.concurrency = 1;
     cfg.crawl.first_byte_timeout_ms = 3_000;
     let listener = app::bind(cfg.listen).await?;
     let registry = app::start(cfg, listener, false).await?;
