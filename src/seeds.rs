@@ -186,8 +186,9 @@ fn normalise_host(u: &mut Url) -> Result<(), String> {
     Ok(())
 }
 
-/// `host[:port]` of a normalised URL, the port only when it is not the scheme's default.
-fn authority(u: &Url) -> String {
+/// `host[:port]` of a URL, the port only when it is not the scheme's default: the form of
+/// a host key, an `allow_http` entry and a discovered host.
+pub fn authority(u: &Url) -> String {
     let host = u.host_str().unwrap_or_default();
     match u.port() {
         Some(p) => format!("{host}:{p}"),
@@ -236,11 +237,8 @@ pub fn parse_seed(text: &str) -> Result<Seed, String> {
         return Err("not a host".into());
     }
     normalise_host(&mut u)?;
-    Ok(Seed::Host(match u.port() {
-        // `url` drops :443 as https's default; a bare host is tried over https first.
-        Some(p) => format!("{}:{p}", u.host_str().unwrap_or_default()),
-        None => u.host_str().unwrap_or_default().to_owned(),
-    }))
+    // `url` drops :443 as https's default; a bare host is tried over https first.
+    Ok(Seed::Host(authority(&u)))
 }
 
 /// The stored keys of hosts named on a command line or in `POST /v1/crawls`, written in

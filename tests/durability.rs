@@ -45,21 +45,7 @@ async fn a_killed_crawl_leaves_the_last_committed_state(backend: Backend) {
 
     // Every server renames its entries; Prairie's last page is slow, so the killed run
     // has committed some servers and not others.
-    for p in web.published.clone() {
-        let server = web
-            .servers()
-            .into_iter()
-            .find(|s| p.metadata_url.starts_with(&s.base))
-            .unwrap();
-        for page in &p.page_paths {
-            server.update_json(page, |v| {
-                for e in v["coverage_entries"].as_array_mut().unwrap() {
-                    let n = e["name"].as_str().unwrap().to_owned();
-                    e["name"] = format!("{n} (renamed)").into();
-                }
-            });
-        }
-    }
+    common::rename_everything(&web);
     let prairie = web.published(names::PRAIRIE).unwrap().clone();
     web.prairie
         .set_delay(&prairie.page_paths[2], Duration::from_secs(30));

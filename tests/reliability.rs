@@ -13,26 +13,7 @@ use cds_registry::crawl::{Crawler, NoProgress};
 use cds_registry::fixtures::web::{names, FixtureWeb};
 use cds_registry::seeds::Seed;
 use cds_registry::store::Store;
-use common::{test_config, Backend, TestDb};
-
-/// Give every entry of every published server a new name, so a committed crawl is visible.
-fn rename_everything(web: &FixtureWeb) {
-    for p in web.published.clone() {
-        let server = web
-            .servers()
-            .into_iter()
-            .find(|s| p.metadata_url.starts_with(&s.base))
-            .unwrap();
-        for page in &p.page_paths {
-            server.update_json(page, |v| {
-                for e in v["coverage_entries"].as_array_mut().unwrap() {
-                    let n = e["name"].as_str().unwrap().to_owned();
-                    e["name"] = format!("{n} (renamed)").into();
-                }
-            });
-        }
-    }
-}
+use common::{rename_everything, test_config, Backend, TestDb};
 
 /// Whether every stored entry of the server named `name` carries its new name.
 async fn server_renamed(store: &Store, name: &str) -> bool {

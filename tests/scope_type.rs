@@ -54,14 +54,7 @@ struct Env {
 
 impl Env {
     async fn get(&self, path: &str) -> Value {
-        let r = self
-            .c
-            .get(format!("{}{path}", self.reg.url()))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status().as_u16(), 200, "{path}");
-        r.json().await.unwrap()
+        common::get_ok_json(&self.c, &self.reg.url(), path).await
     }
 
     async fn get_text(&self, path: &str) -> String {

@@ -80,7 +80,7 @@ impl Guard {
                 return Err(Blocked(format!(
                     "plain http not allowed for {url}; for a staging server, name the host in \
                      crawl.allow_http (e.g. CDS_REGISTRY_CRAWL__ALLOW_HTTP='[{}]')",
-                    authority_of(url)
+                    crate::seeds::authority(url)
                 )))
             }
             s => return Err(Blocked(format!("scheme {s:?} not allowed"))),
@@ -257,15 +257,6 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         || (s[0] & 0xffc0) == 0xfec0  // site-local (deprecated) fec0::/10
         || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
         || (s[0] == 0x0100 && s[1..4] == [0, 0, 0])) // discard-only 100::/64
-}
-
-/// `host[:port]` of a URL, as `allow_http` entries are written.
-fn authority_of(url: &Url) -> String {
-    let host = url.host_str().unwrap_or_default();
-    match url.port() {
-        Some(p) => format!("{host}:{p}"),
-        None => host.to_owned(),
-    }
 }
 
 /// How to open a private address for a staging server.

@@ -23,11 +23,8 @@ use host::{crawl_host, HostCrawl, RunContext, Start};
 /// `host` or `host:port` of a URL (the form seeds use).
 fn authority_of(url: &str) -> Option<String> {
     let u = url::Url::parse(url).ok()?;
-    let host = u.host_str()?.to_ascii_lowercase();
-    Some(match u.port() {
-        Some(p) => format!("{host}:{p}"),
-        None => host,
-    })
+    u.host_str()?;
+    Some(crate::seeds::authority(&u))
 }
 
 /// Why a crawl could not run at all.

@@ -137,6 +137,32 @@ pub fn registry_cli(db_url: &str, allow_http: &[String]) -> std::process::Comman
     c
 }
 
+/// Give every entry of every published server a new name, so a committed crawl is visible.
+pub fn rename_everything(web: &FixtureWeb) {
+    for p in web.published.clone() {
+        let server = web
+            .servers()
+            .into_iter()
+            .find(|s| p.metadata_url.starts_with(&s.base))
+            .unwrap();
+        for page in &p.page_paths {
+            server.update_json(page, |v| {
+                for e in v["coverage_entries"].as_array_mut().unwrap() {
+                    let n = e["name"].as_str().unwrap().to_owned();
+                    e["name"] = format!("{n} (renamed)").into();
+                }
+            });
+        }
+    }
+}
+
+/// `GET base + path`, which must answer 200 with JSON; the body.
+pub async fn get_ok_json(c: &reqwest::Client, base: &str, path: &str) -> serde_json::Value {
+    let r = c.get(format!("{base}{path}")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{path}");
+    r.json().await.unwrap()
+}
+
 /// Run a command to its end: (exit code, stdout, stderr).
 pub fn run_cmd(c: &mut std::process::Command) -> (i32, String, String) {
     let out = c.output().expect("run binary");
