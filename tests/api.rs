@@ -17,6 +17,74 @@ async fn get(client: &reqwest::Client, url: String) -> (u16, String, Value) {
     (status, ct, r.json().await.unwrap_or(Value::Null))
 }
 
+/// Every row of a listing, walked a page of `limit` at a time along `next_cursor`.
+async fn walk(c: &reqwest::Client, base: &str, path: &str, key: &str, limit: u32) -> Vec<Value> {
+    let mut rows = Vec::new();
+    let mut url = format!("{base}{path}?limit={limit}");
+    loop {
+        let (s, _, v) = get(c, url.clone()).await;
+        assert_eq!(s, 200, "{url}: {v}");
+        let page = v[key].as_array().unwrap();
+        assert!(page.len() <= limit as usize, "{url}: {v}");
+        rows.extend(page.iter().cloned());
+        match v["next_cursor"].as_str() {
+            Some(next) => {
+                assert!(!page.is_empty(), "{url}: a cursor after an empty page");
+                url = format!("{base}{path}?limit={limit}&cursor={next}");
+            }
+            None => return rows,
+        }
+    }
+}
+
+/// `/v1/hosts` and `/v1/servers` page by id: walking small pages gives every row of the
+/// one-page answer once, in order; a cursor that is not theirs is a 400 problem+json.
+async fn listings_page_without_gaps_or_repeats(c: &reqwest::Client, base: &str) {
+    for (path, key) in [("/v1/hosts", "hosts"), ("/v1/servers", "servers")] {
+        let (_, _, all) = get(c, format!("{base}{path}")).await;
+        assert!(all["next_cursor"].is_null(), "{all}");
+        let ids = |rows: &[Value]| -> Vec<i64> {
+            rows.iter().map(|r| r["id"].as_i64().unwrap()).collect()
+        };
+        let want = ids(all[key].as_array().unwrap());
+        assert!(want.len() > 2, "{path}: too few rows to page");
+        assert!(want.windows(2).all(|w| w[0] < w[1]), "{path}: {want:?}");
+        for limit in [1, 2, 3] {
+            assert_eq!(ids(&walk(c, base, path, key, limit).await), want, "{path}");
+        }
+        for bad in ["zz", "3", &hex_cursor("k:1"), "limit=0"] {
+            let url = match bad.strip_prefix("limit=") {
+                Some(l) => format!("{base}{path}?limit={l}"),
+                None => format!("{base}{path}?cursor={bad}"),
+            };
+            let (s, ct, v) = get(c, url).await;
+            assert_eq!(
+                (s, ct.as_str()),
+                (400, "application/problem+json"),
+                "{path} {bad}"
+            );
+            assert!(v["detail"].as_str().is_some(), "{v}");
+        }
+    }
+    // Runs and changes page with the same cursors and keep today's parameters.
+    let runs = walk(c, base, "/v1/crawls", "runs", 1).await;
+    assert!(!runs.is_empty());
+    let first = runs[0]["id"].as_i64().unwrap();
+    let (s, _, v) = get(c, format!("{base}/v1/crawls?cursor={}", first + 1)).await;
+    assert_eq!((s, v["runs"][0]["id"].as_i64()), (200, Some(first)), "{v}");
+    let changes = walk(c, base, "/v1/changes", "changes", 7).await;
+    let (_, _, v) = get(c, format!("{base}/v1/changes?after=0&limit=5000")).await;
+    assert_eq!(v["changes"].as_array().unwrap(), &changes);
+    assert_eq!(
+        (v["more"].as_bool(), v["next_cursor"].is_null()),
+        (Some(false), true)
+    );
+}
+
+fn hex_cursor(text: &str) -> String {
+    text.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
 async fn read_endpoints_after_a_crawl(backend: Backend) {
     let (web, _db, reg) = crawled_fixture_web(backend).await;
     let base = reg.url();
@@ -99,6 +167,8 @@ async fn read_endpoints_after_a_crawl(backend: Backend) {
     let (s, ct, _) = get(&c, format!("{base}/v1/nothing-here")).await;
     assert_eq!((s, ct.as_str()), (404, "application/problem+json"));
 
+    listings_page_without_gaps_or_repeats(&c, &base).await;
+
     reg.shutdown().await.unwrap();
     web.shutdown().await;
 }
@@ -110,51 +180,28 @@ async fn admin_writes_need_the_token(backend: Backend) {
     let base = reg.url();
     let c = reqwest::Client::new();
     let body = json!({"host": "new-utility.example"});
+    let post = |token: Option<&'static str>, body: Value| {
+        let mut req = c.post(format!("{base}/v1/hosts")).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        async move { req.send().await.unwrap() }
+    };
 
-    let r = c
-        .post(format!("{base}/v1/hosts"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 401);
-    let r = c
-        .post(format!("{base}/v1/hosts"))
-        .bearer_auth("wrong")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 401);
-    let r = c
-        .post(format!("{base}/v1/hosts"))
-        .bearer_auth("test-admin-token")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(post(None, body.clone()).await.status(), 401);
+    assert_eq!(post(Some("wrong"), body.clone()).await.status(), 401);
+    let r = post(Some("test-admin-token"), body.clone()).await;
     assert_eq!(r.status(), 201);
     let v: Value = r.json().await.unwrap();
     let id = v["hosts"][0]["id"].as_i64().unwrap();
     // Deduplicated: adding it again creates nothing.
-    let r = c
-        .post(format!("{base}/v1/hosts"))
-        .bearer_auth("test-admin-token")
-        .json(&json!({"hosts": ["NEW-utility.example"]}))
-        .send()
-        .await
-        .unwrap();
+    let again = json!({"hosts": ["NEW-utility.example"]});
+    let r = post(Some("test-admin-token"), again).await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.json::<Value>().await.unwrap()["added"], 0);
     // Validated.
-    let r = c
-        .post(format!("{base}/v1/hosts"))
-        .bearer_auth("test-admin-token")
-        .json(&json!({"host": "ftp://x.example/"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 400);
+    let bad = json!({"host": "ftp://x.example/"});
+    assert_eq!(post(Some("test-admin-token"), bad).await.status(), 400);
     let r = c
         .delete(format!("{base}/v1/hosts/{id}"))
         .bearer_auth("test-admin-token")

@@ -392,7 +392,7 @@ async fn unknown_query_parameters_are_rejected(backend: Backend) {
     let base = reg.url();
     let c = reqwest::Client::new();
     for path in [
-        "/v1/hosts?limit=5",
+        "/v1/hosts?offset=5",
         "/v1/servers?page=2",
         "/v1/servers/1?verbose",
         "/v1/crawls/1?x=1",

@@ -229,6 +229,20 @@ async function getJSON(path, params, signal) {
   return r.json();
 }
 
+/** Every row of a paginated list (`key` of each page), following `next_cursor`. */
+async function getAll(path, key, signal) {
+  const rows = [];
+  let cursor = null;
+  do {
+    const q = new URLSearchParams({ limit: '1000' });
+    if (cursor) q.set('cursor', cursor);
+    const page = await getJSON(path, q, signal);
+    if (Array.isArray(page[key])) rows.push(...page[key]);
+    cursor = typeof page.next_cursor === 'string' ? page.next_cursor : null;
+  } while (cursor);
+  return rows;
+}
+
 const controllers = new Map();
 /** A fresh AbortSignal for one kind of request; aborts the previous one of that kind. */
 function fresh(kind) {
@@ -928,9 +942,7 @@ async function loadOperator() {
   const table = $('hosts-table');
   table.dataset.state = 'loading';
   try {
-    const [h1, s1] = await Promise.all([getJSON('/v1/hosts', null, signal), getJSON('/v1/servers', null, signal)]);
-    const hosts = Array.isArray(h1.hosts) ? h1.hosts : [];
-    const servers = Array.isArray(s1.servers) ? s1.servers : [];
+    const [hosts, servers] = await Promise.all([getAll('/v1/hosts', 'hosts', signal), getAll('/v1/servers', 'servers', signal)]);
     renderHosts(hosts, servers);
     renderServers(servers);
     table.dataset.state = 'ready';

@@ -40,47 +40,43 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    fn parts(&self) -> (StatusCode, &'static str, String) {
+    /// The status and the problem's `title` (RFC 9457 §3.1.4: the same for every
+    /// occurrence of the problem type).
+    fn status(&self) -> (StatusCode, &'static str) {
+        use StatusCode as S;
         match self {
-            ApiError::BadRequest(d) => (StatusCode::BAD_REQUEST, "Bad request", d.clone()),
-            ApiError::NotFound(d) => (StatusCode::NOT_FOUND, "Not found", d.clone()),
-            ApiError::Unauthorized => (
-                StatusCode::UNAUTHORIZED,
-                "Unauthorized",
-                "this endpoint needs `Authorization: Bearer <admin token>`".into(),
-            ),
-            ApiError::Forbidden(d) => (StatusCode::FORBIDDEN, "Forbidden", d.clone()),
-            ApiError::Conflict(d) => (StatusCode::CONFLICT, "Conflict", d.clone()),
-            ApiError::TooManyRequests(d) => (
-                StatusCode::TOO_MANY_REQUESTS,
-                "Too many requests",
-                d.clone(),
-            ),
-            ApiError::Unavailable(d) => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Service unavailable",
-                d.clone(),
-            ),
-            ApiError::Busy(d) => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Service unavailable",
-                d.clone(),
-            ),
-            ApiError::TooLarge(d) => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "Payload too large",
-                d.clone(),
-            ),
-            ApiError::TooCostly(d) => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "Request too costly",
-                d.clone(),
-            ),
-            ApiError::Internal(_) => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Internal server error",
-                "an internal error occurred; it has been logged".into(),
-            ),
+            ApiError::BadRequest(_) => (S::BAD_REQUEST, "Bad request"),
+            ApiError::NotFound(_) => (S::NOT_FOUND, "Not found"),
+            ApiError::Unauthorized => (S::UNAUTHORIZED, "Unauthorized"),
+            ApiError::Forbidden(_) => (S::FORBIDDEN, "Forbidden"),
+            ApiError::Conflict(_) => (S::CONFLICT, "Conflict"),
+            ApiError::TooManyRequests(_) => (S::TOO_MANY_REQUESTS, "Too many requests"),
+            ApiError::Unavailable(_) | ApiError::Busy(_) => {
+                (S::SERVICE_UNAVAILABLE, "Service unavailable")
+            }
+            ApiError::TooLarge(_) => (S::PAYLOAD_TOO_LARGE, "Payload too large"),
+            ApiError::TooCostly(_) => (S::UNPROCESSABLE_ENTITY, "Request too costly"),
+            ApiError::Internal(_) => (S::INTERNAL_SERVER_ERROR, "Internal server error"),
+        }
+    }
+
+    /// The problem's `detail`: what to fix. An internal error's own text is logged, never
+    /// sent.
+    fn detail(&self) -> String {
+        match self {
+            ApiError::Unauthorized => {
+                "this endpoint needs `Authorization: Bearer <admin token>`".into()
+            }
+            ApiError::Internal(_) => "an internal error occurred; it has been logged".into(),
+            ApiError::BadRequest(d)
+            | ApiError::NotFound(d)
+            | ApiError::Forbidden(d)
+            | ApiError::Conflict(d)
+            | ApiError::TooManyRequests(d)
+            | ApiError::Unavailable(d)
+            | ApiError::Busy(d)
+            | ApiError::TooLarge(d)
+            | ApiError::TooCostly(d) => d.clone(),
         }
     }
 }
@@ -90,7 +86,8 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(d) = &self {
             tracing::error!(error = %d, "internal error");
         }
-        let (status, title, detail) = self.parts();
+        let (status, title) = self.status();
+        let detail = self.detail();
         let body = json!({
             "type": "about:blank",
             "title": title,

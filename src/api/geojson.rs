@@ -2,25 +2,25 @@
 //! Features, `/v1/coverage/{id}/geometry` and the streamed `/v1/export`.
 
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use bytes::Bytes;
 use futures::StreamExt;
 use geo::{Coord, Geometry, LineString, MultiPolygon, Point, Polygon, Simplify};
 use serde_json::{json, Value};
 
+use super::page::Id;
 use super::params;
+use super::routes::Routes;
 use super::search::row;
 use super::{ApiError, ApiResult, AppState};
 use crate::index::SearchIndex;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/coverage/{id}/geometry", get(geometry))
-        .route("/v1/export", get(export))
+pub fn routes() -> Routes {
+    Routes::new("search")
+        .add(__path_geometry, geometry)
+        .add_with_query(__path_export, export, params::route::EXPORT)
 }
 
 fn bad(m: impl Into<String>) -> ApiError {
@@ -144,19 +144,17 @@ fn feature(index: &SearchIndex, i: usize, simplify: f64) -> Value {
 }
 
 /// `GET /v1/coverage/{id}/geometry?simplify=`: the territory as a GeoJSON Feature.
-#[utoipa::path(get, path = "/v1/coverage/{id}/geometry", tag = "search",
+#[utoipa::path(get, path = "/v1/coverage/{id}/geometry",
     params(("id" = i64, Path, description = "registry id of the coverage entry"),
            ("simplify" = Option<f64>, Query, description = "Douglas-Peucker tolerance in degrees, 0..1")),
     responses((status = 200, description = "GeoJSON Feature", content_type = "application/geo+json"),
               (status = 404, description = "no such entry or no territory", content_type = "application/problem+json")))]
+#[tracing::instrument(level = "debug", skip_all, fields(id = id))]
 pub async fn geometry(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Id(id): Id,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
-    let id: i64 = id
-        .parse()
-        .map_err(|_| bad(format!("id must be an integer, got {id:?}")))?;
     let simplify = simplify_param(raw.as_deref())?;
     let index = state.index();
     let i = index
@@ -199,15 +197,13 @@ fn simplify_param(raw: Option<&str>) -> Result<f64, ApiError> {
 
 /// `GET /v1/export?format=geojson|ndjson&simplify=` + filters: all matching active
 /// coverage, streamed feature by feature (memory stays flat however large the export).
-#[utoipa::path(get, path = "/v1/export", tag = "search",
-    params(("format" = Option<String>, Query, description = "`geojson` (FeatureCollection, default) or `ndjson` (one Feature per line)"),
-           ("simplify" = Option<f64>, Query, description = "tolerance in degrees"),
-           super::search::FilterQuery, super::search::NearQuery),
+#[utoipa::path(get, path = "/v1/export",
     responses((status = 200, description = "GeoJSON FeatureCollection or NDJSON"),
               (status = 400, description = "bad parameter", content_type = "application/problem+json"),
               (status = 503, description = "`api.max_exports` exports are streaming already; retry after `Retry-After` seconds", content_type = "application/problem+json")))]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn export(State(state): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<Response> {
-    let p = params::parse(raw.as_deref(), &["format", "simplify"])?;
+    let p = params::parse(raw.as_deref(), params::route::EXPORT)?;
     let ndjson = match p.extra.get("format").map(String::as_str) {
         None | Some("geojson") => false,
         Some("ndjson") => true,

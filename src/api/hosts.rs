@@ -1,40 +1,52 @@
 //! `/v1/hosts`: the seeded hosts and their crawl state; adding and removing hosts (admin).
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::admin::Admin;
+use super::page::{slice_by_id, Id, Listing, PageQuery};
+use super::params::Params;
+use super::routes::Routes;
 use super::{ApiError, ApiResult, AppState};
 use crate::seeds::{parse_seed, EXPECTED_FORMS};
 use crate::store::HostRow;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/hosts", get(list).post(add))
-        .route("/v1/hosts/{id}", delete(remove))
+pub fn routes() -> Routes {
+    Routes::new("hosts")
+        .add(__path_list, list)
+        .add(__path_add, add)
+        .add(__path_remove, remove)
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct HostList {
     pub hosts: Vec<HostRow>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
 }
 
-/// `GET /v1/hosts`: seeded, admin-added and discovered hosts with their crawl state.
-#[utoipa::path(get, path = "/v1/hosts", tag = "hosts", operation_id = "list_hosts",
+/// `GET /v1/hosts`: seeded, admin-added and discovered hosts with their crawl state, by id,
+/// a page at a time.
+#[utoipa::path(get, path = "/v1/hosts", operation_id = "list_hosts",
+    params(PageQuery),
     responses((status = 200, body = HostList),
-              (status = 400, description = "a query parameter (this endpoint takes none)", content_type = "application/problem+json"),
+              (status = 400, description = "bad `cursor` or `limit`, or another query parameter", content_type = "application/problem+json"),
               (status = 503, description = "the database does not answer", content_type = "application/problem+json")))]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn list(
     State(state): State<AppState>,
-    RawQuery(raw): RawQuery,
+    Params(q): Params<PageQuery>,
 ) -> ApiResult<Json<HostList>> {
-    super::params::none(raw.as_deref())?;
-    let hosts: Vec<HostRow> = state.store.list_hosts().await?;
-    Ok(Json(HostList { hosts }))
+    // Paged here rather than in SQL: the host table is small (one row per operator-known
+    // host), and `list_hosts` is the one host query the store offers.
+    let (hosts, next_cursor) =
+        slice_by_id(state.store.list_hosts().await?, Listing::Hosts, &q, |h| {
+            h.id
+        })?;
+    Ok(Json(HostList { hosts, next_cursor }))
 }
 
 /// Body of `POST /v1/hosts`: `host`, or `hosts` (1..1000 in all), each written as in a
@@ -60,7 +72,7 @@ pub struct AddedHosts {
 }
 
 /// `POST /v1/hosts` (admin): add hosts to crawl; idempotent.
-#[utoipa::path(post, path = "/v1/hosts", tag = "hosts", operation_id = "add_hosts",
+#[utoipa::path(post, path = "/v1/hosts", operation_id = "add_hosts",
     request_body = AddHosts,
     security(("admin" = [])),
     responses(
@@ -71,6 +83,7 @@ pub struct AddedHosts {
         (status = 403, description = "writes are disabled (no admin_token configured)", content_type = "application/problem+json"),
         (status = 413, description = "the body is larger than 8 MiB", content_type = "application/problem+json"),
         (status = 503, description = "the database does not answer", content_type = "application/problem+json")))]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn add(
     _admin: Admin,
     State(state): State<AppState>,
@@ -111,7 +124,7 @@ pub async fn add(
 
 /// `DELETE /v1/hosts/{id}` (admin): stop crawling a host; its servers become `gone`
 /// (history kept).
-#[utoipa::path(delete, path = "/v1/hosts/{id}", tag = "hosts", operation_id = "remove_host",
+#[utoipa::path(delete, path = "/v1/hosts/{id}", operation_id = "remove_host",
     params(("id" = i64, Path, description = "registry id of the host")),
     security(("admin" = [])),
     responses(
@@ -121,17 +134,14 @@ pub async fn add(
         (status = 403, description = "writes are disabled (no admin_token configured)", content_type = "application/problem+json"),
         (status = 404, description = "no such host", content_type = "application/problem+json"),
         (status = 503, description = "the database does not answer", content_type = "application/problem+json")))]
+#[tracing::instrument(level = "debug", skip_all, fields(id = id))]
 pub async fn remove(
     _admin: Admin,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Id(id): Id,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<StatusCode> {
     super::params::none(raw.as_deref())?;
-    // Parsed here, not by the extractor, so a bad id is problem+json like everywhere else.
-    let id: i64 = id
-        .parse()
-        .map_err(|_| ApiError::BadRequest(format!("host id must be an integer, got {id:?}")))?;
     state.store.remove_host(id).await?;
     if let Err(e) = state.reload_index().await {
         tracing::warn!(error = %e, "index reload after host removal failed");

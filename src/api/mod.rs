@@ -10,40 +10,47 @@ mod headers;
 mod hosts;
 pub mod openapi;
 pub mod ops;
+mod page;
 mod params;
 mod ratelimit;
+mod routes;
 pub mod search;
 mod servers;
 pub mod state;
 mod web;
 
 pub use error::{ApiError, ApiResult};
+pub use routes::Routes;
 pub use state::AppState;
 
 use std::future::Future;
 
-use axum::extract::DefaultBodyLimit;
 use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, MatchedPath};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::json;
 use tokio::net::TcpListener;
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::CorsLayer;
 use tower_http::trace::TraceLayer;
 
-/// The whole application router.
+/// Every API route with its OpenAPI operation ([`routes`]).
+pub fn routes() -> Routes {
+    Routes::new("ops")
+        .add(__path_healthz, healthz)
+        .add(__path_readyz, readyz)
+        .merge(hosts::routes())
+        .merge(servers::routes())
+        .merge(search::routes())
+        .merge(ops::routes())
+        .merge(geojson::routes())
+}
+
+/// The whole application router: the API, its document and the map page.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .merge(hosts::router())
-        .merge(servers::router())
-        .merge(search::router())
-        .merge(ops::router())
-        .merge(geojson::router())
+    routes()
+        .router
         .merge(openapi::router())
         .merge(web::router())
         .fallback(not_found)
@@ -59,13 +66,24 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(headers::body_limit))
         .layer(CompressionLayer::new())
-        .layer(TraceLayer::new_for_http())
+        // The request span is named by the route that matched (`/v1/servers/{id}`), not
+        // the raw URI, so spans group per endpoint and ids stay out of span names. Debug
+        // level, as the layer's default: a disabled span costs the lookup nothing.
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         // Dashboards call the read API from browsers on other origins; `public_cors`
         // keeps the headers off everything else.
         .layer(CorsLayer::permissive())
         .layer(axum::middleware::from_fn(headers::public_cors))
         .layer(axum::middleware::from_fn(headers::security_headers))
         .with_state(state)
+}
+
+fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str);
+    tracing::debug_span!("request", method = %req.method(), route)
 }
 
 /// Largest request body taken (413 above): 100,000 batch points are about 4 MB of JSON.
@@ -85,29 +103,30 @@ pub async fn serve(
     .await
 }
 
-#[utoipa::path(get, path = "/healthz", tag = "ops", summary = "Liveness: the process answers",
+#[utoipa::path(get, path = "/healthz", summary = "Liveness: the process answers",
     responses((status = 200, description = "the process is up", body = openapi::Health)))]
-async fn healthz() -> impl IntoResponse {
-    Json(json!({"status": "ok"}))
+#[tracing::instrument(level = "debug", skip_all)]
+async fn healthz() -> Json<openapi::Health> {
+    Json(openapi::Health { status: "ok" })
 }
 
 /// Ready = the database answers and the index is loaded. When the database is down the
 /// API still answers searches from memory, so this says `degraded` with a 503.
-#[utoipa::path(get, path = "/readyz", tag = "ops",
+#[utoipa::path(get, path = "/readyz",
     responses((status = 200, description = "ready", body = openapi::Readiness),
               (status = 503, description = "degraded: the database does not answer (searches are still served from memory)", body = openapi::Readiness)))]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     // Bounded: a database that does not answer must not hang the probe.
     let db = tokio::time::timeout(std::time::Duration::from_secs(2), state.store.ping())
         .await
         .is_ok_and(|r| r.is_ok());
-    let index = state.index();
-    let body = json!({
-        "status": if db { "ready" } else { "degraded" },
-        "database": if db { "ok" } else { "unreachable" },
-        "index_entries": index.len(),
-        "index_built_ms": state.index_built_ms(),
-    });
+    let body = openapi::Readiness {
+        status: if db { "ready" } else { "degraded" },
+        database: if db { "ok" } else { "unreachable" },
+        index_entries: state.index().len(),
+        index_built_ms: state.index_built_ms(),
+    };
     let code = if db {
         StatusCode::OK
     } else {

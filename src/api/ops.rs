@@ -1,42 +1,59 @@
 //! Operating the registry: crawl runs (`/v1/crawls`), the change feed (`/v1/changes`)
 //! and Prometheus metrics (`/metrics`).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, Query, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::admin::Admin;
+use super::page::{self, split_extra, Id, Listing};
+use super::params::Params;
+use super::routes::Routes;
 use super::{ApiError, ApiResult, AppState};
 use crate::crawl::CrawlError;
-use crate::store::now_ms;
+use crate::store::{now_ms, ChangeRow, RunRow};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/crawls", get(list_runs).post(start_run))
-        .route("/v1/crawls/{id}", get(run))
-        .route("/v1/changes", get(changes))
-        .route("/v1/changes/stream", get(changes_stream))
-        .route("/metrics", get(metrics))
+pub fn routes() -> Routes {
+    Routes::new("operations")
+        .add(__path_list_runs, list_runs)
+        .add(__path_start_run, start_run)
+        .add(__path_run, run)
+        .add(__path_changes, changes)
+        .add(__path_changes_stream, changes_stream)
+        .add(__path_metrics, metrics)
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// Body of `POST /v1/crawls`; optional: without it, every due host is crawled.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartRun {
+    /// Hosts to crawl, written as in a seeds file (at most 10,000).
     #[serde(default)]
+    #[schema(max_items = 10000)]
     hosts: Vec<String>,
 }
 
-#[utoipa::path(post, path = "/v1/crawls", tag = "operations", operation_id = "start_crawl",
-    request_body(content = Object, description = "optional `{\"hosts\": [seed, ...]}`; all due hosts when absent"),
+/// Answer of `POST /v1/crawls`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StartedRun {
+    pub run_id: i64,
+    /// Hosts the run covers.
+    pub hosts: i64,
+    /// Where to follow the run's progress (`GET /v1/crawls/{id}`).
+    pub status: String,
+}
+
+#[utoipa::path(post, path = "/v1/crawls", operation_id = "start_crawl",
+    request_body(content = StartRun, description = "optional; all due hosts when absent"),
     security(("admin" = [])),
-    responses((status = 202, description = "run started: `{run_id, hosts, status}`", body = Object),
+    responses((status = 202, description = "run started", body = StartedRun),
               (status = 400, description = "bad body", content_type = "application/problem+json"),
               (status = 401, description = "missing or wrong token", content_type = "application/problem+json"),
               (status = 403, description = "no admin token configured", content_type = "application/problem+json"),
@@ -45,12 +62,13 @@ pub struct StartRun {
               (status = 503, description = "the database does not answer, or this process has no crawler", content_type = "application/problem+json")))]
 /// `POST /v1/crawls` (admin): start a run over every due host, or `{"hosts": [...]}`;
 /// crawler workers (any process) do the work. 202 with the run id; 409 while a run is on.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn start_run(
     _admin: Admin,
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
     body: Result<Option<Json<StartRun>>, axum::extract::rejection::JsonRejection>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<StartedRun>)> {
     super::params::none(raw.as_deref())?;
     let hosts = body?.map(|b| b.0.hosts).unwrap_or_default();
     if hosts.len() > 10_000 {
@@ -63,9 +81,13 @@ pub async fn start_run(
         .as_ref()
         .ok_or_else(|| ApiError::Unavailable("this process has no crawler".into()))?;
     match crawler.trigger("api", &hosts).await {
-        Ok((run_id, n)) => Ok((
+        Ok((run_id, hosts)) => Ok((
             StatusCode::ACCEPTED,
-            Json(json!({"run_id": run_id, "hosts": n, "status": format!("/v1/crawls/{run_id}")})),
+            Json(StartedRun {
+                run_id,
+                hosts,
+                status: format!("/v1/crawls/{run_id}"),
+            }),
         )),
         Err(CrawlError::AlreadyRunning) => Err(ApiError::Conflict(
             "a crawl run is already in progress".into(),
@@ -74,97 +96,138 @@ pub async fn start_run(
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-pub struct Page {
-    cursor: Option<i64>,
+pub struct RunsQuery {
+    /// `next_cursor` of the previous page (a run id is taken too, as before cursors were
+    /// opaque).
+    cursor: Option<String>,
+    /// Page size, 1..500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
 }
 
-fn limit(l: Option<i64>, default: i64, max: i64) -> ApiResult<i64> {
-    let l = l.unwrap_or(default);
-    if (1..=max).contains(&l) {
-        Ok(l)
-    } else {
-        Err(ApiError::BadRequest(format!("`limit` must be 1..{max}")))
-    }
+/// Answer of `GET /v1/crawls`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunPage {
+    pub runs: Vec<RunRow>,
+    /// Pass as `cursor` for the next (older) page; null on the last page.
+    pub next_cursor: Option<String>,
 }
 
-#[utoipa::path(get, path = "/v1/crawls", tag = "operations", operation_id = "list_crawls",
-    params(("cursor" = Option<i64>, Query, description = "run id from `next_cursor`"),
-           ("limit" = Option<i64>, Query, minimum = 1, maximum = 500)),
-    responses((status = 200, description = "`{runs, next_cursor}`", body = Object),
+#[utoipa::path(get, path = "/v1/crawls", operation_id = "list_crawls",
+    params(RunsQuery),
+    responses((status = 200, body = RunPage),
               (status = 400, description = "bad parameter", content_type = "application/problem+json"),
               (status = 503, description = "the database does not answer", content_type = "application/problem+json")))]
 /// `GET /v1/crawls`: runs, newest first, with counts and duration.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn list_runs(
     State(state): State<AppState>,
-    q: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult<Json<Value>> {
-    let Query(q) = q.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let limit = limit(q.limit, 50, 500)?;
-    let runs = state.store.list_runs(q.cursor.unwrap_or(0), limit).await?;
-    let next = (runs.len() as i64 == limit)
-        .then(|| runs.last().map(|r| r.id))
-        .flatten();
-    Ok(Json(json!({"runs": runs, "next_cursor": next})))
+    Params(q): Params<RunsQuery>,
+) -> ApiResult<Json<RunPage>> {
+    let limit = page::limit(q.limit, 50, 500)?;
+    // Newest first: the cursor is the last run shown, the next page the runs before it.
+    let before = match &q.cursor {
+        Some(c) => Listing::Runs.id(c, true)?,
+        None => 0,
+    };
+    let rows = state.store.list_runs(before, limit + 1).await?;
+    let (runs, next_cursor) = split_extra(rows, limit, Listing::Runs, |r| r.id);
+    Ok(Json(RunPage { runs, next_cursor }))
 }
 
-#[utoipa::path(get, path = "/v1/crawls/{id}", tag = "operations", operation_id = "get_crawl",
+/// Answer of `GET /v1/crawls/{id}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunProgress {
+    pub run: RunRow,
+    /// Hosts crawled so far per outcome (`ok`, `partial`, `dns`, ...).
+    pub outcomes: BTreeMap<String, i64>,
+}
+
+#[utoipa::path(get, path = "/v1/crawls/{id}", operation_id = "get_crawl",
     params(("id" = i64, Path, description = "run id")),
-    responses((status = 200, description = "`{run, outcomes}`", body = Object),
+    responses((status = 200, body = RunProgress),
               (status = 400, description = "non-integer id, or a query parameter (this endpoint takes none)", content_type = "application/problem+json"),
               (status = 404, description = "no such run", content_type = "application/problem+json"),
               (status = 503, description = "the database does not answer", content_type = "application/problem+json")))]
 /// `GET /v1/crawls/{id}`: one run's progress, counted across every worker.
+#[tracing::instrument(level = "debug", skip_all, fields(id = id))]
 pub async fn run(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Id(id): Id,
     RawQuery(raw): RawQuery,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<RunProgress>> {
     super::params::none(raw.as_deref())?;
-    let id: i64 = id
-        .parse()
-        .map_err(|_| ApiError::BadRequest(format!("run id must be an integer, got {id:?}")))?;
     let run = state.store.run(id).await?;
-    let outcomes = state.store.run_outcomes(id).await?;
-    let mut by_class = std::collections::BTreeMap::<String, i64>::new();
-    for (_, o) in &outcomes {
-        *by_class.entry(o.outcome.clone()).or_default() += 1;
+    let mut outcomes = BTreeMap::<String, i64>::new();
+    for (_, o) in state.store.run_outcomes(id).await? {
+        *outcomes.entry(o.outcome).or_default() += 1;
     }
-    Ok(Json(json!({"run": run, "outcomes": by_class})))
+    Ok(Json(RunProgress { run, outcomes }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ChangesQuery {
+    /// Last `seq` seen (default 0: from the start); not together with `cursor`.
+    #[param(minimum = 0)]
     after: Option<i64>,
+    /// `next_cursor` of the previous page; not together with `after`.
+    cursor: Option<String>,
+    /// Page size, 1..5000 (default 500).
+    #[param(minimum = 1, maximum = 5000)]
     limit: Option<i64>,
 }
 
-#[utoipa::path(get, path = "/v1/changes", tag = "operations", operation_id = "list_changes",
-    params(("after" = Option<i64>, Query, minimum = 0, description = "last `seq` seen"),
-           ("limit" = Option<i64>, Query, minimum = 1, maximum = 5000)),
-    responses((status = 200, description = "`{changes, next_after, more}`", body = Object),
+/// Answer of `GET /v1/changes`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChangesPage {
+    pub changes: Vec<ChangeRow>,
+    /// The last `seq` of this page (`after` when it is empty): pass it as `after` to sync
+    /// incrementally, also once the feed is read to its end.
+    pub next_after: i64,
+    /// Whether more rows follow this page now.
+    pub more: bool,
+    /// Pass as `cursor` for the next page; null when no row follows (yet).
+    pub next_cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/changes", operation_id = "list_changes",
+    params(ChangesQuery),
+    responses((status = 200, body = ChangesPage),
               (status = 400, description = "bad parameter", content_type = "application/problem+json"),
               (status = 503, description = "the database does not answer", content_type = "application/problem+json")))]
 /// `GET /v1/changes?after=SEQ&limit=`: the change feed, oldest first. Pass the last
 /// `seq` you saw as `after` to sync incrementally.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn changes(
     State(state): State<AppState>,
-    q: Result<Query<ChangesQuery>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult<Json<Value>> {
-    let Query(q) = q.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let after = q.after.unwrap_or(0);
+    Params(q): Params<ChangesQuery>,
+) -> ApiResult<Json<ChangesPage>> {
+    let after = match (q.after, &q.cursor) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::BadRequest(
+                "give `after` or `cursor`, not both".into(),
+            ))
+        }
+        (_, Some(c)) => Listing::Changes.id(c, false)?,
+        (after, None) => after.unwrap_or(0),
+    };
     if after < 0 {
         return Err(ApiError::BadRequest("`after` must be ≥ 0".into()));
     }
-    let limit = limit(q.limit, 500, 5000)?;
-    let rows = state.store.changes_after(after, limit).await?;
-    let next = rows.last().map(|c| c.seq).unwrap_or(after);
-    Ok(Json(
-        json!({"changes": rows, "next_after": next, "more": rows.len() as i64 == limit}),
-    ))
+    let limit = page::limit(q.limit, 500, 5000)?;
+    let rows = state.store.changes_after(after, limit + 1).await?;
+    let (changes, next_cursor) = split_extra(rows, limit, Listing::Changes, |c| c.seq);
+    Ok(Json(ChangesPage {
+        next_after: changes.last().map(|c| c.seq).unwrap_or(after),
+        more: next_cursor.is_some(),
+        changes,
+        next_cursor,
+    }))
 }
 
 /// Open change streams per process. Idle streams cost no queries (they wait on the
@@ -183,7 +246,7 @@ pub struct StreamQuery {
     after: Option<i64>,
 }
 
-#[utoipa::path(get, path = "/v1/changes/stream", tag = "operations", operation_id = "stream_changes",
+#[utoipa::path(get, path = "/v1/changes/stream", operation_id = "stream_changes",
     params(("after" = Option<i64>, Query, minimum = 0, description = "last `seq` seen; the `Last-Event-ID` header, sent by a reconnecting EventSource, takes precedence"),
            ("Last-Event-ID" = Option<String>, Header, description = "last event id (`seq`) received")),
     responses((status = 200, description = "Server-Sent Events: one `change` event per change-log row, `id` = its `seq`, `data` = the row as in `/v1/changes`; a comment every 15 s keeps idle connections open", content_type = "text/event-stream"),
@@ -192,13 +255,13 @@ pub struct StreamQuery {
 /// `GET /v1/changes/stream?after=SEQ`: the change feed as Server-Sent Events, from `after`
 /// on and then live. Events come in `seq` order; an EventSource that reconnects sends
 /// `Last-Event-ID` and resumes where it stopped.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn changes_stream(
     State(state): State<AppState>,
     headers: header::HeaderMap,
-    q: Result<Query<StreamQuery>, axum::extract::rejection::QueryRejection>,
+    Params(q): Params<StreamQuery>,
 ) -> ApiResult<Response> {
     use axum::response::sse::{Event, KeepAlive, Sse};
-    let Query(q) = q.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let after = match headers.get("last-event-id") {
         Some(v) => v
             .to_str()
@@ -265,9 +328,10 @@ pub async fn changes_stream(
         .into_response())
 }
 
-#[utoipa::path(get, path = "/metrics", tag = "operations", operation_id = "metrics",
+#[utoipa::path(get, path = "/metrics", operation_id = "metrics",
     responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
 /// `GET /metrics`: Prometheus text format.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let index = state.index();
     let age = Duration::from_millis((now_ms() - state.index_built_ms()).max(0) as u64);

@@ -4,24 +4,177 @@
 
 use std::collections::HashMap;
 
+use axum::extract::{FromRequestParts, Query};
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
 use crate::index::Filter;
 
 use super::ApiError;
 
-/// Filter parameter names shared by the search endpoints.
-pub const FILTER_NAMES: &[&str] = &[
-    "country",
-    "commodity",
-    "capability",
-    "infrastructure",
-    "role",
-    "type",
-    "scope",
-    "q",
-    "lat",
-    "lon",
-    "bbox",
+/// A typed query string (`serde`, unknown names refused by `deny_unknown_fields`) whose
+/// refusal is a 400 problem+json naming the problem, not axum's plain-text rejection.
+pub struct Params<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Params<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(q)| Params(q))
+            .map_err(|e| ApiError::BadRequest(e.body_text()))
+    }
+}
+
+/// One query key an endpoint takes. The tables below are the one list of the search
+/// endpoints' keys: [`parse`] accepts what a route's table names, and the OpenAPI
+/// document describes the same table ([`Key::parameter`]).
+#[derive(Debug)]
+pub struct Key {
+    pub name: &'static str,
+    pub doc: &'static str,
+    pub kind: Kind,
+    pub required: bool,
+}
+
+/// How a key's value reads, for the document (the parser checks more, e.g. `bbox`).
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    Text,
+    Number { min: f64, max: f64 },
+    Integer { min: i64 },
+}
+
+const fn text(name: &'static str, doc: &'static str) -> Key {
+    Key {
+        name,
+        doc,
+        kind: Kind::Text,
+        required: false,
+    }
+}
+
+const fn degrees(name: &'static str, doc: &'static str, max: f64, required: bool) -> Key {
+    Key {
+        name,
+        doc,
+        kind: Kind::Number { min: -max, max },
+        required,
+    }
+}
+
+/// The filters shared by the search endpoints (DESIGN.md, "HTTP API"), without the point.
+pub const FILTERS: &[Key] = &[
+    text("country", "ISO 3166-1 alpha-2 codes, comma-separated (OR)."),
+    text("commodity", "e.g. `electricity,natural_gas`."),
+    text(
+        "capability",
+        "e.g. `oauth`; extension capabilities are searchable too.",
+    ),
+    text("infrastructure", "e.g. `distribution_utility`."),
+    text("role", "`authoritative`, `official`, `aggregator`."),
+    text("type", "`geographic` or `logical`."),
+    text(
+        "scope",
+        "OAuth scope offered for the entry, by id or by `type` (WG1-02 §3.3: clients match \
+         scopes by type), comma-separated (OR), e.g. `cds_usage`.",
+    ),
+    text(
+        "q",
+        "Text in entity or area names (case- and accent-insensitive).",
+    ),
+    text("bbox", "`minLon,minLat,maxLon,maxLat`."),
 ];
+
+/// An optional point filter: entries whose territory contains it.
+pub const NEAR: &[Key] = &[
+    degrees(
+        "lat",
+        "Latitude (with `lon`): entries whose territory contains the point.",
+        90.0,
+        false,
+    ),
+    degrees("lon", "Longitude (with `lat`).", 180.0, false),
+];
+
+/// The point of `GET /v1/lookup`, required.
+pub const POINT: &[Key] = &[
+    degrees("lat", "Latitude, WGS 84 degrees.", 90.0, true),
+    degrees("lon", "Longitude, WGS 84 degrees.", 180.0, true),
+];
+
+/// Paging of the search listings (`super::page`).
+pub const PAGE: &[Key] = &[
+    Key {
+        name: "limit",
+        doc: "Page size (entities ≤ 500, coverage ≤ 1000).",
+        kind: Kind::Integer { min: 1 },
+        required: false,
+    },
+    text("cursor", "Opaque cursor from `next_cursor`."),
+];
+
+/// The export's own keys.
+pub const EXPORT: &[Key] = &[
+    text(
+        "format",
+        "`geojson` (FeatureCollection, default) or `ndjson` (one Feature per line)",
+    ),
+    Key {
+        name: "simplify",
+        doc: "tolerance in degrees",
+        kind: Kind::Number { min: 0.0, max: 1.0 },
+        required: false,
+    },
+];
+
+/// The query of each search route, read by its handler and by the document.
+pub mod route {
+    use super::{Key, FILTERS, NEAR, PAGE, POINT};
+
+    pub const LISTING: &[&[Key]] = &[FILTERS, NEAR, PAGE];
+    pub const LOOKUP: &[&[Key]] = &[POINT, FILTERS];
+    /// `POST /v1/lookup` takes its points in the body.
+    pub const LOOKUP_BATCH: &[&[Key]] = &[FILTERS];
+    pub const FACETS: &[&[Key]] = &[FILTERS, NEAR];
+    pub const EXPORT: &[&[Key]] = &[FILTERS, NEAR, super::EXPORT];
+}
+
+impl Key {
+    /// The key as an OpenAPI query parameter.
+    pub fn parameter(&self) -> utoipa::openapi::path::Parameter {
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        use utoipa::openapi::Required;
+        let schema = match self.kind {
+            Kind::Text => ObjectBuilder::new().schema_type(Type::String),
+            Kind::Number { min, max } => ObjectBuilder::new()
+                .schema_type(Type::Number)
+                .minimum(Some(min))
+                .maximum(Some(max)),
+            Kind::Integer { min } => ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(min as f64)),
+        };
+        ParameterBuilder::new()
+            .name(self.name)
+            .parameter_in(ParameterIn::Query)
+            .description(Some(self.doc))
+            .required(if self.required {
+                Required::True
+            } else {
+                Required::False
+            })
+            .schema(Some(schema))
+            .build()
+    }
+}
+
+/// Is `name` read by the filter parser itself (the filters and the point)?
+fn is_filter(name: &str) -> bool {
+    name == "lat" || name == "lon" || FILTERS.iter().any(|k| k.name == name)
+}
 
 /// A parsed query: the filter and the endpoint's other parameters.
 #[derive(Debug, Default)]
@@ -56,8 +209,15 @@ pub fn check_point(lon: f64, lat: f64) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Parse `raw` (the query string). `extra` lists the endpoint's own parameter names.
-pub fn parse(raw: Option<&str>, extra: &[&str]) -> Result<Parsed, ApiError> {
+/// Parse `raw` (the query string) against a route's table ([`route`]). The filters and
+/// the point are read into the filter whatever the table (an endpoint that has no use for
+/// the point says so itself); the route's other keys are kept in `extra`.
+pub fn parse(raw: Option<&str>, keys: &[&[Key]]) -> Result<Parsed, ApiError> {
+    let extra: Vec<&str> = keys
+        .iter()
+        .flat_map(|g| g.iter().map(|k| k.name))
+        .filter(|n| !is_filter(n))
+        .collect();
     let mut out = Parsed::default();
     let mut lat = None;
     let mut lon = None;
@@ -112,8 +272,9 @@ pub fn parse(raw: Option<&str>, extra: &[&str]) -> Result<Parsed, ApiError> {
                 out.extra.insert(other.to_owned(), v.into_owned());
             }
             other => {
-                let mut allowed: Vec<&str> = FILTER_NAMES.to_vec();
-                allowed.extend_from_slice(extra);
+                let mut allowed: Vec<&str> = FILTERS.iter().map(|k| k.name).collect();
+                allowed.extend(["lat", "lon"]);
+                allowed.extend_from_slice(&extra);
                 return Err(bad(format!(
                     "unknown parameter `{other}`; allowed: {}",
                     allowed.join(", ")
@@ -156,25 +317,6 @@ pub fn limit(p: &Parsed, default: usize, max: usize) -> Result<usize, ApiError> 
     }
 }
 
-/// Opaque cursors: the hex of `"<kind>:<value>"`, so clients do not build them.
-pub fn encode_cursor(kind: &str, value: &str) -> String {
-    hex::encode(format!("{kind}:{value}"))
-}
-
-pub fn decode_cursor(p: &Parsed, kind: &str) -> Result<Option<String>, ApiError> {
-    let Some(c) = p.extra.get("cursor") else {
-        return Ok(None);
-    };
-    let raw = hex::decode(c.trim())
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .ok_or_else(|| bad("`cursor` is not a cursor this API returned"))?;
-    match raw.split_once(':') {
-        Some((k, v)) if k == kind => Ok(Some(v.to_owned())),
-        _ => Err(bad("`cursor` belongs to another endpoint")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,7 +325,7 @@ mod tests {
     fn filters_parse_and_validate() {
         let p = parse(
             Some("country=us,CA&commodity=electricity&type=geographic&q=Gas%20%26%20Electric&lat=37.5&lon=-121&limit=5"),
-            &["limit", "cursor"],
+            route::LISTING,
         )
         .unwrap();
         assert_eq!(p.filter.country, vec!["us", "CA"]);
@@ -215,15 +357,5 @@ mod tests {
         let e = none(Some("limit=5")).unwrap_err().to_string();
         assert!(e.contains("`limit`"), "{e}");
         assert!(none(Some("flag")).is_err());
-    }
-
-    #[test]
-    fn cursors_round_trip_and_are_checked() {
-        let c = encode_cursor("k", "42");
-        let p = parse(Some(&format!("cursor={c}")), &["cursor"]).unwrap();
-        assert_eq!(decode_cursor(&p, "k").unwrap().as_deref(), Some("42"));
-        assert!(decode_cursor(&p, "g").is_err());
-        let p = parse(Some("cursor=zz"), &["cursor"]).unwrap();
-        assert!(decode_cursor(&p, "k").is_err());
     }
 }

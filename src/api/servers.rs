@@ -1,58 +1,70 @@
 //! `/v1/servers` and `/v1/findings`: crawled metadata documents and their conformance.
 
-use axum::extract::{Path, Query, RawQuery, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::extract::{RawQuery, State};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::page::{self, slice_by_id, split_extra, Id, Listing, PageQuery};
+use super::params::Params;
+use super::routes::Routes;
 use super::{ApiError, ApiResult, AppState};
 use crate::cds::Severity;
 use crate::store::{FindingFilter, FindingRow, ServerDetail, ServerRow};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/servers", get(list))
-        .route("/v1/servers/{id}", get(detail))
-        .route("/v1/findings", get(findings))
+pub fn routes() -> Routes {
+    Routes::new("servers")
+        .add(__path_list, list)
+        .add(__path_detail, detail)
+        .add(__path_findings, findings)
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ServerList {
     pub servers: Vec<ServerRow>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
 }
 
-/// `GET /v1/servers`: every crawled metadata document, by id.
-#[utoipa::path(get, path = "/v1/servers", tag = "servers", operation_id = "list_servers",
+/// `GET /v1/servers`: every crawled metadata document, by id, a page at a time.
+#[utoipa::path(get, path = "/v1/servers", operation_id = "list_servers",
+    params(PageQuery),
     responses((status = 200, body = ServerList),
-              (status = 400, description = "a query parameter (this endpoint takes none)", content_type = "application/problem+json"),
+              (status = 400, description = "bad `cursor` or `limit`, or another query parameter", content_type = "application/problem+json"),
               (status = 503, description = "the database does not answer", content_type = "application/problem+json")))]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn list(
     State(state): State<AppState>,
-    RawQuery(raw): RawQuery,
+    Params(q): Params<PageQuery>,
 ) -> ApiResult<Json<ServerList>> {
-    super::params::none(raw.as_deref())?;
-    let servers = state.store.list_servers().await?;
-    Ok(Json(ServerList { servers }))
+    // Paged here, as `/v1/hosts` is: one server per crawled document is a small table.
+    let (servers, next_cursor) = slice_by_id(
+        state.store.list_servers().await?,
+        Listing::Servers,
+        &q,
+        |s| s.id,
+    )?;
+    Ok(Json(ServerList {
+        servers,
+        next_cursor,
+    }))
 }
 
 /// `GET /v1/servers/{id}`: one server in full.
-#[utoipa::path(get, path = "/v1/servers/{id}", tag = "servers", operation_id = "server_detail",
+#[utoipa::path(get, path = "/v1/servers/{id}", operation_id = "server_detail",
     params(("id" = i64, Path, description = "registry id of the server")),
     responses(
         (status = 200, body = ServerDetail),
         (status = 400, description = "`id` is not an integer, or a query parameter (this endpoint takes none)", content_type = "application/problem+json"),
         (status = 404, description = "no such server", content_type = "application/problem+json"),
         (status = 503, description = "the database does not answer", content_type = "application/problem+json")))]
+#[tracing::instrument(level = "debug", skip_all, fields(id = id))]
 pub async fn detail(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Id(id): Id,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<ServerDetail>> {
     super::params::none(raw.as_deref())?;
-    let id: i64 = id
-        .parse()
-        .map_err(|_| ApiError::BadRequest(format!("server id must be an integer, got {id:?}")))?;
     Ok(Json(state.store.server_detail(id).await?))
 }
 
@@ -67,8 +79,9 @@ pub struct FindingsQuery {
     rule: Option<String>,
     /// Only findings about this server id.
     server: Option<i64>,
-    /// `next_cursor` of the previous page.
-    cursor: Option<i64>,
+    /// `next_cursor` of the previous page (a finding id is taken too, as before cursors
+    /// were opaque).
+    cursor: Option<String>,
     /// Page size, 1..1000 (default 100).
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
@@ -78,21 +91,21 @@ pub struct FindingsQuery {
 pub struct FindingsPage {
     pub findings: Vec<FindingRow>,
     /// Pass as `cursor` for the next page; null on the last page.
-    pub next_cursor: Option<i64>,
+    pub next_cursor: Option<String>,
 }
 
 /// `GET /v1/findings`: stored conformance findings, by id, filtered.
-#[utoipa::path(get, path = "/v1/findings", tag = "servers", operation_id = "list_findings",
+#[utoipa::path(get, path = "/v1/findings", operation_id = "list_findings",
     params(FindingsQuery),
     responses(
         (status = 200, body = FindingsPage),
         (status = 400, description = "bad parameter", content_type = "application/problem+json"),
         (status = 503, description = "the database does not answer", content_type = "application/problem+json")))]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn findings(
     State(state): State<AppState>,
-    q: Result<Query<FindingsQuery>, axum::extract::rejection::QueryRejection>,
+    Params(q): Params<FindingsQuery>,
 ) -> ApiResult<Json<FindingsPage>> {
-    let Query(q) = q.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     if let Some(s) = &q.severity {
         if Severity::parse(s).is_none() {
             return Err(ApiError::BadRequest(format!(
@@ -100,10 +113,11 @@ pub async fn findings(
             )));
         }
     }
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::BadRequest("limit must be 1..1000".into()));
-    }
+    let limit = page::limit(q.limit, 100, 1000)?;
+    let after_id = match &q.cursor {
+        Some(c) => Listing::Findings.id(c, true)?,
+        None => 0,
+    };
     let rows = state
         .store
         .list_findings(&FindingFilter {
@@ -114,17 +128,13 @@ pub async fn findings(
                 .map(|s| s.as_str().to_owned()),
             rule: q.rule,
             server_id: q.server,
-            after_id: q.cursor.unwrap_or(0),
-            limit,
+            after_id,
+            limit: limit + 1,
         })
         .await?;
-    let next_cursor = if rows.len() as i64 == limit {
-        rows.last().map(|r| r.id)
-    } else {
-        None
-    };
+    let (findings, next_cursor) = split_extra(rows, limit, Listing::Findings, |r| r.id);
     Ok(Json(FindingsPage {
-        findings: rows,
+        findings,
         next_cursor,
     }))
 }

@@ -18,9 +18,8 @@ use sha2::{Digest, Sha256};
 
 use super::{ApiError, AppState};
 
-/// The page's paths. They are not API routes (like `/docs`, they are not in the OpenAPI
-/// document), hence constants rather than literals in `.route(..)`, which the OpenAPI
-/// test reads as API routes.
+/// The page's paths. They are not API routes: like `/docs`, they are routed here, outside
+/// the route table (`super::routes`), so they are not in the OpenAPI document.
 const PAGE: &str = "/";
 const PAGE_HTML: &str = "/index.html";
 const ASSETS_PATH: &str = "/assets/{*path}";

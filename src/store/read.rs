@@ -731,7 +731,9 @@ impl Store {
     }
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+/// One row of the change log (`GET /v1/changes`).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, ToSchema)]
+#[schema(as = Change)]
 pub struct ChangeRow {
     pub seq: i64,
     pub at_ms: i64,

@@ -32,7 +32,8 @@ pub struct Leased {
 }
 
 /// A crawl run as the API shows it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = CrawlRun)]
 pub struct RunRow {
     pub id: i64,
     pub trigger: String,

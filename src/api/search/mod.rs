@@ -5,148 +5,31 @@ use std::collections::BTreeMap;
 
 use axum::extract::{RawQuery, State};
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::params::{self, check_point, decode_cursor, encode_cursor};
+mod rows;
+
+pub use rows::{row, CoverageRow, OAuthInfo, ScopeInfo, ServerBrief};
+
+use super::page::{after_key, Listing};
+use super::params::{self, check_point, route};
+use super::routes::Routes;
 use super::{ApiError, ApiResult, AppState};
-use crate::cds::oauth::OAuthOffer;
 use crate::index::{Facets, OverBudget, SearchIndex, WorkBudget};
 
 /// Most points one batch lookup takes (one pass over the index; ~2 MB of JSON in).
 pub const MAX_BATCH_POINTS: usize = 100_000;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/entities", get(entities))
-        .route("/v1/coverage", get(coverage))
-        .route("/v1/lookup", get(lookup).post(lookup_batch))
-        .route("/v1/facets", get(facets))
-}
-
-/// The server offering an entry.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ServerBrief {
-    pub id: i64,
-    pub url: String,
-    pub name: String,
-}
-
-/// One coverage entry (WG1-01 §4) as the search endpoints return it.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CoverageRow {
-    /// Registry id of the entry (stable across crawls while the entry exists).
-    pub id: i64,
-    /// The entry's own `id` on its server.
-    pub entry_id: String,
-    pub entity_name: String,
-    pub entity_abbreviation: Option<String>,
-    pub country: String,
-    pub name: String,
-    pub description: Option<String>,
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub role: String,
-    pub infrastructure_types: Vec<String>,
-    pub commodity_types: Vec<String>,
-    pub capabilities: Vec<String>,
-    pub map_resource: Option<String>,
-    pub map_content_type: Option<String>,
-    pub geojson_resource: Option<String>,
-    /// OAuth scopes offered for this entry (WG1-02): their ids.
-    pub scopes: Vec<String>,
-    /// The distinct `type`s of those scopes (WG1-02 §3.4). Clients match scopes by type,
-    /// not id (§3.3); `oauth.scopes` pairs each id with its type.
-    pub scope_types: Vec<String>,
-    /// How to get those scopes here: the server's registration links and each scope's
-    /// description (WG1-02 §3); `null` when the server publishes no OAuth metadata.
-    pub oauth: Option<OAuthInfo>,
-    /// Path of the territory as GeoJSON, when the entry has one.
-    pub geometry: Option<String>,
-    pub server: ServerBrief,
-}
-
-/// The OAuth side of a coverage entry (WG1-02 §3).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct OAuthInfo {
-    /// RFC 7591 dynamic client registration endpoint of the entry's server.
-    pub registration_endpoint: Option<String>,
-    /// Where a person registers a client by hand (`cds_human_registration`).
-    pub human_registration: Option<String>,
-    /// The scopes offered for this entry (its id is in their `coverages_supported`).
-    pub scopes: Vec<ScopeInfo>,
-}
-
-/// One scope offered for an entry, from the server's `cds_scope_descriptions`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ScopeInfo {
-    /// The scope id.
-    pub scope: String,
-    /// The scope's `type` (WG1-02 §3.4), what clients match on (§3.3); `null` when the
-    /// description gives none.
-    #[serde(rename = "type")]
-    pub scope_type: Option<String>,
-    pub name: Option<String>,
-    pub description: Option<String>,
-    /// Link to the scope's documentation.
-    pub documentation: Option<String>,
-    pub grant_types: Vec<String>,
-}
-
-fn oauth_info(o: &OAuthOffer) -> OAuthInfo {
-    OAuthInfo {
-        registration_endpoint: o.registration_endpoint.clone(),
-        human_registration: o.human_registration.clone(),
-        scopes: o
-            .scopes
-            .iter()
-            .map(|s| ScopeInfo {
-                scope: s.id.clone(),
-                scope_type: s.scope_type.clone(),
-                name: s.name.clone(),
-                description: s.description.clone(),
-                documentation: s.documentation.clone(),
-                grant_types: s.grant_types.clone(),
-            })
-            .collect(),
-    }
-}
-
-pub fn row(index: &SearchIndex, i: usize) -> CoverageRow {
-    let e = index.entry(i);
-    let en = &e.entry;
-    CoverageRow {
-        id: e.key,
-        entry_id: en.id.clone(),
-        entity_name: en.entity_name.clone(),
-        entity_abbreviation: en.entity_abbreviation.clone(),
-        country: en.country.clone(),
-        name: en.name.clone(),
-        description: en.description.clone(),
-        kind: en.kind.clone(),
-        role: en.role.clone(),
-        infrastructure_types: en.infrastructure_types.clone(),
-        commodity_types: en.commodity_types.clone(),
-        capabilities: en.capabilities.clone(),
-        map_resource: en.map_resource.clone(),
-        map_content_type: en.map_content_type.clone(),
-        geojson_resource: en.geojson_resource.clone(),
-        scopes: e.scopes.clone(),
-        scope_types: e.scope_types.clone(),
-        oauth: e.oauth.as_deref().map(oauth_info),
-        geometry: e
-            .territory
-            .as_ref()
-            .map(|_| format!("/v1/coverage/{}/geometry", e.key)),
-        server: ServerBrief {
-            id: e.server_id,
-            url: e.server_url.clone(),
-            name: e.server_name.clone(),
-        },
-    }
+pub fn routes() -> Routes {
+    Routes::new("search")
+        .add_with_query(__path_entities, entities, route::LISTING)
+        .add_with_query(__path_coverage, coverage, route::LISTING)
+        .add_with_query(__path_lookup, lookup, route::LOOKUP)
+        .add_with_query(__path_lookup_batch, lookup_batch, route::LOOKUP_BATCH)
+        .add_with_query(__path_facets, facets, route::FACETS)
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -159,39 +42,25 @@ pub struct CoveragePage {
 }
 
 /// `GET /v1/coverage`: one row per matching coverage entry, by registry id.
-#[utoipa::path(get, path = "/v1/coverage", tag = "search",
-    params(FilterQuery, NearQuery, PageQuery),
+#[utoipa::path(get, path = "/v1/coverage",
     responses((status = 200, body = CoveragePage), (status = 400, description = "bad parameter", content_type = "application/problem+json")))]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn coverage(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<CoveragePage>> {
-    let p = params::parse(raw.as_deref(), &["limit", "cursor"])?;
+    let p = params::parse(raw.as_deref(), route::LISTING)?;
     let limit = params::limit(&p, 100, 1000)?;
-    let after: Option<i64> = decode_cursor(&p, "k")?
-        .map(|s| {
-            s.parse()
-                .map_err(|_| ApiError::BadRequest("bad cursor".into()))
-        })
-        .transpose()?;
     let index = state.index();
     let hits = index.search(&p.filter);
-    let total = hits.len();
-    let start = match after {
-        Some(k) => hits.partition_point(|&i| index.entry(i).key <= k),
-        None => 0,
-    };
-    let page: Vec<usize> = hits[start..].iter().take(limit).copied().collect();
-    let next_cursor = (start + page.len() < total)
-        .then(|| {
-            page.last()
-                .map(|&i| encode_cursor("k", &index.entry(i).key.to_string()))
-        })
-        .flatten();
+    let cursor = p.extra.get("cursor");
+    let (page, next_cursor) = after_key(&hits, cursor, Listing::Coverage, limit, |&i| {
+        index.entry(i).key
+    })?;
     Ok(Json(CoveragePage {
-        coverage: page.into_iter().map(|i| row(&index, i)).collect(),
+        coverage: page.iter().map(|&i| row(&index, i)).collect(),
         next_cursor,
-        total,
+        total: hits.len(),
     }))
 }
 
@@ -215,30 +84,25 @@ pub struct EntitiesPage {
 }
 
 /// `GET /v1/entities`: the covered entities with their matching entries.
-#[utoipa::path(get, path = "/v1/entities", tag = "search",
-    params(FilterQuery, NearQuery, PageQuery),
+#[utoipa::path(get, path = "/v1/entities",
     responses((status = 200, body = EntitiesPage), (status = 400, description = "bad parameter", content_type = "application/problem+json")))]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn entities(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<EntitiesPage>> {
-    let p = params::parse(raw.as_deref(), &["limit", "cursor"])?;
+    let p = params::parse(raw.as_deref(), route::LISTING)?;
     let limit = params::limit(&p, 50, 500)?;
     let index = state.index();
     let groups = index.entities(&p.filter);
-    let total = groups.len();
     // Groups are ordered by (normalised name, country): the cursor is the last group's key.
-    let start = match decode_cursor(&p, "e")? {
-        Some(k) => groups.partition_point(|g| format!("{}\u{1f}{}", g.name_key, g.country) <= k),
-        None => 0,
-    };
-    let page = &groups[start..groups.len().min(start + limit)];
-    let next_cursor = (start + page.len() < total)
-        .then(|| {
-            page.last()
-                .map(|g| encode_cursor("e", &format!("{}\u{1f}{}", g.name_key, g.country)))
-        })
-        .flatten();
+    let (page, next_cursor) = after_key(
+        &groups,
+        p.extra.get("cursor"),
+        Listing::Entities,
+        limit,
+        |g| format!("{}\u{1f}{}", g.name_key, g.country),
+    )?;
     let entities = page
         .iter()
         .map(|g| {
@@ -268,7 +132,7 @@ pub async fn entities(
     Ok(Json(EntitiesPage {
         entities,
         next_cursor,
-        total,
+        total: groups.len(),
     }))
 }
 
@@ -281,14 +145,14 @@ pub struct LookupResult {
 }
 
 /// `GET /v1/lookup?lat=&lon=`: who serves this point.
-#[utoipa::path(get, path = "/v1/lookup", tag = "search",
-    params(PointQuery, FilterQuery),
+#[utoipa::path(get, path = "/v1/lookup",
     responses((status = 200, body = LookupResult), (status = 400, description = "missing or bad lat/lon", content_type = "application/problem+json")))]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn lookup(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<axum::response::Response> {
-    let mut p = params::parse(raw.as_deref(), &[])?;
+    let mut p = params::parse(raw.as_deref(), route::LOOKUP)?;
     let (lon, lat) = p
         .filter
         .point
@@ -337,8 +201,10 @@ pub fn lookup_body(index: &SearchIndex, point: [f64; 2], hits: &[usize]) -> Stri
 }
 
 /// Body of `POST /v1/lookup`: many points, or one GeoJSON geometry. Filters go in the
-/// query string, as for `GET`. Documented as [`BatchRequestDoc`], which says that exactly
-/// one of the two is required.
+/// query string, as for `GET`.
+// Two options rather than an untagged enum, so that a body with both or neither is told
+// which rule it breaks (an untagged enum only says that no variant matched); the schema
+// below states the same rule as a `oneOf`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BatchRequest {
@@ -350,25 +216,44 @@ pub struct BatchRequest {
     pub geometry: Option<Value>,
 }
 
-/// Either `points` or `geometry`, not both.
-// The documented shape of the body; `BatchRequest` reads it and names the rule a body
-// breaks (an untagged enum would only say that no variant matched).
-#[derive(Deserialize, ToSchema)]
-#[serde(untagged)]
-#[schema(as = BatchRequest)]
-#[allow(dead_code)]
-pub enum BatchRequestDoc {
-    Points {
-        /// `[[lon, lat], ...]`, 1 to 100,000 points, WGS 84 degrees.
-        #[schema(min_items = 1, max_items = 100000)]
-        points: Vec<[f64; 2]>,
-    },
-    Geometry {
-        /// A GeoJSON Geometry (or Feature): entries whose territory intersects it.
-        #[schema(value_type = Object)]
-        geometry: Value,
-    },
+impl utoipa::PartialSchema for BatchRequest {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Type};
+        let point = ArrayBuilder::new()
+            .items(ObjectBuilder::new().schema_type(Type::Number))
+            .min_items(Some(2))
+            .max_items(Some(2));
+        let points = ObjectBuilder::new()
+            .property(
+                "points",
+                ArrayBuilder::new()
+                    .items(point)
+                    .min_items(Some(1))
+                    .max_items(Some(MAX_BATCH_POINTS))
+                    .description(Some(
+                        "`[[lon, lat], ...]`, 1 to 100,000 points, WGS 84 degrees.",
+                    )),
+            )
+            .required("points");
+        let geometry = ObjectBuilder::new()
+            .property(
+                "geometry",
+                ObjectBuilder::new()
+                    .schema_type(Type::Object)
+                    .description(Some(
+                        "A GeoJSON Geometry (or Feature): entries whose territory intersects it.",
+                    )),
+            )
+            .required("geometry");
+        OneOfBuilder::new()
+            .item(points)
+            .item(geometry)
+            .description(Some("Either `points` or `geometry`, not both."))
+            .into()
+    }
 }
+
+impl ToSchema for BatchRequest {}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BatchResult {
@@ -385,21 +270,21 @@ pub struct BatchResult {
 /// `api.expensive_concurrency` slots (503 + `Retry-After` when none frees up within
 /// `api.lookup_budget_ms`), under a deadline of `api.lookup_budget_ms` and, for a
 /// geometry, at most `api.max_geometry_work` units of work (422 past either).
-#[utoipa::path(post, path = "/v1/lookup", tag = "search",
-    params(FilterQuery),
-    request_body = BatchRequestDoc,
+#[utoipa::path(post, path = "/v1/lookup",
+    request_body = BatchRequest,
     responses((status = 200, body = BatchResult),
               (status = 400, description = "bad body or parameter", content_type = "application/problem+json"),
               (status = 413, description = "body over the size limit (8 MiB)", content_type = "application/problem+json"),
               (status = 422, description = "the lookup would exceed its work or time budget (`api.max_geometry_work`, `api.lookup_budget_ms`): simplify the geometry or split the request", content_type = "application/problem+json"),
               (status = 503, description = "every slot for expensive requests is taken; retry after `Retry-After` seconds", content_type = "application/problem+json")))]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn lookup_batch(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
     body: Result<Json<BatchRequest>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<axum::response::Response> {
     let Json(body) = body?;
-    let p = params::parse(raw.as_deref(), &[])?;
+    let p = params::parse(raw.as_deref(), route::LOOKUP_BATCH)?;
     if p.filter.point.is_some() {
         return Err(ApiError::BadRequest(
             "POST /v1/lookup takes its points in the body".into(),
@@ -555,14 +440,14 @@ fn counts(v: Vec<(String, usize)>) -> Vec<FacetCount> {
 }
 
 /// `GET /v1/facets`: entry counts per field value under the filters.
-#[utoipa::path(get, path = "/v1/facets", tag = "search",
-    params(FilterQuery, NearQuery),
+#[utoipa::path(get, path = "/v1/facets",
     responses((status = 200, body = FacetsResult), (status = 400, description = "bad parameter", content_type = "application/problem+json")))]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn facets(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<FacetsResult>> {
-    let p = params::parse(raw.as_deref(), &[])?;
+    let p = params::parse(raw.as_deref(), route::FACETS)?;
     let index = state.index();
     let total = index.search(&p.filter).len();
     let Facets {
@@ -586,71 +471,6 @@ pub async fn facets(
         scope: counts(scope),
         scope_type: counts(scope_type),
     }))
-}
-
-/// The shared search filters (documentation only; parsing is in `params`).
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-pub struct FilterQuery {
-    /// ISO 3166-1 alpha-2 codes, comma-separated (OR).
-    country: Option<String>,
-    /// e.g. `electricity,natural_gas`.
-    commodity: Option<String>,
-    /// e.g. `oauth`; extension capabilities are searchable too.
-    capability: Option<String>,
-    /// e.g. `distribution_utility`.
-    infrastructure: Option<String>,
-    /// `authoritative`, `official`, `aggregator`.
-    role: Option<String>,
-    /// `geographic` or `logical`.
-    #[param(rename = "type")]
-    kind: Option<String>,
-    /// OAuth scope offered for the entry, by id or by `type` (WG1-02 §3.3: clients match
-    /// scopes by type), comma-separated (OR), e.g. `cds_usage`.
-    scope: Option<String>,
-    /// Text in entity or area names (case- and accent-insensitive).
-    q: Option<String>,
-    /// `minLon,minLat,maxLon,maxLat`.
-    bbox: Option<String>,
-}
-
-/// An optional point filter (documentation only).
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-pub struct NearQuery {
-    /// Latitude (with `lon`): entries whose territory contains the point.
-    #[param(minimum = -90, maximum = 90)]
-    lat: Option<f64>,
-    /// Longitude (with `lat`).
-    #[param(minimum = -180, maximum = 180)]
-    lon: Option<f64>,
-}
-
-/// Paging of the listing endpoints (documentation only).
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-pub struct PageQuery {
-    /// Page size (entities ≤ 500, coverage ≤ 1000).
-    #[param(minimum = 1)]
-    limit: Option<usize>,
-    /// Opaque cursor from `next_cursor`.
-    cursor: Option<String>,
-}
-
-/// The point of `GET /v1/lookup`: both required (documentation only).
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-pub struct PointQuery {
-    /// Latitude, WGS 84 degrees.
-    #[param(minimum = -90, maximum = 90)]
-    lat: f64,
-    /// Longitude, WGS 84 degrees.
-    #[param(minimum = -180, maximum = 180)]
-    lon: f64,
 }
 
 #[cfg(test)]
