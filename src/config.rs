@@ -37,6 +37,8 @@ pub struct Config {
     pub admin_token: Option<Secret>,
     pub api: ApiConfig,
     pub crawl: CrawlConfig,
+    /// Optional geocoder for `GET /v1/lookup?address=` (off without `url`).
+    pub geocoder: crate::geocode::GeocoderConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -98,6 +100,7 @@ impl Default for Config {
             admin_token: None,
             api: ApiConfig::default(),
             crawl: CrawlConfig::default(),
+            geocoder: Default::default(),
         }
     }
 }

@@ -9,6 +9,8 @@
 
 // ---------------------------------------------------------------- small DOM helpers
 
+import { drawBasemap } from './basemap.js';
+
 const $ = (id) => document.getElementById(id);
 
 /** Create an element. Children may be nodes, strings (become text nodes) or arrays. */
@@ -371,6 +373,8 @@ function initMap() {
     };
     credit.addTo(map);
   } else {
+    // No tiles: the vendored country and state outlines, with the graticule over them.
+    drawBasemap(map);
     drawGraticule();
   }
 
@@ -779,6 +783,8 @@ async function lookup(lat, lon, { move }) {
     const answer = await getJSON('/v1/lookup', params, signal);
     const rows = Array.isArray(answer.results) ? answer.results : [];
     renderResults(rows, lat, lon);
+    offerCurl(params);
+    rememberPoint(lat, lon);
     state.hits = new Set(rows.map((r) => r.id));
     restyle();
     if (move) moveToHits(lat, lon);
@@ -803,6 +809,75 @@ function moveToHits(lat, lon) {
   map.fitBounds(b, { padding: [40, 40], maxZoom: 8, animate: false });
 }
 
+// ------------------------------------------------ lookup history and "copy as curl"
+
+const HISTORY_KEY = 'cds-registry.lookups';
+const HISTORY_MAX = 10;
+
+function readHistory() {
+  try {
+    const v = JSON.parse(localStorage.getItem(HISTORY_KEY) || '[]');
+    return Array.isArray(v) ? v.filter((p) => p && validPoint(p.lat, p.lon)).slice(0, HISTORY_MAX) : [];
+  } catch {
+    return []; // storage disabled or garbage: no history, not an error
+  }
+}
+
+function writeHistory(points) {
+  try {
+    localStorage.setItem(HISTORY_KEY, JSON.stringify(points));
+  } catch {
+    // Private windows may refuse storage; the list still works for this page view.
+  }
+}
+
+/** The last ten points looked up, newest first, one entry per point (5 decimals). */
+function rememberPoint(lat, lon) {
+  const p = { lat: Number(fmtCoord(lat)), lon: Number(fmtCoord(lon)) };
+  const rest = readHistory().filter((q) => q.lat !== p.lat || q.lon !== p.lon);
+  writeHistory([p, ...rest].slice(0, HISTORY_MAX));
+  renderHistory();
+}
+
+function renderHistory() {
+  const points = readHistory();
+  const box = $('lookup-history');
+  box.hidden = points.length === 0;
+  box.querySelector('ol').replaceChildren(...points.map((p) => h('li', null,
+    h('button', { type: 'button', class: 'btn btn-quiet', 'data-lat': p.lat, 'data-lon': p.lon,
+      onclick: () => lookup(p.lat, p.lon, { move: true }) }, `${fmtCoord(p.lat)}, ${fmtCoord(p.lon)}`))));
+}
+
+/** The current lookup as a shell command: the same URL and parameters the page used. */
+function offerCurl(params) {
+  // URLSearchParams percent-encodes every quote, so single quotes cannot be broken out of.
+  const cmd = `curl -s '${location.origin}/v1/lookup?${params.toString()}'`;
+  $('curl-command').textContent = cmd;
+  $('copy-curl').disabled = false;
+}
+
+async function copyCurl() {
+  const cmd = $('curl-command').textContent;
+  let copied = false;
+  try {
+    await navigator.clipboard.writeText(cmd);
+    copied = true;
+  } catch {
+    // No clipboard permission (or an insecure origin): show the command to copy by hand.
+  }
+  $('curl-command').hidden = copied;
+  $('curl-status').textContent = copied ? 'Copied to the clipboard.' : 'Copy the command below:';
+}
+
+function bindLookupTools() {
+  $('copy-curl').addEventListener('click', copyCurl);
+  $('history-clear').addEventListener('click', () => {
+    writeHistory([]);
+    renderHistory();
+  });
+  renderHistory();
+}
+
 function clearPoint() {
   controllers.get('lookup')?.abort();
   state.point = null;
@@ -813,6 +888,9 @@ function clearPoint() {
   syncUrl();
   $('results').replaceChildren(h('p', { class: 'empty' }, 'No point chosen yet.'));
   $('results').setAttribute('aria-busy', 'false');
+  $('copy-curl').disabled = true;
+  $('curl-command').hidden = true;
+  $('curl-status').textContent = '';
   $('lookup-lat').focus();
 }
 
@@ -1214,6 +1292,7 @@ function start() {
   initMap();
   bindFilters();
   bindLookupForm();
+  bindLookupTools();
   bindDialog();
   bindTabs();
   selectTab(location.hash === '#operator' ? 'tab-operator' : 'tab-map', { push: false });

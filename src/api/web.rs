@@ -1,6 +1,7 @@
 //! The map page (`GET /`) and its assets, embedded in the binary: no CDN, no build step,
-//! no runtime download. Leaflet is vendored under `web/vendor/leaflet/` (BSD-2-Clause,
-//! its LICENSE is served next to it).
+//! no runtime download. Leaflet, topojson-client and the basemap's TopoJSON (Natural Earth
+//! countries from `world-atlas`, US states from `us-atlas`) are vendored under `web/vendor/`
+//! (versions and licences in `web/vendor/README.md`; each LICENSE is served next to them).
 //!
 //! Caching: the page is revalidated on every load (`no-cache` + ETag); it refers to the
 //! application's own assets with `?v=<hash of the assets>`, so those can be cached for a
@@ -47,73 +48,46 @@ struct Asset {
     caching: Caching,
 }
 
+/// One embedded file: `path` is both its URL under `/assets/` and its place under `web/`.
+macro_rules! asset {
+    ($path:literal, $content_type:expr, $caching:ident) => {
+        Asset {
+            path: $path,
+            content_type: $content_type,
+            body: include_bytes!(concat!("../../web/", $path)),
+            caching: Caching::$caching,
+        }
+    };
+}
+
+const JS: &str = "text/javascript; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+const TEXT: &str = "text/plain; charset=utf-8";
+const JSON: &str = "application/json";
+const PNG: &str = "image/png";
+
 const ASSETS: &[Asset] = &[
-    Asset {
-        path: "app.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_bytes!("../../web/app.js"),
-        caching: Caching::Versioned,
-    },
-    Asset {
-        path: "app.css",
-        content_type: "text/css; charset=utf-8",
-        body: include_bytes!("../../web/app.css"),
-        caching: Caching::Versioned,
-    },
-    Asset {
-        path: "favicon.svg",
-        content_type: "image/svg+xml",
-        body: include_bytes!("../../web/favicon.svg"),
-        caching: Caching::Versioned,
-    },
-    Asset {
-        path: "vendor/leaflet/leaflet.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_bytes!("../../web/vendor/leaflet/leaflet.js"),
-        caching: Caching::Vendor,
-    },
-    Asset {
-        path: "vendor/leaflet/leaflet.css",
-        content_type: "text/css; charset=utf-8",
-        body: include_bytes!("../../web/vendor/leaflet/leaflet.css"),
-        caching: Caching::Vendor,
-    },
-    Asset {
-        path: "vendor/leaflet/LICENSE",
-        content_type: "text/plain; charset=utf-8",
-        body: include_bytes!("../../web/vendor/leaflet/LICENSE"),
-        caching: Caching::Vendor,
-    },
-    Asset {
-        path: "vendor/leaflet/images/layers.png",
-        content_type: "image/png",
-        body: include_bytes!("../../web/vendor/leaflet/images/layers.png"),
-        caching: Caching::Vendor,
-    },
-    Asset {
-        path: "vendor/leaflet/images/layers-2x.png",
-        content_type: "image/png",
-        body: include_bytes!("../../web/vendor/leaflet/images/layers-2x.png"),
-        caching: Caching::Vendor,
-    },
-    Asset {
-        path: "vendor/leaflet/images/marker-icon.png",
-        content_type: "image/png",
-        body: include_bytes!("../../web/vendor/leaflet/images/marker-icon.png"),
-        caching: Caching::Vendor,
-    },
-    Asset {
-        path: "vendor/leaflet/images/marker-icon-2x.png",
-        content_type: "image/png",
-        body: include_bytes!("../../web/vendor/leaflet/images/marker-icon-2x.png"),
-        caching: Caching::Vendor,
-    },
-    Asset {
-        path: "vendor/leaflet/images/marker-shadow.png",
-        content_type: "image/png",
-        body: include_bytes!("../../web/vendor/leaflet/images/marker-shadow.png"),
-        caching: Caching::Vendor,
-    },
+    asset!("app.js", JS, Versioned),
+    // Imported by app.js as `./basemap.js` (no `?v=`), so it is revalidated on each load.
+    asset!("basemap.js", JS, Versioned),
+    asset!("app.css", CSS, Versioned),
+    asset!("favicon.svg", "image/svg+xml", Versioned),
+    asset!("vendor/leaflet/leaflet.js", JS, Vendor),
+    asset!("vendor/leaflet/leaflet.css", CSS, Vendor),
+    asset!("vendor/leaflet/LICENSE", TEXT, Vendor),
+    asset!("vendor/leaflet/images/layers.png", PNG, Vendor),
+    asset!("vendor/leaflet/images/layers-2x.png", PNG, Vendor),
+    asset!("vendor/leaflet/images/marker-icon.png", PNG, Vendor),
+    asset!("vendor/leaflet/images/marker-icon-2x.png", PNG, Vendor),
+    asset!("vendor/leaflet/images/marker-shadow.png", PNG, Vendor),
+    // The offline basemap (web/vendor/README.md): TopoJSON decoded in the page.
+    asset!("vendor/topojson-client/topojson-client.min.js", JS, Vendor),
+    asset!("vendor/topojson-client/LICENSE", TEXT, Vendor),
+    asset!("vendor/world-atlas/countries-110m.json", JSON, Vendor),
+    asset!("vendor/world-atlas/countries-50m.json", JSON, Vendor),
+    asset!("vendor/world-atlas/LICENSE", TEXT, Vendor),
+    asset!("vendor/us-atlas/states-10m.json", JSON, Vendor),
+    asset!("vendor/us-atlas/LICENSE", TEXT, Vendor),
 ];
 
 const INDEX_TEMPLATE: &str = include_str!("../../web/index.html");
@@ -309,6 +283,24 @@ mod tests {
         let png = get("/assets/vendor/leaflet/images/layers.png".into(), None).await;
         assert_eq!(h(&png, header::CONTENT_TYPE), "image/png");
         assert!(h(&png, header::CACHE_CONTROL).starts_with("public"));
+        // The basemap is embedded TopoJSON: countries with names, US states.
+        for (path, object, min) in [
+            ("vendor/world-atlas/countries-110m.json", "countries", 170),
+            ("vendor/world-atlas/countries-50m.json", "countries", 230),
+            ("vendor/us-atlas/states-10m.json", "states", 50),
+        ] {
+            let r = get(format!("/assets/{path}"), None).await;
+            assert_eq!(r.status(), StatusCode::OK, "{path}");
+            assert_eq!(h(&r, header::CONTENT_TYPE), "application/json", "{path}");
+            let body = axum::body::to_bytes(r.into_body(), 8 << 20).await.unwrap();
+            let topo: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(topo["type"], "Topology", "{path}");
+            let geometries = topo["objects"][object]["geometries"].as_array().unwrap();
+            assert!(geometries.len() >= min, "{path}: {}", geometries.len());
+            assert!(geometries
+                .iter()
+                .all(|g| g["properties"]["name"].is_string()));
+        }
         let missing = get("/assets/nope.js".into(), None).await;
         assert_eq!(missing.status(), StatusCode::NOT_FOUND);
     }

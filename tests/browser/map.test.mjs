@@ -10,7 +10,7 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -93,6 +93,20 @@ process.on('exit', () => {
   const child = demo?.child;
   if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
 });
+
+/** RGBA of the basemap canvas at a geographic point in the current view. */
+function basemapPixel([lat, lon]) {
+  return page.evaluate(([y, x]) => {
+    const map = window.cdsMap;
+    const canvas = map.getPane('basemap').querySelector('canvas');
+    const p = map.latLngToContainerPoint([y, x]);
+    const c = map.getContainer().getBoundingClientRect();
+    const r = canvas.getBoundingClientRect();
+    const px = Math.round((c.left + p.x - r.left) * (canvas.width / r.width));
+    const py = Math.round((c.top + p.y - r.top) * (canvas.height / r.height));
+    return [...canvas.getContext('2d').getImageData(px, py, 1, 1).data];
+  }, [lat, lon]);
+}
 
 const entryIds = (selector) => page.$$eval(`${selector} [data-entry-id]`, (els) => els.map((e) => e.dataset.entryId));
 
@@ -211,6 +225,32 @@ describe('the map page', { timeout: 300_000 }, () => {
     assert.ok(rows.length >= 15, `coverage list rows: ${rows.length}`);
   });
 
+  it('draws the offline basemap: countries with names, US states, finer lines when zoomed in', { timeout: 60_000 }, async () => {
+    await page.evaluate(() => { window.cdsMap.setView([45, -100], 3, { animate: false }); });
+    await page.waitForFunction(() => {
+      const m = document.getElementById('map').dataset;
+      return m.basemap === 'ready' && m.basemapScale === '110m';
+    }, null, { timeout: STEP_MS });
+    const data = await page.evaluate(() => ({ ...document.getElementById('map').dataset }));
+    assert.ok(Number(data.basemapCountries) >= 170, `countries: ${data.basemapCountries}`);
+    assert.ok(Number(data.basemapStates) >= 50, `states: ${data.basemapStates}`);
+    const labels = await page.$$eval('#map .country-label', (els) => els.map((e) => e.textContent));
+    for (const name of ['Canada', 'Mexico', 'United States of America']) assert.ok(labels.includes(name), `${name} in ${labels}`);
+    // Land is painted in the land colour; the sea is left to the container's background.
+    const land = await basemapPixel([56, -106]); // Saskatchewan
+    assert.equal(land[3], 255, `land pixel ${land}`);
+    assert.ok(Math.abs(land[0] - 0xf1) <= 3 && Math.abs(land[1] - 0xef) <= 3 && Math.abs(land[2] - 0xe6) <= 3, `land colour ${land}`);
+    const sea = await basemapPixel([35, -135]); // the Pacific
+    assert.equal(sea[3], 0, `sea pixel ${sea}`);
+
+    // Zoomed in: the 1:50m outlines replace the 1:110m ones, and the names give way.
+    await page.evaluate(() => { window.cdsMap.setView([39.74, -104.99], 7, { animate: false }); });
+    await page.waitForFunction(() => document.getElementById('map').dataset.basemapScale === '50m', null, { timeout: STEP_MS });
+    assert.equal(await page.locator('#map .country-label').count(), 0, 'no country names at zoom 7');
+    assert.equal((await basemapPixel([39.74, -104.99]))[3], 255, 'Denver is on land');
+    await page.screenshot({ path: path.join(OUT, 'basemap.png') });
+  });
+
   it('a click on the map looks up who serves the point (Monterey County)', { timeout: 60_000 }, async () => {
     await clickMapAt(MONTEREY, 8);
     await waitResults(['sge-electric', 'sge-gas']);
@@ -249,6 +289,41 @@ describe('the map page', { timeout: 300_000 }, () => {
     assert.equal(await page.getAttribute('#lookup-lat', 'aria-invalid'), 'true');
     assert.ok(await page.locator('#lookup-error').isVisible());
     assert.ok((await page.locator('#results').innerText()).includes('Lone Star Power Cooperative'));
+  });
+
+  it('keeps the last points and copies the lookup as a curl command that answers the same', { timeout: 60_000 }, async () => {
+    const origin = new URL(demo.url).origin;
+    await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin });
+    // A lookup with a filter: the command must carry it too.
+    await page.goto(`${demo.url}?commodity=natural_gas&lat=${MONTEREY.lat}&lon=${MONTEREY.lon}`, { waitUntil: 'domcontentloaded' });
+    await waitResults(['sge-gas']);
+    const shown = (await entryIds('#results')).sort();
+    assert.ok(!shown.includes('sge-electric'), `filtered: ${shown}`);
+
+    await page.click('#copy-curl');
+    await page.waitForFunction(() => document.getElementById('curl-status').textContent.includes('Copied'), null, { timeout: STEP_MS });
+    const copied = await page.evaluate(() => navigator.clipboard.readText());
+    assert.equal(copied, await page.locator('#curl-command').textContent());
+    assert.ok(copied.startsWith(`curl -s '${origin}/v1/lookup?`) && copied.includes('commodity=natural_gas'), copied);
+    const answer = JSON.parse(execFileSync('/bin/sh', ['-c', copied], { timeout: 15_000, encoding: 'utf8' }));
+    assert.deepEqual(answer.results.map((r) => r.entry_id).sort(), shown, 'curl answers what the page shows');
+
+    // History: newest first, across page loads (Travis and Monterey were looked up before).
+    const points = await page.$$eval('#lookup-history li button', (els) => els.map((e) => [Number(e.dataset.lat), Number(e.dataset.lon)]));
+    assert.ok(points.length >= 2 && points.length <= 10, `history: ${JSON.stringify(points)}`);
+    assert.deepEqual(points[0], [MONTEREY.lat, MONTEREY.lon].map((x) => Number(x.toFixed(5))));
+    const travis = points.findIndex(([y, x]) => Math.abs(y - TRAVIS.lat) < 1e-4 && Math.abs(x - TRAVIS.lon) < 1e-4);
+    assert.ok(travis > 0, `Travis County in the history: ${JSON.stringify(points)}`);
+    await page.locator('#lookup-history li button').nth(travis).click();
+    await page.waitForFunction(() => {
+      const r = document.getElementById('results');
+      return r.dataset.state === 'ready' && !r.querySelector('[data-entry-id="sge-gas"]');
+    }, null, { timeout: STEP_MS });
+    const lat = Number(await page.inputValue('#lookup-lat'));
+    assert.ok(Math.abs(lat - TRAVIS.lat) < 1e-4, `the form shows the history's point: ${lat}`);
+    // Back to no filter for the tests that follow.
+    await page.goto(demo.url, { waitUntil: 'domcontentloaded' });
+    await waitMapReady();
   });
 
   it('the commodity filter narrows the map and the coverage list', { timeout: 60_000 }, async () => {

@@ -2,6 +2,8 @@
 //! backend, and a registry configuration that may reach the loopback fixtures.
 #![allow(dead_code)]
 
+pub mod geocoder;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use cds_registry::app::{self, Running};
