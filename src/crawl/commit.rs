@@ -71,12 +71,7 @@ impl Crawler {
     ) -> Result<CommitSummary, StoreError> {
         let t0 = std::time::Instant::now();
         let committed = self.store.commit_server(ctx.run_id, &s.commit).await;
-        tracing::debug!(
-            server = %s.commit.url,
-            entries = s.commit.entries.len(),
-            ms = t0.elapsed().as_millis() as u64,
-            "server commit"
-        );
+        tracing::debug!(ms = t0.elapsed().as_millis() as u64, "server commit");
         committed
     }
 

@@ -16,7 +16,7 @@ impl Crawler {
     /// result in place of the previous one. It runs after every run because a conflict
     /// involves two servers, either of which may have changed, gone or come back. Errors
     /// are logged: the run itself succeeded and its commits stand.
-    #[tracing::instrument(name = "cross_server_findings", skip_all, fields(run_id))]
+    #[tracing::instrument(name = "cross_server_findings", skip_all, fields(run_id = run_id))]
     pub(super) async fn refresh_cross_server_findings(&self, run_id: i64) {
         let rows = match self.store.authoritative_claims().await {
             Ok(r) => r,

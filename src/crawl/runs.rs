@@ -71,7 +71,7 @@ impl Crawler {
 
     /// Work on run `run_id` until nothing is left to lease, wait for other workers'
     /// hosts, and finish the run.
-    #[tracing::instrument(name = "crawl", skip_all, fields(run_id))]
+    #[tracing::instrument(name = "crawl", skip_all, fields(run_id = run_id))]
     async fn see_run_through(
         &self,
         run_id: i64,

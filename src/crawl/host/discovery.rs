@@ -109,7 +109,7 @@ fn well_known(
 impl HostCrawler<'_> {
     /// Find the host's metadata and crawl the server it describes (then its related
     /// servers). Every failure ends up in `self.out`.
-    #[tracing::instrument(name = "host_crawl", skip_all, fields(host_id = self.host_id))]
+    #[tracing::instrument(name = "host_crawl", level = "debug", skip_all, fields(host_id = self.host_id))]
     pub(super) async fn run(&mut self, start: Start) {
         let mut extra = Vec::new();
         let (first, legacy) = match self.first_urls(start, &mut extra) {
