@@ -89,9 +89,19 @@ pub struct FetchError {
 
 impl FetchError {
     pub fn new(class: FailureClass, url: &Url, detail: impl Into<String>) -> Self {
+        Self::for_target(class, url.as_str(), detail)
+    }
+
+    /// A failure about a target that is not (or not yet) a parsed URL: a seed, a host
+    /// name, a whole host's crawl.
+    pub fn for_target(
+        class: FailureClass,
+        target: impl Into<String>,
+        detail: impl Into<String>,
+    ) -> Self {
         FetchError {
             class,
-            url: url.to_string(),
+            url: target.into(),
             detail: detail.into(),
             status: None,
             retry_after: None,
@@ -209,69 +219,10 @@ impl Fetcher {
         let mut current = url.clone();
         let mut redirects = Vec::new();
         loop {
-            if let Some(url::Host::Domain(name)) = current.host() {
-                if let Some(why) = super::guard::dns_name_error(name) {
-                    return Err(FetchError::new(FailureClass::Invalid, &current, why));
-                }
-            }
-            self.guard
-                .check_url(&current)
-                .map_err(|Blocked(why)| FetchError::new(FailureClass::Blocked, &current, why))?;
-            let mut req = self
-                .client
-                .get(current.clone())
-                .header(header::ACCEPT, accept(kind));
-            if let Some(v) = validators(current.as_str()) {
-                if let Some(etag) = v.etag {
-                    req = req.header(header::IF_NONE_MATCH, etag);
-                }
-                if let Some(lm) = v.last_modified {
-                    req = req.header(header::IF_MODIFIED_SINCE, lm);
-                }
-            }
-            let first_byte = self
-                .limits
-                .first_byte
-                .min(deadline.saturating_duration_since(Instant::now()));
-            let resp = match tokio::time::timeout(first_byte, req.send()).await {
-                Err(_) => {
-                    return Err(FetchError::new(
-                        FailureClass::Timeout,
-                        &current,
-                        format!("no response headers within {} ms", first_byte.as_millis()),
-                    ))
-                }
-                Ok(Err(e)) => return Err(classify(&current, &e)),
-                Ok(Ok(r)) => r,
-            };
+            let resp = self.send(&current, kind, validators, deadline).await?;
             let status = resp.status();
             if status.is_redirection() && status != StatusCode::NOT_MODIFIED {
-                let Some(loc) = resp
-                    .headers()
-                    .get(header::LOCATION)
-                    .and_then(|l| l.to_str().ok())
-                else {
-                    return Err(http_error(
-                        &current,
-                        status,
-                        resp.headers(),
-                        "redirect without Location",
-                    ));
-                };
-                let next = current.join(loc).map_err(|e| {
-                    FetchError::new(
-                        FailureClass::Invalid,
-                        &current,
-                        format!("bad redirect Location: {e}"),
-                    )
-                })?;
-                if redirects.len() >= self.limits.max_redirects {
-                    return Err(FetchError::new(
-                        FailureClass::TooManyRedirects,
-                        &current,
-                        format!("more than {} redirects", self.limits.max_redirects),
-                    ));
-                }
+                let next = self.redirect_target(&current, &resp, redirects.len())?;
                 redirects.push(Hop {
                     status: status.as_u16(),
                     from: current.clone(),
@@ -282,31 +233,105 @@ impl Fetcher {
             }
             let etag = header_string(resp.headers(), header::ETAG);
             let last_modified = header_string(resp.headers(), header::LAST_MODIFIED);
-            if status == StatusCode::NOT_MODIFIED {
-                return Ok(Fetched {
-                    requested: url.clone(),
-                    final_url: current,
-                    status: 304,
-                    body: None,
-                    etag,
-                    last_modified,
-                    redirects,
-                });
-            }
-            if !status.is_success() {
+            let body = if status == StatusCode::NOT_MODIFIED {
+                None
+            } else if status.is_success() {
+                Some(read_limited(resp, self.limit(kind), deadline, &current).await?)
+            } else {
                 return Err(http_error(&current, status, resp.headers(), ""));
-            }
-            let body = read_limited(resp, self.limit(kind), deadline, &current).await?;
+            };
             return Ok(Fetched {
                 requested: url.clone(),
                 final_url: current,
                 status: status.as_u16(),
-                body: Some(body),
+                body,
                 etag,
                 last_modified,
                 redirects,
             });
         }
+    }
+
+    /// Check one hop's URL against the policy and send its GET (conditional when
+    /// validators are stored); the headers must come within `first_byte_timeout_ms`,
+    /// and never after `deadline`.
+    async fn send(
+        &self,
+        url: &Url,
+        kind: DocKind,
+        validators: &(dyn Fn(&str) -> Option<Validators> + Send + Sync),
+        deadline: Instant,
+    ) -> Result<reqwest::Response, FetchError> {
+        if let Some(url::Host::Domain(name)) = url.host() {
+            if let Some(why) = super::guard::dns_name_error(name) {
+                return Err(FetchError::new(FailureClass::Invalid, url, why));
+            }
+        }
+        self.guard
+            .check_url(url)
+            .map_err(|Blocked(why)| FetchError::new(FailureClass::Blocked, url, why))?;
+        let mut req = self
+            .client
+            .get(url.clone())
+            .header(header::ACCEPT, accept(kind));
+        if let Some(v) = validators(url.as_str()) {
+            if let Some(etag) = v.etag {
+                req = req.header(header::IF_NONE_MATCH, etag);
+            }
+            if let Some(lm) = v.last_modified {
+                req = req.header(header::IF_MODIFIED_SINCE, lm);
+            }
+        }
+        let first_byte = self
+            .limits
+            .first_byte
+            .min(deadline.saturating_duration_since(Instant::now()));
+        match tokio::time::timeout(first_byte, req.send()).await {
+            Err(_) => Err(FetchError::new(
+                FailureClass::Timeout,
+                url,
+                format!("no response headers within {} ms", first_byte.as_millis()),
+            )),
+            Ok(Err(e)) => Err(classify(url, &e)),
+            Ok(Ok(r)) => Ok(r),
+        }
+    }
+
+    /// Where a redirect from `current` leads, when it may be followed (`followed` hops
+    /// so far).
+    fn redirect_target(
+        &self,
+        current: &Url,
+        resp: &reqwest::Response,
+        followed: usize,
+    ) -> Result<Url, FetchError> {
+        let Some(loc) = resp
+            .headers()
+            .get(header::LOCATION)
+            .and_then(|l| l.to_str().ok())
+        else {
+            return Err(http_error(
+                current,
+                resp.status(),
+                resp.headers(),
+                "redirect without Location",
+            ));
+        };
+        let next = current.join(loc).map_err(|e| {
+            FetchError::new(
+                FailureClass::Invalid,
+                current,
+                format!("bad redirect Location: {e}"),
+            )
+        })?;
+        if followed >= self.limits.max_redirects {
+            return Err(FetchError::new(
+                FailureClass::TooManyRedirects,
+                current,
+                format!("more than {} redirects", self.limits.max_redirects),
+            ));
+        }
+        Ok(next)
     }
 }
 

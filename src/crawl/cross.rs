@@ -1,0 +1,119 @@
+//! Findings that involve more than one server, recomputed after every run.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use tracing::{info, warn};
+
+use super::Crawler;
+use crate::cds::validate::{self, AuthClaim};
+use crate::cds::Finding;
+use crate::store::AuthoritativeClaimRow;
+
+impl Crawler {
+    /// Recompute XS-AUTH-CONFLICT (WG1-01 §4: only one server should be `authoritative`
+    /// for the same coverage and capability) over every searchable server, and store the
+    /// result in place of the previous one. It runs after every run because a conflict
+    /// involves two servers, either of which may have changed, gone or come back. Errors
+    /// are logged: the run itself succeeded and its commits stand.
+    #[tracing::instrument(name = "cross_server_findings", skip_all, fields(run_id = run_id))]
+    pub(super) async fn refresh_cross_server_findings(&self, run_id: i64) {
+        let rows = match self.store.authoritative_claims().await {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(error = %e, "reading authoritative entries failed; cross-server findings kept");
+                return;
+            }
+        };
+        let findings = authority_conflicts(&rows);
+        let n = findings.len();
+        match self
+            .store
+            .replace_cross_server_findings(run_id, &findings)
+            .await
+        {
+            Ok(()) => {
+                info!(run_id, findings = n, "cross-server findings refreshed");
+                if n > 0 {
+                    if let Err(e) = self.store.add_run_findings(run_id, n as i64).await {
+                        warn!(error = %e, "adding to the run's findings total failed");
+                    }
+                }
+            }
+            Err(e) => warn!(error = %e, "storing cross-server findings failed"),
+        }
+    }
+}
+
+/// A claim is one entry of one server: (server, page, pointer) finds its row.
+fn key(c: &AuthClaim) -> (&str, &str, &str) {
+    (&c.server_url, &c.entry_url, &c.pointer)
+}
+
+/// The XS-AUTH-CONFLICT findings among the stored authoritative entries, each with the
+/// id of the server it is reported on.
+fn authority_conflicts(rows: &[AuthoritativeClaimRow]) -> Vec<(i64, Finding)> {
+    let claims: Vec<AuthClaim> = rows
+        .iter()
+        .map(|r| AuthClaim {
+            server_url: r.server_url.clone(),
+            entry_url: r.page_url.clone(),
+            pointer: format!("/coverage_entries/{}", r.page_index),
+            entry_id: r.entry_id.clone(),
+            capabilities: r.capabilities.clone(),
+            country: r.country.clone(),
+            bbox: r.bbox,
+        })
+        .collect();
+    let row_of: HashMap<_, usize> = claims
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (key(c), i))
+        .collect();
+    // Territories are decoded only for pairs that pass the cheap tests (shared
+    // capability, same country, overlapping boxes), and once each.
+    let shapes: Vec<OnceLock<Option<geo::MultiPolygon<f64>>>> =
+        rows.iter().map(|_| OnceLock::new()).collect();
+    let shape = |c: &AuthClaim| {
+        let i = *row_of.get(&key(c))?;
+        let decode = || crate::territory::from_wkb(rows[i].wkb.as_deref()?).ok();
+        shapes[i].get_or_init(decode).as_ref()
+    };
+    let overlap = |a: &AuthClaim, b: &AuthClaim| {
+        validate::default_overlap(a, b)
+            && match (shape(a), shape(b)) {
+                (Some(x), Some(y)) => validate::territories_overlap(x, y),
+                _ => false,
+            }
+    };
+    // `overlap` starts with `default_overlap`, so the indexed sweep applies.
+    let conflicts = validate::authoritative_conflicts_indexed(&claims, &overlap);
+    owned_by_servers(rows, &claims, conflicts)
+}
+
+/// Each finding is reported against one side (its page and pointer) and names the other
+/// side's server in `actual`: that identifies the claim it is about, and so the server
+/// it is stored on.
+fn owned_by_servers(
+    rows: &[AuthoritativeClaimRow],
+    claims: &[AuthClaim],
+    conflicts: Vec<Finding>,
+) -> Vec<(i64, Finding)> {
+    let mut by_place: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
+    for (i, c) in claims.iter().enumerate() {
+        by_place
+            .entry((&c.entry_url, &c.pointer))
+            .or_default()
+            .push(i);
+    }
+    conflicts
+        .into_iter()
+        .filter_map(|f| {
+            let owner = *by_place
+                .get(&(f.url.as_str(), f.pointer.as_str()))?
+                .iter()
+                .find(|&&i| f.actual.as_deref() != Some(claims[i].server_url.as_str()))?;
+            Some((rows[owner].server_id, f))
+        })
+        .collect()
+}

@@ -1,0 +1,148 @@
+//! A server's coverage listing, page by page along `next` (WG1-01 §3), bounded by
+//! `crawl.max_pages` and safe against loops.
+
+use std::collections::HashSet;
+
+use serde_json::Value;
+use sha2::Digest;
+use url::Url;
+
+use super::server::Gathered;
+use super::{failure_marker, HostCrawler};
+use crate::cds::validate::{self, EntryRef};
+use crate::cds::{MetadataView, CAP_COVERAGE};
+use crate::crawl::fetch::{DocKind, FetchError};
+
+/// How far a coverage listing was read.
+pub(super) enum Listing {
+    /// To the end (or to a loop, where every page was read).
+    Complete,
+    /// Not to the end; the reason, for the host's outcome.
+    Incomplete(String),
+}
+
+/// One coverage page read: where it was read from, the page, and its `next` link.
+struct Page {
+    final_url: Url,
+    page: Value,
+    next: Option<Url>,
+}
+
+impl HostCrawler<'_> {
+    /// The server's coverage listing, all pages, when it has the capability and names
+    /// a listing. A listing not read to its end is noted for the host's outcome.
+    pub(super) async fn listing(
+        &mut self,
+        meta_url: &Url,
+        view: &MetadataView,
+        pages: &mut Vec<(String, Value)>,
+        g: &mut Gathered,
+    ) -> Result<Listing, FetchError> {
+        let mut listing = Listing::Complete;
+        if view.has_capability(CAP_COVERAGE) {
+            if let Some(cov) = view.coverage.as_deref().and_then(|c| meta_url.join(c).ok()) {
+                listing = self.walk_pages(cov, pages, g).await?;
+            }
+        }
+        if let Listing::Incomplete(why) = &listing {
+            self.out.incomplete.push(format!("{meta_url}: {why}"));
+        }
+        Ok(listing)
+    }
+
+    async fn walk_pages(
+        &self,
+        first: Url,
+        pages: &mut Vec<(String, Value)>,
+        g: &mut Gathered,
+    ) -> Result<Listing, FetchError> {
+        let mut seen = HashSet::new();
+        let mut next = Some(first);
+        while let Some(url) = next.take() {
+            if !seen.insert(url.to_string()) {
+                // WG1-01 §3: `next` must lead to the end; a repeat is a loop.
+                g.findings.push(validate::finding_page_loop(url.as_str()));
+                break;
+            }
+            let max = self.ctx.cfg.max_pages;
+            if pages.len() >= max {
+                // Our limit, not the server's defect (CDS-SPEC-NOTES §3): reported, and
+                // the unread pages' entries keep their last known good state.
+                let last = pages.last().map_or(url.as_str(), |(u, _)| u.as_str());
+                g.findings.push(validate::finding_page_cap(last, max));
+                g.hasher.update(format!("page-cap\u{0}{url}").as_bytes());
+                return Ok(Listing::Incomplete(format!(
+                    "coverage listing longer than {max} pages (crawl.max_pages); the rest was not read"
+                )));
+            }
+            self.count_doc()?;
+            let read = match self.page(&url, g).await {
+                Ok(p) => p,
+                Err(e) if self.degrades(&e) => {
+                    // §5a: the listing is incomplete; no entry is taken as removed.
+                    g.findings.push(validate::finding_page_fetch(
+                        url.as_str(),
+                        e.class.as_str(),
+                        e.status,
+                        &e.detail,
+                    ));
+                    g.hasher.update(failure_marker(url.as_str(), &e).as_bytes());
+                    return Ok(Listing::Incomplete(format!(
+                        "coverage page {url} failed ({}); the listing is incomplete",
+                        e.class.as_str()
+                    )));
+                }
+                Err(e) => return Err(e),
+            };
+            next = read.next;
+            pages.push((read.final_url.to_string(), read.page));
+        }
+        Ok(Listing::Complete)
+    }
+
+    /// Fetch, read and check one coverage page; it declares its entries' territories
+    /// and its next page.
+    #[tracing::instrument(name = "coverage_page", level = "debug", skip_all, fields(url = %url))]
+    async fn page(&self, url: &Url, g: &mut Gathered) -> Result<Page, FetchError> {
+        let (f, page, hash) = self.fetch_json(url, DocKind::CoveragePage, g).await?;
+        g.hasher.update(hash.as_bytes());
+        g.findings.extend(validate::validate_coverage_page(
+            &page,
+            f.final_url.as_str(),
+        ));
+        let next = page
+            .get("next")
+            .and_then(Value::as_str)
+            .and_then(|n| f.final_url.join(n).ok());
+        let listed = page
+            .get("coverage_entries")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
+        // One territory per entry at most, and the next page.
+        self.declare(listed + usize::from(next.is_some()));
+        Ok(Page {
+            final_url: f.final_url,
+            page,
+            next,
+        })
+    }
+}
+
+/// Every entry of every page, in listing order, borrowed from the pages (not copied:
+/// an aggregator lists 100,000 entries).
+pub(super) fn entry_refs(pages: &[(String, Value)]) -> Vec<EntryRef<'_>> {
+    let mut refs = Vec::new();
+    for (page_url, page) in pages {
+        let Some(list) = page.get("coverage_entries").and_then(Value::as_array) else {
+            continue;
+        };
+        for (i, entry) in list.iter().enumerate() {
+            refs.push(EntryRef {
+                page_url,
+                index: i,
+                entry,
+            });
+        }
+    }
+    refs
+}

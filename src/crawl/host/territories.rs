@@ -1,0 +1,432 @@
+//! A server's territories: every GeoJSON document its entries link, downloaded
+//! `per_host_concurrency` at a time and read off the async runtime, then joined to the
+//! entries that link them.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use futures::stream::{self, StreamExt};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use url::Url;
+
+use super::server::Gathered;
+use super::{blocked_finding, failure_marker, sha256_hex, HostCrawler};
+use crate::cds::validate::{self, EntryRef};
+use crate::cds::{CoverageEntry, Finding};
+use crate::config::CrawlConfig;
+use crate::crawl::fetch::{DocKind, FailureClass, FetchError, Fetched};
+use crate::store::{DocumentRecord, EntryRecord, TerritoryRecord};
+use crate::territory;
+
+impl HostCrawler<'_> {
+    async fn stored_territory_hash(
+        &self,
+        url: &str,
+    ) -> Result<Option<String>, crate::store::StoreError> {
+        match &self.ctx.store {
+            Some(s) => s.territory_hash_for(url).await,
+            None => Ok(None),
+        }
+    }
+
+    /// The stored territory hashes of every URL in `urls` that this run holds
+    /// validators for (the only ones a 304 can answer, and the ones a failure may keep a
+    /// territory for), in one query per chunk instead of one per document.
+    async fn prefetch_territory_hashes(
+        &self,
+        urls: &[(String, Url)],
+    ) -> Result<StoredHashes, FetchError> {
+        let mut out = StoredHashes::default();
+        let Some(store) = &self.ctx.store else {
+            return Ok(out);
+        };
+        let known: Vec<&str> = urls
+            .iter()
+            .map(|(_, u)| u.as_str())
+            .filter(|u| self.ctx.validators.contains_key(*u))
+            .collect();
+        if known.is_empty() {
+            return Ok(out);
+        }
+        out.hashes = store.territory_hashes_for(&known).await.map_err(|e| {
+            FetchError::new(
+                FailureClass::Other,
+                &urls[0].1,
+                format!("reading the stored territories failed: {e}"),
+            )
+        })?;
+        out.asked = known.into_iter().map(str::to_owned).collect();
+        Ok(out)
+    }
+
+    /// Download and parse every territory, `per_host_concurrency` at a time. Each body is
+    /// read as soon as it arrives, off the async runtime ([`read_geojson`]), and only the
+    /// result (WKB and facts) is kept: memory stays near one body per download in flight.
+    pub(super) async fn territories(
+        &self,
+        urls: &[(String, Url)],
+        g: &mut Gathered,
+    ) -> Result<HashMap<String, GeoDoc>, FetchError> {
+        self.count_docs(urls.len())?;
+        let stored = self.prefetch_territory_hashes(urls).await?;
+        let mut results = stream::iter(urls.iter().cloned())
+            .map(|(raw, url)| async move {
+                let r = self.fetch_territory(&url).await;
+                (raw, url, r)
+            })
+            .buffer_unordered(self.ctx.cfg.per_host_concurrency.max(1));
+        let mut out = HashMap::new();
+        while let Some((raw, url, r)) = results.next().await {
+            let doc = match r {
+                Ok((f, None)) => self.unchanged_territory(&url, f, &stored, g).await?,
+                Ok((f, Some(read))) => read_territory(&f, read, g),
+                Err(e) if self.degrades(&e) => self.failed_territory(&url, e, &stored, g).await?,
+                Err(e) => return Err(e),
+            };
+            out.insert(raw, doc);
+        }
+        Ok(out)
+    }
+
+    /// Fetch one territory and read its body (`None` after a 304).
+    #[tracing::instrument(name = "territory", level = "debug", skip_all, fields(url = %url))]
+    async fn fetch_territory(&self, url: &Url) -> Result<(Fetched, Option<GeoRead>), FetchError> {
+        let mut f = self.fetch(url, DocKind::GeoJson).await?;
+        match f.body.take() {
+            Some(body) => {
+                let final_url = f.final_url.to_string();
+                let read = read_geojson(body, final_url, &self.ctx.cfg).await?;
+                Ok((f, Some(read)))
+            }
+            None => Ok((f, None)),
+        }
+    }
+
+    /// A territory that failed for good is the server's defect (§5a): its entries are
+    /// stored without this territory, or keep the one last read from the same URL, and
+    /// each gets COV-GEO-FETCH; the server's other entries still count.
+    async fn failed_territory(
+        &self,
+        url: &Url,
+        e: FetchError,
+        stored: &StoredHashes,
+        g: &mut Gathered,
+    ) -> Result<GeoDoc, FetchError> {
+        if e.class == FailureClass::Blocked {
+            g.findings.push(blocked_finding(url.as_str(), "", &e));
+        }
+        let kept = stored.get(self, url.as_str()).await.map_err(|se| {
+            FetchError::new(
+                FailureClass::Other,
+                url,
+                format!("reading the stored territory failed: {se}"),
+            )
+        })?;
+        Ok(GeoDoc {
+            hash: None,
+            territory: kept.map(|h| TerritoryOut {
+                source_url: url.to_string(),
+                source_hash: h,
+                record: None,
+            }),
+            failed: Some(e),
+        })
+    }
+
+    /// A 304: the stored territory for this URL is still current.
+    async fn unchanged_territory(
+        &self,
+        url: &Url,
+        f: Fetched,
+        stored: &StoredHashes,
+        g: &mut Gathered,
+    ) -> Result<GeoDoc, FetchError> {
+        let final_url = f.final_url.to_string();
+        let Ok(Some(hash)) = stored.get(self, &final_url).await else {
+            return Err(FetchError::new(
+                FailureClass::Other,
+                url,
+                "304 for a territory we do not have",
+            ));
+        };
+        let v = self
+            .ctx
+            .validators
+            .get(&final_url)
+            .cloned()
+            .unwrap_or_default();
+        g.docs.push(DocumentRecord {
+            url: final_url.clone(),
+            kind: DocKind::GeoJson.as_str(),
+            etag: f.etag.or(v.etag),
+            last_modified: f.last_modified.or(v.last_modified),
+            content_hash: hash.clone(),
+            http_status: 304,
+            size: 0,
+            body: None,
+        });
+        Ok(GeoDoc {
+            hash: Some(hash.clone()),
+            failed: None,
+            territory: Some(TerritoryOut {
+                source_url: final_url,
+                source_hash: hash,
+                record: None,
+            }),
+        })
+    }
+}
+
+/// A territory document read in full: its record, its findings, and the territory it
+/// gives, if any.
+fn read_territory(f: &Fetched, read: GeoRead, g: &mut Gathered) -> GeoDoc {
+    let final_url = f.final_url.to_string();
+    // A document that gave no territory keeps no validators: a 304 for it next time
+    // would leave nothing to use, so it is fetched (and its findings reported) in full
+    // again.
+    let usable = read.territory.is_some();
+    g.docs.push(DocumentRecord {
+        url: final_url.clone(),
+        kind: DocKind::GeoJson.as_str(),
+        etag: f.etag.clone().filter(|_| usable),
+        last_modified: f.last_modified.clone().filter(|_| usable),
+        content_hash: read.hash.clone(),
+        http_status: f.status,
+        size: read.size as i64,
+        body: None,
+    });
+    g.findings.extend(read.findings);
+    let territory = read
+        .territory
+        .map(|(wkb, bbox, vertex_count)| TerritoryOut {
+            source_url: final_url.clone(),
+            source_hash: read.hash.clone(),
+            record: Some(TerritoryRecord {
+                source_url: final_url.clone(),
+                source_hash: read.hash.clone(),
+                wkb,
+                bbox,
+                vertex_count: vertex_count as i64,
+            }),
+        });
+    GeoDoc {
+        hash: Some(read.hash),
+        territory,
+        failed: None,
+    }
+}
+
+/// The distinct GeoJSON URLs the entries link, in listing order, resolved against
+/// their pages (one download per distinct URL).
+pub(super) fn territory_urls(refs: &[EntryRef<'_>]) -> Vec<(String, Url)> {
+    // A set, not a scan of the list: linear in the entries (a scan was quadratic,
+    // 5·10⁹ comparisons for 100,000 entries).
+    let mut geo_urls: Vec<(String, Url)> = Vec::new();
+    let mut geo_seen: HashSet<&str> = HashSet::new();
+    for r in refs {
+        if let Some(g) = r.entry.get("geojson_resource").and_then(Value::as_str) {
+            if geo_seen.contains(g) {
+                continue;
+            }
+            if let Ok(u) = Url::parse(r.page_url).and_then(|p| p.join(g)) {
+                geo_seen.insert(g);
+                geo_urls.push((g.to_owned(), u));
+            }
+        }
+    }
+    geo_urls
+}
+
+/// The server's entries, each keyed to its territory, and the territories this crawl
+/// read anew (each once). A failed territory is reported on each entry that links it.
+pub(super) fn entry_records(
+    refs: &[EntryRef<'_>],
+    territories: &mut HashMap<String, GeoDoc>,
+    findings: &mut Vec<Finding>,
+) -> (Vec<EntryRecord>, Vec<TerritoryRecord>) {
+    let mut entries = Vec::new();
+    let mut new_territories = Vec::new();
+    let mut new_keys: HashSet<(String, String)> = HashSet::new();
+    for r in refs {
+        let entry = CoverageEntry::from_value(r.entry);
+        let raw = serde_json::to_string(r.entry).unwrap_or_default();
+        let doc = entry
+            .geojson_resource
+            .as_ref()
+            .and_then(|g| territories.get_mut(g));
+        if let (Some(d), Some(g)) = (&doc, &entry.geojson_resource) {
+            if let Some(e) = &d.failed {
+                // Reported on each entry that links the document (§5a).
+                findings.push(validate::finding_geo_fetch(
+                    r.page_url,
+                    &format!("{}/geojson_resource", r.pointer()),
+                    g,
+                    (e.class.as_str(), e.status, &e.detail),
+                    d.territory.is_some(),
+                ));
+            }
+        }
+        let territory = doc.and_then(|d| d.territory.as_mut());
+        let key = territory.map(|t| {
+            // Moved, not cloned: a WKB can be megabytes, and every server's are
+            // held until its commit.
+            if let Some(rec) = t.record.take() {
+                if new_keys.insert((rec.source_url.clone(), rec.source_hash.clone())) {
+                    new_territories.push(rec);
+                }
+            }
+            (t.source_url.clone(), t.source_hash.clone())
+        });
+        entries.push(EntryRecord {
+            content_hash: sha256_hex(
+                format!(
+                    "{raw}\u{0}{}",
+                    key.as_ref().map(|k| k.1.as_str()).unwrap_or("")
+                )
+                .as_bytes(),
+            ),
+            entry,
+            raw_json: raw,
+            page_url: r.page_url.to_owned(),
+            territory: key,
+        });
+    }
+    (entries, new_territories)
+}
+
+/// Add the territories to the server's content hash, in listing order: a HashMap's
+/// order would change the hash from run to run. Every GeoJSON document counts, also one
+/// that gave no territory: its findings change with it.
+pub(super) fn hash_territories(
+    urls: &[(String, Url)],
+    territories: &HashMap<String, GeoDoc>,
+    hasher: &mut Sha256,
+) {
+    for (raw, _) in urls {
+        let Some(d) = territories.get(raw) else {
+            continue;
+        };
+        if let Some(h) = &d.hash {
+            hasher.update(h.as_bytes());
+        }
+        if let Some(e) = &d.failed {
+            // A failure is part of the state: its finding must replace the
+            // stored ones, and the recovery must be seen as a change.
+            hasher.update(failure_marker(raw, e).as_bytes());
+        }
+    }
+}
+
+/// Stored territory hashes fetched ahead for a server's territory URLs.
+#[derive(Default)]
+struct StoredHashes {
+    /// The URLs asked for: an absent hash for one of them means none is stored.
+    asked: HashSet<String>,
+    hashes: HashMap<String, String>,
+}
+
+impl StoredHashes {
+    /// The stored hash for `url`; a URL not asked ahead (a redirect's target) is looked
+    /// up on its own.
+    async fn get(
+        &self,
+        crawler: &HostCrawler<'_>,
+        url: &str,
+    ) -> Result<Option<String>, crate::store::StoreError> {
+        if self.asked.contains(url) {
+            return Ok(self.hashes.get(url).cloned());
+        }
+        crawler.stored_territory_hash(url).await
+    }
+}
+
+/// One GeoJSON document read: what is kept of it.
+struct GeoRead {
+    hash: String,
+    size: usize,
+    /// (WKB, bbox, vertex count) when the document gave a territory.
+    territory: Option<(Vec<u8>, [f64; 4], usize)>,
+    findings: Vec<Finding>,
+}
+
+/// Reading GeoJSON jobs running at once in this process: one per core. The jobs run on
+/// tokio's blocking threads, so the runtime's workers (every other host of the crawl, the
+/// API) keep running, and at most this many bodies are being expanded at once.
+fn geojson_permits() -> Arc<tokio::sync::Semaphore> {
+    static PERMITS: std::sync::OnceLock<Arc<tokio::sync::Semaphore>> = std::sync::OnceLock::new();
+    PERMITS
+        .get_or_init(|| {
+            let n = std::thread::available_parallelism().map_or(2, |n| n.get());
+            Arc::new(tokio::sync::Semaphore::new(n))
+        })
+        .clone()
+}
+
+/// Hash, read and validate one GeoJSON body off the async runtime, within
+/// `crawl.max_territory_vertices` and `crawl.geojson_budget_ms` (the clock starts when
+/// the job does, not while it waits for a permit). A blocking job cannot be cancelled, so
+/// the reader itself stops at the deadline; the permit stays with the job until then,
+/// even if the crawl that asked for it was dropped.
+async fn read_geojson(
+    body: bytes::Bytes,
+    url: String,
+    cfg: &CrawlConfig,
+) -> Result<GeoRead, FetchError> {
+    let permit = geojson_permits()
+        .acquire_owned()
+        .await
+        .expect("the semaphore is never closed");
+    let max_vertices = cfg.max_territory_vertices;
+    let budget_ms = cfg.geojson_budget_ms;
+    let job_url = url.clone();
+    let job = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let limits = territory::GeoLimits {
+            max_vertices,
+            deadline: Some(std::time::Instant::now() + std::time::Duration::from_millis(budget_ms)),
+            budget_ms,
+        };
+        let hash = sha256_hex(&body);
+        let size = body.len();
+        let read = territory::read_document(&body, &job_url, limits);
+        drop(body);
+        read.map(|(t, findings)| GeoRead {
+            hash,
+            size,
+            territory: t.map(|t| (territory::to_wkb(&t.geometry), t.bbox, t.vertex_count)),
+            findings,
+        })
+    });
+    match job.await {
+        Ok(Ok(g)) => Ok(g),
+        // Not JSON: a permanent failure of this document (§5a), like a 404.
+        Ok(Err(not_json)) => Err(FetchError::for_target(
+            FailureClass::InvalidJson,
+            url,
+            not_json,
+        )),
+        Err(e) => Err(FetchError::for_target(
+            FailureClass::Other,
+            url,
+            format!("reading the GeoJSON failed: {e}"),
+        )),
+    }
+}
+
+/// One GeoJSON URL of a server after the crawl.
+pub(super) struct GeoDoc {
+    /// Content hash of the document (`None`: failed or refused, not read).
+    hash: Option<String>,
+    territory: Option<TerritoryOut>,
+    /// Why the document could not be used (a permanent failure, §5a); `territory` is
+    /// then the one last read from the same URL, if any.
+    failed: Option<FetchError>,
+}
+
+struct TerritoryOut {
+    source_url: String,
+    source_hash: String,
+    /// `None` after a 304: the row exists already.
+    record: Option<TerritoryRecord>,
+}
