@@ -11,6 +11,7 @@ pub mod config;
 pub mod crawl;
 pub mod demo;
 pub mod fixtures;
+pub mod geojson;
 pub mod index;
 pub mod metrics;
 pub mod seeds;
