@@ -40,6 +40,11 @@ pub(super) fn interpret(
     Ok(conclude(url, p.polygons, p.findings, p.out_of_range))
 }
 
+/// A `GEO-INVALID` warning: a defect that was repaired, or a part that was skipped.
+pub(crate) fn invalid(url: &str, pointer: String, message: impl Into<String>) -> Finding {
+    Finding::new(rules::GEO_INVALID, Severity::Warning, url, pointer, message)
+}
+
 /// Where an out-of-range position stands, and its longitude and latitude.
 pub(crate) type OutOfRange = Option<(String, f64, f64)>;
 
@@ -119,13 +124,7 @@ impl Parser<'_> {
             self.suppressed += 1;
             return;
         }
-        self.findings.push(Finding::new(
-            rules::GEO_INVALID,
-            Severity::Warning,
-            self.url,
-            pointer,
-            message,
-        ));
+        self.findings.push(invalid(self.url, pointer, message));
     }
 
     /// A GeoJSON object; `None` stands for any scalar.

@@ -281,33 +281,26 @@ fn nested() -> SearchIndex {
     let state = terr(vec![rect(0.0, 0.0, 10.0, 10.0)]);
     let county = terr(vec![rect(2.0, 2.0, 6.0, 6.0)]);
     let city = terr(vec![rect(3.0, 3.0, 4.0, 4.0)]);
-    SearchIndex::build(vec![
-        entry(1, |e| {
-            e.entry.role = "aggregator".into();
-            e.territory = city.clone();
-        }),
-        entry(2, |e| {
-            e.entry.role = "official".into();
-            e.territory = state.clone();
-        }),
-        entry(3, |e| {
-            e.entry.role = "official".into();
-            e.territory = county.clone();
-        }),
-        entry(4, |e| {
-            e.entry.role = "authoritative".into();
-            e.territory = state.clone();
-        }),
-        entry(5, |e| {
-            e.entry.role = "partner".into();
-            e.territory = city.clone();
-        }),
-        entry(6, |e| {
-            e.entry.role = "official".into();
-            e.territory = county.clone();
-        }),
-        entry(7, |e| e.entry.role = "authoritative".into()),
-    ])
+    let none = None;
+    let rows = [
+        (1, "aggregator", &city),
+        (2, "official", &state),
+        (3, "official", &county),
+        (4, "authoritative", &state),
+        (5, "partner", &city),
+        (6, "official", &county),
+        (7, "authoritative", &none),
+    ];
+    SearchIndex::build(
+        rows.into_iter()
+            .map(|(key, role, t)| {
+                entry(key, |e| {
+                    e.entry.role = role.into();
+                    e.territory = t.clone();
+                })
+            })
+            .collect(),
+    )
 }
 
 #[test]

@@ -7,9 +7,8 @@ use geo::{Coord, LineString, MultiPolygon, Polygon, Validation};
 use serde_json::Value;
 
 use super::Territory;
-use crate::cds::validate::rules;
-use crate::cds::{Finding, Severity};
-use crate::geojson::walk::{close_ring, conclude, OutOfRange};
+use crate::cds::Finding;
+use crate::geojson::walk::{close_ring, conclude, invalid, OutOfRange};
 
 /// geo's brute-force rule for one ring.
 pub(crate) fn ring_self_intersects(ring: &[Coord<f64>]) -> bool {
@@ -50,13 +49,7 @@ struct Parser<'a> {
 
 impl Parser<'_> {
     fn invalid(&mut self, pointer: String, message: impl Into<String>) {
-        self.findings.push(Finding::new(
-            rules::GEO_INVALID,
-            Severity::Warning,
-            self.url,
-            pointer,
-            message,
-        ));
+        self.findings.push(invalid(self.url, pointer, message));
     }
 
     fn object(&mut self, v: &Value, ptr: String, depth: usize) {
