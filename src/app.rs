@@ -283,8 +283,8 @@ pub async fn start_with_role(
             )));
         }
         if role == Role::Api {
-            background_tasks.push(tokio::spawn(crate::api::follow::follow(
-                state.clone(),
+            background_tasks.push(tokio::spawn(crate::index::live::follow(
+                state.live.clone(),
                 cfg.clone(),
                 stop_rx.clone(),
             )));

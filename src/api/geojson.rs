@@ -7,7 +7,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::StreamExt;
-use geo::{Coord, Geometry, LineString, MultiPolygon, Point, Polygon, Simplify};
+use geo::{Geometry, LineString, MultiPolygon, Simplify};
 use serde_json::{json, Value};
 
 use super::page::Id;
@@ -27,87 +27,10 @@ fn bad(m: impl Into<String>) -> ApiError {
     ApiError::BadRequest(m.into())
 }
 
-fn position(v: &Value, at: &str) -> Result<Coord<f64>, ApiError> {
-    let a = v
-        .as_array()
-        .filter(|a| a.len() >= 2)
-        .ok_or_else(|| bad(format!("{at}: a position is [lon, lat]")))?;
-    let (x, y) = (
-        a[0].as_f64()
-            .ok_or_else(|| bad(format!("{at}: lon must be a number")))?,
-        a[1].as_f64()
-            .ok_or_else(|| bad(format!("{at}: lat must be a number")))?,
-    );
-    params::check_point(x, y).map_err(|e| bad(format!("{at}: {e}")))?;
-    Ok(Coord { x, y })
-}
-
-fn positions(v: &Value, at: &str) -> Result<Vec<Coord<f64>>, ApiError> {
-    let a = v
-        .as_array()
-        .ok_or_else(|| bad(format!("{at}: expected an array of positions")))?;
-    a.iter()
-        .enumerate()
-        .map(|(i, p)| position(p, &format!("{at}/{i}")))
-        .collect()
-}
-
-fn polygon(v: &Value, at: &str) -> Result<Polygon<f64>, ApiError> {
-    let rings = v
-        .as_array()
-        .filter(|r| !r.is_empty())
-        .ok_or_else(|| bad(format!("{at}: a polygon needs rings")))?;
-    let mut ls: Vec<LineString<f64>> = rings
-        .iter()
-        .enumerate()
-        .map(|(i, r)| positions(r, &format!("{at}/{i}")).map(LineString))
-        .collect::<Result<_, _>>()?;
-    let ext = ls.remove(0);
-    if ext.0.len() < 4 {
-        return Err(bad(format!("{at}: a ring needs at least 4 positions")));
-    }
-    Ok(Polygon::new(ext, ls))
-}
-
-/// A request geometry (a GeoJSON Geometry or Feature) as a `geo::Geometry`, validated
-/// for WGS 84 ranges. Bounded by the request body limit.
+/// A request geometry (a GeoJSON Geometry or Feature) as a `geo::Geometry`, read by
+/// [`crate::geojson::request`]; its first defect is the 400 answer.
 pub fn geometry_from_value(v: &Value) -> Result<Geometry<f64>, ApiError> {
-    let v = if v.get("type").and_then(Value::as_str) == Some("Feature") {
-        v.get("geometry")
-            .ok_or_else(|| bad("Feature without geometry"))?
-    } else {
-        v
-    };
-    let ty = v
-        .get("type")
-        .and_then(Value::as_str)
-        .ok_or_else(|| bad("geometry needs a `type`"))?;
-    let c = v
-        .get("coordinates")
-        .ok_or_else(|| bad("geometry needs `coordinates`"))?;
-    Ok(match ty {
-        "Point" => Geometry::Point(Point(position(c, "/coordinates")?)),
-        "MultiPoint" => Geometry::MultiPoint(
-            positions(c, "/coordinates")?
-                .into_iter()
-                .map(Point)
-                .collect(),
-        ),
-        "LineString" => Geometry::LineString(LineString(positions(c, "/coordinates")?)),
-        "Polygon" => Geometry::Polygon(polygon(c, "/coordinates")?),
-        "MultiPolygon" => {
-            let a = c
-                .as_array()
-                .ok_or_else(|| bad("/coordinates: expected polygons"))?;
-            Geometry::MultiPolygon(MultiPolygon(
-                a.iter()
-                    .enumerate()
-                    .map(|(i, p)| polygon(p, &format!("/coordinates/{i}")))
-                    .collect::<Result<_, _>>()?,
-            ))
-        }
-        other => return Err(bad(format!("unsupported geometry type {other:?}"))),
-    })
+    crate::geojson::geometry_from_value(v).map_err(|e| bad(e.0))
 }
 
 fn ring_json(r: &LineString<f64>) -> Value {

@@ -4,7 +4,6 @@
 mod admin;
 mod error;
 mod etag;
-pub mod follow;
 pub mod geojson;
 mod headers;
 mod hosts;

@@ -26,10 +26,27 @@ pub const CAP_COVERAGE: &str = "coverage";
 /// Capability that adds `oauth_metadata` (WG1-02 §3).
 pub const CAP_OAUTH: &str = "oauth";
 
+/// A value for `Finding::actual` and messages, bounded: documents come from remote
+/// servers.
+pub(crate) fn show(v: &Value) -> String {
+    const MAX: usize = 120;
+    let s = v.to_string();
+    if s.len() <= MAX {
+        return s;
+    }
+    let mut end = MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// A string member, `None` when absent or not a string (the validator reports the type).
 fn str_field(v: &Value, key: &str) -> Option<String> {
     v.get(key).and_then(Value::as_str).map(str::to_owned)
 }
 
+/// The string elements of an array member; anything else reads as empty.
 fn str_list(v: &Value, key: &str) -> Vec<String> {
     v.get(key)
         .and_then(Value::as_array)

@@ -21,6 +21,7 @@ use serde_json::Value;
 use url::Url;
 
 use super::finding::Finding;
+use super::{str_field, str_list};
 use check::{Checker, Kind};
 
 mod check;
@@ -67,27 +68,8 @@ pub struct OAuthMetadata {
     pub scopes: Vec<ScopeDescription>,
 }
 
-fn str_of(v: &Value, key: &str) -> Option<String> {
-    v.get(key).and_then(Value::as_str).map(str::to_owned)
-}
-
 fn url_of(v: &Value, key: &str) -> Option<String> {
-    v.get(key)
-        .and_then(Value::as_str)
-        .filter(|s| is_web_url(s))
-        .map(str::to_owned)
-}
-
-fn strs_of(v: &Value, key: &str) -> Vec<String> {
-    v.get(key)
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default()
+    str_field(v, key).filter(|s| is_web_url(s))
 }
 
 impl OAuthMetadata {
@@ -100,18 +82,18 @@ impl OAuthMetadata {
                     .filter(|(_, d)| d.is_object())
                     .map(|(id, d)| ScopeDescription {
                         id: id.clone(),
-                        scope_type: str_of(d, "type"),
-                        name: str_of(d, "name"),
-                        description: str_of(d, "description"),
+                        scope_type: str_field(d, "type"),
+                        name: str_field(d, "name"),
+                        description: str_field(d, "description"),
                         documentation: url_of(d, "documentation"),
-                        grant_types: strs_of(d, "grant_types_supported"),
-                        coverages: strs_of(d, "coverages_supported"),
+                        grant_types: str_list(d, "grant_types_supported"),
+                        coverages: str_list(d, "coverages_supported"),
                     })
                     .collect()
             })
             .unwrap_or_default();
         OAuthMetadata {
-            issuer: str_of(v, "issuer"),
+            issuer: str_field(v, "issuer"),
             registration_endpoint: url_of(v, "registration_endpoint"),
             human_registration: url_of(v, "cds_human_registration"),
             scopes,

@@ -1,5 +1,6 @@
 //! The in-memory search index: every query of the HTTP API is answered from here, never by
-//! scanning SQL (DESIGN.md). Pure data structures, no I/O.
+//! scanning SQL (DESIGN.md). Pure data structures, no I/O, except in [`live`], which keeps
+//! the served index current from the store.
 //!
 //! A [`SearchIndex`] is built once from all current coverage entries
 //! ([`SearchIndex::build`]), is immutable afterwards, and is `Send + Sync`, so the API can
@@ -27,8 +28,10 @@
 //! uppercased, the rest lowercased, both trimmed); values outside the spec's enums are
 //! indexed like any other. An empty list (or one of only blank strings) does not filter.
 
+mod build;
 mod facets;
 mod grid;
+pub mod live;
 mod postings;
 mod spatial;
 pub mod text;
@@ -141,16 +144,6 @@ impl Filter {
     }
 }
 
-/// Role order of the lookup ranking: the spec's roles by authority, anything else last.
-fn role_rank(role: &str) -> u8 {
-    match role {
-        "authoritative" => 0,
-        "official" => 1,
-        "aggregator" => 2,
-        _ => 3,
-    }
-}
-
 /// A filter resolved against one index: value ids instead of strings.
 struct Query {
     /// `(field, sorted value ids)` for every constrained field.
@@ -217,7 +210,7 @@ pub struct SearchIndex {
     spatial: Spatial,
     /// Territory key -> territory id: lets [`SearchIndex::update`] find the territories it
     /// can reuse.
-    terr_of_key: HashMap<TerrKey, u32>,
+    terr_of_key: HashMap<build::TerrKey, u32>,
     /// Per entry: its response row, rendered on first use ([`SearchIndex::rendered`]).
     rendered: Vec<OnceLock<Box<str>>>,
 }
@@ -234,206 +227,7 @@ impl std::fmt::Debug for SearchIndex {
 
 const NO_TERR: u32 = u32::MAX;
 
-/// No old position: the entry is new in [`SearchIndex::update`].
-const NEW: u32 = u32::MAX;
-
-#[derive(Hash, PartialEq, Eq, Clone, Copy)]
-enum TerrKey {
-    Id(i64),
-    Ptr(usize),
-}
-
 impl SearchIndex {
-    /// Build the index. Entries are reordered by key (stable for equal keys). Cost is
-    /// linear in entries plus territory vertices (the 3,231 US counties: a few ms).
-    pub fn build(mut entries: Vec<IndexEntry>) -> SearchIndex {
-        entries.sort_by_key(|e| e.key);
-        SearchIndex::assemble(entries, None)
-    }
-
-    /// The next snapshot: this index without the entries `drop` selects, plus `added`
-    /// (an added entry with the key of a kept one comes after it, as in a build from
-    /// kept ++ added). Its answers equal those of [`SearchIndex::build`] on the same
-    /// entries, but the work is proportional to the change, not the index: unchanged
-    /// territories keep their polygon parts and interval trees (shared, not copied), the
-    /// point grid is recomputed only in the cells met by parts that came or went, and kept
-    /// entries reuse their normalised values and folded names. What remains linear in the
-    /// index is integer and memory work (cloning kept entries, posting lists, ranks, the
-    /// grid copy, bulk-loading the R-tree of part boxes), no vertex is read again.
-    ///
-    /// A territory is reused when the new entry's territory is the same `Arc`, or has the
-    /// same `territory_id` and equal coordinates (an API replica reads changed servers'
-    /// rows again and decodes fresh copies of territories it already has).
-    pub fn update(
-        &self,
-        drop: impl Fn(&IndexEntry) -> bool,
-        mut added: Vec<IndexEntry>,
-    ) -> SearchIndex {
-        added.sort_by_key(|e| e.key);
-        let mut entries = Vec::with_capacity(self.entries.len() + added.len());
-        let mut old_pos = Vec::with_capacity(self.entries.len() + added.len());
-        let mut added = added.into_iter().peekable();
-        for (i, e) in self.entries.iter().enumerate() {
-            if drop(e) {
-                continue;
-            }
-            while let Some(a) = added.next_if(|a| a.key < e.key) {
-                entries.push(a);
-                old_pos.push(NEW);
-            }
-            entries.push(e.clone());
-            old_pos.push(i as u32);
-        }
-        for a in added {
-            entries.push(a);
-            old_pos.push(NEW);
-        }
-        SearchIndex::assemble(entries, Some((self, &old_pos)))
-    }
-
-    /// [`SearchIndex::build`] of entries already sorted by key; with `prev`, reusing what
-    /// the earlier index has (`old_pos[i]`: entry `i`'s position there, or `NEW`).
-    fn assemble(entries: Vec<IndexEntry>, prev: Option<(&SearchIndex, &[u32])>) -> SearchIndex {
-        assert!(
-            entries.len() < u32::MAX as usize,
-            "too many entries for u32 positions"
-        );
-
-        let mut fields: [Field; NFIELDS] = std::array::from_fn(|_| Field::new());
-        let mut text = Vec::with_capacity(entries.len());
-        let mut entity_keys = Vec::with_capacity(entries.len());
-        let mut entry_terr = Vec::with_capacity(entries.len());
-        let mut terr_of_key: HashMap<TerrKey, u32> = HashMap::new();
-        let mut geoms: Vec<Arc<MultiPolygon<f64>>> = Vec::new();
-        // Per new territory: the earlier index's territory with the same geometry.
-        let mut old_terr: Vec<u32> = Vec::new();
-        let mut remap: Vec<Vec<u32>> = match prev {
-            Some((old, _)) => old
-                .fields
-                .iter()
-                .map(|f| vec![u32::MAX; f.values.len()])
-                .collect(),
-            None => Vec::new(),
-        };
-
-        for (i, e) in entries.iter().enumerate() {
-            let terr = match &e.territory {
-                None => NO_TERR,
-                Some(g) => {
-                    let k = match e.territory_id {
-                        Some(id) => TerrKey::Id(id),
-                        None => TerrKey::Ptr(Arc::as_ptr(g) as usize),
-                    };
-                    *terr_of_key.entry(k).or_insert_with(|| {
-                        geoms.push(Arc::clone(g));
-                        let reuse = prev.and_then(|(old, _)| {
-                            let o = *old.terr_of_key.get(&k)?;
-                            let og = &old.spatial.terrs[o as usize].geom;
-                            (Arc::ptr_eq(og, g) || **og == **g).then_some(o)
-                        });
-                        old_terr.push(reuse.unwrap_or(u32::MAX));
-                        (geoms.len() - 1) as u32
-                    })
-                }
-            };
-            entry_terr.push(terr);
-
-            if let Some((old, old_pos)) = prev {
-                let o = old_pos[i];
-                if o != NEW {
-                    let o = o as usize;
-                    for (f, field) in fields.iter_mut().enumerate() {
-                        field.push_entry_from(&old.fields[f], o, &mut remap[f]);
-                    }
-                    text.push(old.text[o].clone());
-                    entity_keys.push(old.entity_keys[o].clone());
-                    continue;
-                }
-            }
-            let c = &e.entry;
-            fields[COUNTRY].push_entry([norm_country(&c.country)]);
-            fields[COMMODITY].push_entry(c.commodity_types.iter().map(|s| norm_value(s)));
-            fields[CAPABILITY].push_entry(c.capabilities.iter().map(|s| norm_value(s)));
-            fields[INFRASTRUCTURE].push_entry(c.infrastructure_types.iter().map(|s| norm_value(s)));
-            fields[ROLE].push_entry([norm_value(&c.role)]);
-            fields[KIND].push_entry([norm_value(&c.kind)]);
-            fields[SCOPE].push_entry(e.scopes.iter().map(|s| norm_value(s)));
-            fields[SCOPE_TYPE].push_entry(e.scope_types.iter().map(|s| norm_value(s)));
-            fields[SCOPE_MATCH]
-                .push_entry(e.scopes.iter().chain(&e.scope_types).map(|s| norm_value(s)));
-
-            let mut t = text::search_text(&c.entity_name);
-            for extra in [c.entity_abbreviation.as_deref().unwrap_or(""), &c.name] {
-                t.push('\n');
-                t.push_str(&text::search_text(extra));
-            }
-            text.push(t);
-            entity_keys.push((text::entity_key(&c.entity_name), norm_country(&c.country)));
-        }
-
-        let spatial = match prev {
-            Some((old, _)) => old.spatial.update(geoms, &old_terr),
-            None => Spatial::build(geoms),
-        };
-
-        // Lookup order: role, then the smallest (most specific) territory, then key.
-        let mut order: Vec<u32> = (0..entries.len() as u32).collect();
-        let area = |i: u32| match entry_terr[i as usize] {
-            NO_TERR => f64::INFINITY,
-            t => spatial.terrs[t as usize].area,
-        };
-        let role = |i: u32| role_rank(&norm_value(&entries[i as usize].entry.role));
-        let roles: Vec<u8> = (0..entries.len() as u32).map(role).collect();
-        order.sort_by(|&a, &b| {
-            roles[a as usize]
-                .cmp(&roles[b as usize])
-                .then(area(a).total_cmp(&area(b)))
-                .then(a.cmp(&b))
-        });
-        let mut rank = vec![0u32; entries.len()];
-        for (r, &i) in order.iter().enumerate() {
-            rank[i as usize] = r as u32;
-        }
-
-        // Territory -> ranks of its entries, ascending: walking by rank fills each list in order.
-        let nterr = spatial.terrs.len();
-        let mut counts = vec![0u32; nterr + 1];
-        for &t in &entry_terr {
-            if t != NO_TERR {
-                counts[t as usize + 1] += 1;
-            }
-        }
-        for t in 0..nterr {
-            counts[t + 1] += counts[t];
-        }
-        let terr_offsets = counts.clone();
-        let mut fill = counts;
-        let mut terr_ranks = vec![0u32; terr_offsets[nterr] as usize];
-        for (r, &i) in order.iter().enumerate() {
-            let t = entry_terr[i as usize];
-            if t != NO_TERR {
-                terr_ranks[fill[t as usize] as usize] = r as u32;
-                fill[t as usize] += 1;
-            }
-        }
-
-        let n_rendered = entries.len();
-        SearchIndex {
-            entries,
-            fields,
-            text,
-            entity_keys,
-            entry_terr,
-            terr_offsets,
-            terr_ranks,
-            rank,
-            by_rank: order,
-            spatial,
-            terr_of_key,
-            rendered: (0..n_rendered).map(|_| OnceLock::new()).collect(),
-        }
-    }
-
     /// Number of entries.
     pub fn len(&self) -> usize {
         self.entries.len()

@@ -297,27 +297,13 @@ impl Spatial {
         let mut components = Vec::new();
         flatten(g, &mut components);
         let mut matched = vec![0u64; self.terrs.len().div_ceil(64)];
-        let mut work: u64 = 0;
+        let mut work = Work { budget, spent: 0 };
         let mut seen: u64 = 0;
-        let spend = |work: &mut u64, w: u64| -> Result<(), OverBudget> {
-            *work = work.saturating_add(w);
-            if *work > budget.max_work {
-                Err(OverBudget::Work {
-                    max: budget.max_work,
-                })
-            } else {
-                Ok(())
-            }
-        };
         for c in components {
-            let Some(r) = c.bounding_rect() else { continue };
-            let cb = [r.min().x, r.min().y, r.max().x, r.max().y];
-            let env = AABB::from_corners([cb[0], cb[1]], [cb[2], cb[3]]);
-            let probe = c.coords_iter().next();
-            let vc = c.coords_count() as u64;
-            let c_rings = rings(&c);
-            // The component's own interval tree, built on its first undecided candidate.
-            let mut c_pip: Option<Option<IntervalTreeMultiPolygon<f64>>> = None;
+            let Some(mut c) = Component::of(c) else {
+                continue;
+            };
+            let env = AABB::from_corners([c.bbox[0], c.bbox[1]], [c.bbox[2], c.bbox[3]]);
             for pb in self.tree.locate_in_envelope_intersecting(&env) {
                 seen += 1;
                 if seen % 4096 == 0 {
@@ -329,59 +315,117 @@ impl Spatial {
                     continue;
                 }
                 let poly = &self.terrs[t].geom.0[part.poly as usize];
-                let hit = if probe.is_some_and(|p| part.contains(p)) {
-                    true
-                } else {
-                    budget.check_time()?;
-                    let c_pip = c_pip.get_or_insert_with(|| {
-                        if let Geometry::Polygon(p) = &c {
-                            work = work.saturating_add(vc);
-                            Some(IntervalTreeMultiPolygon::new(&MultiPolygon(vec![
-                                p.orient(Direction::Default)
-                            ])))
-                        } else {
-                            None
-                        }
-                    });
-                    let inside = c_pip.as_ref().is_some_and(|pip| {
-                        poly.exterior().0.first().is_some_and(|q| pip.contains(q))
-                    });
-                    if inside {
-                        true
-                    } else {
-                        match &c_rings {
-                            Some(c_rings) => {
-                                spend(&mut work, vc)?;
-                                let cs = segments_meeting(c_rings, &part.bbox);
-                                // No segment of the component near the part: the
-                                // boundaries cannot meet, and the part needs no scan.
-                                !cs.is_empty() && {
-                                    spend(&mut work, u64::from(part.vertices))?;
-                                    let p_rings: Vec<&LineString<f64>> =
-                                        std::iter::once(poly.exterior())
-                                            .chain(poly.interiors())
-                                            .collect();
-                                    let ps = segments_meeting(&p_rings, &cb);
-                                    spend(&mut work, cs.len() as u64 * ps.len() as u64)?;
-                                    cs.iter().any(|a| ps.iter().any(|b| a.intersects(b)))
-                                }
-                            }
-                            None => {
-                                // Other component kinds (not produced by the API's parser):
-                                // geo's own test, charged at its worst case.
-                                spend(&mut work, vc.max(1) * u64::from(part.vertices))?;
-                                c.intersects(poly)
-                            }
-                        }
-                    }
-                };
-                if hit {
+                if c.meets(part, poly, &mut work)? {
                     matched[t / 64] |= 1 << (t % 64);
                     out.push(part.terr);
                 }
             }
         }
         Ok(())
+    }
+}
+
+/// Work spent by one geometry query, against its budget.
+struct Work<'b> {
+    budget: &'b WorkBudget,
+    spent: u64,
+}
+
+impl Work<'_> {
+    fn spend(&mut self, w: u64) -> Result<(), OverBudget> {
+        self.spent = self.spent.saturating_add(w);
+        if self.spent > self.budget.max_work {
+            Err(OverBudget::Work {
+                max: self.budget.max_work,
+            })
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// One component of a query geometry, with what the pair tests need of it.
+struct Component {
+    g: Geometry<f64>,
+    bbox: [f64; 4],
+    /// A vertex of the component.
+    probe: Option<Coord<f64>>,
+    vertices: u64,
+    rings: Option<Vec<LineString<f64>>>,
+    /// The component's own interval tree, built on its first undecided candidate
+    /// (polygons only).
+    pip: Option<Option<IntervalTreeMultiPolygon<f64>>>,
+}
+
+impl Component {
+    /// `None` for a component without a bounding box (empty).
+    fn of(g: Geometry<f64>) -> Option<Component> {
+        let r = g.bounding_rect()?;
+        let probe = g.coords_iter().next();
+        Some(Component {
+            bbox: [r.min().x, r.min().y, r.max().x, r.max().y],
+            probe,
+            vertices: g.coords_count() as u64,
+            rings: rings(&g),
+            pip: None,
+            g,
+        })
+    }
+
+    /// Does this component intersect the part (`poly`)? A vertex of either strictly
+    /// inside the other decides it; otherwise the boundaries are compared.
+    fn meets(
+        &mut self,
+        part: &Part,
+        poly: &Polygon<f64>,
+        work: &mut Work,
+    ) -> Result<bool, OverBudget> {
+        if self.probe.is_some_and(|p| part.contains(p)) {
+            return Ok(true);
+        }
+        work.budget.check_time()?;
+        let vc = self.vertices;
+        let g = &self.g;
+        let pip = self.pip.get_or_insert_with(|| {
+            if let Geometry::Polygon(p) = g {
+                work.spent = work.spent.saturating_add(vc);
+                Some(IntervalTreeMultiPolygon::new(&MultiPolygon(vec![
+                    p.orient(Direction::Default)
+                ])))
+            } else {
+                None
+            }
+        });
+        let inside = pip
+            .as_ref()
+            .is_some_and(|pip| poly.exterior().0.first().is_some_and(|q| pip.contains(q)));
+        if inside {
+            return Ok(true);
+        }
+        match &self.rings {
+            Some(c_rings) => {
+                work.spend(vc)?;
+                let cs = segments_meeting(c_rings, &part.bbox);
+                // No segment of the component near the part: the boundaries cannot meet,
+                // and the part needs no scan.
+                if cs.is_empty() {
+                    return Ok(false);
+                }
+                work.spend(u64::from(part.vertices))?;
+                let p_rings: Vec<&LineString<f64>> = std::iter::once(poly.exterior())
+                    .chain(poly.interiors())
+                    .collect();
+                let ps = segments_meeting(&p_rings, &self.bbox);
+                work.spend(cs.len() as u64 * ps.len() as u64)?;
+                Ok(cs.iter().any(|a| ps.iter().any(|b| a.intersects(b))))
+            }
+            None => {
+                // Other component kinds (not produced by the API's parser): geo's own
+                // test, charged at its worst case.
+                work.spend(vc.max(1) * u64::from(part.vertices))?;
+                Ok(self.g.intersects(poly))
+            }
+        }
     }
 }
 

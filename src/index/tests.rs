@@ -45,6 +45,18 @@ fn strs(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
 
+/// A filter with one field set.
+fn by(set: impl FnOnce(&mut Filter)) -> Filter {
+    let mut f = Filter::default();
+    set(&mut f);
+    f
+}
+
+/// Facet counts as the index reports them.
+fn counts(v: &[(&str, usize)]) -> Vec<(String, usize)> {
+    v.iter().map(|&(s, n)| (s.to_owned(), n)).collect()
+}
+
 fn keys(idx: &SearchIndex, positions: &[usize]) -> Vec<i64> {
     positions.iter().map(|&i| idx.entry(i).key).collect()
 }
@@ -102,77 +114,23 @@ fn entries_are_ordered_by_key() {
 fn every_enum_filter_is_case_insensitive() {
     let idx = sample();
     let k = |f: Filter| keys(&idx, &idx.search(&f));
+    assert_eq!(k(by(|f| f.country = strs(&["CA"]))), vec![30]);
+    assert_eq!(k(by(|f| f.country = strs(&["us"]))), vec![10, 20, 40]);
     assert_eq!(
-        k(Filter {
-            country: strs(&["CA"]),
-            ..Default::default()
-        }),
-        vec![30]
-    );
-    assert_eq!(
-        k(Filter {
-            country: strs(&["us"]),
-            ..Default::default()
-        }),
-        vec![10, 20, 40]
-    );
-    assert_eq!(
-        k(Filter {
-            commodity: strs(&["Natural_Gas"]),
-            ..Default::default()
-        }),
+        k(by(|f| f.commodity = strs(&["Natural_Gas"]))),
         vec![10, 40]
     );
+    assert_eq!(k(by(|f| f.capability = strs(&["OAUTH"]))), vec![30]);
     assert_eq!(
-        k(Filter {
-            capability: strs(&["OAUTH"]),
-            ..Default::default()
-        }),
-        vec![30]
-    );
-    assert_eq!(
-        k(Filter {
-            infrastructure: strs(&["distribution"]),
-            ..Default::default()
-        }),
+        k(by(|f| f.infrastructure = strs(&["distribution"]))),
         vec![10, 30]
     );
-    assert_eq!(
-        k(Filter {
-            role: strs(&["authoritative"]),
-            ..Default::default()
-        }),
-        vec![30]
-    );
-    assert_eq!(
-        k(Filter {
-            kind: strs(&["PLANNED"]),
-            ..Default::default()
-        }),
-        vec![20]
-    );
-    assert_eq!(
-        k(Filter {
-            scope: strs(&["bill_read"]),
-            ..Default::default()
-        }),
-        vec![10]
-    );
+    assert_eq!(k(by(|f| f.role = strs(&["authoritative"]))), vec![30]);
+    assert_eq!(k(by(|f| f.kind = strs(&["PLANNED"]))), vec![20]);
+    assert_eq!(k(by(|f| f.scope = strs(&["bill_read"]))), vec![10]);
     // Extension values are searchable like the spec's own.
-    assert_eq!(
-        k(Filter {
-            commodity: strs(&["X-Hydrogen"]),
-            ..Default::default()
-        }),
-        vec![20]
-    );
-    assert_eq!(
-        k(Filter {
-            role: strs(&["partner"]),
-            ..Default::default()
-        }),
-        vec![40]
-    );
+    assert_eq!(k(by(|f| f.commodity = strs(&["X-Hydrogen"]))), vec![20]);
+    assert_eq!(k(by(|f| f.role = strs(&["partner"]))), vec![40]);
 }
 
 #[test]
@@ -180,10 +138,7 @@ fn or_within_a_filter_and_across_filters() {
     let idx = sample();
     let k = |f: Filter| keys(&idx, &idx.search(&f));
     assert_eq!(
-        k(Filter {
-            commodity: strs(&["x-hydrogen", "natural_gas"]),
-            ..Default::default()
-        }),
+        k(by(|f| f.commodity = strs(&["x-hydrogen", "natural_gas"]))),
         vec![10, 20, 40]
     );
     assert_eq!(
@@ -204,41 +159,19 @@ fn or_within_a_filter_and_across_filters() {
         vec![40]
     );
     // An unknown value matches nothing, even beside a known one in another field.
-    assert!(k(Filter {
-        commodity: strs(&["steam"]),
-        ..Default::default()
-    })
-    .is_empty());
+    assert!(k(by(|f| f.commodity = strs(&["steam"]))).is_empty());
     assert_eq!(
-        k(Filter {
-            commodity: strs(&["steam", "x-hydrogen"]),
-            ..Default::default()
-        }),
+        k(by(|f| f.commodity = strs(&["steam", "x-hydrogen"]))),
         vec![20]
     );
     // Blank values do not filter.
-    assert_eq!(
-        k(Filter {
-            country: strs(&["", " "]),
-            ..Default::default()
-        })
-        .len(),
-        4
-    );
+    assert_eq!(k(by(|f| f.country = strs(&["", " "]))).len(), 4);
 }
 
 #[test]
 fn q_is_case_and_accent_insensitive() {
     let idx = sample();
-    let k = |q: &str| {
-        keys(
-            &idx,
-            &idx.search(&Filter {
-                q: Some(q.into()),
-                ..Default::default()
-            }),
-        )
-    };
+    let k = |q: &str| keys(&idx, &idx.search(&by(|f| f.q = Some(q.into()))));
     assert_eq!(k("montreal"), vec![30]); // entry name
     assert_eq!(k("QUEBEC"), vec![30]); // entity name
     assert_eq!(k("hq"), vec![30]); // abbreviation
@@ -267,72 +200,37 @@ fn q_is_case_and_accent_insensitive() {
 fn facets_count_each_entry_once_per_value() {
     let idx = sample();
     let f = idx.facets(&Filter::default());
-    assert_eq!(
-        f.country,
-        vec![("CA".to_string(), 1), ("US".to_string(), 3)]
-    );
+    assert_eq!(f.country, counts(&[("CA", 1), ("US", 3)]));
     assert_eq!(
         f.commodity,
-        vec![
-            ("electricity".to_string(), 2),
-            ("natural_gas".to_string(), 2),
-            ("x-hydrogen".to_string(), 1)
-        ]
+        counts(&[("electricity", 2), ("natural_gas", 2), ("x-hydrogen", 1)])
     );
     assert_eq!(
         f.role,
-        vec![
-            ("aggregator".to_string(), 1),
-            ("authoritative".to_string(), 1),
-            ("official".to_string(), 1),
-            ("partner".to_string(), 1)
-        ]
+        counts(&[
+            ("aggregator", 1),
+            ("authoritative", 1),
+            ("official", 1),
+            ("partner", 1)
+        ])
     );
-    assert_eq!(
-        f.kind,
-        vec![
-            ("planned".to_string(), 1),
-            ("service_territory".to_string(), 3)
-        ]
-    );
-    assert_eq!(
-        f.scope,
-        vec![
-            ("bill_read".to_string(), 1),
-            ("customer_data".to_string(), 2)
-        ]
-    );
-    assert_eq!(
-        f.capability,
-        vec![("coverage".to_string(), 2), ("oauth".to_string(), 1)]
-    );
+    assert_eq!(f.kind, counts(&[("planned", 1), ("service_territory", 3)]));
+    assert_eq!(f.scope, counts(&[("bill_read", 1), ("customer_data", 2)]));
+    assert_eq!(f.capability, counts(&[("coverage", 2), ("oauth", 1)]));
     assert_eq!(
         f.infrastructure,
-        vec![
-            ("distribution".to_string(), 2),
-            ("transmission".to_string(), 1)
-        ]
+        counts(&[("distribution", 2), ("transmission", 1)])
     );
 
-    let f = idx.facets(&Filter {
-        country: strs(&["us"]),
-        ..Default::default()
-    });
-    assert_eq!(f.country, vec![("US".to_string(), 3)]);
+    let f = idx.facets(&by(|f| f.country = strs(&["us"])));
+    assert_eq!(f.country, counts(&[("US", 3)]));
     assert_eq!(
         f.commodity,
-        vec![
-            ("electricity".to_string(), 1),
-            ("natural_gas".to_string(), 2),
-            ("x-hydrogen".to_string(), 1)
-        ]
+        counts(&[("electricity", 1), ("natural_gas", 2), ("x-hydrogen", 1)])
     );
     assert!(f.capability.iter().all(|(v, _)| v != "oauth"));
     assert_eq!(
-        idx.facets(&Filter {
-            commodity: strs(&["nope"]),
-            ..Default::default()
-        }),
+        idx.facets(&by(|f| f.commodity = strs(&["nope"]))),
         Facets::default()
     );
 }
@@ -372,10 +270,7 @@ fn entities_group_by_country_and_folded_name() {
         ]
     );
     assert_eq!(g[0].entity_name, "Acme  Power");
-    let g = idx.entities(&Filter {
-        role: strs(&["aggregator"]),
-        ..Default::default()
-    });
+    let g = idx.entities(&by(|f| f.role = strs(&["aggregator"])));
     assert_eq!(g.len(), 1);
     assert_eq!(keys(&idx, &g[0].entries), vec![5]);
 }
@@ -386,33 +281,26 @@ fn nested() -> SearchIndex {
     let state = terr(vec![rect(0.0, 0.0, 10.0, 10.0)]);
     let county = terr(vec![rect(2.0, 2.0, 6.0, 6.0)]);
     let city = terr(vec![rect(3.0, 3.0, 4.0, 4.0)]);
-    SearchIndex::build(vec![
-        entry(1, |e| {
-            e.entry.role = "aggregator".into();
-            e.territory = city.clone();
-        }),
-        entry(2, |e| {
-            e.entry.role = "official".into();
-            e.territory = state.clone();
-        }),
-        entry(3, |e| {
-            e.entry.role = "official".into();
-            e.territory = county.clone();
-        }),
-        entry(4, |e| {
-            e.entry.role = "authoritative".into();
-            e.territory = state.clone();
-        }),
-        entry(5, |e| {
-            e.entry.role = "partner".into();
-            e.territory = city.clone();
-        }),
-        entry(6, |e| {
-            e.entry.role = "official".into();
-            e.territory = county.clone();
-        }),
-        entry(7, |e| e.entry.role = "authoritative".into()),
-    ])
+    let none = None;
+    let rows = [
+        (1, "aggregator", &city),
+        (2, "official", &state),
+        (3, "official", &county),
+        (4, "authoritative", &state),
+        (5, "partner", &city),
+        (6, "official", &county),
+        (7, "authoritative", &none),
+    ];
+    SearchIndex::build(
+        rows.into_iter()
+            .map(|(key, role, t)| {
+                entry(key, |e| {
+                    e.entry.role = role.into();
+                    e.territory = t.clone();
+                })
+            })
+            .collect(),
+    )
 }
 
 #[test]
@@ -434,10 +322,7 @@ fn lookup_ranks_role_then_area_then_key() {
     );
     assert!(idx.lookup(11.0, 5.0, &Filter::default()).is_empty());
     assert!(idx.lookup(f64::NAN, 5.0, &Filter::default()).is_empty());
-    let off = Filter {
-        role: strs(&["official", "partner"]),
-        ..Default::default()
-    };
+    let off = by(|f| f.role = strs(&["official", "partner"]));
     assert_eq!(keys(&idx, &idx.lookup(3.5, 3.5, &off)), vec![3, 6, 2, 5]);
     assert!(
         idx.territory_area(idx.position(3).unwrap()).unwrap()
@@ -458,18 +343,9 @@ fn lookup_batch_agrees_with_lookup() {
     ];
     for filter in [
         Filter::default(),
-        Filter {
-            role: strs(&["official", "partner"]),
-            ..Default::default()
-        },
-        Filter {
-            role: strs(&["unknown"]),
-            ..Default::default()
-        },
-        Filter {
-            point: Some((5.5, 5.5)),
-            ..Default::default()
-        },
+        by(|f| f.role = strs(&["official", "partner"])),
+        by(|f| f.role = strs(&["unknown"])),
+        by(|f| f.point = Some((5.5, 5.5))),
         Filter {
             bbox: Some([3.5, 3.5, 3.6, 3.6]),
             role: strs(&["partner"]),
@@ -497,19 +373,10 @@ fn point_and_bbox_filters_never_match_logical_entries() {
     let idx = nested();
     let k = |f: Filter| keys(&idx, &idx.search(&f));
     assert_eq!(
-        k(Filter {
-            point: Some((3.5, 3.5)),
-            ..Default::default()
-        }),
+        k(by(|f| f.point = Some((3.5, 3.5)))),
         vec![1, 2, 3, 4, 5, 6]
     );
-    assert_eq!(
-        k(Filter {
-            point: Some((8.0, 8.0)),
-            ..Default::default()
-        }),
-        vec![2, 4]
-    );
+    assert_eq!(k(by(|f| f.point = Some((8.0, 8.0)))), vec![2, 4]);
     assert_eq!(
         k(Filter {
             point: Some((8.0, 8.0)),
@@ -518,18 +385,9 @@ fn point_and_bbox_filters_never_match_logical_entries() {
         }),
         vec![2]
     );
+    assert_eq!(k(by(|f| f.bbox = Some([7.0, 7.0, 20.0, 20.0]))), vec![2, 4]);
     assert_eq!(
-        k(Filter {
-            bbox: Some([7.0, 7.0, 20.0, 20.0]),
-            ..Default::default()
-        }),
-        vec![2, 4]
-    );
-    assert_eq!(
-        k(Filter {
-            bbox: Some([3.2, 3.2, 3.3, 3.3]),
-            ..Default::default()
-        }),
+        k(by(|f| f.bbox = Some([3.2, 3.2, 3.3, 3.3]))),
         vec![1, 2, 3, 4, 5, 6]
     );
     assert_eq!(
@@ -540,43 +398,15 @@ fn point_and_bbox_filters_never_match_logical_entries() {
         }),
         vec![2, 3, 6]
     );
-    assert!(k(Filter {
-        bbox: Some([20.0, 20.0, 30.0, 30.0]),
-        ..Default::default()
-    })
-    .is_empty());
+    assert!(k(by(|f| f.bbox = Some([20.0, 20.0, 30.0, 30.0]))).is_empty());
     // min_lat > max_lat, NaN: nothing.
-    assert!(k(Filter {
-        bbox: Some([0.0, 5.0, 10.0, 4.0]),
-        ..Default::default()
-    })
-    .is_empty());
-    assert!(k(Filter {
-        bbox: Some([0.0, f64::NAN, 10.0, 4.0]),
-        ..Default::default()
-    })
-    .is_empty());
+    assert!(k(by(|f| f.bbox = Some([0.0, 5.0, 10.0, 4.0]))).is_empty());
+    assert!(k(by(|f| f.bbox = Some([0.0, f64::NAN, 10.0, 4.0]))).is_empty());
     // A box across the antimeridian: lon 170..180 and -180..1.
-    assert_eq!(
-        k(Filter {
-            bbox: Some([170.0, 0.0, 1.0, 1.0]),
-            ..Default::default()
-        }),
-        vec![2, 4]
-    );
-    assert!(k(Filter {
-        bbox: Some([170.0, 0.0, -1.0, 1.0]),
-        ..Default::default()
-    })
-    .is_empty());
+    assert_eq!(k(by(|f| f.bbox = Some([170.0, 0.0, 1.0, 1.0]))), vec![2, 4]);
+    assert!(k(by(|f| f.bbox = Some([170.0, 0.0, -1.0, 1.0]))).is_empty());
     // The logical entry still matches non-spatial filters.
-    assert_eq!(
-        k(Filter {
-            role: strs(&["authoritative"]),
-            ..Default::default()
-        }),
-        vec![4, 7]
-    );
+    assert_eq!(k(by(|f| f.role = strs(&["authoritative"]))), vec![4, 7]);
 }
 
 #[test]
@@ -604,15 +434,7 @@ fn holes_and_boundaries() {
             e.territory = terr(vec![rect(10.0, 10.0, 11.0, 11.0), rect(1.5, 1.5, 2.5, 2.5)])
         }),
     ]);
-    let at = |x, y| {
-        keys(
-            &idx,
-            &idx.search(&Filter {
-                point: Some((x, y)),
-                ..Default::default()
-            }),
-        )
-    };
+    let at = |x, y| keys(&idx, &idx.search(&by(|f| f.point = Some((x, y)))));
     assert_eq!(at(0.5, 0.5), vec![1, 2]);
     assert!(at(1.2, 1.2).is_empty());
     assert_eq!(at(2.0, 2.0), vec![3]);
@@ -637,10 +459,7 @@ fn antimeridian_parts_do_not_span_the_globe() {
     let batch = idx.lookup_batch(&[[179.5, 51.5], [0.0, 51.5], [-179.5, 51.5]], &none);
     assert_eq!(batch, vec![vec![0], vec![1], vec![0]]);
     // No part box reaches lon 0 either.
-    let near0 = Filter {
-        bbox: Some([-2.0, 50.0, 2.0, 53.0]),
-        ..Default::default()
-    };
+    let near0 = by(|f| f.bbox = Some([-2.0, 50.0, 2.0, 53.0]));
     assert_eq!(keys(&idx, &idx.search(&near0)), vec![2]);
 }
 
@@ -661,10 +480,7 @@ fn intersecting_geometries_are_ranked() {
         rect(-20.0, -20.0, -19.0, -19.0),
         rect(3.2, 3.2, 3.3, 3.3),
     ]));
-    let off = Filter {
-        role: strs(&["aggregator"]),
-        ..Default::default()
-    };
+    let off = by(|f| f.role = strs(&["aggregator"]));
     assert_eq!(keys(&idx, &idx.intersecting(&parts, &off)), vec![1]);
     assert!(idx
         .intersecting(&Geometry::Point(Point::from(coord! {x: 50.0, y: 50.0})), &f)
@@ -1109,15 +925,7 @@ fn scope_filter_matches_ids_and_types() {
         entry(4, |e| e.scopes = strs(&["untyped"])),
         entry(5, |_| {}),
     ]);
-    let k = |scope: &[&str]| {
-        keys(
-            &idx,
-            &idx.search(&Filter {
-                scope: strs(scope),
-                ..Default::default()
-            }),
-        )
-    };
+    let k = |scope: &[&str]| keys(&idx, &idx.search(&by(|f| f.scope = strs(scope))));
     assert_eq!(k(&["cds_usage"]), vec![1, 2]);
     assert_eq!(k(&["CDS_USAGE "]), vec![1, 2]);
     assert_eq!(k(&["my_usage_scope"]), vec![1]);
@@ -1138,38 +946,24 @@ fn scope_filter_matches_ids_and_types() {
     let all = idx.facets(&Filter::default());
     assert_eq!(
         all.scope_type,
-        vec![
-            ("cds_bill_statements".to_string(), 1),
-            ("cds_usage".to_string(), 2),
-            ("openid".to_string(), 1)
-        ]
+        counts(&[("cds_bill_statements", 1), ("cds_usage", 2), ("openid", 1)])
     );
     assert_eq!(
         all.scope,
-        vec![
-            ("cds_bills".to_string(), 1),
-            ("cds_usage".to_string(), 1),
-            ("my_usage_scope".to_string(), 1),
-            ("openid".to_string(), 1),
-            ("untyped".to_string(), 1)
-        ]
+        counts(&[
+            ("cds_bills", 1),
+            ("cds_usage", 1),
+            ("my_usage_scope", 1),
+            ("openid", 1),
+            ("untyped", 1)
+        ])
     );
     // Under a filter by type, both facets count the matching entries only.
-    let f = idx.facets(&Filter {
-        scope: strs(&["cds_usage"]),
-        ..Default::default()
-    });
-    assert_eq!(
-        f.scope_type,
-        vec![("cds_usage".to_string(), 2), ("openid".to_string(), 1)]
-    );
+    let f = idx.facets(&by(|f| f.scope = strs(&["cds_usage"])));
+    assert_eq!(f.scope_type, counts(&[("cds_usage", 2), ("openid", 1)]));
     assert_eq!(
         f.scope,
-        vec![
-            ("cds_usage".to_string(), 1),
-            ("my_usage_scope".to_string(), 1),
-            ("openid".to_string(), 1)
-        ]
+        counts(&[("cds_usage", 1), ("my_usage_scope", 1), ("openid", 1)])
     );
 }
 

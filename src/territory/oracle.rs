@@ -7,8 +7,8 @@ use geo::{Coord, LineString, MultiPolygon, Polygon, Validation};
 use serde_json::Value;
 
 use super::Territory;
-use crate::cds::validate::rules;
-use crate::cds::{Finding, Severity};
+use crate::cds::Finding;
+use crate::geojson::walk::{close_ring, conclude, invalid, OutOfRange};
 
 /// geo's brute-force rule for one ring.
 pub(crate) fn ring_self_intersects(ring: &[Coord<f64>]) -> bool {
@@ -31,36 +31,10 @@ pub(crate) fn parse_territory(doc: &Value, url: &str) -> (Option<Territory>, Vec
         out_of_range: None,
     };
     p.object(doc, String::new(), 0);
-    if let Some((pointer, lon, lat)) = p.out_of_range.take() {
-        // RFC 7946 §4: WGS 84 only. Out-of-range numbers usually mean a projected CRS,
-        // so any answer computed from them would be wrong: reject the whole file.
-        p.findings.push(
-            Finding::new(
-                rules::GEO_CRS,
-                Severity::Error,
-                url,
-                pointer,
-                "coordinates outside WGS 84 longitude/latitude ranges (projected CRS?)",
-            )
-            .expected("lon -180..180, lat -90..90")
-            .actual(format!("[{lon}, {lat}]")),
-        );
-        return (None, p.findings);
-    }
-    if p.polygons.is_empty() {
-        p.findings.push(Finding::new(
-            rules::GEO_NO_POLYGON,
-            Severity::Error,
-            url,
-            "",
-            "the GeoJSON holds no usable Polygon or MultiPolygon",
-        ));
-        return (None, p.findings);
-    }
     // Orient rings (exterior CCW, holes CW): the interval-tree point-in-polygon in the
     // index gives wrong answers on unoriented input (measured, see CRATES.md).
-    let mp = MultiPolygon(p.polygons).orient(Direction::Default);
-    (Territory::from_geometry(mp), p.findings)
+    let polygons = MultiPolygon(p.polygons).orient(Direction::Default).0;
+    conclude(url, polygons, p.findings, p.out_of_range)
 }
 
 /// Nesting deeper than this is not a territory but an attack on the stack.
@@ -70,18 +44,12 @@ struct Parser<'a> {
     url: &'a str,
     polygons: Vec<Polygon<f64>>,
     findings: Vec<Finding>,
-    out_of_range: Option<(String, f64, f64)>,
+    out_of_range: OutOfRange,
 }
 
 impl Parser<'_> {
     fn invalid(&mut self, pointer: String, message: impl Into<String>) {
-        self.findings.push(Finding::new(
-            rules::GEO_INVALID,
-            Severity::Warning,
-            self.url,
-            pointer,
-            message,
-        ));
+        self.findings.push(invalid(self.url, pointer, message));
     }
 
     fn object(&mut self, v: &Value, ptr: String, depth: usize) {
@@ -201,14 +169,6 @@ impl Parser<'_> {
             }
             coords.push(Coord { x, y });
         }
-        if coords.len() >= 2 && coords.first() != coords.last() {
-            self.invalid(ptr.to_owned(), "ring is not closed; closed it");
-            coords.push(coords[0]);
-        }
-        if coords.len() < 4 {
-            self.invalid(ptr.to_owned(), "ring has fewer than 4 positions; skipped");
-            return None;
-        }
-        Some(LineString(coords))
+        close_ring(coords, |m| self.invalid(ptr.to_owned(), m))
     }
 }

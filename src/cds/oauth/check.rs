@@ -44,19 +44,7 @@ impl Kind {
     }
 }
 
-/// A value for `Finding::actual`, bounded: the document comes from a remote server.
-pub(super) fn show(v: &Value) -> String {
-    const MAX: usize = 120;
-    let s = v.to_string();
-    if s.len() <= MAX {
-        return s;
-    }
-    let mut end = MAX;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
-}
+pub(super) use crate::cds::show;
 
 /// The strings of a well-formed list; `None` for anything else (malformed values are
 /// reported by their own rule, so dependent rules skip them).

@@ -48,6 +48,19 @@ fn with(f: impl FnOnce(&mut Map<String, Value>)) -> Value {
     v
 }
 
+/// A case of `one_rule_each`: the good document without the top-level member at
+/// `pointer`, an error there.
+fn missing(
+    case: &'static str,
+    pointer: &'static str,
+    rule: &'static str,
+) -> (&'static str, Value, &'static str, Severity, &'static str) {
+    let doc = with(|m| {
+        m.remove(&pointer[1..]);
+    });
+    (case, doc, rule, Severity::Error, pointer)
+}
+
 fn scope_with(id: &str, f: impl FnOnce(&mut Map<String, Value>)) -> Value {
     with(|m| {
         f(m["cds_scope_descriptions"][id].as_object_mut().unwrap());
@@ -378,32 +391,20 @@ fn oauth_timezone() {
 fn one_rule_each() {
     let e = Severity::Error;
     let cases: Vec<(&str, Value, &str, Severity, &str)> = vec![
-        (
+        missing(
             "no PAR endpoint while users authorize",
-            with(|m| {
-                m.remove("pushed_authorization_request_endpoint");
-            }),
-            "OAUTH-PAR",
-            e,
             "/pushed_authorization_request_endpoint",
+            "OAUTH-PAR",
         ),
-        (
+        missing(
             "no test accounts while users authorize",
-            with(|m| {
-                m.remove("cds_test_accounts");
-            }),
-            "OAUTH-TEST-ACCOUNTS",
-            e,
             "/cds_test_accounts",
+            "OAUTH-TEST-ACCOUNTS",
         ),
-        (
+        missing(
             "no files API with a files scope",
-            with(|m| {
-                m.remove("cds_server_provided_files_api");
-            }),
-            "OAUTH-FILES-API",
-            e,
             "/cds_server_provided_files_api",
+            "OAUTH-FILES-API",
         ),
         (
             "undescribed scope",

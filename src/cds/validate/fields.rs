@@ -153,20 +153,7 @@ fn type_problems(v: &Value, kind: Kind) -> Vec<(String, &Value)> {
     }
 }
 
-/// A value for `Finding::actual`, bounded: documents come from remote servers and a
-/// field may hold megabytes.
-pub(super) fn show(v: &Value) -> String {
-    const MAX: usize = 120;
-    let s = v.to_string();
-    if s.len() <= MAX {
-        return s;
-    }
-    let mut end = MAX;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
-}
+pub(super) use crate::cds::show;
 
 /// Which rule family a field check reports under.
 pub(super) struct Family {
@@ -174,6 +161,21 @@ pub(super) struct Family {
     pub(super) type_: &'static str,
     /// "metadata document", "coverage listing", "coverage entry": for messages.
     pub(super) what: &'static str,
+}
+
+impl Family {
+    /// The finding for a whole document of this family that is not a JSON object.
+    pub(super) fn not_an_object(&self, doc: &Value, url: &str) -> Finding {
+        Finding::new(
+            format!("{}:document", self.type_),
+            Severity::Error,
+            url,
+            "",
+            format!("the {} must be a JSON object", self.what),
+        )
+        .expected("a JSON object")
+        .actual(show(doc))
+    }
 }
 
 pub(super) fn field_pointer(base: &str, field: &str) -> String {

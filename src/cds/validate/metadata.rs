@@ -36,70 +36,14 @@ const META: Family = Family {
 /// Checks of one metadata document on its own (WG1-01 §2).
 pub fn validate_metadata(doc: &Value, ctx: &MetadataContext<'_>) -> Vec<Finding> {
     let url = ctx.fetched_url;
-    let mut out = Vec::new();
     let Some(obj) = doc.as_object() else {
-        out.push(
-            Finding::new(
-                format!("{}:document", rules::META_TYPE),
-                Severity::Error,
-                url,
-                "",
-                "the metadata document must be a JSON object",
-            )
-            .expected("a JSON object")
-            .actual(show(doc)),
-        );
-        return out;
+        return vec![META.not_an_object(doc, url)];
     };
+    let mut out = Vec::new();
     check_fields(obj, META_FIELDS, &META, url, "", &mut out);
 
-    // WG1-01 §2: "v1" is the only version this validator knows; a newer version is not
-    // an error (it may be a compatible revision), but worth a look.
-    if let Some(version) = obj.get("cds_metadata_version").and_then(Value::as_str) {
-        if version != "v1" {
-            out.push(
-                Finding::new(
-                    rules::META_VERSION,
-                    Severity::Warning,
-                    url,
-                    "/cds_metadata_version",
-                    format!(
-                        "`cds_metadata_version` is {version:?}; this registry validates against \"v1\""
-                    ),
-                )
-                .expected("v1")
-                .actual(version),
-            );
-        }
-    }
-
-    // WG1-01 §2: `cds_metadata_url` is the canonical URL of the document. Compared as
-    // parsed URLs so that spelling differences the URL standard erases (host case, a
-    // default port, an empty path) do not count; the fragment never reaches the server,
-    // so it is ignored too.
-    if let Some(declared) = obj
-        .get("cds_metadata_url")
-        .and_then(Value::as_str)
-        .filter(|s| is_web_url(s))
-    {
-        if let (Ok(declared_u), Ok(fetched_u)) = (Url::parse(declared), Url::parse(url)) {
-            if !same_resource(&declared_u, &fetched_u) {
-                out.push(
-                    Finding::new(
-                        rules::META_URL_MISMATCH,
-                        Severity::Warning,
-                        url,
-                        "/cds_metadata_url",
-                        format!(
-                            "`cds_metadata_url` says the document lives at {declared}, but it was fetched from {url}"
-                        ),
-                    )
-                    .expected(url)
-                    .actual(declared),
-                );
-            }
-        }
-    }
+    check_version(obj, url, &mut out);
+    check_canonical_url(obj, url, &mut out);
 
     let caps = str_items(obj, "capabilities");
     // WG1-01 §3: the `coverage` capability makes `coverage` required.
@@ -123,6 +67,61 @@ pub fn validate_metadata(doc: &Value, ctx: &MetadataContext<'_>) -> Vec<Finding>
         &mut out,
     );
     out
+}
+
+/// WG1-01 §2: "v1" is the only version this validator knows; a newer version is not an
+/// error (it may be a compatible revision), but worth a look.
+fn check_version(obj: &Map<String, Value>, url: &str, out: &mut Vec<Finding>) {
+    let Some(version) = obj.get("cds_metadata_version").and_then(Value::as_str) else {
+        return;
+    };
+    if version != "v1" {
+        out.push(
+            Finding::new(
+                rules::META_VERSION,
+                Severity::Warning,
+                url,
+                "/cds_metadata_version",
+                format!(
+                    "`cds_metadata_version` is {version:?}; this registry validates against \"v1\""
+                ),
+            )
+            .expected("v1")
+            .actual(version),
+        );
+    }
+}
+
+/// WG1-01 §2: `cds_metadata_url` is the canonical URL of the document. Compared as parsed
+/// URLs so that spelling differences the URL standard erases (host case, a default port,
+/// an empty path) do not count; the fragment never reaches the server, so it is ignored
+/// too.
+fn check_canonical_url(obj: &Map<String, Value>, url: &str, out: &mut Vec<Finding>) {
+    let Some(declared) = obj
+        .get("cds_metadata_url")
+        .and_then(Value::as_str)
+        .filter(|s| is_web_url(s))
+    else {
+        return;
+    };
+    let (Ok(declared_u), Ok(fetched_u)) = (Url::parse(declared), Url::parse(url)) else {
+        return;
+    };
+    if !same_resource(&declared_u, &fetched_u) {
+        out.push(
+            Finding::new(
+                rules::META_URL_MISMATCH,
+                Severity::Warning,
+                url,
+                "/cds_metadata_url",
+                format!(
+                    "`cds_metadata_url` says the document lives at {declared}, but it was fetched from {url}"
+                ),
+            )
+            .expected(url)
+            .actual(declared),
+        );
+    }
 }
 
 fn same_resource(a: &Url, b: &Url) -> bool {
@@ -151,35 +150,24 @@ fn conditional_url(
     if valid {
         return;
     }
-    match (value, required) {
-        (None, true) => out.push(
-            Finding::new(
-                rule,
-                Severity::Error,
-                url,
-                ptr,
-                format!(
-                    "`capabilities` contains `{capability}`, so `{field}` must give its URL, but it is missing"
-                ),
-            )
-            .expected(Kind::Url.describe()),
+    let message = match (value, required) {
+        (Some(v), false) => {
+            out.push(type_finding(&META, field, Kind::Url, url, "", "", v));
+            return;
+        }
+        (None, false) => return,
+        (None, true) => format!(
+            "`capabilities` contains `{capability}`, so `{field}` must give its URL, but it is missing"
         ),
-        (Some(v), true) => out.push(
-            Finding::new(
-                rule,
-                Severity::Error,
-                url,
-                ptr,
-                format!(
-                    "`capabilities` contains `{capability}`, so `{field}` must be {}, got {}",
-                    Kind::Url.describe(),
-                    show(v)
-                ),
-            )
-            .expected(Kind::Url.describe())
-            .actual(show(v)),
+        (Some(v), true) => format!(
+            "`capabilities` contains `{capability}`, so `{field}` must be {}, got {}",
+            Kind::Url.describe(),
+            show(v)
         ),
-        (Some(v), false) => out.push(type_finding(&META, field, Kind::Url, url, "", "", v)),
-        (None, false) => {}
-    }
+    };
+    let f = Finding::new(rule, Severity::Error, url, ptr, message).expected(Kind::Url.describe());
+    out.push(match value {
+        Some(v) => f.actual(show(v)),
+        None => f,
+    });
 }

@@ -19,9 +19,13 @@
 //! operations, and a sub-cell counts as boundary-free only if no segment comes within
 //! `MARGIN` sub-cell widths of it, far more than the rounding error of that mapping.
 
-use geo::{Coord, Polygon};
+use geo::Polygon;
 
 use super::spatial::Part;
+
+mod marks;
+
+use marks::{fill_region, mark_segment, push_pairs, touches, SubCells, IN, OUT, UNKNOWN};
 
 /// Margin, in sub-cell widths, by which sub-cells are grown when testing for boundary
 /// segments (rounding errors of the coordinate mapping are ~1e-12 of that).
@@ -168,24 +172,10 @@ impl PointGrid {
         segs.sort_unstable_by_key(|&(c, p, _)| (c, p));
 
         let mut scratch = Scratch::default();
-        let mut seg_at = 0;
-        let mut at = 0;
-        while at < cell_parts.len() {
-            let cell = cell_parts[at].0;
-            let end = at
-                + cell_parts[at..]
-                    .iter()
-                    .take_while(|cp| cp.0 == cell)
-                    .count();
-            let here = &cell_parts[at..end];
-            at = end;
-            while seg_at < segs.len() && segs[seg_at].0 < cell {
-                seg_at += 1;
-            }
-            let seg_end = seg_at + segs[seg_at..].iter().take_while(|s| s.0 == cell).count();
-            let k = grid.cell_lists(cell, here, &segs[seg_at..seg_end], parts, &mut scratch);
-            seg_at = seg_end;
-            grid.push_cell(cell, k, &mut scratch.pairs);
+        let mut by_cell = ByCell::new(&cell_parts, &segs);
+        while let Some(&(cell, _)) = cell_parts.get(by_cell.parts_at) {
+            let (here, cell_segs) = by_cell.take(cell);
+            grid.compute_cell(cell, here, cell_segs, parts, &mut scratch);
         }
         grid
     }
@@ -288,27 +278,13 @@ impl PointGrid {
         };
         grid.sub_offsets.push(0);
         let mut scratch = Scratch::default();
-        let (mut at, mut seg_at) = (0, 0);
+        let mut by_cell = ByCell::new(&cell_parts, &segs);
         for cell in 0..(self.nx * self.ny) as u32 {
             if touched[cell as usize] {
-                let end = at
-                    + cell_parts[at..]
-                        .iter()
-                        .take_while(|cp| cp.0 == cell)
-                        .count();
-                let here = &cell_parts[at..end];
-                at = end;
-                while seg_at < segs.len() && segs[seg_at].0 < cell {
-                    seg_at += 1;
+                let (here, cell_segs) = by_cell.take(cell);
+                if !here.is_empty() {
+                    grid.compute_cell(cell, here, cell_segs, parts, &mut scratch);
                 }
-                let seg_end = seg_at + segs[seg_at..].iter().take_while(|s| s.0 == cell).count();
-                let cell_segs = &segs[seg_at..seg_end];
-                seg_at = seg_end;
-                if here.is_empty() {
-                    continue;
-                }
-                let k = grid.cell_lists(cell, here, cell_segs, parts, &mut scratch);
-                grid.push_cell(cell, k, &mut scratch.pairs);
                 continue;
             }
             let old = self.cells[cell as usize];
@@ -397,6 +373,20 @@ impl PointGrid {
         }
     }
 
+    /// Compute the lists of one level-1 cell from the parts meeting it and their segments
+    /// near it, and append them.
+    fn compute_cell(
+        &mut self,
+        cell: u32,
+        here: &[(u32, u32)],
+        segs: &[Seg],
+        parts: &[Part],
+        scratch: &mut Scratch,
+    ) {
+        let k = self.cell_lists(cell, here, segs, parts, scratch);
+        self.push_cell(cell, k, &mut scratch.pairs);
+    }
+
     /// Append the lists of `cell` (sub-cell pairs from [`PointGrid::cell_lists`]).
     fn push_cell(&mut self, cell: u32, k: usize, pairs: &mut [(u32, Candidate)]) {
         if pairs.is_empty() {
@@ -428,15 +418,44 @@ impl PointGrid {
         parts: &[Part],
         scratch: &mut Scratch,
     ) -> usize {
-        let Scratch {
-            pairs,
-            marks,
-            stack,
-        } = scratch;
-        pairs.clear();
-        let (ci, cj) = (cell as usize % self.nx, cell as usize / self.nx);
+        scratch.pairs.clear();
+        let k = self.split_of(here, parts);
+        let at = SubCells {
+            ci: cell as usize % self.nx,
+            cj: cell as usize / self.nx,
+            k,
+        };
+        let mut seg_at = 0;
+        for &(_, pi) in here {
+            let part = &parts[pi as usize];
+            let part_segs = run(segs, &mut seg_at, pi, |s| s.1);
+            let w = at.window(self, part.bbox);
+            let marks = &mut scratch.marks;
+            marks.clear();
+            marks.resize(w.len(), UNKNOWN);
+            for &(_, _, s) in part_segs {
+                let p = (at.local(s[0], at.ci), at.local(s[1], at.cj));
+                let q = (at.local(s[2], at.ci), at.local(s[3], at.cj));
+                mark_segment(p, q, (w.a0, w.a1, w.b0, w.b1), marks);
+            }
+            for start in 0..marks.len() {
+                if marks[start] == UNKNOWN {
+                    let state = if part.contains(at.centre(self, &w, start)) {
+                        IN
+                    } else {
+                        OUT
+                    };
+                    fill_region(marks, &mut scratch.stack, w.ww, start, state);
+                }
+            }
+            push_pairs(&mut scratch.pairs, marks, &w, k, pi, part.terr);
+        }
+        k
+    }
 
-        // Split finer where parts are small relative to the cell.
+    /// Sub-cells per axis for one level-1 cell: finer where the parts meeting it are small
+    /// relative to the cell.
+    fn split_of(&self, here: &[(u32, u32)], parts: &[Part]) -> usize {
         let mut sizes: Vec<f64> = here
             .iter()
             .map(|&(_, pi)| {
@@ -449,104 +468,10 @@ impl PointGrid {
         // ... but not much finer than the number of parts warrants: a lone small part in
         // a big cell needs a few sub-cells to be skipped by most points, not 256.
         let by_count = (SPLIT * (here.len() as f64).sqrt()).ceil();
-        let k = (SPLIT / median)
+        (SPLIT / median)
             .ceil()
             .min(by_count)
-            .clamp(1.0, MAX_K as f64) as usize;
-
-        let mut seg_at = 0;
-        for &(_, pi) in here {
-            let part = &parts[pi as usize];
-            while seg_at < segs.len() && segs[seg_at].1 < pi {
-                seg_at += 1;
-            }
-            let seg_end = seg_at + segs[seg_at..].iter().take_while(|s| s.1 == pi).count();
-            let cell_segs = &segs[seg_at..seg_end];
-            seg_at = seg_end;
-
-            // The part's window of sub-cells (its bounding box, grown by the margin).
-            let local = |u: f64, origin: usize| (u - origin as f64) * k as f64;
-            let lo = |u: f64| (u - MARGIN).floor().clamp(0.0, (k - 1) as f64) as usize;
-            let hi = |u: f64| (u + MARGIN).floor().clamp(0.0, (k - 1) as f64) as usize;
-            let b = part.bbox;
-            let (a0, a1) = (
-                lo(local((b[0] - self.x0) * self.sx, ci)),
-                hi(local((b[2] - self.x0) * self.sx, ci)),
-            );
-            let (b0, b1) = (
-                lo(local((b[1] - self.y0) * self.sy, cj)),
-                hi(local((b[3] - self.y0) * self.sy, cj)),
-            );
-            let ww = a1 - a0 + 1;
-            marks.clear();
-            marks.resize(ww * (b1 - b0 + 1), UNKNOWN);
-
-            for &(_, _, s) in cell_segs {
-                let p = (local(s[0], ci), local(s[1], cj));
-                let q = (local(s[2], ci), local(s[3], cj));
-                mark_segment(p, q, (a0, a1, b0, b1), marks);
-            }
-
-            // Boundary-free sub-cells: one exact test per connected region.
-            for start in 0..marks.len() {
-                if marks[start] != UNKNOWN {
-                    continue;
-                }
-                let (a, bb) = (a0 + start % ww, b0 + start / ww);
-                let u = ci as f64 + (a as f64 + 0.5) / k as f64;
-                let v = cj as f64 + (bb as f64 + 0.5) / k as f64;
-                let centre = Coord {
-                    x: self.x0 + u / self.sx,
-                    y: self.y0 + v / self.sy,
-                };
-                let state = if part.contains(centre) { IN } else { OUT };
-                marks[start] = state;
-                stack.push(start);
-                let len = marks.len();
-                while let Some(m) = stack.pop() {
-                    let (ma, mb) = (m % ww, m / ww);
-                    let mut visit = |n: usize| {
-                        if marks[n] == UNKNOWN {
-                            marks[n] = state;
-                            stack.push(n);
-                        }
-                    };
-                    if ma > 0 {
-                        visit(m - 1);
-                    }
-                    if ma + 1 < ww {
-                        visit(m + 1);
-                    }
-                    if mb > 0 {
-                        visit(m - ww);
-                    }
-                    if m + ww < len {
-                        visit(m + ww);
-                    }
-                }
-            }
-            let cand = |flag: u32| Candidate {
-                part: pi | flag,
-                terr: part.terr,
-            };
-            if marks.len() == k * k && marks.iter().all(|&m| m == IN) {
-                // The whole cell is inside: one entry in the cell's own list instead of
-                // k² copies, so a territory much larger than the cells costs one entry
-                // per cell, plus its boundary.
-                pairs.push(((k * k) as u32, cand(INSIDE)));
-                continue;
-            }
-            for (m, &state) in marks.iter().enumerate() {
-                let flag = match state {
-                    BOUNDARY => 0,
-                    IN => INSIDE,
-                    _ => continue,
-                };
-                let sub = ((b0 + m / ww) * k + a0 + m % ww) as u32;
-                pairs.push((sub, cand(flag)));
-            }
-        }
-        k
+            .clamp(1.0, MAX_K as f64) as usize
     }
 
     /// Level-1 cells meeting the box `[x0, y0, x1, y1]` grown by `margin` cells, clamped.
@@ -564,48 +489,43 @@ impl PointGrid {
     }
 }
 
-const UNKNOWN: u8 = 0;
-const BOUNDARY: u8 = 1;
-const IN: u8 = 2;
-const OUT: u8 = 3;
+/// The parts meeting each level-1 cell and the segments near it, both sorted by cell,
+/// taken cell by cell in ascending order.
+struct ByCell<'a> {
+    cell_parts: &'a [(u32, u32)],
+    segs: &'a [Seg],
+    parts_at: usize,
+    segs_at: usize,
+}
 
-/// Mark the sub-cells of the window `(a0, a1, b0, b1)` that the segment `p`–`q` (sub-cell
-/// coordinates) passes within `MARGIN` of.
-fn mark_segment(
-    p: (f64, f64),
-    q: (f64, f64),
-    (a0, a1, b0, b1): (usize, usize, usize, usize),
-    marks: &mut [u8],
-) {
-    let ww = a1 - a0 + 1;
-    let range = |lo: f64, hi: f64, min: usize, max: usize| -> Option<(usize, usize)> {
-        let l = (lo - MARGIN).floor().max(min as f64);
-        let h = (hi + MARGIN).floor().min(max as f64);
-        (l <= h).then_some((l as usize, h as usize))
-    };
-    let Some((ia, ja)) = range(p.0.min(q.0), p.0.max(q.0), a0, a1) else {
-        return;
-    };
-    let Some((ib, jb)) = range(p.1.min(q.1), p.1.max(q.1), b0, b1) else {
-        return;
-    };
-    for b in ib..=jb {
-        for a in ia..=ja {
-            if touches(p, q, a as f64, b as f64) {
-                marks[(b - b0) * ww + (a - a0)] = BOUNDARY;
-            }
+impl<'a> ByCell<'a> {
+    fn new(cell_parts: &'a [(u32, u32)], segs: &'a [Seg]) -> ByCell<'a> {
+        ByCell {
+            cell_parts,
+            segs,
+            parts_at: 0,
+            segs_at: 0,
         }
+    }
+
+    /// The pairs and segments of `cell`; those of earlier cells not taken are skipped.
+    fn take(&mut self, cell: u32) -> (&'a [(u32, u32)], &'a [Seg]) {
+        (
+            run(self.cell_parts, &mut self.parts_at, cell, |cp| cp.0),
+            run(self.segs, &mut self.segs_at, cell, |s| s.0),
+        )
     }
 }
 
-/// Does the segment `p`–`q` pass within `MARGIN` of the unit square at `(a, b)`, given
-/// that their bounding boxes (the square's grown by `MARGIN`) overlap? Then only the
-/// segment's own normal can separate them.
-fn touches(p: (f64, f64), q: (f64, f64), a: f64, b: f64) -> bool {
-    let (dx, dy) = (q.0 - p.0, q.1 - p.1);
-    let (x0, x1) = (a - MARGIN, a + 1.0 + MARGIN);
-    let (y0, y1) = (b - MARGIN, b + 1.0 + MARGIN);
-    let side = |x: f64, y: f64| dx * (y - p.1) - dy * (x - p.0);
-    let s = [side(x0, y0), side(x1, y0), side(x0, y1), side(x1, y1)];
-    !(s.iter().all(|&v| v > 0.0) || s.iter().all(|&v| v < 0.0))
+/// In `items` sorted by `key`, from `*at` on: skip the items keyed below `k` and return
+/// those keyed `k`, leaving `*at` after them.
+fn run<'a, T>(items: &'a [T], at: &mut usize, k: u32, key: impl Fn(&T) -> u32) -> &'a [T] {
+    while *at < items.len() && key(&items[*at]) < k {
+        *at += 1;
+    }
+    let start = *at;
+    while *at < items.len() && key(&items[*at]) == k {
+        *at += 1;
+    }
+    &items[start..*at]
 }
