@@ -240,6 +240,7 @@ impl Config {
     /// Checks no type can express.
     pub fn check(&self) -> anyhow::Result<()> {
         check_schedule(&self.crawl.schedule)?;
+        self.geocoder.check()?;
         if self.crawl.max_documents_ceiling < self.crawl.max_documents_per_host {
             anyhow::bail!(
                 "crawl.max_documents_ceiling ({}) is below crawl.max_documents_per_host ({}); \

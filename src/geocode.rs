@@ -20,7 +20,7 @@ use serde_json::Value;
 use url::Url;
 
 /// Which JSON API the geocoder speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum GeocoderKind {
     /// `GET {url}/search?q=…&format=jsonv2&limit=1` → `[{lat, lon, display_name, importance}]`.
@@ -66,8 +66,26 @@ impl Default for GeocoderConfig {
     }
 }
 
+impl GeocoderConfig {
+    /// Checks run at configuration load, so a bad `[geocoder]` stops the start, not a request.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if let Some(url) = &self.url {
+            anyhow::ensure!(
+                matches!(url.scheme(), "http" | "https"),
+                "geocoder.url must be an http(s) URL, got {url}"
+            );
+        }
+        anyhow::ensure!(
+            self.max_requests_per_second > 0,
+            "geocoder.max_requests_per_second must be at least 1"
+        );
+        anyhow::ensure!(self.timeout_ms > 0, "geocoder.timeout_ms must be positive");
+        Ok(())
+    }
+}
+
 /// Where an address is, as the geocoder put it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Geocoded {
     pub lat: f64,
     pub lon: f64,
@@ -116,13 +134,10 @@ struct Inner {
 impl Geocoder {
     /// A client for `cfg`; without a URL every call says how to configure one.
     pub fn new(cfg: &GeocoderConfig, user_agent: &str) -> anyhow::Result<Geocoder> {
+        cfg.check()?;
         let Some(base) = cfg.url.clone() else {
             return Ok(Geocoder { inner: None });
         };
-        anyhow::ensure!(
-            matches!(base.scheme(), "http" | "https"),
-            "geocoder.url must be http(s), got {base}"
-        );
         let rate = NonZeroU32::new(cfg.max_requests_per_second)
             .ok_or_else(|| anyhow::anyhow!("geocoder.max_requests_per_second must be > 0"))?;
         let http = reqwest::Client::builder()

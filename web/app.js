@@ -760,6 +760,33 @@ function bindLookupForm() {
     }
     lookup(y, x, { move: true });
   });
+  $('address-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    findAddress($('lookup-address').value.trim());
+  });
+}
+
+/** Geocode an address through the registry (`/v1/lookup?address=`, which needs a
+ * geocoder configured by the operator), then look up the point it gave. */
+async function findAddress(address) {
+  const status = $('address-status');
+  if (!address) {
+    status.textContent = 'Enter an address.';
+    return;
+  }
+  status.textContent = 'Looking up the address…';
+  const signal = fresh('address');
+  try {
+    const answer = await getJSON('/v1/lookup', new URLSearchParams({ address }), signal);
+    const g = answer.geocoded || {};
+    const [lon, lat] = answer.point;
+    const importance = Number.isFinite(g.importance) ? ` (importance ${g.importance.toFixed(2)})` : '';
+    status.textContent = `${g.display_name || address}${importance}`;
+    lookup(lat, lon, { move: true });
+  } catch (err) {
+    if (isAbort(err)) return;
+    status.textContent = err instanceof ApiFailure ? err.message : 'The address lookup failed.';
+  }
 }
 
 async function lookup(lat, lon, { move }) {

@@ -35,6 +35,12 @@ pub enum ApiError {
     /// 422: the request is well formed but would cost more work than one request may.
     #[error("too costly: {0}")]
     TooCostly(String),
+    /// 502: a service we depend on per request (the geocoder) failed.
+    #[error("bad gateway: {0}")]
+    BadGateway(String),
+    /// 504: that service did not answer in time.
+    #[error("gateway timeout: {0}")]
+    GatewayTimeout(String),
     #[error("internal error")]
     Internal(String),
 }
@@ -56,6 +62,8 @@ impl ApiError {
             }
             ApiError::TooLarge(_) => (S::PAYLOAD_TOO_LARGE, "Payload too large"),
             ApiError::TooCostly(_) => (S::UNPROCESSABLE_ENTITY, "Request too costly"),
+            ApiError::BadGateway(_) => (S::BAD_GATEWAY, "Bad gateway"),
+            ApiError::GatewayTimeout(_) => (S::GATEWAY_TIMEOUT, "Gateway timeout"),
             ApiError::Internal(_) => (S::INTERNAL_SERVER_ERROR, "Internal server error"),
         }
     }
@@ -76,7 +84,9 @@ impl ApiError {
             | ApiError::Unavailable(d)
             | ApiError::Busy(d)
             | ApiError::TooLarge(d)
-            | ApiError::TooCostly(d) => d.clone(),
+            | ApiError::TooCostly(d)
+            | ApiError::BadGateway(d)
+            | ApiError::GatewayTimeout(d) => d.clone(),
         }
     }
 }
@@ -109,6 +119,19 @@ impl IntoResponse for ApiError {
                 .insert(header::RETRY_AFTER, header::HeaderValue::from_static(secs));
         }
         resp
+    }
+}
+
+impl From<crate::geocode::GeocodeError> for ApiError {
+    fn from(e: crate::geocode::GeocodeError) -> ApiError {
+        use crate::geocode::GeocodeError as G;
+        let detail = e.to_string();
+        match e {
+            G::NotConfigured | G::BadAddress(_) => ApiError::BadRequest(detail),
+            G::NotFound => ApiError::NotFound(detail),
+            G::Upstream(_) => ApiError::BadGateway(detail),
+            G::Timeout(_) => ApiError::GatewayTimeout(detail),
+        }
     }
 }
 

@@ -98,10 +98,21 @@ pub const NEAR: &[Key] = &[
     degrees("lon", "Longitude (with `lat`).", 180.0, false),
 ];
 
-/// The point of `GET /v1/lookup`, required.
+/// Where `GET /v1/lookup` looks: a point, or an address for the configured geocoder.
 pub const POINT: &[Key] = &[
-    degrees("lat", "Latitude, WGS 84 degrees.", 90.0, true),
-    degrees("lon", "Longitude, WGS 84 degrees.", 180.0, true),
+    degrees(
+        "lat",
+        "Latitude, WGS 84 degrees (with `lon`; or give `address`).",
+        90.0,
+        false,
+    ),
+    degrees("lon", "Longitude, WGS 84 degrees.", 180.0, false),
+    text(
+        "address",
+        "An address to geocode instead of `lat`/`lon` (needs `[geocoder] url` in the \
+         configuration; 400 without one, 404 when nothing is found, 502/504 when the \
+         geocoder fails or is slow).",
+    ),
 ];
 
 /// Paging of the search listings (`super::page`).

@@ -18,20 +18,33 @@ pub struct AppState {
     pub crawler: Option<Arc<Crawler>>,
     /// The index, kept current by reloads and the change log.
     pub live: LiveIndex,
+    /// `GET /v1/lookup?address=` (unconfigured: every address is a 400 saying so).
+    pub geocoder: crate::geocode::Geocoder,
     /// Slots for expensive requests (`api.expensive_concurrency`); see [`AppState::expensive_slot`].
     expensive: Arc<tokio::sync::Semaphore>,
     /// Slots for streaming exports (`api.max_exports`).
     exports: Arc<tokio::sync::Semaphore>,
 }
 
+/// The configured geocoder. `Config::check` has vetted `[geocoder]` at load; a
+/// configuration built in code that fails the same checks leaves `address=` off, loudly.
+fn geocoder(config: &Config) -> crate::geocode::Geocoder {
+    crate::geocode::Geocoder::new(&config.geocoder, &config.crawl.user_agent).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "geocoder not started; `address=` lookups are refused");
+        crate::geocode::Geocoder::disabled()
+    })
+}
+
 impl AppState {
     pub fn new(store: Store, config: Arc<Config>, crawler: Option<Arc<Crawler>>) -> AppState {
         let expensive = Arc::new(tokio::sync::Semaphore::new(config.api.expensive_slots()));
         let exports = Arc::new(tokio::sync::Semaphore::new(config.api.max_exports.max(1)));
+        let geocoder = geocoder(&config);
         AppState {
             expensive,
             exports,
             live: LiveIndex::new(store.clone()),
+            geocoder,
             store,
             config,
             crawler,

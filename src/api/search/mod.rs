@@ -19,6 +19,7 @@ use super::params::{self, check_point, route};
 use super::routes::Routes;
 use super::{ApiError, ApiResult, AppState};
 use crate::index::{Facets, OverBudget, SearchIndex, WorkBudget};
+use crate::geocode::Geocoded;
 
 /// Most points one batch lookup takes (one pass over the index; ~2 MB of JSON in).
 pub const MAX_BATCH_POINTS: usize = 100_000;
@@ -140,29 +141,49 @@ pub async fn entities(
 pub struct LookupResult {
     /// `[lon, lat]`.
     pub point: [f64; 2],
+    /// With `address=`: what the geocoder made of it (the point above is its answer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub geocoded: Option<Geocoded>,
     /// Authoritative before official before aggregator, then the smallest territory.
     pub results: Vec<CoverageRow>,
 }
 
-/// `GET /v1/lookup?lat=&lon=`: who serves this point.
+/// `GET /v1/lookup?lat=&lon=` (or `?address=`): who serves this point.
 #[utoipa::path(get, path = "/v1/lookup",
-    responses((status = 200, body = LookupResult), (status = 400, description = "missing or bad lat/lon", content_type = "application/problem+json")))]
+    responses((status = 200, body = LookupResult),
+              (status = 400, description = "missing or bad lat/lon, or `address` without a configured geocoder", content_type = "application/problem+json"),
+              (status = 404, description = "the geocoder found no place for `address`", content_type = "application/problem+json"),
+              (status = 502, description = "the geocoder failed", content_type = "application/problem+json"),
+              (status = 504, description = "the geocoder did not answer within `geocoder.timeout_ms`", content_type = "application/problem+json")))]
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn lookup(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<axum::response::Response> {
     let mut p = params::parse(raw.as_deref(), route::LOOKUP)?;
-    let (lon, lat) = p
-        .filter
-        .point
-        .take()
-        .ok_or_else(|| ApiError::BadRequest("`lat` and `lon` are required".into()))?;
+    let (point, geocoded) = match (p.filter.point.take(), p.extra.remove("address")) {
+        (Some(point), None) => (point, None),
+        (None, Some(address)) => {
+            let g = state.geocoder.geocode(&address).await?;
+            ((g.lon, g.lat), Some(g))
+        }
+        (Some(_), Some(_)) => {
+            return Err(ApiError::BadRequest(
+                "give either `lat`/`lon` or `address`, not both".into(),
+            ))
+        }
+        (None, None) => {
+            return Err(ApiError::BadRequest(
+                "`lat` and `lon` are required (or `address`, with a geocoder configured)".into(),
+            ))
+        }
+    };
+    let (lon, lat) = point;
     let index = state.index();
     let t0 = std::time::Instant::now();
     let hits = index.lookup(lon, lat, &p.filter);
     crate::metrics::lookup(crate::metrics::LookupKind::Single, 1, t0.elapsed());
-    let body = lookup_body(&index, [lon, lat], &hits);
+    let body = lookup_body(&index, [lon, lat], geocoded.as_ref(), &hits);
     Ok((
         [(
             axum::http::header::CONTENT_TYPE,
@@ -177,7 +198,12 @@ pub async fn lookup(
 /// ([`SearchIndex::rendered`]): the same bytes serde would write for the struct, without
 /// cloning ~15 strings and serializing every field of every hit on each request
 /// (docs/PERFORMANCE.md, "HTTP lookup vs trivial route").
-pub fn lookup_body(index: &SearchIndex, point: [f64; 2], hits: &[usize]) -> String {
+pub fn lookup_body(
+    index: &SearchIndex,
+    point: [f64; 2],
+    geocoded: Option<&Geocoded>,
+    hits: &[usize],
+) -> String {
     let rows: Vec<&str> = hits
         .iter()
         .map(|&i| {
@@ -189,6 +215,10 @@ pub fn lookup_body(index: &SearchIndex, point: [f64; 2], hits: &[usize]) -> Stri
     let mut body = String::with_capacity(48 + rows.iter().map(|r| r.len() + 1).sum::<usize>());
     body.push_str("{\"point\":");
     body.push_str(&serde_json::to_string(&point).expect("two numbers serialize"));
+    if let Some(g) = geocoded {
+        body.push_str(",\"geocoded\":");
+        body.push_str(&serde_json::to_string(g).expect("a geocoded place serializes"));
+    }
     body.push_str(",\"results\":[");
     for (n, r) in rows.iter().enumerate() {
         if n > 0 {
@@ -530,20 +560,30 @@ mod tests {
             square(2, 1.0, None),
             square(3, 10.0, None),
         ]);
-        for point in [
-            [0.5, 1.0],
-            [1.5, 1.0],
-            [11.0, 1.0],
-            [50.0, 50.0],
-            [1.5, 1.0],
+        let place = Geocoded {
+            lat: 1.0,
+            lon: 1.5,
+            display_name: "Somewhere \"quoted\"".into(),
+            importance: Some(0.5),
+            source: crate::geocode::GeocoderKind::Nominatim,
+        };
+        for (point, geocoded) in [
+            ([0.5, 1.0], None),
+            ([1.5, 1.0], None),
+            ([11.0, 1.0], None),
+            ([50.0, 50.0], None),
+            ([1.5, 1.0], None),
+            ([1.5, 1.0], Some(&place)),
         ] {
             let hits = index.lookup(point[0], point[1], &Filter::default());
             let expected = serde_json::to_string(&LookupResult {
                 point,
+                geocoded: geocoded.cloned(),
                 results: hits.iter().map(|&i| row(&index, i)).collect(),
             })
             .unwrap();
-            assert_eq!(lookup_body(&index, point, &hits), expected, "{point:?}");
+            let body = lookup_body(&index, point, geocoded, &hits);
+            assert_eq!(body, expected, "{point:?}");
         }
         assert_eq!(index.lookup(1.5, 1.0, &Filter::default()).len(), 2);
     }
