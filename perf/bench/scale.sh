@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Scale: one synthetic national aggregator (examples/scale_fixture.rs) with ENTRIES coverage
+# Scale: one synthetic national aggregator (perf/examples/scale_fixture.rs) with ENTRIES coverage
 # entries, each with its own ~50-vertex territory, crawled by `cds-registry crawl` into SQLite
 # and into Postgres (docs/PERFORMANCE.md, "Scale: a 100,000-territory aggregator (issue 17)").
 #
-#   bench/scale.sh                              # 100,000 entries, 100 pages, 20 ms, release
-#   ENTRIES=10000 bench/scale.sh                # 10 pages of 1,000
-#   ENTRIES=2000 PROFILE=dev BACKENDS=sqlite bench/scale.sh   # quick check
+#   perf/bench/scale.sh                              # 100,000 entries, 100 pages, 20 ms, release
+#   ENTRIES=10000 perf/bench/scale.sh                # 10 pages of 1,000
+#   ENTRIES=2000 PROFILE=dev BACKENDS=sqlite perf/bench/scale.sh   # quick check
 #
 # Per backend (a fresh SQLite file; the scratch Postgres database SCALE_DB, dropped at the end):
 #   1. first crawl            (fixture generation 0)
@@ -38,7 +38,7 @@
 
 set -euo pipefail
 
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
 ENTRIES=${ENTRIES:-100000}
 PAGE_SIZE=${PAGE_SIZE:-1000}
@@ -69,7 +69,7 @@ mkdir -p "$WORK"
 rm -f "$WORK"/*.time "$WORK"/*.log "$WORK"/*.out "$WORK"/scale.db*
 
 if [ -z "${SKIP_BUILD:-}" ]; then
-    log "building ($PROFILE): cds-registry and examples/scale_fixture"
+    log "building ($PROFILE): cds-registry and perf/examples/scale_fixture"
     "${BUILD[@]}" --bin cds-registry --example scale_fixture 2>&1 | tail -n 2 >&2
 fi
 

@@ -4,8 +4,8 @@
 # 2 `cds-registry crawl` processes with the default crawl settings (docs/PERFORMANCE.md,
 # "Crawl at scale").
 #
-#   bench/crawl_scale.sh                         # 10,000 hosts, 1 and 2 workers, re-crawl
-#   HOSTS=1000 bench/crawl_scale.sh              # quick check
+#   perf/bench/crawl_scale.sh                         # 10,000 hosts, 1 and 2 workers, re-crawl
+#   HOSTS=1000 perf/bench/crawl_scale.sh              # quick check
 #
 # What it does (rerunnable):
 #   1. `cargo build --release`; installs GNU time (apt) when /usr/bin/time is missing;
@@ -29,7 +29,7 @@
 
 set -euo pipefail
 
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
 HOSTS=${HOSTS:-10000}
 LATENCY_MS=${LATENCY_MS:-50}
