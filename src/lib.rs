@@ -5,15 +5,13 @@
 //! Data flows one way: seeds → hosts → crawler → store → in-memory index → HTTP API.
 
 pub mod api;
-pub mod app;
 pub mod cds;
+pub mod cli;
 pub mod config;
 pub mod crawl;
-pub mod demo;
 pub mod fixtures;
 pub mod index;
 pub mod metrics;
 pub mod seeds;
 pub mod store;
 pub mod territory;
-pub mod validate_cmd;

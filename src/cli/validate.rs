@@ -567,6 +567,21 @@ pub fn render_json(r: &Report) -> String {
     serde_json::to_string_pretty(r).expect("a report always serializes")
 }
 
+/// The `validate` command: print the report as `text` or `json`; the exit code is the
+/// report's ([`Report::exit_code`]).
+pub async fn command(
+    cfg: &crate::config::Config,
+    target: &str,
+    format: &str,
+) -> std::process::ExitCode {
+    let report = validate_target(&cfg.crawl, target).await;
+    match format {
+        "json" => println!("{}", render_json(&report)),
+        _ => print!("{}", render_text(&report)),
+    }
+    std::process::ExitCode::from(report.exit_code())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
