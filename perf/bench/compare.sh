@@ -22,13 +22,10 @@
 
 set -euo pipefail
 
-cd "$(dirname "$0")/../.."
-ROOT=$(pwd)
+# shellcheck source=common.sh
+. "$(dirname "$0")/common.sh"
 ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-10}
-PGHOST=${PGHOST:-127.0.0.1}
-PGPORT=${PGPORT:-5432}
-PGUSER=${PGUSER:-postgres}
 BENCH_DB=${BENCH_DB:-cds_bench}
 WORK=$ROOT/target/bench
 # The vendored counties (tests/data/README.md), decompressed once into the scratch dir.
@@ -40,7 +37,6 @@ fi
 VENV=$ROOT/target/bench-venv
 PG_MAJOR=15
 
-log() { printf '[compare.sh] %s\n' "$*" >&2; }
 
 [ -f "$COUNTIES" ] || { log "missing $COUNTIES"; exit 1; }
 

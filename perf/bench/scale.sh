@@ -38,8 +38,8 @@
 
 set -euo pipefail
 
-cd "$(dirname "$0")/../.."
-ROOT=$(pwd)
+# shellcheck source=common.sh
+. "$(dirname "$0")/common.sh"
 ENTRIES=${ENTRIES:-100000}
 PAGE_SIZE=${PAGE_SIZE:-1000}
 LATENCY_MS=${LATENCY_MS:-20}
@@ -48,14 +48,10 @@ CHANGED_PERCENT=${CHANGED_PERCENT:-1}
 BACKENDS=${BACKENDS:-sqlite postgres}
 PROFILE=${PROFILE:-release}
 OVERRIDES=${OVERRIDES:-1}
-PGHOST=${PGHOST:-127.0.0.1}
-PGPORT=${PGPORT:-5432}
-PGUSER=${PGUSER:-postgres}
 SCALE_DB=${SCALE_DB:-cds_scale}
 CRAWL_TIMEOUT=${CRAWL_TIMEOUT:-7200}
 PER_HOST=4 # the default crawl.per_host_concurrency (not overridden)
 WORK=$ROOT/target/scale
-export PGHOST PGPORT PGUSER
 
 case $PROFILE in
 release) BIN=$ROOT/target/release; BUILD=(cargo build --release) ;;
@@ -63,7 +59,6 @@ dev) BIN=$ROOT/target/debug; BUILD=(cargo build) ;;
 *) echo "PROFILE must be release or dev" >&2; exit 2 ;;
 esac
 
-log() { printf '[scale.sh] %s\n' "$*" >&2; }
 
 mkdir -p "$WORK"
 rm -f "$WORK"/*.time "$WORK"/*.log "$WORK"/*.out "$WORK"/scale.db*
@@ -98,14 +93,7 @@ start_fixture() {
         --latency-ms "$LATENCY_MS" --seed "$SEED" --changed-percent "$CHANGED_PERCENT" \
         --generation "$gen" --listen "${ADDR:-127.0.0.1:0}" >"$out" 2>&1 &
     FIXTURE_PID=$!
-    local a=
-    for _ in $(seq 1 100); do
-        a=$(sed -n 's/^listen=//p' "$out" 2>/dev/null || true)
-        [ -n "$a" ] && break
-        sleep 0.1
-    done
-    [ -n "$a" ] || { log "fixture did not start"; cat "$out" >&2; exit 1; }
-    ADDR=$a
+    ADDR=$(wait_for_value listen "$out" "$out")
     log "fixture pid $FIXTURE_PID on $ADDR: $(sed -n 2p "$out")"
 }
 
