@@ -4,13 +4,15 @@ WORKDIR /src
 # 1. Dependencies only, from the manifest and lock file with stub sources, so a change to
 #    our code reuses this layer instead of recompiling every crate.
 COPY Cargo.toml Cargo.lock ./
-RUN mkdir -p src/bin benches \
+COPY perf/Cargo.toml perf/
+RUN mkdir -p src perf/src/bin/cds-bench perf/benches \
     && echo 'fn main() {}' > src/main.rs \
     && touch src/lib.rs \
-    && for f in src/bin/cds-bench.rs src/bin/crawl-scale.rs benches/index.rs benches/cross.rs; do \
+    && for f in perf/src/bin/cds-bench/main.rs perf/src/bin/crawl-scale.rs \
+         perf/src/bin/geo-bench.rs perf/benches/index.rs perf/benches/cross.rs; do \
          echo 'fn main() {}' > "$f"; done \
     && cargo build --release --locked --bin cds-registry \
-    && rm -rf src benches
+    && rm -rf src perf
 # 2. The registry itself.
 COPY . .
 RUN touch src/lib.rs src/main.rs && cargo build --release --locked --bin cds-registry

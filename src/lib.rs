@@ -5,11 +5,10 @@
 //! Data flows one way: seeds → hosts → crawler → store → in-memory index → HTTP API.
 
 pub mod api;
-pub mod app;
 pub mod cds;
+pub mod cli;
 pub mod config;
 pub mod crawl;
-pub mod demo;
 pub mod fixtures;
 pub mod geocode;
 pub mod geojson;
@@ -18,4 +17,3 @@ pub mod metrics;
 pub mod seeds;
 pub mod store;
 pub mod territory;
-pub mod validate_cmd;

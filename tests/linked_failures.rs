@@ -9,15 +9,15 @@ mod common;
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
-use cds_registry::app::Running;
 use cds_registry::cds::WELL_KNOWN_PATH;
+use cds_registry::cli::serve::Running;
+use cds_registry::cli::validate::validate_target;
 use cds_registry::config::CrawlConfig;
 use cds_registry::fixtures::{
     publish, EntrySpec, FixtureServer, Published, ScopeSpec, UtilitySpec,
 };
 use cds_registry::seeds::Seed;
 use cds_registry::store::ServerRow;
-use cds_registry::validate_cmd::validate_target;
 use common::{start_registry, test_config, Backend, TestDb};
 use serde_json::Value;
 
@@ -471,7 +471,7 @@ fn validate_cfg(host: String) -> CrawlConfig {
     }
 }
 
-fn rules_of(r: &cds_registry::validate_cmd::Report) -> BTreeSet<String> {
+fn rules_of(r: &cds_registry::cli::validate::Report) -> BTreeSet<String> {
     r.findings().map(|f| f.rule.clone()).collect()
 }
 
@@ -490,7 +490,7 @@ async fn validate_reports_every_finding_and_exits_2_only_for_the_metadata() {
         r.exit_code(),
         0,
         "{}",
-        cds_registry::validate_cmd::render_text(&r)
+        cds_registry::cli::validate::render_text(&r)
     );
 
     server.set_status(&spec.territory_path("lf-a"), 404, None);
@@ -500,7 +500,7 @@ async fn validate_reports_every_finding_and_exits_2_only_for_the_metadata() {
     server.set_status(&published.page_paths[2], 500, None);
     server.update_json(WELL_KNOWN_PATH, |v| v["cds_metadata_version"] = "v2".into());
     let r = validate_target(&cfg, &server.host()).await;
-    let text = cds_registry::validate_cmd::render_text(&r);
+    let text = cds_registry::cli::validate::render_text(&r);
     assert_eq!(r.exit_code(), 1, "{text}");
     assert!(r.failure.is_none());
     let rules = rules_of(&r);
@@ -551,7 +551,7 @@ async fn validate_probes_the_ids_filter() {
         r.exit_code(),
         0,
         "{}",
-        cds_registry::validate_cmd::render_text(&r)
+        cds_registry::cli::validate::render_text(&r)
     );
     let probes = server
         .requests()
@@ -571,7 +571,7 @@ async fn validate_probes_the_ids_filter() {
         f.len(),
         1,
         "{}",
-        cds_registry::validate_cmd::render_text(&r)
+        cds_registry::cli::validate::render_text(&r)
     );
     assert_eq!(f[0].url, published.coverage_url.clone().unwrap());
     assert!(f[0].actual.as_deref().unwrap().starts_with("2 entries"));

@@ -8,8 +8,8 @@ mod common;
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
-use cds_registry::app::Running;
 use cds_registry::cds::WELL_KNOWN_PATH;
+use cds_registry::cli::serve::Running;
 use cds_registry::fixtures::web::{names, FixtureWeb};
 use cds_registry::fixtures::{
     publish, EntrySpec, FixtureServer, Published, ScopeSpec, UtilitySpec,

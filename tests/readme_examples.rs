@@ -5,7 +5,7 @@
 
 use std::process::Command;
 
-use cds_registry::demo::{self, DemoOptions};
+use cds_registry::cli::demo::{self, DemoOptions};
 use serde_json::Value;
 
 /// The shell lines of the README's first ```sh block after "## HTTP API", with `\`

@@ -1,13 +1,13 @@
-//! The synthetic national aggregator of `examples/scale_fixture.rs` (issue 17, the scale
+//! The synthetic national aggregator of `perf/examples/scale_fixture.rs` (issue 17, the scale
 //! benchmark's data source), at a tiny size: its cells tile without overlapping, its
 //! update mode changes exactly the entries it says, and a real crawl stores every entry
 //! and territory on both backends, re-crawls with 304s only, and picks up an update.
-//! Speed is measured by `bench/scale.sh`, never here.
+//! Speed is measured by `perf/bench/scale.sh`, never here.
 
 mod common;
 
 #[allow(dead_code)]
-#[path = "../examples/scale_fixture.rs"]
+#[path = "../perf/examples/scale_fixture.rs"]
 mod scale_fixture;
 
 use std::collections::HashSet;

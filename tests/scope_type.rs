@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
-use cds_registry::app::Running;
+use cds_registry::cli::serve::Running;
 use cds_registry::fixtures::counties::county_interior_point;
 use cds_registry::fixtures::{publish, EntrySpec, FixtureServer, ScopeSpec, UtilitySpec};
 use cds_registry::seeds::Seed;

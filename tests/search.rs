@@ -4,7 +4,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use cds_registry::app::Running;
+use cds_registry::cli::serve::Running;
 use cds_registry::fixtures::web::{names, FixtureWeb, UNCOVERED_FIPS};
 use common::{crawled_fixture_web, Backend, TestDb};
 use serde_json::{json, Value};

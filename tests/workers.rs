@@ -9,8 +9,8 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cds_registry::app::{self, Role};
 use cds_registry::cds::WELL_KNOWN_PATH;
+use cds_registry::cli::serve::{self, Role};
 use cds_registry::crawl::{Crawler, NoProgress};
 use cds_registry::fixtures::utility::{publish, EntrySpec, UtilitySpec};
 use cds_registry::fixtures::FixtureServer;
@@ -47,7 +47,7 @@ async fn seeded(
 }
 
 /// [`start_registry`] with `host` seeded.
-async fn start_seeded(cfg: cds_registry::config::Config, host: String) -> app::Running {
+async fn start_seeded(cfg: cds_registry::config::Config, host: String) -> serve::Running {
     let reg = start_registry(cfg).await;
     reg.state
         .store
@@ -356,7 +356,7 @@ async fn crawl_runs_and_metrics_endpoints(backend: Backend) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let mut cfg = cfg;
     cfg.crawl.poll_secs = 1;
-    let reg = app::start_with_role(cfg, listener, Role::All, true)
+    let reg = serve::start_with_role(cfg, listener, Role::All, true)
         .await
         .unwrap();
     let c = reqwest::Client::new();
@@ -450,7 +450,7 @@ async fn an_api_replica_follows_a_crawlers_commits() {
         .await
         .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let api = app::start_with_role(cfg.clone(), listener, Role::Api, true)
+    let api = serve::start_with_role(cfg.clone(), listener, Role::Api, true)
         .await
         .unwrap();
     let c = reqwest::Client::new();

@@ -6,7 +6,7 @@ pub mod geocoder;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use cds_registry::app::{self, Running};
+use cds_registry::cli::serve::{self, Running};
 use cds_registry::config::Config;
 use cds_registry::fixtures::web::FixtureWeb;
 use cds_registry::seeds::Seed;
@@ -201,7 +201,7 @@ pub fn test_config(db: &TestDb, allow_http: Vec<String>) -> Config {
 /// drives the crawls.
 pub async fn start_registry(cfg: Config) -> Running {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    app::start(cfg, listener, false).await.unwrap()
+    serve::start(cfg, listener, false).await.unwrap()
 }
 
 /// The standard fixture web seeded and crawled once into a fresh registry on `backend`.

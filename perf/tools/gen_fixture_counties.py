@@ -12,7 +12,7 @@ us-atlas, public domain; features with top-level `id` = 5-digit FIPS and
 `properties.name`). Geometries are copied unchanged, so answers agree with the
 point-in-polygon oracle that ships beside the input.
 
-Usage: python3 tools/gen_fixture_counties.py [INPUT] [OUTPUT]
+Usage: python3 perf/tools/gen_fixture_counties.py [INPUT] [OUTPUT]
 """
 
 import gzip

@@ -4,8 +4,8 @@
 # 2 `cds-registry crawl` processes with the default crawl settings (docs/PERFORMANCE.md,
 # "Crawl at scale").
 #
-#   bench/crawl_scale.sh                         # 10,000 hosts, 1 and 2 workers, re-crawl
-#   HOSTS=1000 bench/crawl_scale.sh              # quick check
+#   perf/bench/crawl_scale.sh                         # 10,000 hosts, 1 and 2 workers, re-crawl
+#   HOSTS=1000 perf/bench/crawl_scale.sh              # quick check
 #
 # What it does (rerunnable):
 #   1. `cargo build --release`; installs GNU time (apt) when /usr/bin/time is missing;
@@ -29,21 +29,16 @@
 
 set -euo pipefail
 
-cd "$(dirname "$0")/.."
-ROOT=$(pwd)
+# shellcheck source=common.sh
+. "$(dirname "$0")/common.sh"
 HOSTS=${HOSTS:-10000}
 LATENCY_MS=${LATENCY_MS:-50}
-PGHOST=${PGHOST:-127.0.0.1}
-PGPORT=${PGPORT:-5432}
-PGUSER=${PGUSER:-postgres}
 SCALE_DB=${SCALE_DB:-cds_scale}
 CRAWL_TIMEOUT=${CRAWL_TIMEOUT:-600}
 WORK=$ROOT/target/crawl-scale
 BIN=$ROOT/target/release
 CONCURRENCY=64 # the default crawl.concurrency (not overridden below)
-export PGHOST PGPORT PGUSER
 
-log() { printf '[crawl_scale.sh] %s\n' "$*" >&2; }
 
 mkdir -p "$WORK"
 rm -f "$WORK"/*.time "$WORK"/*.log "$WORK"/*.out
@@ -84,13 +79,7 @@ log "starting the fixture web: $HOSTS hosts, ${LATENCY_MS} ms per response"
     "$BIN/crawl-scale" fixtures --hosts "$HOSTS" --latency-ms "$LATENCY_MS" \
     >"$WORK/fixture.out" 2>"$WORK/fixture.log" &
 FIXTURE_TIME_PID=$!
-PORT=
-for _ in $(seq 1 100); do
-    PORT=$(sed -n 's/^port=//p' "$WORK/fixture.out" 2>/dev/null || true)
-    [ -n "$PORT" ] && break
-    sleep 0.1
-done
-[ -n "$PORT" ] || { log "fixture did not start"; cat "$WORK/fixture.log" >&2; exit 1; }
+PORT=$(wait_for_value port "$WORK/fixture.out" "$WORK/fixture.log")
 FIXTURE_PID=$(pgrep -P "$FIXTURE_TIME_PID" -f crawl-scale | head -n 1)
 log "fixture pid $FIXTURE_PID on port $PORT ($(sed -n 2p "$WORK/fixture.out"))"
 

@@ -3,10 +3,10 @@
 # from the npm registry and compare them with the committed copies; `--update` overwrites
 # the committed copies instead. Needs npm and network access to the registry.
 #
-#   tools/vendor_basemap.sh            # exit 1 when a committed file differs
-#   tools/vendor_basemap.sh --update   # take the registry's files
+#   web/vendor/basemap.sh            # exit 1 when a committed file differs
+#   web/vendor/basemap.sh --update   # take the registry's files
 set -euo pipefail
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 update=0
 [ "${1:-}" = "--update" ] && update=1
 tmp="$(mktemp -d)"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzz the HTTP API with schemathesis against its own OpenAPI document (/openapi.json).
 #
-#   ci/schemathesis.sh            # from the repository root (or anywhere)
+#   .ci/schemathesis.sh           # from the repository root (or anywhere)
 #
 # 1. Installs schemathesis 4.x from PyPI into target/st-venv (once).
 # 2. Builds the binary and starts `cds-registry demo` (fixture utilities on loopback,

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Scale: one synthetic national aggregator (examples/scale_fixture.rs) with ENTRIES coverage
+# Scale: one synthetic national aggregator (perf/examples/scale_fixture.rs) with ENTRIES coverage
 # entries, each with its own ~50-vertex territory, crawled by `cds-registry crawl` into SQLite
 # and into Postgres (docs/PERFORMANCE.md, "Scale: a 100,000-territory aggregator (issue 17)").
 #
-#   bench/scale.sh                              # 100,000 entries, 100 pages, 20 ms, release
-#   ENTRIES=10000 bench/scale.sh                # 10 pages of 1,000
-#   ENTRIES=2000 PROFILE=dev BACKENDS=sqlite bench/scale.sh   # quick check
+#   perf/bench/scale.sh                              # 100,000 entries, 100 pages, 20 ms, release
+#   ENTRIES=10000 perf/bench/scale.sh                # 10 pages of 1,000
+#   ENTRIES=2000 PROFILE=dev BACKENDS=sqlite perf/bench/scale.sh   # quick check
 #
 # Per backend (a fresh SQLite file; the scratch Postgres database SCALE_DB, dropped at the end):
 #   1. first crawl            (fixture generation 0)
@@ -38,8 +38,8 @@
 
 set -euo pipefail
 
-cd "$(dirname "$0")/.."
-ROOT=$(pwd)
+# shellcheck source=common.sh
+. "$(dirname "$0")/common.sh"
 ENTRIES=${ENTRIES:-100000}
 PAGE_SIZE=${PAGE_SIZE:-1000}
 LATENCY_MS=${LATENCY_MS:-20}
@@ -48,14 +48,10 @@ CHANGED_PERCENT=${CHANGED_PERCENT:-1}
 BACKENDS=${BACKENDS:-sqlite postgres}
 PROFILE=${PROFILE:-release}
 OVERRIDES=${OVERRIDES:-1}
-PGHOST=${PGHOST:-127.0.0.1}
-PGPORT=${PGPORT:-5432}
-PGUSER=${PGUSER:-postgres}
 SCALE_DB=${SCALE_DB:-cds_scale}
 CRAWL_TIMEOUT=${CRAWL_TIMEOUT:-7200}
 PER_HOST=4 # the default crawl.per_host_concurrency (not overridden)
 WORK=$ROOT/target/scale
-export PGHOST PGPORT PGUSER
 
 case $PROFILE in
 release) BIN=$ROOT/target/release; BUILD=(cargo build --release) ;;
@@ -63,13 +59,12 @@ dev) BIN=$ROOT/target/debug; BUILD=(cargo build) ;;
 *) echo "PROFILE must be release or dev" >&2; exit 2 ;;
 esac
 
-log() { printf '[scale.sh] %s\n' "$*" >&2; }
 
 mkdir -p "$WORK"
 rm -f "$WORK"/*.time "$WORK"/*.log "$WORK"/*.out "$WORK"/scale.db*
 
 if [ -z "${SKIP_BUILD:-}" ]; then
-    log "building ($PROFILE): cds-registry and examples/scale_fixture"
+    log "building ($PROFILE): cds-registry and perf/examples/scale_fixture"
     "${BUILD[@]}" --bin cds-registry --example scale_fixture 2>&1 | tail -n 2 >&2
 fi
 
@@ -98,14 +93,7 @@ start_fixture() {
         --latency-ms "$LATENCY_MS" --seed "$SEED" --changed-percent "$CHANGED_PERCENT" \
         --generation "$gen" --listen "${ADDR:-127.0.0.1:0}" >"$out" 2>&1 &
     FIXTURE_PID=$!
-    local a=
-    for _ in $(seq 1 100); do
-        a=$(sed -n 's/^listen=//p' "$out" 2>/dev/null || true)
-        [ -n "$a" ] && break
-        sleep 0.1
-    done
-    [ -n "$a" ] || { log "fixture did not start"; cat "$out" >&2; exit 1; }
-    ADDR=$a
+    ADDR=$(wait_for_value listen "$out" "$out")
     log "fixture pid $FIXTURE_PID on $ADDR: $(sed -n 2p "$out")"
 }
 

@@ -24,20 +24,15 @@ use cds_registry::fixtures::{publish, EntrySpec, FixtureServer, UtilitySpec};
 use cds_registry::seeds::Seed;
 use cds_registry::store::Store;
 use cds_registry::territory::{self, GeoLimits};
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use geo::{LineString, Polygon, Validation};
 
+/// The subcommands are the whole command line.
 #[derive(Parser)]
 #[command(
     name = "geo-bench",
     about = "Cost of untrusted geometry in the crawler"
 )]
-struct Cli {
-    #[command(subcommand)]
-    command: Cmd,
-}
-
-#[derive(Subcommand)]
 enum Cmd {
     Validate {
         #[arg(long, default_value = "5")]
@@ -192,7 +187,7 @@ async fn rss(territories: usize, vertices: usize, max_vertices: usize) -> Result
 }
 
 fn main() -> Result<()> {
-    match Cli::parse().command {
+    match Cmd::parse() {
         Cmd::Validate { runs, brute_max } => {
             validate(runs, brute_max);
             Ok(())

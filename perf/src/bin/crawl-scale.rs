@@ -1,4 +1,4 @@
-//! `crawl-scale`: the driver of `bench/crawl_scale.sh`, which measures the crawler on a
+//! `crawl-scale`: the driver of `perf/bench/crawl_scale.sh`, which measures the crawler on a
 //! local fixture web of many hosts (docs/PERFORMANCE.md, "Crawl at scale").
 //!
 //! - `crawl-scale fixtures --hosts 10000 --latency-ms 50` serves the whole web from ONE
@@ -37,7 +37,7 @@ use cds_registry::cds::WELL_KNOWN_PATH;
 use cds_registry::fixtures::counties::counties;
 use cds_registry::fixtures::utility::metadata_document;
 use cds_registry::fixtures::{publish, strong_etag, EntrySpec, FixtureServer, UtilitySpec};
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use serde_json::json;
 
 /// Placeholder replaced by a host's number in the templated documents.
@@ -49,17 +49,12 @@ const PER_B: usize = 250 * 250;
 const FIRST_B: usize = 10;
 const ENTRY_ID: &str = "service-area";
 
+/// The subcommands are the whole command line.
 #[derive(Parser)]
 #[command(
     name = "crawl-scale",
     about = "Crawl-at-scale benchmark: fixture web of many hosts"
 )]
-struct Cli {
-    #[command(subcommand)]
-    command: Cmd,
-}
-
-#[derive(Subcommand)]
 enum Cmd {
     /// Serve the fixture web (one process, one listener) until SIGTERM/SIGINT.
     Fixtures {
@@ -83,31 +78,35 @@ enum Cmd {
         config: PathBuf,
     },
     /// One Markdown table row from a measurement.
-    Report {
-        #[arg(long)]
-        label: String,
-        #[arg(long)]
-        hosts: usize,
-        #[arg(long, default_value_t = 50)]
-        latency_ms: u64,
-        /// Per worker process.
-        #[arg(long, default_value_t = 64)]
-        concurrency: usize,
-        #[arg(long)]
-        workers: usize,
-        /// Wall time in seconds, first worker start to last worker exit.
-        #[arg(long)]
-        wall: f64,
-        /// Documents fetched (200) by all workers together.
-        #[arg(long)]
-        docs: u64,
-        /// `/usr/bin/time -v` output of the fixture process (peak RSS).
-        #[arg(long)]
-        fixture_time: Option<PathBuf>,
-        /// `/usr/bin/time -v` outputs of the worker processes.
-        #[arg(long, num_args = 1..)]
-        time: Vec<PathBuf>,
-    },
+    Report(ReportArgs),
+}
+
+/// What one crawl-scale measurement gave (`crawl_scale.sh` passes them in).
+#[derive(clap::Args)]
+struct ReportArgs {
+    #[arg(long)]
+    label: String,
+    #[arg(long)]
+    hosts: usize,
+    #[arg(long, default_value_t = 50)]
+    latency_ms: u64,
+    /// Per worker process.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    #[arg(long)]
+    workers: usize,
+    /// Wall time in seconds, first worker start to last worker exit.
+    #[arg(long)]
+    wall: f64,
+    /// Documents fetched (200) by all workers together.
+    #[arg(long)]
+    docs: u64,
+    /// `/usr/bin/time -v` output of the fixture process (peak RSS).
+    #[arg(long)]
+    fixture_time: Option<PathBuf>,
+    /// `/usr/bin/time -v` outputs of the worker processes.
+    #[arg(long, num_args = 1..)]
+    time: Vec<PathBuf>,
 }
 
 /// Address of host number `i` (0-based).
@@ -366,17 +365,18 @@ fn peak_rss_mib(path: &PathBuf) -> Result<f64> {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn report(
-    label: &str,
-    hosts: usize,
-    latency_ms: u64,
-    concurrency: usize,
-    workers: usize,
-    wall: f64,
-    docs: u64,
-    fixture_time: Option<PathBuf>,
-    time: &[PathBuf],
-) -> Result<()> {
+fn report(a: ReportArgs) -> Result<()> {
+    let ReportArgs {
+        label,
+        hosts,
+        latency_ms,
+        concurrency,
+        workers,
+        wall,
+        docs,
+        fixture_time,
+        time,
+    } = a;
     let rss: Vec<String> = time
         .iter()
         .map(|p| peak_rss_mib(p).map(|m| format!("{m:.0}")))
@@ -396,8 +396,7 @@ fn report(
 }
 
 fn main() -> Result<()> {
-    let cli = Cli::parse();
-    match cli.command {
+    match Cmd::parse() {
         Cmd::Fixtures {
             hosts,
             latency_ms,
@@ -409,27 +408,7 @@ fn main() -> Result<()> {
             seeds,
             config,
         } => prepare(hosts, port, seeds, config),
-        Cmd::Report {
-            label,
-            hosts,
-            latency_ms,
-            concurrency,
-            workers,
-            wall,
-            docs,
-            fixture_time,
-            time,
-        } => report(
-            &label,
-            hosts,
-            latency_ms,
-            concurrency,
-            workers,
-            wall,
-            docs,
-            fixture_time,
-            &time,
-        ),
+        Cmd::Report(a) => report(a),
     }
 }
 

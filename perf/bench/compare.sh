@@ -2,9 +2,9 @@
 # Benchmarks side by side: the registry's point lookup (in process and over HTTP) vs PostGIS
 # and Shapely 2 on the 3,231 US counties, measured interleaved in one run.
 #
-#   bench/compare.sh            # full run: ~4 minutes once built (the release build alone
+#   perf/bench/compare.sh            # full run: ~4 minutes once built (the release build alone
 #                               # takes 5-8 minutes on 2 shared cores)
-#   ROUNDS=2 DURATION=3 bench/compare.sh   # quick check
+#   ROUNDS=2 DURATION=3 perf/bench/compare.sh   # quick check
 #
 # What it does (idempotent, rerunnable):
 #   1. installs what is missing: PostGIS 3 for PostgreSQL 15 and wrk (apt), Shapely 2 in a
@@ -22,13 +22,10 @@
 
 set -euo pipefail
 
-cd "$(dirname "$0")/.."
-ROOT=$(pwd)
+# shellcheck source=common.sh
+. "$(dirname "$0")/common.sh"
 ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-10}
-PGHOST=${PGHOST:-127.0.0.1}
-PGPORT=${PGPORT:-5432}
-PGUSER=${PGUSER:-postgres}
 BENCH_DB=${BENCH_DB:-cds_bench}
 WORK=$ROOT/target/bench
 # The vendored counties (tests/data/README.md), decompressed once into the scratch dir.
@@ -40,7 +37,6 @@ fi
 VENV=$ROOT/target/bench-venv
 PG_MAJOR=15
 
-log() { printf '[compare.sh] %s\n' "$*" >&2; }
 
 [ -f "$COUNTIES" ] || { log "missing $COUNTIES"; exit 1; }
 
@@ -82,14 +78,14 @@ cargo build --release --bin cds-registry --bin cds-bench
 mkdir -p "$WORK"
 DOC_ARGS=(--doc "$ROOT/docs/PERFORMANCE.md")
 [ "${NO_DOC:-}" = 1 ] && DOC_ARGS=()
-INVOKED="bench/compare.sh"
-[ "$ROUNDS" = 5 ] && [ "$DURATION" = 10 ] || INVOKED="ROUNDS=$ROUNDS DURATION=$DURATION bench/compare.sh"
+INVOKED="perf/bench/compare.sh"
+[ "$ROUNDS" = 5 ] && [ "$DURATION" = 10 ] || INVOKED="ROUNDS=$ROUNDS DURATION=$DURATION perf/bench/compare.sh"
 # The whole run is bounded (about 4 minutes with the defaults, 25 at most).
 timeout 1500 "$ROOT/target/release/cds-bench" compare \
   --counties "$COUNTIES" \
   --registry-bin "$ROOT/target/release/cds-registry" \
   --work-dir "$WORK" \
-  --bench-dir "$ROOT/bench" \
+  --bench-dir "$ROOT/perf/bench" \
   --pg-host "$PGHOST" --pg-port "$PGPORT" --pg-user "$PGUSER" --pg-db "$BENCH_DB" \
   --python "$VENV/bin/python" \
   --rounds "$ROUNDS" --duration "$DURATION" \

@@ -24,7 +24,7 @@
 //!   1..=G they were chosen in: name, `updated` and the territory (its hole moves, or
 //!   appears). A re-crawl from generation G-1 to G sees exactly those entries changed.
 //! - `GET /__fixture/stats` (not a CDS document) reports request counters and the time of
-//!   the last CDS response, which `bench/scale.sh` uses to bound the commit time.
+//!   the last CDS response, which `perf/bench/scale.sh` uses to bound the commit time.
 //!
 //! Prints `listen=ADDR` on stdout once listening, the counters on SIGTERM/SIGINT. Only
 //! loopback addresses are accepted for `--listen`; every loop is bounded by the entry

@@ -2,20 +2,20 @@
 # Where the time of one HTTP request goes in `cds-registry serve`: callgrind instruction
 # counts per request for GET /v1/lookup and for the trivial GET /healthz, same process,
 # same client (curl, one keep-alive connection). Instruction counts do not depend on what
-# else the machine is doing, unlike the wall-clock numbers of bench/compare.sh.
+# else the machine is doing, unlike the wall-clock numbers of perf/bench/compare.sh.
 #
-#   bench/profile_http.sh          # needs a previous bench/compare.sh run (target/bench/)
-#   N=1000 bench/profile_http.sh
+#   perf/bench/profile_http.sh          # needs a previous perf/bench/compare.sh run (target/bench/)
+#   N=1000 perf/bench/profile_http.sh
 #
 # Only user-space instructions are counted: the kernel's loopback TCP work (about a third
 # of the CPU per request, see docs/PERFORMANCE.md) is not in these numbers.
 
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 WORK=target/bench
 N=${N:-2000}
 BIN=target/release/cds-registry
-[ -f "$WORK/registry.toml" ] && [ -f "$WORK/paths.txt" ] || { echo "run bench/compare.sh first" >&2; exit 1; }
+[ -f "$WORK/registry.toml" ] && [ -f "$WORK/paths.txt" ] || { echo "run perf/bench/compare.sh first" >&2; exit 1; }
 command -v valgrind >/dev/null && command -v callgrind_control >/dev/null || { echo "needs valgrind" >&2; exit 1; }
 
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

@@ -259,20 +259,98 @@ fn kind_rank(kind: Option<&str>) -> u8 {
     }
 }
 
-/// Turn a crawl into a report: findings grouped by server and document, each problem once.
-pub fn build_report(target: &str, crawl: HostCrawl) -> Report {
-    // One problem is (rule, document, pointer, message): the crawler deduplicates per
-    // server, this makes it hold across servers and host findings too.
-    let mut seen: HashSet<(String, String, String, String)> = HashSet::new();
-    let mut keep = |f: &Finding| {
-        seen.insert((
+/// One problem is (rule, document, pointer, message): the crawler deduplicates per
+/// server, this makes it hold across servers and host findings too.
+#[derive(Default)]
+struct Seen(HashSet<(String, String, String, String)>);
+
+impl Seen {
+    /// True the first time this problem is seen.
+    fn first(&mut self, f: &Finding) -> bool {
+        self.0.insert((
             f.rule.clone(),
             f.url.clone(),
             f.pointer.clone(),
             f.message.clone(),
         ))
-    };
+    }
+}
 
+impl ServerReport {
+    /// A server that could not be read: no name, entries or checked documents.
+    fn unread(url: String, parent_url: Option<String>, failure: Option<FailureReport>) -> Self {
+        ServerReport {
+            name: None,
+            url,
+            parent_url,
+            depth: 0,
+            entries: 0,
+            documents_checked: 0,
+            failure,
+            documents: Vec::new(),
+        }
+    }
+
+    /// A server whose metadata could not be used, with the failure as its one finding.
+    fn failed(url: String, parent_url: Option<String>, fr: FailureReport, seen: &mut Seen) -> Self {
+        let f = fr.finding();
+        let mut s = ServerReport::unread(url, parent_url, Some(fr));
+        if seen.first(&f) {
+            push_finding(&mut s.documents, f);
+        }
+        s
+    }
+}
+
+/// Turn a crawl into a report: findings grouped by server and document, each problem once.
+pub fn build_report(target: &str, crawl: HostCrawl) -> Report {
+    let mut seen = Seen::default();
+    let (mut servers, documents_total) = crawled_servers(&crawl, &mut seen);
+
+    // The root failure comes first: it is why nothing else is there. The crawler raises
+    // host findings only when the root fails (WK-AUTH on 401/403, URL-BLOCKED when the
+    // guard refused it); an error among them already states this failure as a rule, so
+    // the FETCH line would print the same problem twice.
+    let failure = crawl.failure.as_ref().map(FailureReport::from);
+    if let Some(fr) = &failure {
+        let explained = crawl
+            .host_findings
+            .iter()
+            .any(|h| h.severity == Severity::Error);
+        let root = if explained {
+            ServerReport::unread(fr.url.clone(), None, Some(fr.clone()))
+        } else {
+            ServerReport::failed(fr.url.clone(), None, fr.clone(), &mut seen)
+        };
+        servers.insert(0, root);
+    }
+    for (url, e) in &crawl.failed_servers {
+        let parent = parent_of(&crawl, url);
+        let failed = ServerReport::failed(url.clone(), parent, FailureReport::from(e), &mut seen);
+        servers.push(failed);
+    }
+    place_host_findings(&mut servers, &crawl.host_findings, &mut seen);
+
+    let mut summary = Summary {
+        documents: documents_total,
+        servers: crawl.servers.len(),
+        ..Default::default()
+    };
+    for s in &mut servers {
+        order_documents(s, &mut summary);
+    }
+    Report {
+        target: target.to_owned(),
+        servers,
+        failure,
+        moved_to: crawl.moved_to.clone(),
+        summary,
+    }
+}
+
+/// The servers crawled completely, with their documents and first-seen findings, and
+/// the number of documents they hold.
+fn crawled_servers(crawl: &HostCrawl, seen: &mut Seen) -> (Vec<ServerReport>, usize) {
     let mut servers = Vec::new();
     let mut documents_total = 0;
     for s in &crawl.servers {
@@ -288,7 +366,7 @@ pub fn build_report(target: &str, crawl: HostCrawl) -> Report {
             .collect();
         documents_total += docs.len();
         for f in &c.findings {
-            if keep(f) {
+            if seen.first(f) {
                 push_finding(&mut docs, f.clone());
             }
         }
@@ -303,72 +381,22 @@ pub fn build_report(target: &str, crawl: HostCrawl) -> Report {
             documents: docs,
         });
     }
+    (servers, documents_total)
+}
 
-    // The root failure comes first: it is why nothing else is there. The crawler raises
-    // host findings only when the root fails (WK-AUTH on 401/403, URL-BLOCKED when the
-    // guard refused it); an error among them already states this failure as a rule, so
-    // the FETCH line would print the same problem twice.
-    let failure = crawl.failure.as_ref().map(FailureReport::from);
-    if let Some(fr) = &failure {
-        let mut docs = Vec::new();
-        let f = fr.finding();
-        let explained = crawl
-            .host_findings
-            .iter()
-            .any(|h| h.severity == Severity::Error);
-        if !explained && keep(&f) {
-            push_finding(&mut docs, f);
-        }
-        servers.insert(
-            0,
-            ServerReport {
-                name: None,
-                url: fr.url.clone(),
-                parent_url: None,
-                depth: 0,
-                entries: 0,
-                documents_checked: 0,
-                failure: Some(fr.clone()),
-                documents: docs,
-            },
-        );
-    }
-    for (url, e) in &crawl.failed_servers {
-        let fr = FailureReport::from(e);
-        let mut docs = Vec::new();
-        let f = fr.finding();
-        if keep(&f) {
-            push_finding(&mut docs, f);
-        }
-        servers.push(ServerReport {
-            name: None,
-            url: url.clone(),
-            parent_url: parent_of(&crawl, url),
-            depth: 0,
-            entries: 0,
-            documents_checked: 0,
-            failure: Some(fr),
-            documents: docs,
-        });
-    }
-
-    // Host findings (WK-AUTH on the well-known URL): with the document they are about
-    // when some server holds it, otherwise with the first server (the root or its failure).
-    for f in &crawl.host_findings {
-        if !keep(f) {
+/// Host findings (WK-AUTH on the well-known URL): with the document they are about
+/// when some server holds it, otherwise with the first server (the root or its failure).
+fn place_host_findings(
+    servers: &mut Vec<ServerReport>,
+    host_findings: &[Finding],
+    seen: &mut Seen,
+) {
+    for f in host_findings {
+        if !seen.first(f) {
             continue;
         }
         if servers.is_empty() {
-            servers.push(ServerReport {
-                name: None,
-                url: f.url.clone(),
-                parent_url: None,
-                depth: 0,
-                entries: 0,
-                documents_checked: 0,
-                failure: None,
-                documents: Vec::new(),
-            });
+            servers.push(ServerReport::unread(f.url.clone(), None, None));
         }
         let holder = servers
             .iter()
@@ -376,50 +404,40 @@ pub fn build_report(target: &str, crawl: HostCrawl) -> Report {
             .unwrap_or(0);
         push_finding(&mut servers[holder].documents, f.clone());
     }
+}
 
-    let mut summary = Summary {
-        documents: documents_total,
-        servers: crawl.servers.len(),
-        ..Default::default()
-    };
-    for s in &mut servers {
-        s.documents.retain(|d| !d.findings.is_empty());
-        s.documents.sort_by(|a, b| {
-            let ka = (
-                kind_rank(a.kind.as_deref()),
-                a.kind.as_deref() == Some("geojson"),
-            );
-            let kb = (
-                kind_rank(b.kind.as_deref()),
-                b.kind.as_deref() == Some("geojson"),
-            );
-            // Territories are ordered by URL; the rest keep their fetch order (stable sort).
-            ka.cmp(&kb).then_with(|| {
-                if ka.1 {
-                    a.url.cmp(&b.url)
-                } else {
-                    std::cmp::Ordering::Equal
-                }
-            })
-        });
-        for d in &mut s.documents {
-            // Most severe first; within a severity, document order (stable sort).
-            d.findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
-            for f in &d.findings {
-                match f.severity {
-                    Severity::Error => summary.errors += 1,
-                    Severity::Warning => summary.warnings += 1,
-                    Severity::Info => summary.info += 1,
-                }
+/// Drop clean documents, order the rest (metadata, coverage pages, territories by URL)
+/// and their findings (most severe first), and count the findings into `summary`.
+fn order_documents(s: &mut ServerReport, summary: &mut Summary) {
+    s.documents.retain(|d| !d.findings.is_empty());
+    s.documents.sort_by(|a, b| {
+        let ka = (
+            kind_rank(a.kind.as_deref()),
+            a.kind.as_deref() == Some("geojson"),
+        );
+        let kb = (
+            kind_rank(b.kind.as_deref()),
+            b.kind.as_deref() == Some("geojson"),
+        );
+        // Territories are ordered by URL; the rest keep their fetch order (stable sort).
+        ka.cmp(&kb).then_with(|| {
+            if ka.1 {
+                a.url.cmp(&b.url)
+            } else {
+                std::cmp::Ordering::Equal
+            }
+        })
+    });
+    for d in &mut s.documents {
+        // Most severe first; within a severity, document order (stable sort).
+        d.findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
+        for f in &d.findings {
+            match f.severity {
+                Severity::Error => summary.errors += 1,
+                Severity::Warning => summary.warnings += 1,
+                Severity::Info => summary.info += 1,
             }
         }
-    }
-    Report {
-        target: target.to_owned(),
-        servers,
-        failure,
-        moved_to: crawl.moved_to.clone(),
-        summary,
     }
 }
 
@@ -547,6 +565,21 @@ pub fn render_text(r: &Report) -> String {
 /// The report as pretty JSON (`--format json`).
 pub fn render_json(r: &Report) -> String {
     serde_json::to_string_pretty(r).expect("a report always serializes")
+}
+
+/// The `validate` command: print the report as `text` or `json`; the exit code is the
+/// report's ([`Report::exit_code`]).
+pub async fn command(
+    cfg: &crate::config::Config,
+    target: &str,
+    format: &str,
+) -> std::process::ExitCode {
+    let report = validate_target(&cfg.crawl, target).await;
+    match format {
+        "json" => println!("{}", render_json(&report)),
+        _ => print!("{}", render_text(&report)),
+    }
+    std::process::ExitCode::from(report.exit_code())
 }
 
 #[cfg(test)]

@@ -9,10 +9,13 @@
 //! SQLite file under `--data-dir`) and its crawl policy (exactly the fixtures' loopback
 //! addresses) are its own: `database_url` and `crawl.*` are not used.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use crate::app::{self, BarProgress};
+use crate::cli::crawl::format_summary;
+use crate::cli::progress::BarProgress;
+use crate::cli::serve::{self, Running};
 use crate::config::{Config, Secret};
 use crate::fixtures::web::FixtureWeb;
 use crate::seeds::Seed;
@@ -33,7 +36,7 @@ pub struct DemoOptions {
 /// A running demo.
 pub struct Demo {
     pub web: FixtureWeb,
-    pub registry: app::Running,
+    pub registry: Running,
     /// The admin token in force (configured or made up).
     pub admin_token: String,
     /// The demo crawl's run id and the hosts that did not end `ok`, with their outcome.
@@ -120,8 +123,8 @@ pub async fn start(opts: DemoOptions) -> anyhow::Result<Demo> {
     // `/v1/coverage/12/geometry`) answer the same each time.
     cfg.crawl.concurrency = 1;
     cfg.crawl.first_byte_timeout_ms = 3_000;
-    let listener = app::bind(cfg.listen).await?;
-    let registry = app::start(cfg, listener, false).await?;
+    let listener = serve::bind(cfg.listen).await?;
+    let registry = serve::start(cfg, listener, false).await?;
     let seeds: Vec<Seed> = web.seeds().into_iter().map(Seed::Host).collect();
     registry.state.store.add_hosts(&seeds, "seed").await?;
     let bar = BarProgress::new(opts.progress);
@@ -130,7 +133,7 @@ pub async fn start(opts: DemoOptions) -> anyhow::Result<Demo> {
         .run_with_progress("demo", &[], &bar)
         .await?;
     registry.state.reload_index().await?;
-    println!("{}", app::format_summary(&summary));
+    println!("{}", format_summary(&summary));
     let failed = summary
         .outcomes
         .iter()
@@ -144,4 +147,26 @@ pub async fn start(opts: DemoOptions) -> anyhow::Result<Demo> {
         run_id: summary.run_id,
         failed,
     })
+}
+
+/// The `demo` command: start, print the banner, run until Ctrl-C or SIGTERM.
+pub async fn command(
+    cfg: &crate::config::Config,
+    listen: Option<std::net::SocketAddr>,
+    data_dir: std::path::PathBuf,
+) -> anyhow::Result<()> {
+    let demo = start(DemoOptions {
+        listen: listen.unwrap_or(cfg.listen),
+        admin_token: cfg
+            .admin_token
+            .as_ref()
+            .map(|t| t.0.clone())
+            .filter(|t| !t.is_empty()),
+        data_dir,
+        progress: std::io::stderr().is_terminal(),
+    })
+    .await?;
+    println!("{}", demo.banner());
+    serve::shutdown_signal().await;
+    demo.shutdown().await
 }
