@@ -5,14 +5,15 @@ WORKDIR /src
 #    our code reuses this layer instead of recompiling every crate.
 COPY Cargo.toml Cargo.lock ./
 COPY perf/Cargo.toml perf/
-RUN mkdir -p src perf/src/bin/cds-bench perf/benches \
+COPY testkit/Cargo.toml testkit/
+RUN mkdir -p src perf/src/bin/cds-bench perf/benches testkit/src \
     && echo 'fn main() {}' > src/main.rs \
-    && touch src/lib.rs \
+    && touch src/lib.rs testkit/src/lib.rs \
     && for f in perf/src/bin/cds-bench/main.rs perf/src/bin/crawl-scale.rs \
          perf/src/bin/geo-bench.rs perf/benches/index.rs perf/benches/cross.rs; do \
          echo 'fn main() {}' > "$f"; done \
     && cargo build --release --locked --bin cds-registry \
-    && rm -rf src perf
+    && rm -rf src perf testkit
 # 2. The registry itself.
 COPY . .
 RUN touch src/lib.rs src/main.rs && cargo build --release --locked --bin cds-registry

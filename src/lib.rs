@@ -9,7 +9,7 @@ pub mod cds;
 pub mod cli;
 pub mod config;
 pub mod crawl;
-pub mod fixtures;
+pub mod demo;
 pub mod geocode;
 pub mod geojson;
 pub mod index;
@@ -17,3 +17,10 @@ pub mod metrics;
 pub mod seeds;
 pub mod store;
 pub mod territory;
+
+/// Conforming CDS documents for the validator's unit tests. The file belongs to the
+/// `cds-testkit` crate (the integration and property tests use it from there); unit tests
+/// cannot link that crate, which depends on this one, so they compile the same file here.
+#[cfg(test)]
+#[path = "../testkit/src/documents.rs"]
+pub(crate) mod test_documents;

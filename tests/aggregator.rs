@@ -10,10 +10,10 @@ use std::net::Ipv4Addr;
 
 use cds_registry::config::CrawlConfig;
 use cds_registry::crawl::Crawler;
-use cds_registry::fixtures::aggregator::publish_aggregator;
-use cds_registry::fixtures::FixtureServer;
 use cds_registry::seeds::Seed;
 use cds_registry::store::{FindingFilter, Store};
+use cds_testkit::aggregator::publish_aggregator;
+use cds_testkit::FixtureServer;
 use common::{test_config, Backend, TestDb};
 
 both_backends!(

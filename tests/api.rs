@@ -2,7 +2,8 @@
 
 mod common;
 
-use cds_registry::fixtures::web::names;
+use cds_testkit::web::names;
+use cds_testkit::ExpectedExt;
 use common::{crawled_fixture_web, start_registry, test_config, Backend, TestDb};
 use serde_json::{json, Value};
 

@@ -5,7 +5,7 @@ mod common;
 
 use std::process::Command;
 
-use cds_registry::fixtures::web::FixtureWeb;
+use cds_testkit::web::FixtureWeb;
 use common::{Backend, TestDb};
 
 fn cli(db: &TestDb, allow_http: &[String]) -> Command {

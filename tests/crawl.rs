@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use cds_registry::cds::WELL_KNOWN_PATH;
 use cds_registry::crawl::Crawler;
-use cds_registry::fixtures::web::{names, FixtureWeb};
 use cds_registry::seeds::Seed;
 use cds_registry::store::{now_ms, FindingFilter, Store};
+use cds_testkit::web::{names, FixtureWeb};
+use cds_testkit::ExpectedExt;
 use common::{test_config, Backend, TestDb};
 
 struct Setup {

@@ -7,9 +7,9 @@ use std::collections::BTreeSet;
 
 use cds_registry::cds::validate::rules;
 use cds_registry::crawl::Crawler;
-use cds_registry::fixtures::{publish, EntrySpec, FixtureServer, Published, UtilitySpec};
 use cds_registry::seeds::Seed;
 use cds_registry::store::{FindingFilter, FindingRow, Store};
+use cds_testkit::{publish, EntrySpec, FixtureServer, Published, UtilitySpec};
 use common::{test_config, Backend, TestDb};
 
 /// A utility with one geographic entry over `counties` (FIPS), with `role` and `caps`.

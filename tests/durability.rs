@@ -8,9 +8,10 @@ use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::time::Duration;
 
-use cds_registry::fixtures::web::{names, FixtureWeb};
 use cds_registry::seeds::Seed;
 use cds_registry::store::Store;
+use cds_testkit::web::{names, FixtureWeb};
+use cds_testkit::ExpectedExt;
 use common::{crawled_fixture_web, postgres_admin_url, test_config, Backend, TestDb};
 use sqlx::Connection;
 

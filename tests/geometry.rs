@@ -8,12 +8,12 @@ mod common;
 use std::net::Ipv4Addr;
 
 use cds_registry::crawl::Crawler;
-use cds_registry::fixtures::geometry::large_ring_geojson;
-use cds_registry::fixtures::server::GEOJSON_CONTENT_TYPE;
-use cds_registry::fixtures::utility::{publish, EntrySpec, UtilitySpec};
-use cds_registry::fixtures::FixtureServer;
 use cds_registry::seeds::Seed;
 use cds_registry::store::{FindingFilter, Store};
+use cds_testkit::geometry::large_ring_geojson;
+use cds_testkit::server::GEOJSON_CONTENT_TYPE;
+use cds_testkit::utility::{publish, EntrySpec, UtilitySpec};
+use cds_testkit::FixtureServer;
 use common::{test_config, Backend, TestDb};
 
 const BIG: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 70);

@@ -5,8 +5,8 @@
 
 use std::collections::BTreeSet;
 
-use cds_registry::fixtures::counties::{county_index_entries, read_test_data};
 use cds_registry::index::{Filter, IndexEntry, SearchIndex};
+use cds_testkit::data::{county_index_entries, read_test_data};
 use geo::{Distance, Euclidean, MultiPolygon, Point};
 use serde_json::Value;
 

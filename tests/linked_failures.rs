@@ -13,11 +13,9 @@ use cds_registry::cds::WELL_KNOWN_PATH;
 use cds_registry::cli::serve::Running;
 use cds_registry::cli::validate::validate_target;
 use cds_registry::config::CrawlConfig;
-use cds_registry::fixtures::{
-    publish, EntrySpec, FixtureServer, Published, ScopeSpec, UtilitySpec,
-};
 use cds_registry::seeds::Seed;
 use cds_registry::store::ServerRow;
+use cds_testkit::{publish, EntrySpec, FixtureServer, Published, ScopeSpec, UtilitySpec};
 use common::{start_registry, test_config, Backend, TestDb};
 use serde_json::Value;
 

@@ -10,12 +10,11 @@ use std::net::Ipv4Addr;
 
 use cds_registry::cds::WELL_KNOWN_PATH;
 use cds_registry::cli::serve::Running;
-use cds_registry::fixtures::web::{names, FixtureWeb};
-use cds_registry::fixtures::{
-    publish, EntrySpec, FixtureServer, Published, ScopeSpec, UtilitySpec,
-};
 use cds_registry::seeds::Seed;
 use cds_registry::store::ServerRow;
+use cds_testkit::web::{names, FixtureWeb};
+use cds_testkit::ExpectedExt;
+use cds_testkit::{publish, EntrySpec, FixtureServer, Published, ScopeSpec, UtilitySpec};
 use common::{start_registry, test_config, Backend, TestDb};
 use serde_json::{json, Value};
 

@@ -8,10 +8,10 @@ mod common;
 use std::collections::{BTreeSet, HashMap};
 use std::net::Ipv4Addr;
 
-use cds_registry::fixtures::counties::read_test_data;
-use cds_registry::fixtures::feature_utility::start_feature_utility;
 use cds_registry::seeds::Seed;
 use cds_registry::territory::parse_territory;
+use cds_testkit::data::read_test_data;
+use cds_testkit::feature_utility::start_feature_utility;
 use common::{start_registry, test_config, Backend, TestDb};
 use geo::{Distance, Euclidean, MultiPolygon, Point};
 use serde_json::{json, Value};

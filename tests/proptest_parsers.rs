@@ -16,11 +16,11 @@ use cds_registry::cds::validate::{
     MetadataContext,
 };
 use cds_registry::cds::{CoverageEntry, CoveragePageView, Finding, MetadataView};
-use cds_registry::fixtures::documents::{
-    conforming_entry, conforming_metadata, GEO_URL, META_URL, PAGE1, PAGE2,
-};
 use cds_registry::seeds::{parse_seed, parse_seeds, Seed, SeedError, SeedErrors};
 use cds_registry::territory::{from_wkb, parse_territory, to_wkb};
+use cds_testkit::documents::{
+    conforming_entry, conforming_metadata, GEO_URL, META_URL, PAGE1, PAGE2,
+};
 use geo::{Coord, LineString, MultiPolygon, Polygon};
 use proptest::prelude::*;
 use proptest::sample::Index;

@@ -10,9 +10,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use cds_registry::crawl::{Crawler, NoProgress};
-use cds_registry::fixtures::web::{names, FixtureWeb};
 use cds_registry::seeds::Seed;
 use cds_registry::store::Store;
+use cds_testkit::web::{names, FixtureWeb};
 use common::{rename_everything, test_config, Backend, TestDb};
 
 /// Whether every stored entry of the server named `name` carries its new name.

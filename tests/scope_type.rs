@@ -9,10 +9,10 @@ use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
 use cds_registry::cli::serve::Running;
-use cds_registry::fixtures::counties::county_interior_point;
-use cds_registry::fixtures::{publish, EntrySpec, FixtureServer, ScopeSpec, UtilitySpec};
 use cds_registry::seeds::Seed;
 use cds_registry::store::ChangeRow;
+use cds_testkit::counties::county_interior_point;
+use cds_testkit::{publish, EntrySpec, FixtureServer, ScopeSpec, UtilitySpec};
 use common::{start_registry, test_config, Backend, TestDb};
 use serde_json::{json, Value};
 

@@ -5,7 +5,8 @@ mod common;
 use std::collections::BTreeSet;
 
 use cds_registry::cli::serve::Running;
-use cds_registry::fixtures::web::{names, FixtureWeb, UNCOVERED_FIPS};
+use cds_testkit::web::{names, FixtureWeb, UNCOVERED_FIPS};
+use cds_testkit::ExpectedExt;
 use common::{crawled_fixture_web, Backend, TestDb};
 use serde_json::{json, Value};
 

@@ -7,7 +7,7 @@ mod common;
 
 use std::process::Command;
 
-use cds_registry::fixtures::web::{names, FixtureWeb};
+use cds_testkit::web::{names, FixtureWeb};
 use common::{start_registry, test_config, Backend, TestDb};
 use serde_json::{json, Value};
 

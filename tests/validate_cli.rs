@@ -7,9 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use cds_registry::cds::WELL_KNOWN_PATH;
-use cds_registry::fixtures::{
-    publish, EntrySpec, FixtureServer, Published, ScopeSpec, UtilitySpec,
-};
+use cds_testkit::{publish, EntrySpec, FixtureServer, Published, ScopeSpec, UtilitySpec};
 use serde_json::{json, Value};
 
 /// Options of one `validate` run.

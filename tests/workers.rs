@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 use cds_registry::cds::WELL_KNOWN_PATH;
 use cds_registry::cli::serve::{self, Role};
 use cds_registry::crawl::{Crawler, NoProgress};
-use cds_registry::fixtures::utility::{publish, EntrySpec, UtilitySpec};
-use cds_registry::fixtures::FixtureServer;
 use cds_registry::seeds::Seed;
 use cds_registry::store::Store;
+use cds_testkit::utility::{publish, EntrySpec, UtilitySpec};
+use cds_testkit::FixtureServer;
 use common::{start_registry, test_config, Backend, TestDb};
 use serde_json::{json, Value};
 

@@ -7,8 +7,8 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use cds_registry::fixtures::counties::{county_index_entries, us_counties};
 use cds_registry::index::{Filter, IndexEntry, SearchIndex};
+use cds_testkit::data::{county_index_entries, us_counties};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use rand::{Rng, SeedableRng};
 use serde_json::Value;

@@ -17,10 +17,10 @@ use std::time::{Duration, Instant};
 
 use cds_registry::config::Config;
 use cds_registry::crawl::Crawler;
-use cds_registry::fixtures::aggregator::publish_aggregator;
-use cds_registry::fixtures::FixtureServer;
 use cds_registry::seeds::Seed;
 use cds_registry::store::Store;
+use cds_testkit::aggregator::publish_aggregator;
+use cds_testkit::FixtureServer;
 
 const PAGE: usize = 1_000;
 

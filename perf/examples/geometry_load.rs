@@ -4,7 +4,7 @@
 //! cargo run --release --example geometry_load -- COUNTIES.geojson [costly=3] [rounds=5]
 //! ```
 //!
-//! Serves the counties index (`fixtures::counties::county_index_entries`) with the default
+//! Serves the counties index (`cds_testkit::data::county_index_entries`) with the default
 //! `[api]` limits on a loopback port, then per round: sends `costly` geometry lookups at
 //! once (bodies of world-spanning thin slivers, each crossing every county's box) and
 //! polls `/healthz` every 20 ms until they have all answered. Prints the costly requests'
@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 
 use cds_registry::api::{self, AppState};
 use cds_registry::config::Config;
-use cds_registry::fixtures::counties::county_index_entries;
 use cds_registry::index::SearchIndex;
 use cds_registry::store::Store;
+use cds_testkit::data::county_index_entries;
 use serde_json::{json, Value};
 
 /// `n` thin slivers from (-180, -89) to (180, 89), shifted slightly each: every one's
@@ -44,6 +44,26 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
+/// POST `body` to `url` `n` times, each answered 200; the times in ms, sorted.
+async fn timed_posts(
+    c: &reqwest::Client,
+    url: &str,
+    body: &Value,
+    n: usize,
+) -> anyhow::Result<Vec<f64>> {
+    let mut ms = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        let r = c.post(url).json(body).send().await?;
+        let s = r.status().as_u16();
+        r.bytes().await?;
+        ms.push(t.elapsed().as_secs_f64() * 1e3);
+        assert_eq!(s, 200);
+    }
+    ms.sort_by(f64::total_cmp);
+    Ok(ms)
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
     // usage: geometry_load [costly] [rounds]; the counties are the vendored tests/data copy.
@@ -51,7 +71,7 @@ async fn main() -> anyhow::Result<()> {
     let costly: usize = args.get(1).map(|s| s.parse()).transpose()?.unwrap_or(3);
     let rounds: usize = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(5);
 
-    let collection: Value = cds_registry::fixtures::counties::us_counties()?;
+    let collection: Value = cds_testkit::data::us_counties()?;
     let entries = county_index_entries(&collection)?;
     let county = collection["features"][0]["geometry"].clone();
     let n = entries.len();
@@ -76,20 +96,8 @@ async fn main() -> anyhow::Result<()> {
     );
 
     // Ordinary requests first, for scale.
-    let mut ordinary = Vec::new();
-    for _ in 0..5 {
-        let t = Instant::now();
-        let r = c
-            .post(format!("{base}/v1/lookup"))
-            .json(&json!({ "geometry": county }))
-            .send()
-            .await?;
-        let s = r.status().as_u16();
-        r.bytes().await?;
-        ordinary.push(t.elapsed().as_secs_f64() * 1e3);
-        assert_eq!(s, 200);
-    }
-    ordinary.sort_by(f64::total_cmp);
+    let lookup = format!("{base}/v1/lookup");
+    let ordinary = timed_posts(&c, &lookup, &json!({ "geometry": county }), 5).await?;
     println!(
         "ordinary geometry lookup (one county polygon): median {:.1} ms",
         pct(&ordinary, 0.5)
@@ -102,20 +110,7 @@ async fn main() -> anyhow::Result<()> {
             ]
         })
         .collect();
-    let mut batch = Vec::new();
-    for _ in 0..3 {
-        let t = Instant::now();
-        let r = c
-            .post(format!("{base}/v1/lookup"))
-            .json(&json!({ "points": points }))
-            .send()
-            .await?;
-        let s = r.status().as_u16();
-        r.bytes().await?;
-        batch.push(t.elapsed().as_secs_f64() * 1e3);
-        assert_eq!(s, 200);
-    }
-    batch.sort_by(f64::total_cmp);
+    let batch = timed_posts(&c, &lookup, &json!({ "points": points }), 3).await?;
     println!("100,000-point batch: median {:.0} ms", pct(&batch, 0.5));
 
     let body = slivers(40);

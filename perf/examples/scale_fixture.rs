@@ -42,7 +42,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::Router;
 use cds_registry::cds::WELL_KNOWN_PATH;
-use cds_registry::fixtures::strong_etag;
+use cds_testkit::strong_etag;
 use chrono::{DateTime, TimeZone, Utc};
 use clap::Parser;
 use serde_json::{json, Value};

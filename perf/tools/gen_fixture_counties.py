@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Write seeds/fixtures/counties.geojson: the real US county polygons that the fixture
-utilities (src/fixtures/) use as their service territories.
+utilities (src/demo/) use as their service territories.
 
 The fixture library embeds the output with include_str!, so the demo binary and the tests
 need no data files at run time. Rerun this only when the county list below changes (and
-keep it in sync with the FIPS codes used in src/fixtures/web.rs; a unit test checks that
+keep it in sync with the FIPS codes used in src/demo/scenario.rs; a unit test checks that
 every code the scenario uses is present).
 
 Input: tests/data/us-counties-10m.geojson.gz (US Census 2017 cartographic boundaries via

@@ -17,7 +17,7 @@ use crate::cli::crawl::format_summary;
 use crate::cli::progress::BarProgress;
 use crate::cli::serve::{self, Running};
 use crate::config::{Config, Secret};
-use crate::fixtures::web::FixtureWeb;
+use crate::demo::{county_interior_point, FixtureWeb};
 use crate::seeds::Seed;
 
 /// Options of the demo command.
@@ -58,11 +58,8 @@ impl Demo {
     /// What the demo prints once it is up.
     pub fn banner(&self) -> String {
         let base = self.registry.url();
-        let exp = self.web.expected();
-        let p = exp
-            .point("06053")
-            .map(|p| (p.lat, p.lon))
-            .unwrap_or((36.35, -121.49));
+        // Monterey County: inside two Sierra entries (electric and gas).
+        let (lon, lat) = county_interior_point("06053");
         let failed = if self.failed.is_empty() {
             String::new()
         } else {
@@ -88,7 +85,7 @@ impl Demo {
              \x20 # write endpoints take the admin token: crawl again now\n  \
              curl -s -X POST '{base}/v1/crawls' -H 'Authorization: Bearer {}'\n\n\
              Press Ctrl-C to stop.\n",
-            p.0, p.1, self.admin_token
+            lat, lon, self.admin_token
         )
     }
 }

@@ -191,7 +191,7 @@ fn sweep_decides_like_the_brute_force_rule_on_random_rings() {
 #[test]
 fn sweep_agrees_on_every_county_ring() {
     let mut rings = 0;
-    for c in crate::fixtures::counties::counties() {
+    for c in crate::demo::counties::counties() {
         let (t, _) = parse_territory(&c.geometry, &c.fips);
         for p in &t.unwrap().geometry.0 {
             for r in std::iter::once(p.exterior()).chain(p.interiors()) {

@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use cds_registry::cli::serve::{self, Running};
 use cds_registry::config::Config;
-use cds_registry::fixtures::web::FixtureWeb;
 use cds_registry::seeds::Seed;
 use cds_registry::store::Store;
+use cds_testkit::web::FixtureWeb;
 use sqlx::Connection;
 
 /// Which backend a test runs on.

@@ -34,9 +34,9 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::Router;
 use cds_registry::cds::WELL_KNOWN_PATH;
-use cds_registry::fixtures::counties::counties;
-use cds_registry::fixtures::utility::metadata_document;
-use cds_registry::fixtures::{publish, strong_etag, EntrySpec, FixtureServer, UtilitySpec};
+use cds_testkit::counties::counties;
+use cds_testkit::utility::metadata_document;
+use cds_testkit::{publish, strong_etag, EntrySpec, FixtureServer, UtilitySpec};
 use clap::Parser;
 use serde_json::json;
 

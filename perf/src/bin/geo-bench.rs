@@ -18,12 +18,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use cds_registry::config::CrawlConfig;
 use cds_registry::crawl::Crawler;
-use cds_registry::fixtures::geometry::{large_ring, large_ring_geojson, polygon_geojson};
-use cds_registry::fixtures::server::GEOJSON_CONTENT_TYPE;
-use cds_registry::fixtures::{publish, EntrySpec, FixtureServer, UtilitySpec};
 use cds_registry::seeds::Seed;
 use cds_registry::store::Store;
 use cds_registry::territory::{self, GeoLimits};
+use cds_testkit::geometry::{large_ring, large_ring_geojson, polygon_geojson};
+use cds_testkit::server::GEOJSON_CONTENT_TYPE;
+use cds_testkit::{publish, EntrySpec, FixtureServer, UtilitySpec};
 use clap::Parser;
 use geo::{LineString, Polygon, Validation};
 

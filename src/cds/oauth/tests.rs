@@ -9,7 +9,7 @@ use url::Url;
 use super::*;
 use crate::cds::finding::Severity;
 use crate::cds::validate::rules;
-use crate::fixtures::web::{names, FixtureWeb};
+use crate::demo::web::{names, FixtureWeb};
 
 const AS_URL: &str = "https://util.example/.well-known/oauth-authorization-server";
 

@@ -1,8 +1,8 @@
 //! The benchmark data: the counties GeoJSON, their index entries and shapes, and the points.
 
 use anyhow::{anyhow, bail, Context, Result};
-use cds_registry::fixtures::counties::county_index_entries;
 use cds_registry::index::IndexEntry;
+use cds_testkit::data::county_index_entries;
 use geo::MultiPolygon;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;

@@ -3,7 +3,7 @@
 use crate::process::{memory_kb, run_bounded};
 use crate::{CompareArgs, BATCH, CLIENTS};
 use anyhow::{anyhow, bail, Context, Result};
-use cds_registry::fixtures::feature_utility::start_feature_utility;
+use cds_testkit::feature_utility::start_feature_utility;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;

@@ -22,6 +22,19 @@ pub(crate) struct LoadRun {
     pub(crate) server_cpu_us: f64,
 }
 
+impl LoadRun {
+    /// A run whose rate and percentiles are not known yet (NaN until the output names them;
+    /// a run without them is reported as missing, not as zero).
+    fn unmeasured() -> Self {
+        LoadRun {
+            per_sec: f64::NAN,
+            p50_us: f64::NAN,
+            p99_us: f64::NAN,
+            ..LoadRun::default()
+        }
+    }
+}
+
 /// CPU seconds (user + system) of process `pid` from `/proc/PID/stat`; with `children`,
 /// of its reaped children instead (this driver's: the wrk or pgbench run just waited for).
 pub(crate) fn cpu_secs(pid: &str, children: bool) -> Result<f64> {
@@ -68,14 +81,8 @@ pub(crate) fn parse_duration_us(s: &str) -> Option<f64> {
 }
 
 pub(crate) fn parse_wrk(out: &str) -> Result<LoadRun> {
-    let mut run = LoadRun {
-        per_sec: f64::NAN,
-        p50_us: f64::NAN,
-        p99_us: f64::NAN,
-        ..LoadRun::default()
-    };
-    for l in out.lines() {
-        let l = l.trim();
+    let mut run = LoadRun::unmeasured();
+    for l in out.lines().map(str::trim) {
         if l.contains(" requests in ") {
             // "69904 requests in 6.03s, 45.43MB read"
             let w: Vec<&str> = l.split_whitespace().collect();
@@ -108,14 +115,8 @@ pub(crate) fn parse_wrk(out: &str) -> Result<LoadRun> {
 }
 
 pub(crate) fn parse_pgbench(out: &str) -> Result<LoadRun> {
-    let mut run = LoadRun {
-        per_sec: f64::NAN,
-        p50_us: f64::NAN,
-        p99_us: f64::NAN,
-        ..LoadRun::default()
-    };
-    for l in out.lines() {
-        let l = l.trim();
+    let mut run = LoadRun::unmeasured();
+    for l in out.lines().map(str::trim) {
         if let Some(v) = l.strip_prefix("number of transactions actually processed:") {
             run.requests = v
                 .split_whitespace()

@@ -130,7 +130,7 @@ fn bbox_overlap_edges_antimeridian_and_nan() {
 
 #[test]
 fn territories_overlap_needs_shared_interior() {
-    use crate::fixtures::territory_multipolygon;
+    use crate::demo::territory_multipolygon;
     use crate::territory::parse_territory;
     let shape = |fips: &[&str]| {
         let (t, _) = parse_territory(&territory_multipolygon(fips), "t.geojson");

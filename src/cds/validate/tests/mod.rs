@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 
 use super::*;
 use crate::cds::{Finding, Severity};
-use crate::fixtures::documents::{conforming_entry, conforming_metadata, META_URL, PAGE1, PAGE2};
+use crate::test_documents::{conforming_entry, conforming_metadata, META_URL, PAGE1, PAGE2};
 
 mod coverage;
 mod cross;
