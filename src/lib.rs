@@ -13,6 +13,7 @@ pub mod demo;
 pub mod fixtures;
 pub mod index;
 pub mod metrics;
+pub mod model;
 pub mod seeds;
 pub mod store;
 pub mod territory;

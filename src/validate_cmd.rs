@@ -282,7 +282,7 @@ pub fn build_report(target: &str, crawl: HostCrawl) -> Report {
             .iter()
             .map(|d| DocumentReport {
                 url: d.url.clone(),
-                kind: Some(d.kind.to_owned()),
+                kind: Some(d.kind.to_string()),
                 findings: Vec::new(),
             })
             .collect();
@@ -572,7 +572,7 @@ mod tests {
                 documents: vec![
                     DocumentRecord {
                         url: url.into(),
-                        kind: "metadata",
+                        kind: crate::model::DocKind::Metadata,
                         etag: None,
                         last_modified: None,
                         content_hash: String::new(),
@@ -582,7 +582,7 @@ mod tests {
                     },
                     DocumentRecord {
                         url: "https://u.example/cov".into(),
-                        kind: "coverage_page",
+                        kind: crate::model::DocKind::CoveragePage,
                         etag: None,
                         last_modified: None,
                         content_hash: String::new(),

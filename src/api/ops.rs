@@ -130,7 +130,7 @@ pub async fn run(
     let outcomes = state.store.run_outcomes(id).await?;
     let mut by_class = std::collections::BTreeMap::<String, i64>::new();
     for (_, o) in &outcomes {
-        *by_class.entry(o.outcome.clone()).or_default() += 1;
+        *by_class.entry(o.outcome.to_string()).or_default() += 1;
     }
     Ok(Json(json!({"run": run, "outcomes": by_class})))
 }

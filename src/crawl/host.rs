@@ -781,7 +781,7 @@ impl HostCrawler<'_> {
         }
         docs.push(DocumentRecord {
             url,
-            kind: kind.as_str(),
+            kind,
             etag: f.etag.clone(),
             last_modified: f.last_modified.clone(),
             content_hash: hash.clone(),
@@ -1010,7 +1010,7 @@ impl HostCrawler<'_> {
                                 .unwrap_or_default();
                             docs.push(DocumentRecord {
                                 url: final_url.clone(),
-                                kind: DocKind::GeoJson.as_str(),
+                                kind: DocKind::GeoJson,
                                 etag: f.etag.clone().or(v.etag),
                                 last_modified: f.last_modified.clone().or(v.last_modified),
                                 content_hash: hash.clone(),
@@ -1047,7 +1047,7 @@ impl HostCrawler<'_> {
                     let usable = g.territory.is_some();
                     docs.push(DocumentRecord {
                         url: final_url.clone(),
-                        kind: DocKind::GeoJson.as_str(),
+                        kind: DocKind::GeoJson,
                         etag: f.etag.clone().filter(|_| usable),
                         last_modified: f.last_modified.clone().filter(|_| usable),
                         content_hash: g.hash.clone(),
