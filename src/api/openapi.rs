@@ -276,9 +276,10 @@ mod tests {
             ("limit", false),
             ("cursor", false),
         ];
+        // A point, or an address for the geocoder: neither is required on its own.
         assert_eq!(
             params("get", "/v1/lookup"),
-            with(&[("lat", true), ("lon", true)])
+            with(&[("lat", false), ("lon", false), ("address", false)])
         );
         assert_eq!(params("post", "/v1/lookup"), with(&[]));
         assert_eq!(params("get", "/v1/entities"), with(&paged));
