@@ -39,51 +39,10 @@ entry_fields!(entry_struct! {
     }
 });
 
-/// The OAuth side of a coverage entry (WG1-02 §3).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct OAuthInfo {
-    /// RFC 7591 dynamic client registration endpoint of the entry's server.
-    pub registration_endpoint: Option<String>,
-    /// Where a person registers a client by hand (`cds_human_registration`).
-    pub human_registration: Option<String>,
-    /// The scopes offered for this entry (its id is in their `coverages_supported`).
-    pub scopes: Vec<ScopeInfo>,
-}
-
-/// One scope offered for an entry, from the server's `cds_scope_descriptions`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ScopeInfo {
-    /// The scope id.
-    pub scope: String,
-    /// The scope's `type` (WG1-02 §3.4), what clients match on (§3.3); `null` when the
-    /// description gives none.
-    #[serde(rename = "type")]
-    pub scope_type: Option<String>,
-    pub name: Option<String>,
-    pub description: Option<String>,
-    /// Link to the scope's documentation.
-    pub documentation: Option<String>,
-    pub grant_types: Vec<String>,
-}
-
-fn oauth_info(o: &OAuthOffer) -> OAuthInfo {
-    OAuthInfo {
-        registration_endpoint: o.registration_endpoint.clone(),
-        human_registration: o.human_registration.clone(),
-        scopes: o
-            .scopes
-            .iter()
-            .map(|s| ScopeInfo {
-                scope: s.id.clone(),
-                scope_type: s.scope_type.clone(),
-                name: s.name.clone(),
-                description: s.description.clone(),
-                documentation: s.documentation.clone(),
-                grant_types: s.grant_types.clone(),
-            })
-            .collect(),
-    }
-}
+/// The OAuth side of a coverage entry (WG1-02 §3): the index's offer as it is.
+pub type OAuthInfo = OAuthOffer;
+/// One scope offered for an entry: the index's as it is.
+pub type ScopeInfo = crate::cds::oauth::OfferedScope;
 
 pub fn row(index: &SearchIndex, i: usize) -> CoverageRow {
     let e = index.entry(i);
@@ -95,7 +54,7 @@ pub fn row(index: &SearchIndex, i: usize) -> CoverageRow {
         } from en {
             scopes: e.scopes.clone(),
             scope_types: e.scope_types.clone(),
-            oauth: e.oauth.as_deref().map(oauth_info),
+            oauth: e.oauth.as_deref().cloned(),
             geometry: e
                 .territory
                 .as_ref()
