@@ -26,6 +26,52 @@ use commit::Committed;
 use fetch::{FailureClass, FetchError, Fetcher};
 use host::{crawl_host, HostCrawl, RunContext, Start};
 
+/// How one host's crawl ended, as recorded: the outcome and what explains it.
+struct Verdict {
+    outcome: Outcome,
+    detail: Option<String>,
+    status: Option<i64>,
+    url: Option<String>,
+    retry_after: Option<Duration>,
+}
+
+impl Verdict {
+    fn of(crawl: &HostCrawl, store_error: Option<String>) -> Verdict {
+        let plain = |outcome, detail| Verdict {
+            outcome,
+            detail,
+            status: None,
+            url: None,
+            retry_after: None,
+        };
+        match (&crawl.failure, store_error) {
+            (Some(e), _) => Verdict {
+                outcome: Outcome::Failed(e.class),
+                detail: Some(e.detail.clone()),
+                status: e.status.map(i64::from),
+                url: Some(e.url.clone()),
+                retry_after: e.retry_after,
+            },
+            (None, Some(e)) => plain(FailureClass::StoreError.into(), Some(e)),
+            // Related servers that failed, or listings not read to their end (page cap,
+            // a page that failed for good; CDS-SPEC-NOTES §3, §5a): what was read is
+            // committed, unread entries keep their state, and the outcome says so.
+            (None, None) if !crawl.failed_servers.is_empty() || !crawl.incomplete.is_empty() => {
+                let mut why = Vec::new();
+                if !crawl.failed_servers.is_empty() {
+                    why.push(format!(
+                        "{} related server(s) failed",
+                        crawl.failed_servers.len()
+                    ));
+                }
+                why.extend(crawl.incomplete.iter().cloned());
+                plain(Outcome::Partial, Some(why.join("; ")))
+            }
+            (None, None) => plain(Outcome::Ok, None),
+        }
+    }
+}
+
 /// `host` or `host:port` of a URL (the form seeds use).
 fn authority_of(url: &str) -> Option<String> {
     let u = url::Url::parse(url).ok()?;
@@ -184,37 +230,13 @@ impl Crawler {
             store_error,
         } = self.commit_crawl(ctx, &h.seed, &crawl).await;
 
-        let (outcome, detail, status, url, retry_after) = match (&crawl.failure, &store_error) {
-            (Some(e), _) => (
-                Outcome::Failed(e.class),
-                Some(e.detail.clone()),
-                e.status.map(i64::from),
-                Some(e.url.clone()),
-                e.retry_after,
-            ),
-            (None, Some(e)) => (
-                FailureClass::StoreError.into(),
-                Some(e.clone()),
-                None,
-                None,
-                None,
-            ),
-            // Related servers that failed, or listings not read to their end (page cap,
-            // a page that failed for good; CDS-SPEC-NOTES §3, §5a): what was read is
-            // committed, unread entries keep their state, and the outcome says so.
-            (None, None) if !crawl.failed_servers.is_empty() || !crawl.incomplete.is_empty() => {
-                let mut why = Vec::new();
-                if !crawl.failed_servers.is_empty() {
-                    why.push(format!(
-                        "{} related server(s) failed",
-                        crawl.failed_servers.len()
-                    ));
-                }
-                why.extend(crawl.incomplete.iter().cloned());
-                (Outcome::Partial, Some(why.join("; ")), None, None, None)
-            }
-            (None, None) => (Outcome::Ok, None, None, None, None),
-        };
+        let Verdict {
+            outcome,
+            detail,
+            status,
+            url,
+            retry_after,
+        } = Verdict::of(&crawl, store_error);
         if let Some(e) = &crawl.failure {
             let _ = self.store.note_server_failure(&e.url, &e.to_string()).await;
         }

@@ -128,45 +128,17 @@ pub(super) async fn commit_oauth<'e>(
         .bind(server_id)
         .execute(&mut **tx)
         .await?;
-    let mut after = BTreeMap::new();
-    if let Some(o) = oauth {
-        let m = &o.metadata;
-        sqlx::query(
-            "INSERT INTO oauth_metadata (server_id, url, issuer, registration_endpoint, human_registration, raw_json) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(server_id)
-        .bind(&o.url)
-        .bind(&m.issuer)
-        .bind(&m.registration_endpoint)
-        .bind(&m.human_registration)
-        .bind(&o.raw_json)
-        .execute(&mut **tx)
-        .await?;
-        for (pos, s) in m.scopes.iter().enumerate() {
-            sqlx::query(
-                "INSERT INTO oauth_scopes (server_id, scope, position, name, description, documentation, \
-                 grant_types, coverages, scope_type) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    let after = match oauth {
+        Some(o) => {
+            insert_oauth(tx, server_id, o).await?;
+            let scopes = o.metadata.scopes.iter();
+            pairs(
+                scopes.map(|s| (s.id.clone(), s.scope_type.clone(), s.coverages.clone())),
+                &new_entries,
             )
-            .bind(server_id)
-            .bind(&s.id)
-            .bind(pos as i64)
-            .bind(&s.name)
-            .bind(&s.description)
-            .bind(&s.documentation)
-            .bind(to_json_list(&s.grant_types))
-            .bind(to_json_list(&s.coverages))
-            .bind(&s.scope_type)
-            .execute(&mut **tx)
-            .await?;
         }
-        after = pairs(
-            m.scopes
-                .iter()
-                .map(|s| (s.id.clone(), s.scope_type.clone(), s.coverages.clone())),
-            &new_entries,
-        );
-    }
+        None => BTreeMap::new(),
+    };
     for (pair, old_type) in &before {
         if !after.contains_key(pair) {
             log.scope(run_id, ChangeOp::Removed, server_id, pair, old_type.clone());
@@ -179,6 +151,45 @@ pub(super) async fn commit_oauth<'e>(
             Some(_) => continue,
         };
         log.scope(run_id, op, server_id, pair, new_type.clone());
+    }
+    Ok(())
+}
+
+/// Write a server's OAuth metadata document and its scopes (the old rows are deleted).
+async fn insert_oauth(
+    tx: &mut Transaction<'_, Any>,
+    server_id: i64,
+    o: &OAuthRecord,
+) -> Result<()> {
+    let m = &o.metadata;
+    sqlx::query(
+        "INSERT INTO oauth_metadata (server_id, url, issuer, registration_endpoint, human_registration, raw_json) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(server_id)
+    .bind(&o.url)
+    .bind(&m.issuer)
+    .bind(&m.registration_endpoint)
+    .bind(&m.human_registration)
+    .bind(&o.raw_json)
+    .execute(&mut **tx)
+    .await?;
+    for (pos, s) in m.scopes.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO oauth_scopes (server_id, scope, position, name, description, documentation, \
+             grant_types, coverages, scope_type) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(server_id)
+        .bind(&s.id)
+        .bind(pos as i64)
+        .bind(&s.name)
+        .bind(&s.description)
+        .bind(&s.documentation)
+        .bind(to_json_list(&s.grant_types))
+        .bind(to_json_list(&s.coverages))
+        .bind(&s.scope_type)
+        .execute(&mut **tx)
+        .await?;
     }
     Ok(())
 }
