@@ -14,6 +14,7 @@ pub mod geocode;
 pub mod geojson;
 pub mod index;
 pub mod metrics;
+pub mod model;
 pub mod seeds;
 pub mod store;
 pub mod territory;

@@ -71,7 +71,7 @@ impl Env {
             .into_iter()
             .find(|h| h.seed == self.server.host())
             .unwrap();
-        (run.outcomes[0].1.clone(), host.last_detail)
+        (run.outcomes[0].1.to_string(), host.last_detail)
     }
 
     fn territory_requests(&self) -> usize {
@@ -111,7 +111,7 @@ async fn a_listing_over_the_old_document_default_is_crawled_whole(backend: Backe
         .await
         .unwrap()
         .into_iter()
-        .filter(|c| c.entity == "entry" && c.op == "added")
+        .filter(|c| c.entity.as_str() == "entry" && c.op.as_str() == "added")
         .count();
     assert_eq!(added, N);
     assert_eq!(e.territory_requests(), N);

@@ -211,7 +211,7 @@ async fn admin_writes_need_the_token(backend: Backend) {
         .unwrap();
     assert_eq!(r.status(), 204);
     let hosts = reg.state.store.list_hosts().await.unwrap();
-    assert_eq!(hosts[0].status, "removed");
+    assert_eq!(hosts[0].status.as_str(), "removed");
     reg.shutdown().await.unwrap();
 
     // No token configured: writes are disabled, not open.

@@ -6,6 +6,7 @@
 mod common;
 
 use cds_registry::cds::{CoverageEntry, Finding, Severity};
+use cds_registry::model::DocKind;
 use cds_registry::seeds::Seed;
 use cds_registry::store::{
     CommitSummary, DocumentRecord, EntryRecord, ServerCommit, Store, TerritoryRecord,
@@ -28,7 +29,7 @@ fn commit(host_id: i64, ids: &[usize], version: impl Fn(usize) -> u32, tag: &str
     let mut territories = Vec::new();
     let mut documents = vec![DocumentRecord {
         url: SERVER.into(),
-        kind: "metadata",
+        kind: DocKind::Metadata,
         etag: Some(format!("\"m-{tag}\"")),
         last_modified: None,
         content_hash: format!("meta-{tag}"),
@@ -72,7 +73,7 @@ fn commit(host_id: i64, ids: &[usize], version: impl Fn(usize) -> u32, tag: &str
         });
         documents.push(DocumentRecord {
             url: geo_url(i),
-            kind: "geojson",
+            kind: DocKind::GeoJson,
             etag: Some(format!("\"{hash}\"")),
             last_modified: None,
             content_hash: hash,
@@ -244,8 +245,8 @@ async fn entry_changes(store: &Store) -> Vec<(String, String)> {
         .await
         .unwrap()
         .into_iter()
-        .filter(|c| c.entity == "entry")
-        .map(|c| (c.op, c.reference))
+        .filter(|c| c.entity.as_str() == "entry")
+        .map(|c| (c.op.to_string(), c.reference))
         .collect()
 }
 

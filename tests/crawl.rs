@@ -51,7 +51,7 @@ async fn stored(store: &Store) -> BTreeMap<String, (String, String, Vec<String>)
             .map(|e| e.entry.id)
             .collect();
         ids.sort();
-        out.insert(s.name.clone(), (s.url.clone(), s.status.clone(), ids));
+        out.insert(s.name.clone(), (s.url.clone(), s.status.to_string(), ids));
     }
     out
 }
@@ -60,7 +60,11 @@ async fn crawl_stores_the_fixture_web(backend: Backend) {
     let s = setup(backend).await;
     let exp = s.web.expected();
     let summary = s.crawler.run("test", &[]).await.unwrap();
-    let outcomes: BTreeMap<String, String> = summary.outcomes.iter().cloned().collect();
+    let outcomes: BTreeMap<String, String> = summary
+        .outcomes
+        .iter()
+        .map(|(h, o)| (h.clone(), o.to_string()))
+        .collect();
     assert_eq!(summary.totals.hosts_total, s.web.seeds().len() as i64);
     assert_eq!(outcomes[&s.web.flaky.host()], "http_status");
     assert_eq!(outcomes[&s.web.gone.host()], "http_status");
@@ -103,7 +107,7 @@ async fn crawl_stores_the_fixture_web(backend: Backend) {
     let hosts = s.store.list_hosts().await.unwrap();
     let mv = &exp.moved[0];
     let old = hosts.iter().find(|h| h.seed == mv.old_host).unwrap();
-    assert_eq!(old.status, "moved");
+    assert_eq!(old.status.as_str(), "moved");
     assert_eq!(old.moved_to.as_deref(), Some(mv.new_url.as_str()));
     assert_eq!(
         list.iter()
@@ -178,7 +182,7 @@ async fn a_failed_crawl_keeps_the_last_known_good_state(backend: Backend) {
         .run("test", &[s.web.prairie.host()])
         .await
         .unwrap();
-    assert_eq!(run.outcomes[0].1, "http_status");
+    assert_eq!(run.outcomes[0].1.as_str(), "http_status");
     assert_eq!(
         stored(&s.store).await,
         before,
@@ -204,11 +208,11 @@ async fn a_failed_crawl_keeps_the_last_known_good_state(backend: Backend) {
         .run("test", &[s.web.prairie.host()])
         .await
         .unwrap();
-    assert_eq!(run.outcomes[0].1, "ok");
+    assert_eq!(run.outcomes[0].1.as_str(), "ok");
     let changes = s.store.changes_after(seq, 1000).await.unwrap();
     let ops: Vec<(String, String)> = changes
         .iter()
-        .map(|c| (c.entity.clone(), c.op.clone()))
+        .map(|c| (c.entity.to_string(), c.op.to_string()))
         .collect();
     assert_eq!(
         ops,
@@ -235,7 +239,7 @@ async fn removed_entries_and_timeouts_are_classified(backend: Backend) {
     // The slow host now answers after the first-byte timeout (2 s in tests).
     s.web.set_slow_delay(Duration::from_secs(4));
     let run = s.crawler.run("test", &[s.web.slow.host()]).await.unwrap();
-    assert_eq!(run.outcomes[0].1, "timeout");
+    assert_eq!(run.outcomes[0].1.as_str(), "timeout");
     let slow = s
         .store
         .list_servers()
@@ -245,7 +249,8 @@ async fn removed_entries_and_timeouts_are_classified(backend: Backend) {
         .find(|x| x.name == names::SLOW)
         .unwrap();
     assert_eq!(
-        slow.status, "active",
+        slow.status.as_str(),
+        "active",
         "one timeout does not make a server stale"
     );
     assert!(slow.last_failure.is_some());
@@ -268,9 +273,9 @@ async fn removed_entries_and_timeouts_are_classified(backend: Backend) {
         .seq;
     s.crawler.run("test", &[s.web.sierra.host()]).await.unwrap();
     let changes = s.store.changes_after(seq, 1000).await.unwrap();
-    assert!(changes
-        .iter()
-        .any(|c| c.entity == "entry" && c.op == "removed" && c.reference == removed));
+    assert!(changes.iter().any(|c| c.entity.as_str() == "entry"
+        && c.op.as_str() == "removed"
+        && c.reference == removed));
     let all = stored(&s.store).await;
     assert!(!all[names::SIERRA].2.contains(&removed));
     s.web.shutdown().await;
@@ -288,7 +293,7 @@ async fn hosts_that_keep_failing_become_stale(backend: Backend) {
             .run("test", &[s.web.lone_star.host()])
             .await
             .unwrap();
-        assert_eq!(r.outcomes[0].1, "http_status");
+        assert_eq!(r.outcomes[0].1.as_str(), "http_status");
     }
     let server = s
         .store
@@ -298,7 +303,7 @@ async fn hosts_that_keep_failing_become_stale(backend: Backend) {
         .into_iter()
         .find(|x| x.name == names::LONE_STAR)
         .unwrap();
-    assert_eq!(server.status, "stale");
+    assert_eq!(server.status.as_str(), "stale");
     let host = s
         .store
         .list_hosts()
@@ -307,7 +312,7 @@ async fn hosts_that_keep_failing_become_stale(backend: Backend) {
         .into_iter()
         .find(|h| h.seed == s.web.lone_star.host())
         .unwrap();
-    assert_eq!(host.status, "stale");
+    assert_eq!(host.status.as_str(), "stale");
     assert_eq!(host.consecutive_failures, 3);
     // Still searchable while stale; entries kept.
     assert_eq!(

@@ -125,7 +125,7 @@ async fn overlapping_authoritative_claims_conflict_until_one_steps_back(backend:
         } else {
             (&pb, &pa)
         };
-        assert_eq!(f.severity, "warning");
+        assert_eq!(f.severity.as_str(), "warning");
         assert_eq!(
             &f.url,
             page.coverage_url.as_ref().unwrap(),

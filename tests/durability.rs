@@ -107,7 +107,10 @@ async fn a_killed_crawl_leaves_the_last_committed_state(backend: Backend) {
         .expect("the killed run is still open");
     let resumed = crawler.run("test", &[]).await.unwrap();
     assert_eq!(resumed.run_id, interrupted);
-    assert_eq!(store.run(interrupted).await.unwrap().status, "finished");
+    assert_eq!(
+        store.run(interrupted).await.unwrap().status.as_str(),
+        "finished"
+    );
     let outcomes = store.run_outcomes(interrupted).await.unwrap();
     let mut seeds: Vec<&String> = outcomes.iter().map(|(s, _)| s).collect();
     seeds.sort();

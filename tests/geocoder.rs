@@ -138,3 +138,146 @@ async fn addresses_are_bounded() {
     );
     assert_eq!(fx.requests(), 0);
 }
+
+// ---------------------------------------------------------------- through the API
+
+both_backends!(
+    an_address_lookup_answers_like_the_point_lookup,
+    geocoder_failures_are_problems_with_their_own_status,
+    without_a_geocoder_an_address_is_a_400_that_says_how_to_configure_one,
+);
+
+/// Monterey County, where Sierra Gas & Electric's fixture entries lie.
+const COURTHOUSE: &str = "Monterey County Courthouse";
+
+async fn registry_with_geocoder(
+    backend: common::Backend,
+    timeout_ms: u64,
+) -> (
+    FixtureGeocoder,
+    cds_testkit::FixtureWeb,
+    common::TestDb,
+    cds_registry::cli::serve::Running,
+) {
+    let fx = FixtureGeocoder::start().await;
+    let (lon, lat) = cds_testkit::county_interior_point("06053");
+    fx.place(
+        COURTHOUSE,
+        lat,
+        lon,
+        "Courthouse, Salinas, Monterey County, CA",
+        0.42,
+    );
+    let url = fx.url.clone();
+    let (web, db, reg) = common::crawled_fixture_web_with(backend, |c| {
+        c.geocoder = GeocoderConfig {
+            url: Some(url.parse().unwrap()),
+            timeout_ms,
+            max_requests_per_second: 1000,
+            ..GeocoderConfig::default()
+        };
+    })
+    .await;
+    (fx, web, db, reg)
+}
+
+async fn get(reg: &cds_registry::cli::serve::Running, path: &str) -> reqwest::Response {
+    reqwest::get(format!("{}{path}", reg.url())).await.unwrap()
+}
+
+async fn problem(r: reqwest::Response, status: u16) -> String {
+    assert_eq!(r.status().as_u16(), status);
+    assert_eq!(
+        r.headers()[reqwest::header::CONTENT_TYPE],
+        "application/problem+json"
+    );
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["status"], status);
+    v["detail"].as_str().unwrap().to_owned()
+}
+
+fn entry_ids(v: &serde_json::Value) -> Vec<String> {
+    let mut ids: Vec<String> = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["entry_id"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    ids
+}
+
+async fn an_address_lookup_answers_like_the_point_lookup(backend: common::Backend) {
+    let (fx, web, _db, reg) = registry_with_geocoder(backend, 2_000).await;
+    let q = url::form_urlencoded::byte_serialize(COURTHOUSE.as_bytes()).collect::<String>();
+    let r = get(
+        &reg,
+        &format!("/v1/lookup?address={q}&commodity=electricity"),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let by_address: serde_json::Value = r.json().await.unwrap();
+    let g = &by_address["geocoded"];
+    assert_eq!(
+        g["display_name"],
+        "Courthouse, Salinas, Monterey County, CA"
+    );
+    assert_eq!(g["importance"], 0.42);
+    assert_eq!(g["source"], "nominatim");
+    let [lon, lat] =
+        [&by_address["point"][0], &by_address["point"][1]].map(|x| x.as_f64().unwrap());
+    assert_eq!(
+        (g["lat"].as_f64().unwrap(), g["lon"].as_f64().unwrap()),
+        (lat, lon)
+    );
+    let by_point: serde_json::Value = get(
+        &reg,
+        &format!("/v1/lookup?lat={lat}&lon={lon}&commodity=electricity"),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert!(
+        by_point.get("geocoded").is_none(),
+        "only address lookups say how they geocoded"
+    );
+    let ids = entry_ids(&by_address);
+    assert_eq!(ids, entry_ids(&by_point));
+    assert!(ids.contains(&"sge-electric".to_owned()), "{ids:?}");
+    // The second time comes from the cache.
+    let again = get(&reg, &format!("/v1/lookup?address={q}")).await;
+    assert_eq!(again.status(), 200);
+    assert_eq!(fx.requests(), 1);
+    // Both a point and an address: which one?
+    let both = get(&reg, &format!("/v1/lookup?address={q}&lat=1&lon=2")).await;
+    assert!(problem(both, 400).await.contains("not both"));
+    web.shutdown().await;
+}
+
+async fn geocoder_failures_are_problems_with_their_own_status(backend: common::Backend) {
+    let (fx, web, _db, reg) = registry_with_geocoder(backend, 300).await;
+    let nowhere = get(&reg, "/v1/lookup?address=Nowhere%20Lane").await;
+    assert!(problem(nowhere, 404).await.contains("no place"));
+    fx.set_mode(Mode::Status(503));
+    let down = get(&reg, "/v1/lookup?address=Down%20Street").await;
+    assert!(problem(down, 502).await.contains("503"));
+    fx.set_mode(Mode::Normal);
+    fx.set_delay(Duration::from_secs(5));
+    let slow = get(&reg, "/v1/lookup?address=Slow%20Road").await;
+    assert!(problem(slow, 504).await.contains("300 ms"));
+    web.shutdown().await;
+}
+
+async fn without_a_geocoder_an_address_is_a_400_that_says_how_to_configure_one(
+    backend: common::Backend,
+) {
+    let (web, _db, reg) = common::crawled_fixture_web(backend).await;
+    let r = get(&reg, "/v1/lookup?address=1%20Main%20St").await;
+    let detail = problem(r, 400).await;
+    assert!(
+        detail.contains("[geocoder] url") && detail.contains("CDS_REGISTRY_GEOCODER__URL"),
+        "{detail}"
+    );
+    web.shutdown().await;
+}

@@ -90,7 +90,7 @@ async fn a_200k_vertex_ring_next_to_normal_hosts(backend: Backend) {
     let run = crawler.run("test", &[]).await.unwrap();
     assert_eq!(run.outcomes.len(), 4, "{:?}", run.outcomes);
     assert!(
-        run.outcomes.iter().all(|(_, o)| o == "ok"),
+        run.outcomes.iter().all(|(_, o)| o.as_str() == "ok"),
         "{:?}",
         run.outcomes
     );
@@ -112,7 +112,7 @@ async fn a_200k_vertex_ring_next_to_normal_hosts(backend: Backend) {
     // The next run gets a 304 for it and keeps it.
     let run = crawler.run("test", &[]).await.unwrap();
     assert!(
-        run.outcomes.iter().all(|(_, o)| o == "ok"),
+        run.outcomes.iter().all(|(_, o)| o.as_str() == "ok"),
         "{:?}",
         run.outcomes
     );
@@ -145,7 +145,7 @@ async fn territories_over_the_bounds_are_findings_not_failures(backend: Backend)
     for round in 0..2 {
         let crawler = Crawler::new(store.clone(), cfg.crawl.clone()).unwrap();
         let run = crawler.run("test", &[]).await.unwrap();
-        assert_eq!(run.outcomes[0].1, "ok", "round {round}");
+        assert_eq!(run.outcomes[0].1.as_str(), "ok", "round {round}");
         let large = findings_with(&store, "GEO-TOO-LARGE").await;
         assert_eq!(large.len(), 1, "round {round}: {large:?}");
         assert!(large[0].ends_with("/territory/ring.geojson"), "{large:?}");
@@ -175,7 +175,7 @@ async fn territories_over_the_bounds_are_findings_not_failures(backend: Backend)
     cfg.crawl.geojson_budget_ms = 0;
     let crawler = Crawler::new(store.clone(), cfg.crawl.clone()).unwrap();
     let run = crawler.run("test", &[]).await.unwrap();
-    assert_eq!(run.outcomes[0].1, "ok");
+    assert_eq!(run.outcomes[0].1.as_str(), "ok");
     assert_eq!(findings_with(&store, "GEO-TOO-COSTLY").await.len(), 1);
     assert!(findings_with(&store, "GEO-TOO-LARGE").await.is_empty());
     let rows = searchable(&store, "Big Ring Power").await;
@@ -187,7 +187,7 @@ async fn territories_over_the_bounds_are_findings_not_failures(backend: Backend)
     cfg.crawl.geojson_budget_ms = 10_000;
     let crawler = Crawler::new(store.clone(), cfg.crawl.clone()).unwrap();
     let run = crawler.run("test", &[]).await.unwrap();
-    assert_eq!(run.outcomes[0].1, "ok");
+    assert_eq!(run.outcomes[0].1.as_str(), "ok");
     assert!(findings_with(&store, "GEO-TOO-COSTLY").await.is_empty());
     assert_eq!(
         searchable(&store, "Big Ring Power").await,

@@ -49,7 +49,7 @@ async fn crawl_many(backend: Backend, server: &FixtureServer) -> f64 {
     let base = vm_hwm_mib();
     let run = crawler.run("test", &[]).await.unwrap();
     let growth = vm_hwm_mib() - base;
-    assert_eq!(run.outcomes[0].1, "ok");
+    assert_eq!(run.outcomes[0].1.as_str(), "ok");
     let large = store
         .list_findings(&FindingFilter {
             rule: Some("GEO-TOO-LARGE".into()),

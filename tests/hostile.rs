@@ -188,7 +188,7 @@ async fn crawl_one(db: &TestDb, cfg: &Config, seed: Seed) -> (Store, String, Opt
         .unwrap();
     let crawler = Crawler::new(store.clone(), cfg.crawl.clone()).unwrap();
     let run = crawler.run("test", &[]).await.unwrap();
-    let outcome = run.outcomes[0].1.clone();
+    let outcome = run.outcomes[0].1.to_string();
     let detail = store.list_hosts().await.unwrap()[0].last_detail.clone();
     (store, outcome, detail)
 }
@@ -232,7 +232,7 @@ async fn redirects_into_the_private_network_are_refused(backend: Backend) {
     );
     let crawler = Crawler::new(store.clone(), cfg.crawl.clone()).unwrap();
     let run = crawler.run("test", &[hostile.host()]).await.unwrap();
-    assert_eq!(run.outcomes[0].1, "blocked");
+    assert_eq!(run.outcomes[0].1.as_str(), "blocked");
     assert_eq!(secret.total_hits(), 0);
     assert_eq!(store.counts().await.unwrap().servers, 0);
 }
@@ -388,9 +388,12 @@ async fn retry_after_deep_chains_and_gone_hosts(backend: Backend) {
     cfg3.crawl.gone_after_secs = 0;
     let crawler = Crawler::new(store2.clone(), cfg3.crawl.clone()).unwrap();
     let run = crawler.run("test", &[gone_host]).await.unwrap();
-    assert_eq!(run.outcomes[0].1, "http_status");
+    assert_eq!(run.outcomes[0].1.as_str(), "http_status");
     let servers = store2.list_servers().await.unwrap();
-    assert!(servers.iter().all(|s| s.status == "gone"), "{servers:?}");
+    assert!(
+        servers.iter().all(|s| s.status.as_str() == "gone"),
+        "{servers:?}"
+    );
     assert!(
         store2.index_rows().await.unwrap().is_empty(),
         "gone servers are out of search"

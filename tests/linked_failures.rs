@@ -110,7 +110,7 @@ impl Env {
             .into_iter()
             .find(|h| h.seed == self.server.host())
             .unwrap();
-        (run.outcomes[0].1.clone(), host.last_detail)
+        (run.outcomes[0].1.to_string(), host.last_detail)
     }
 
     async fn get(&self, path: &str) -> Value {
@@ -439,10 +439,10 @@ async fn redirects_307_and_308_are_moves_with_a_finding(backend: Backend) {
         let cfg = test_config(&e._db, vec![old.host(), e.server.host()]).crawl;
         let crawler = cds_registry::crawl::Crawler::new(store.clone(), cfg).unwrap();
         let run = crawler.run("test", &[old.host()]).await.unwrap();
-        assert_eq!(run.outcomes[0].1, "ok", "{status}");
+        assert_eq!(run.outcomes[0].1.as_str(), "ok", "{status}");
         let hosts = store.list_hosts().await.unwrap();
         let h = hosts.iter().find(|h| h.seed == old.host()).unwrap();
-        assert_eq!(h.status, "moved", "{status}");
+        assert_eq!(h.status.as_str(), "moved", "{status}");
         assert_eq!(
             h.moved_to.as_deref(),
             Some(e.published.metadata_url.as_str())

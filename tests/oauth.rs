@@ -62,7 +62,7 @@ impl Env {
         let run = self.reg.crawler.run("test", named).await.unwrap();
         // The commit callback reloads the index in the background; make it certain.
         self.reg.state.reload_index().await.unwrap();
-        run.outcomes.into_iter().map(|o| o.1).collect()
+        run.outcomes.into_iter().map(|o| o.1.to_string()).collect()
     }
 
     async fn get(&self, path: &str) -> Value {
@@ -543,8 +543,8 @@ async fn scope_coverage_changes_reach_the_change_feed(backend: Backend) {
     let store = &env.reg.state.store;
     let scope_rows = |rows: &[cds_registry::store::ChangeRow]| -> BTreeSet<(String, String)> {
         rows.iter()
-            .filter(|c| c.entity == "scope")
-            .map(|c| (c.op.clone(), c.reference.clone()))
+            .filter(|c| c.entity.as_str() == "scope")
+            .map(|c| (c.op.to_string(), c.reference.clone()))
             .collect()
     };
     let first = store.changes_after(0, 100_000).await.unwrap();
@@ -581,13 +581,16 @@ async fn scope_coverage_changes_reach_the_change_feed(backend: Backend) {
     );
     assert!(second
         .iter()
-        .filter(|c| c.entity == "scope")
+        .filter(|c| c.entity.as_str() == "scope")
         .all(|c| c.server_id == Some(s.id) && c.run_id.is_some()));
     // Only the OAuth document changed: the server is updated, no entry is.
     assert!(second
         .iter()
-        .any(|c| c.entity == "server" && c.op == "updated"));
-    assert!(second.iter().all(|c| c.entity != "entry"), "{second:#?}");
+        .any(|c| c.entity.as_str() == "server" && c.op.as_str() == "updated"));
+    assert!(
+        second.iter().all(|c| c.entity.as_str() != "entry"),
+        "{second:#?}"
+    );
     // And search follows.
     let v = env.get("/v1/coverage?scope=cds_usage").await;
     assert_eq!(v["total"], 2);

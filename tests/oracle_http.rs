@@ -83,7 +83,7 @@ async fn http_lookup_matches_the_geos_oracle(backend: Backend) {
         .await
         .unwrap();
     let run = reg.crawler.run("test", &[]).await.unwrap();
-    assert_eq!(run.outcomes[0].1, "ok", "{run:?}");
+    assert_eq!(run.outcomes[0].1.as_str(), "ok", "{run:?}");
     assert_eq!(reg.state.reload_index().await.unwrap(), 3231);
 
     let points = oracle();

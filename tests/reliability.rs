@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use cds_registry::crawl::{Crawler, NoProgress};
+use cds_registry::model::{FailureClass, Outcome};
 use cds_registry::seeds::Seed;
 use cds_registry::store::Store;
 use cds_testkit::web::{names, FixtureWeb};
@@ -40,7 +41,7 @@ async fn outcomes_match_commits(store: &Store, run_id: i64) -> Vec<(String, Stri
     assert_eq!(seeds.len(), n, "each host has one outcome in the run");
     let servers = store.list_servers().await.unwrap();
     for (seed, o) in &outcomes {
-        if o.outcome != "ok" {
+        if o.outcome != Outcome::Ok {
             continue;
         }
         for s in servers.iter().filter(|s| s.host_id == o.host_id) {
@@ -53,7 +54,10 @@ async fn outcomes_match_commits(store: &Store, run_id: i64) -> Vec<(String, Stri
             );
         }
     }
-    outcomes.into_iter().map(|(s, o)| (s, o.outcome)).collect()
+    outcomes
+        .into_iter()
+        .map(|(s, o)| (s, o.outcome.to_string()))
+        .collect()
 }
 
 fn outcome_of<'a>(outcomes: &'a [(String, String)], seed: &str) -> &'a str {
@@ -123,7 +127,7 @@ async fn a_cancelled_pass_is_crawled_again_not_reported_ok(backend: Backend) {
 
     let resumed = crawler.run("test", &[]).await.unwrap();
     assert_eq!(resumed.run_id, run_id, "the interrupted run is resumed");
-    assert_eq!(store.run(run_id).await.unwrap().status, "finished");
+    assert_eq!(store.run(run_id).await.unwrap().status.as_str(), "finished");
     assert_eq!(web.prairie.hits(&slow_page), 2, "Prairie was crawled again");
     let outcomes = outcomes_match_commits(&store, run_id).await;
     assert_eq!(outcome_of(&outcomes, &web.prairie.host()), "ok");
@@ -148,7 +152,10 @@ async fn a_host_over_its_budget_is_recorded_timeout(backend: Backend) {
     cfg.crawl.host_budget_secs = 2;
     let crawler = Crawler::new(store.clone(), cfg.crawl.clone()).unwrap();
     let summary = crawler.run("test", &[]).await.unwrap();
-    assert_eq!(store.run(summary.run_id).await.unwrap().status, "finished");
+    assert_eq!(
+        store.run(summary.run_id).await.unwrap().status.as_str(),
+        "finished"
+    );
     let outcomes = outcomes_match_commits(&store, summary.run_id).await;
     let seed = web.prairie.host();
     assert_eq!(outcome_of(&outcomes, &seed), "timeout");
@@ -262,7 +269,7 @@ async fn a_poison_host_killed_again_and_again_ends_as_timeout(backend: Backend) 
         .first()
         .map(|r| r.id)
         .unwrap();
-    assert_eq!(store.run(run_id).await.unwrap().status, "finished");
+    assert_eq!(store.run(run_id).await.unwrap().status.as_str(), "finished");
     assert_eq!(
         store.running_run().await.unwrap(),
         None,
@@ -274,7 +281,7 @@ async fn a_poison_host_killed_again_and_again_ends_as_timeout(backend: Backend) 
         .iter()
         .find(|(s, _)| *s == web.prairie.host())
         .unwrap();
-    assert_eq!(o.outcome, "timeout");
+    assert_eq!(o.outcome, Outcome::Failed(FailureClass::Timeout));
     assert!(o
         .detail
         .as_deref()
@@ -298,7 +305,7 @@ async fn a_poison_host_killed_again_and_again_ends_as_timeout(backend: Backend) 
     cfg.crawl.max_lease_expiries = 2;
     let crawler = Crawler::new(store.clone(), cfg.crawl).unwrap();
     let again = crawler.run("test", &[web.prairie.host()]).await.unwrap();
-    assert_eq!(again.outcomes, vec![(web.prairie.host(), "ok".to_owned())]);
+    assert_eq!(again.outcomes, vec![(web.prairie.host(), Outcome::Ok)]);
     web.shutdown().await;
 }
 
@@ -355,7 +362,7 @@ async fn lease_expiries_are_counted_and_renewal_is_bounded(backend: Backend) {
     }
     let rec = OutcomeRecord {
         host_id: id,
-        outcome: "ok".into(),
+        outcome: Outcome::Ok,
         started_ms: now,
         finished_ms: now_ms(),
         ..OutcomeRecord::default()
@@ -600,7 +607,7 @@ async fn outcomes_after_a_database_outage_match_commits() {
     // finishes it.
     let resumed = crawler.run("test", &[]).await.unwrap();
     assert_eq!(resumed.run_id, run_id);
-    assert_eq!(store.run(run_id).await.unwrap().status, "finished");
+    assert_eq!(store.run(run_id).await.unwrap().status.as_str(), "finished");
     let outcomes = outcomes_match_commits(&store, run_id).await;
     // Prairie's first attempt recorded nothing; the takeover crawled and committed it.
     assert_eq!(outcome_of(&outcomes, &web.prairie.host()), "ok");

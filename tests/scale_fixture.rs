@@ -199,7 +199,7 @@ async fn aggregator_crawled_stored_and_updated(backend: Backend) {
     let errors: Vec<_> = detail
         .findings
         .iter()
-        .filter(|f| f.severity == "error")
+        .filter(|f| f.severity.as_str() == "error")
         .collect();
     assert!(errors.is_empty(), "{errors:#?}");
     for e in &entries {

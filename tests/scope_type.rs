@@ -105,8 +105,8 @@ fn count(facets: &Value, field: &str, value: &str) -> Option<u64> {
 /// `(op, ref, scope_type)` of the `scope` change rows.
 fn scope_rows(rows: &[ChangeRow]) -> BTreeSet<(String, String, Option<String>)> {
     rows.iter()
-        .filter(|c| c.entity == "scope")
-        .map(|c| (c.op.clone(), c.reference.clone(), c.scope_type.clone()))
+        .filter(|c| c.entity.as_str() == "scope")
+        .map(|c| (c.op.to_string(), c.reference.clone(), c.scope_type.clone()))
         .collect()
 }
 

@@ -119,7 +119,7 @@ async fn a_mixed_seeds_file_crawls_every_host_it_names(backend: Backend) {
         .unwrap()
         .into_iter()
         .filter(|h| keys.contains(&h.seed))
-        .map(|h| h.last_outcome)
+        .map(|h| h.last_outcome.map(|o| o.to_string()))
         .collect();
     assert_eq!(crawled.len(), 8);
     assert!(

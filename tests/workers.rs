@@ -176,7 +176,7 @@ async fn two_workers_share_a_run_and_crawl_each_host_once() {
     let (ra, rb) = (ra.unwrap(), rb.unwrap());
     assert!(
         store.maybe_finish_run(run_id).await.unwrap()
-            || store.run(run_id).await.unwrap().status == "finished"
+            || store.run(run_id).await.unwrap().status.as_str() == "finished"
     );
     let together = t.elapsed();
     let o2 = outcomes_by_host(&store, run_id).await;
@@ -227,7 +227,7 @@ async fn a_dead_workers_hosts_are_taken_over(backend: Backend) {
     let o = outcomes_by_host(&store, run_id).await;
     assert_eq!(o.len(), 24, "every host finished");
     assert!(o.values().all(|&n| n == 1));
-    assert_eq!(store.run(run_id).await.unwrap().status, "finished");
+    assert_eq!(store.run(run_id).await.unwrap().status.as_str(), "finished");
     for s in web {
         s.shutdown().await;
     }
@@ -533,7 +533,7 @@ async fn change_log_commits_in_seq_order() {
         .await
         .unwrap();
     let seq_a: i64 = sqlx::query(
-        "INSERT INTO changes (at_ms, entity, op, ref) VALUES (0, 'test', 'held', 'a') RETURNING seq",
+        "INSERT INTO changes (at_ms, entity, op, ref) VALUES (0, 'host', 'moved', 'a') RETURNING seq",
     )
     .fetch_one(&mut a)
     .await
@@ -567,9 +567,9 @@ async fn change_log_commits_in_seq_order() {
         .await
         .unwrap()
         .into_iter()
-        .map(|c| (c.seq, c.op))
+        .map(|c| (c.seq, c.op.to_string()))
         .collect();
-    assert_eq!(after[0], (seq_a, "held".to_owned()), "{after:?}");
+    assert_eq!(after[0], (seq_a, "moved".to_owned()), "{after:?}");
     assert!(
         after.len() >= 2 && after[1..].iter().all(|(q, op)| *q > seq_a && op == "gone"),
         "{after:?}"

@@ -276,9 +276,10 @@ mod tests {
             ("limit", false),
             ("cursor", false),
         ];
+        // A point, or an address for the geocoder: neither is required on its own.
         assert_eq!(
             params("get", "/v1/lookup"),
-            with(&[("lat", true), ("lon", true)])
+            with(&[("lat", false), ("lon", false), ("address", false)])
         );
         assert_eq!(params("post", "/v1/lookup"), with(&[]));
         assert_eq!(params("get", "/v1/entities"), with(&paged));
@@ -378,8 +379,8 @@ mod tests {
             id: 1,
             seed: "a.example".into(),
             metadata_url: None,
-            source: "seed".into(),
-            status: "active".into(),
+            source: crate::model::HostSource::Seed,
+            status: crate::model::HostStatus::Active,
             moved_to: None,
             created_ms: 0,
             last_crawl_ms: None,
@@ -397,7 +398,7 @@ mod tests {
             host_id: 1,
             parent_id: None,
             depth: 0,
-            status: "active".into(),
+            status: crate::model::ServerStatus::Active,
             name: "A".into(),
             capabilities: vec![],
             entries: 0,
@@ -413,7 +414,7 @@ mod tests {
             host_id: None,
             run_id: 1,
             rule: "COV-COUNTRY".into(),
-            severity: "error".into(),
+            severity: crate::model::Severity::Error,
             message: "m".into(),
             url: "https://a.example/".into(),
             pointer: String::new(),
@@ -423,7 +424,7 @@ mod tests {
         let outcome = OutcomeRow {
             run_id: 1,
             host_id: 1,
-            outcome: "ok".into(),
+            outcome: crate::model::Outcome::Ok,
             detail: None,
             http_status: None,
             url: None,
@@ -437,7 +438,7 @@ mod tests {
             id: 2,
             url: "https://b.example/".into(),
             name: "B".into(),
-            status: "active".into(),
+            status: crate::model::ServerStatus::Active,
         };
         let detail = ServerDetail {
             server: server.clone(),

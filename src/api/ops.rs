@@ -163,7 +163,7 @@ pub async fn run(
     let run = state.store.run(id).await?;
     let mut outcomes = BTreeMap::<String, i64>::new();
     for (_, o) in state.store.run_outcomes(id).await? {
-        *outcomes.entry(o.outcome).or_default() += 1;
+        *outcomes.entry(o.outcome.to_string()).or_default() += 1;
     }
     Ok(Json(RunProgress { run, outcomes }))
 }

@@ -121,11 +121,7 @@ pub async fn findings(
     let rows = state
         .store
         .list_findings(&FindingFilter {
-            severity: q
-                .severity
-                .as_deref()
-                .and_then(Severity::parse)
-                .map(|s| s.as_str().to_owned()),
+            severity: q.severity.as_deref().and_then(Severity::parse),
             rule: q.rule,
             server_id: q.server,
             after_id,

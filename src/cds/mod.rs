@@ -107,28 +107,69 @@ impl CoveragePageView {
     }
 }
 
-/// A coverage entry as stored and indexed (WG1-01 §4). Missing strings become empty,
-/// missing lists empty; `raw` keeps the document's own JSON, extension fields included.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct CoverageEntry {
-    pub id: String,
-    pub created: Option<String>,
-    pub updated: Option<String>,
-    pub entity_name: String,
-    pub entity_abbreviation: Option<String>,
-    pub country: String,
-    pub name: String,
-    pub description: Option<String>,
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub role: String,
-    pub infrastructure_types: Vec<String>,
-    pub commodity_types: Vec<String>,
-    pub capabilities: Vec<String>,
-    pub map_resource: Option<String>,
-    pub map_content_type: Option<String>,
-    pub geojson_resource: Option<String>,
+/// Calls `$then! { ...args fields { ... } }` with the WG1-01 §4 entry fields that are kept
+/// as the document has them, in document order. One list serves [`CoverageEntry`] and the
+/// API's row of an entry (`api::search::CoverageRow`), so the two cannot drift apart.
+macro_rules! entry_fields {
+    ($then:ident! { $($args:tt)* }) => {
+        $then! { $($args)* fields {
+            entity_name: String,
+            entity_abbreviation: Option<String>,
+            country: String,
+            name: String,
+            description: Option<String>,
+            #[serde(rename = "type")]
+            kind: String,
+            role: String,
+            infrastructure_types: Vec<String>,
+            commodity_types: Vec<String>,
+            capabilities: Vec<String>,
+            map_resource: Option<String>,
+            map_content_type: Option<String>,
+            geojson_resource: Option<String>,
+        } }
+    };
 }
+pub(crate) use entry_fields;
+
+/// Declares a struct whose public fields are `head`, then [`entry_fields`], then `tail`.
+macro_rules! entry_struct {
+    ($(#[$attr:meta])* pub struct $name:ident { $($head:tt)* } { $($tail:tt)* }
+     fields { $($(#[$fattr:meta])* $field:ident: $ty:ty,)* }) => {
+        $(#[$attr])*
+        pub struct $name {
+            $($head)*
+            $($(#[$fattr])* pub $field: $ty,)*
+            $($tail)*
+        }
+    };
+}
+pub(crate) use entry_struct;
+
+/// A struct literal: `head`, then each of [`entry_fields`] cloned from the entry `$from`,
+/// then `tail`.
+macro_rules! entry_literal {
+    ($name:ident { $($head:tt)* } from $from:ident { $($tail:tt)* }
+     fields { $($(#[$fattr:meta])* $field:ident: $ty:ty,)* }) => {
+        $name {
+            $($head)*
+            $($field: $from.$field.clone(),)*
+            $($tail)*
+        }
+    };
+}
+pub(crate) use entry_literal;
+
+entry_fields!(entry_struct! {
+    /// A coverage entry as stored and indexed (WG1-01 §4). Missing strings become empty,
+    /// missing lists empty; `raw` keeps the document's own JSON, extension fields included.
+    #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+    pub struct CoverageEntry {
+        pub id: String,
+        pub created: Option<String>,
+        pub updated: Option<String>,
+    } {}
+});
 
 impl CoverageEntry {
     pub fn from_value(v: &Value) -> Self {

@@ -102,24 +102,42 @@ impl OAuthMetadata {
 }
 
 /// A scope as offered at one coverage entry (its `coverages_supported` lists the entry).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The API shows it as it is, under the name `ScopeInfo`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(
+    as = ScopeInfo,
+    description = "One scope offered for an entry, from the server's `cds_scope_descriptions`."
+)]
 pub struct OfferedScope {
+    /// The scope id.
+    #[serde(rename = "scope")]
     pub id: String,
-    /// The scope's `type` (WG1-02 §3.4), what `scope=` matches besides the id.
+    /// The scope's `type` (WG1-02 §3.4), what clients match on (§3.3); `null` when the
+    /// description gives none.
+    #[serde(rename = "type")]
     pub scope_type: Option<String>,
     pub name: Option<String>,
     pub description: Option<String>,
+    /// Link to the scope's documentation.
     pub documentation: Option<String>,
     pub grant_types: Vec<String>,
 }
 
 /// What one coverage entry offers over OAuth: its server's registration links and the
 /// scopes offered there. The search index keeps one per entry of a server that has
-/// stored OAuth metadata (scopes may be empty).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// stored OAuth metadata (scopes may be empty); the API shows it as it is, under the
+/// name `OAuthInfo`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(
+    as = OAuthInfo,
+    description = "The OAuth side of a coverage entry (WG1-02 §3)."
+)]
 pub struct OAuthOffer {
+    /// RFC 7591 dynamic client registration endpoint of the entry's server.
     pub registration_endpoint: Option<String>,
+    /// Where a person registers a client by hand (`cds_human_registration`).
     pub human_registration: Option<String>,
+    /// The scopes offered for this entry (its id is in their `coverages_supported`).
     pub scopes: Vec<OfferedScope>,
 }
 

@@ -60,7 +60,7 @@ pub fn format_summary(s: &RunSummary) -> String {
         s.servers_committed, s.servers_changed
     );
     for (seed, outcome) in &s.outcomes {
-        if outcome != "ok" {
+        if *outcome != crate::model::Outcome::Ok {
             out.push_str(&format!("\n  {seed}: {outcome}"));
         }
     }

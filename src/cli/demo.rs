@@ -134,8 +134,8 @@ pub async fn start(opts: DemoOptions) -> anyhow::Result<Demo> {
     let failed = summary
         .outcomes
         .iter()
-        .filter(|(_, o)| o != "ok")
-        .cloned()
+        .filter(|(_, o)| *o != crate::model::Outcome::Ok)
+        .map(|(seed, o)| (seed.clone(), o.to_string()))
         .collect();
     Ok(Demo {
         web,

@@ -360,7 +360,7 @@ fn crawled_servers(crawl: &HostCrawl, seen: &mut Seen) -> (Vec<ServerReport>, us
             .iter()
             .map(|d| DocumentReport {
                 url: d.url.clone(),
-                kind: Some(d.kind.to_owned()),
+                kind: Some(d.kind.to_string()),
                 findings: Vec::new(),
             })
             .collect();
@@ -605,7 +605,7 @@ mod tests {
                 documents: vec![
                     DocumentRecord {
                         url: url.into(),
-                        kind: "metadata",
+                        kind: crate::model::DocKind::Metadata,
                         etag: None,
                         last_modified: None,
                         content_hash: String::new(),
@@ -615,7 +615,7 @@ mod tests {
                     },
                     DocumentRecord {
                         url: "https://u.example/cov".into(),
-                        kind: "coverage_page",
+                        kind: crate::model::DocKind::CoveragePage,
                         etag: None,
                         last_modified: None,
                         content_hash: String::new(),

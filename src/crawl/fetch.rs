@@ -8,7 +8,6 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use reqwest::header::{self, HeaderMap};
 use reqwest::StatusCode;
-use serde::Serialize;
 use tokio::time::Instant;
 use url::Url;
 
@@ -16,65 +15,7 @@ use super::guard::{Blocked, Guard, GuardedResolver};
 use crate::config::CrawlConfig;
 use crate::store::Validators;
 
-/// The kinds of document we fetch; each has its own size limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DocKind {
-    Metadata,
-    CoveragePage,
-    GeoJson,
-    OAuth,
-}
-
-impl DocKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DocKind::Metadata => "metadata",
-            DocKind::CoveragePage => "coverage_page",
-            DocKind::GeoJson => "geojson",
-            DocKind::OAuth => "oauth",
-        }
-    }
-}
-
-/// Classified failure outcomes, stored per host and run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FailureClass {
-    Dns,
-    Connect,
-    Tls,
-    Timeout,
-    HttpStatus,
-    TooLarge,
-    InvalidJson,
-    Blocked,
-    TooManyRedirects,
-    /// The documents were fetched but do not make a usable server (e.g. not an object).
-    Invalid,
-    /// A crawl limit (pages, documents per host) was reached.
-    Limit,
-    Other,
-}
-
-impl FailureClass {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FailureClass::Dns => "dns",
-            FailureClass::Connect => "connect",
-            FailureClass::Tls => "tls",
-            FailureClass::Timeout => "timeout",
-            FailureClass::HttpStatus => "http_status",
-            FailureClass::TooLarge => "too_large",
-            FailureClass::InvalidJson => "invalid_json",
-            FailureClass::Blocked => "blocked",
-            FailureClass::TooManyRedirects => "too_many_redirects",
-            FailureClass::Invalid => "invalid",
-            FailureClass::Limit => "limit",
-            FailureClass::Other => "other",
-        }
-    }
-}
+pub use crate::model::{DocKind, FailureClass};
 
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{} fetching {url}: {detail}", class.as_str())]

@@ -6,6 +6,7 @@ mod cross;
 pub mod fetch;
 pub mod guard;
 pub mod host;
+pub mod lifecycle;
 mod runs;
 pub mod schedule;
 mod worker;
@@ -19,10 +20,57 @@ use rand::Rng;
 use tracing::{info, warn};
 
 use crate::config::CrawlConfig;
+use crate::model::Outcome;
 use crate::store::{now_ms, HostRow, OutcomeRecord, RunTotals, Store, StoreError};
 use commit::Committed;
 use fetch::{FailureClass, FetchError, Fetcher};
 use host::{crawl_host, HostCrawl, RunContext, Start};
+
+/// How one host's crawl ended, as recorded: the outcome and what explains it.
+struct Verdict {
+    outcome: Outcome,
+    detail: Option<String>,
+    status: Option<i64>,
+    url: Option<String>,
+    retry_after: Option<Duration>,
+}
+
+impl Verdict {
+    fn of(crawl: &HostCrawl, store_error: Option<String>) -> Verdict {
+        let plain = |outcome, detail| Verdict {
+            outcome,
+            detail,
+            status: None,
+            url: None,
+            retry_after: None,
+        };
+        match (&crawl.failure, store_error) {
+            (Some(e), _) => Verdict {
+                outcome: Outcome::Failed(e.class),
+                detail: Some(e.detail.clone()),
+                status: e.status.map(i64::from),
+                url: Some(e.url.clone()),
+                retry_after: e.retry_after,
+            },
+            (None, Some(e)) => plain(FailureClass::StoreError.into(), Some(e)),
+            // Related servers that failed, or listings not read to their end (page cap,
+            // a page that failed for good; CDS-SPEC-NOTES §3, §5a): what was read is
+            // committed, unread entries keep their state, and the outcome says so.
+            (None, None) if !crawl.failed_servers.is_empty() || !crawl.incomplete.is_empty() => {
+                let mut why = Vec::new();
+                if !crawl.failed_servers.is_empty() {
+                    why.push(format!(
+                        "{} related server(s) failed",
+                        crawl.failed_servers.len()
+                    ));
+                }
+                why.extend(crawl.incomplete.iter().cloned());
+                plain(Outcome::Partial, Some(why.join("; ")))
+            }
+            (None, None) => plain(Outcome::Ok, None),
+        }
+    }
+}
 
 /// `host` or `host:port` of a URL (the form seeds use).
 fn authority_of(url: &str) -> Option<String> {
@@ -47,7 +95,7 @@ pub struct RunSummary {
     pub run_id: i64,
     pub totals: RunTotals,
     /// (host seed, outcome) in completion order.
-    pub outcomes: Vec<(String, String)>,
+    pub outcomes: Vec<(String, Outcome)>,
     pub servers_committed: usize,
     pub servers_changed: usize,
 }
@@ -162,7 +210,12 @@ impl Crawler {
     }
 
     /// Crawl and commit one host; returns its outcome class.
-    async fn crawl_one(&self, ctx: &RunContext, h: HostRow, summary: &Mutex<RunSummary>) -> String {
+    async fn crawl_one(
+        &self,
+        ctx: &RunContext,
+        h: HostRow,
+        summary: &Mutex<RunSummary>,
+    ) -> Outcome {
         let started = now_ms();
         let start = match Start::for_seed(&h.to_seed()) {
             Ok(s) => s,
@@ -177,36 +230,17 @@ impl Crawler {
             store_error,
         } = self.commit_crawl(ctx, &h.seed, &crawl).await;
 
-        let (outcome, detail, status, url, retry_after) = match (&crawl.failure, &store_error) {
-            (Some(e), _) => (
-                e.class.as_str().to_owned(),
-                Some(e.detail.clone()),
-                e.status.map(i64::from),
-                Some(e.url.clone()),
-                e.retry_after,
-            ),
-            (None, Some(e)) => ("store_error".to_owned(), Some(e.clone()), None, None, None),
-            // Related servers that failed, or listings not read to their end (page cap,
-            // a page that failed for good; CDS-SPEC-NOTES §3, §5a): what was read is
-            // committed, unread entries keep their state, and the outcome says so.
-            (None, None) if !crawl.failed_servers.is_empty() || !crawl.incomplete.is_empty() => {
-                let mut why = Vec::new();
-                if !crawl.failed_servers.is_empty() {
-                    why.push(format!(
-                        "{} related server(s) failed",
-                        crawl.failed_servers.len()
-                    ));
-                }
-                why.extend(crawl.incomplete.iter().cloned());
-                ("partial".to_owned(), Some(why.join("; ")), None, None, None)
-            }
-            (None, None) => ("ok".to_owned(), None, None, None, None),
-        };
+        let Verdict {
+            outcome,
+            detail,
+            status,
+            url,
+            retry_after,
+        } = Verdict::of(&crawl, store_error);
         if let Some(e) = &crawl.failure {
             let _ = self.store.note_server_failure(&e.url, &e.to_string()).await;
         }
-        let ok = outcome == "ok" || outcome == "partial";
-        let next_due_ms = if ok {
+        let next_due_ms = if outcome.keeps_data() {
             None
         } else {
             Some(
@@ -218,7 +252,7 @@ impl Crawler {
         };
         let rec = OutcomeRecord {
             host_id: h.id,
-            outcome: outcome.clone(),
+            outcome,
             detail,
             http_status: status,
             url,
@@ -247,14 +281,14 @@ impl Crawler {
         h: HostRow,
         e: String,
         summary: &Mutex<RunSummary>,
-    ) -> String {
+    ) -> Outcome {
         // A stored seed that cannot be crawled is recorded like any failure, so
         // the host is released and backs off instead of its lease lapsing.
         warn!(error = %e, "bad seed");
         let now = now_ms();
         let rec = OutcomeRecord {
             host_id: h.id,
-            outcome: FailureClass::Invalid.as_str().to_owned(),
+            outcome: FailureClass::Invalid.into(),
             detail: Some(format!("the stored seed cannot be crawled: {e}")),
             started_ms: now,
             finished_ms: now,
@@ -307,7 +341,7 @@ impl Crawler {
         h: HostRow,
         expiries: i64,
         summary: &Mutex<RunSummary>,
-    ) -> String {
+    ) -> Outcome {
         let now = now_ms();
         warn!(
             expiries,
@@ -315,7 +349,7 @@ impl Crawler {
         );
         let rec = OutcomeRecord {
             host_id: h.id,
-            outcome: FailureClass::Timeout.as_str().to_owned(),
+            outcome: FailureClass::Timeout.into(),
             detail: Some(format!(
                 "the host's lease expired {expiries} times without an outcome (worker killed or stuck \
                  on it, crawl.max_lease_expiries = {}); not crawled again in this run",
@@ -342,8 +376,7 @@ impl Crawler {
         (committed, changed, findings): (usize, usize, i64),
         summary: &Mutex<RunSummary>,
     ) -> bool {
-        let outcome = &rec.outcome;
-        let ok = outcome == "ok" || outcome == "partial";
+        let outcome = rec.outcome;
         match self
             .store
             .record_outcome(
@@ -380,13 +413,13 @@ impl Crawler {
         // The run is finished by whoever finds nothing left to lease (`run_with_progress`,
         // `finish_idle_runs`), not checked after every host: that was one more transaction
         // per host on the crawl's critical path (PERFORMANCE.md, "Crawl at scale").
-        crate::metrics::host_crawled(outcome);
+        crate::metrics::host_crawled(outcome.as_str());
         info!(outcome = %outcome, fetched = rec.docs_fetched, unchanged = rec.docs_unchanged, "host crawled");
         let mut s = summary.lock().expect("summary lock");
-        s.outcomes.push((seed.to_owned(), outcome.clone()));
+        s.outcomes.push((seed.to_owned(), outcome));
         s.servers_committed += committed;
         s.servers_changed += changed;
-        if ok {
+        if outcome.keeps_data() {
             s.totals.hosts_ok += 1;
         } else {
             s.totals.hosts_failed += 1;

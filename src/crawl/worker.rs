@@ -155,7 +155,7 @@ impl Crawler {
             self.crawl_one(&ctx, l.host, summary).await
         };
         in_hand.lock().expect("in-hand lock").remove(&host_id);
-        progress.host_done(&seed, &outcome);
+        progress.host_done(&seed, outcome.as_str());
     }
 
     /// The shared state of run `run_id`, made when this worker first works on it.

@@ -3,18 +3,31 @@
 //! We use `sqlx::AnyPool` with a portable schema (integers, doubles, text, blobs; times as
 //! epoch milliseconds, JSON as text) and `$n` placeholders, which both drivers accept
 //! (CRATES.md). The schema lives in `migrations/sqlite` and `migrations/postgres`, kept
-//! identical but for the id and blob types. Statements that only Postgres has (issue 9:
+//! identical but for the id, blob and double types (`tests/migrations.rs`). Statements that only Postgres has (issue 9:
 //! `FOR UPDATE SKIP LOCKED`, `LISTEN/NOTIFY`) are chosen by [`Backend`].
 
+mod changes;
 mod commit;
+mod documents;
+mod entries;
+mod findings;
+mod hosts;
 mod oauth;
-mod read;
-mod work;
+mod rows;
+mod runs;
+mod servers;
+mod sql;
 
-pub use commit::*;
+pub use changes::{ChangeRow, CHANGE_LOG_LOCK};
+pub use commit::{CommitSummary, DocumentRecord, EntryRecord, ServerCommit, TerritoryRecord};
+pub use documents::Validators;
+pub use entries::{AuthoritativeClaimRow, EntryRow, IndexRow};
+pub use findings::{FindingFilter, FindingRow};
+pub use hosts::{HostRow, OutcomeRecord};
 pub use oauth::{OAuthOffer, OAuthRecord, OAuthRow};
-pub use read::*;
-pub use work::*;
+pub use runs::{Leased, OutcomeRow, RunRow, RunTotals};
+pub use servers::{Counts, ServerDetail, ServerRef, ServerRow};
+pub use sql::{POSTGRES_MAX_BINDS, SQLITE_MAX_BINDS};
 
 use std::str::FromStr;
 use std::time::Duration;

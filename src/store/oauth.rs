@@ -5,11 +5,15 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, FromRow, Row, Transaction};
 
+use super::changes::ChangeLog;
+use super::rows::JsonList;
+use super::sql::to_json_list;
 use super::{Result, Store};
 pub use crate::cds::oauth::OAuthOffer;
 use crate::cds::oauth::{OAuthMetadata, OfferedScope, ScopeDescription};
+use crate::model::ChangeOp;
 
 /// A server's OAuth metadata document, committed with its state ([`super::ServerCommit`]).
 #[derive(Debug, Clone, PartialEq)]
@@ -29,13 +33,48 @@ pub struct OAuthRow {
     pub metadata: OAuthMetadata,
 }
 
-fn json_list(s: &str) -> Vec<String> {
-    serde_json::from_str(s).unwrap_or_default()
+/// A stored scope (`oauth_scopes`), with the coverage entry ids it is offered for.
+#[derive(FromRow)]
+struct ScopeRow {
+    scope: String,
+    scope_type: Option<String>,
+    name: Option<String>,
+    description: Option<String>,
+    documentation: Option<String>,
+    #[sqlx(try_from = "JsonList")]
+    grant_types: Vec<String>,
+    #[sqlx(try_from = "JsonList")]
+    coverages: Vec<String>,
 }
 
-fn to_json(v: &[String]) -> String {
-    serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
+impl ScopeRow {
+    fn description(self) -> ScopeDescription {
+        ScopeDescription {
+            id: self.scope,
+            scope_type: self.scope_type,
+            name: self.name,
+            description: self.description,
+            documentation: self.documentation,
+            grant_types: self.grant_types,
+            coverages: self.coverages,
+        }
+    }
+
+    fn offered(self) -> ScopeCoverage {
+        let scope = OfferedScope {
+            id: self.scope,
+            scope_type: self.scope_type,
+            name: self.name,
+            description: self.description,
+            documentation: self.documentation,
+            grant_types: self.grant_types,
+        };
+        (scope, self.coverages)
+    }
 }
+
+const SCOPE_COLS: &str =
+    "o.scope, o.scope_type, o.name, o.description, o.documentation, o.grant_types, o.coverages";
 
 /// `scope@entry_id` -> the scope's type, for every scope offered at an entry that exists.
 fn pairs(
@@ -63,27 +102,20 @@ fn pairs(
 /// (OAUTH-COVERAGE-UNKNOWN reports them).
 pub(super) async fn commit_oauth<'e>(
     tx: &mut Transaction<'_, Any>,
-    log: &mut super::commit::ChangeLog,
+    log: &mut ChangeLog,
     run_id: i64,
     server_id: i64,
     oauth: Option<&OAuthRecord>,
     old_entries: impl IntoIterator<Item = &'e String>,
     new_entries: &HashSet<String>,
 ) -> Result<()> {
-    let old_rows =
-        sqlx::query("SELECT scope, scope_type, coverages FROM oauth_scopes WHERE server_id = $1")
-            .bind(server_id)
-            .fetch_all(&mut **tx)
-            .await?
-            .iter()
-            .map(|r| {
-                Ok((
-                    r.try_get::<String, _>("scope")?,
-                    r.try_get::<Option<String>, _>("scope_type")?,
-                    json_list(&r.try_get::<String, _>("coverages")?),
-                ))
-            })
-            .collect::<Result<Vec<_>>>()?;
+    let old_rows: Vec<(String, Option<String>, JsonList)> = sqlx::query_as(
+        "SELECT scope, scope_type, coverages FROM oauth_scopes WHERE server_id = $1",
+    )
+    .bind(server_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    let old_rows = old_rows.into_iter().map(|(s, t, c)| (s, t, c.0));
     let old_entries: HashSet<&str> = old_entries.into_iter().map(String::as_str).collect();
     let new_entries: HashSet<&str> = new_entries.iter().map(String::as_str).collect();
     let before = pairs(old_rows, &old_entries);
@@ -96,58 +128,68 @@ pub(super) async fn commit_oauth<'e>(
         .bind(server_id)
         .execute(&mut **tx)
         .await?;
-    let mut after = BTreeMap::new();
-    if let Some(o) = oauth {
-        let m = &o.metadata;
-        sqlx::query(
-            "INSERT INTO oauth_metadata (server_id, url, issuer, registration_endpoint, human_registration, raw_json) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(server_id)
-        .bind(&o.url)
-        .bind(&m.issuer)
-        .bind(&m.registration_endpoint)
-        .bind(&m.human_registration)
-        .bind(&o.raw_json)
-        .execute(&mut **tx)
-        .await?;
-        for (pos, s) in m.scopes.iter().enumerate() {
-            sqlx::query(
-                "INSERT INTO oauth_scopes (server_id, scope, position, name, description, documentation, \
-                 grant_types, coverages, scope_type) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    let after = match oauth {
+        Some(o) => {
+            insert_oauth(tx, server_id, o).await?;
+            let scopes = o.metadata.scopes.iter();
+            pairs(
+                scopes.map(|s| (s.id.clone(), s.scope_type.clone(), s.coverages.clone())),
+                &new_entries,
             )
-            .bind(server_id)
-            .bind(&s.id)
-            .bind(pos as i64)
-            .bind(&s.name)
-            .bind(&s.description)
-            .bind(&s.documentation)
-            .bind(to_json(&s.grant_types))
-            .bind(to_json(&s.coverages))
-            .bind(&s.scope_type)
-            .execute(&mut **tx)
-            .await?;
         }
-        after = pairs(
-            m.scopes
-                .iter()
-                .map(|s| (s.id.clone(), s.scope_type.clone(), s.coverages.clone())),
-            &new_entries,
-        );
-    }
-    use super::commit::scope_change;
+        None => BTreeMap::new(),
+    };
     for (pair, old_type) in &before {
         if !after.contains_key(pair) {
-            scope_change(log, run_id, "removed", server_id, pair, old_type.clone());
+            log.scope(run_id, ChangeOp::Removed, server_id, pair, old_type.clone());
         }
     }
     for (pair, new_type) in &after {
         let op = match before.get(pair) {
-            None => "added",
-            Some(old_type) if old_type != new_type => "updated",
+            None => ChangeOp::Added,
+            Some(old_type) if old_type != new_type => ChangeOp::Updated,
             Some(_) => continue,
         };
-        scope_change(log, run_id, op, server_id, pair, new_type.clone());
+        log.scope(run_id, op, server_id, pair, new_type.clone());
+    }
+    Ok(())
+}
+
+/// Write a server's OAuth metadata document and its scopes (the old rows are deleted).
+async fn insert_oauth(
+    tx: &mut Transaction<'_, Any>,
+    server_id: i64,
+    o: &OAuthRecord,
+) -> Result<()> {
+    let m = &o.metadata;
+    sqlx::query(
+        "INSERT INTO oauth_metadata (server_id, url, issuer, registration_endpoint, human_registration, raw_json) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(server_id)
+    .bind(&o.url)
+    .bind(&m.issuer)
+    .bind(&m.registration_endpoint)
+    .bind(&m.human_registration)
+    .bind(&o.raw_json)
+    .execute(&mut **tx)
+    .await?;
+    for (pos, s) in m.scopes.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO oauth_scopes (server_id, scope, position, name, description, documentation, \
+             grant_types, coverages, scope_type) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(server_id)
+        .bind(&s.id)
+        .bind(pos as i64)
+        .bind(&s.name)
+        .bind(&s.description)
+        .bind(&s.documentation)
+        .bind(to_json_list(&s.grant_types))
+        .bind(to_json_list(&s.coverages))
+        .bind(&s.scope_type)
+        .execute(&mut **tx)
+        .await?;
     }
     Ok(())
 }
@@ -206,26 +248,13 @@ impl Store {
         else {
             return Ok(None);
         };
-        let scopes = sqlx::query(
-            "SELECT scope, scope_type, name, description, documentation, grant_types, coverages \
-             FROM oauth_scopes WHERE server_id = $1 ORDER BY position",
-        )
+        let scopes: Vec<ScopeRow> = sqlx::query_as(&format!(
+            "SELECT {SCOPE_COLS} FROM oauth_scopes o WHERE o.server_id = $1 ORDER BY o.position"
+        ))
         .bind(server_id)
         .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|s| {
-            Ok(ScopeDescription {
-                id: s.try_get("scope")?,
-                scope_type: s.try_get("scope_type")?,
-                name: s.try_get("name")?,
-                description: s.try_get("description")?,
-                documentation: s.try_get("documentation")?,
-                grant_types: json_list(&s.try_get::<String, _>("grant_types")?),
-                coverages: json_list(&s.try_get::<String, _>("coverages")?),
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
+        .await?;
+        let scopes = scopes.into_iter().map(ScopeRow::description).collect();
         Ok(Some(OAuthRow {
             server_id,
             url: r.try_get("url")?,
@@ -253,16 +282,14 @@ impl Store {
     }
 
     async fn oauth_offers_where(&self, server: Option<i64>) -> Result<HashMap<i64, OAuthOffer>> {
-        // An integer, formatted by us: nothing from outside reaches the SQL text.
-        let searchable = match server {
-            None => "s.status IN ('active', 'stale')".to_owned(),
-            Some(id) => format!("s.status IN ('active', 'stale') AND s.id = {id}"),
-        };
-        let searchable = searchable.as_str();
-        let servers = sqlx::query(&format!(
+        // One statement text for every server (`$1` = 0: all of them), so it is prepared
+        // once instead of once per id; registry ids start at 1.
+        let server = server.unwrap_or(0);
+        let servers = sqlx::query(
             "SELECT m.server_id, m.registration_endpoint, m.human_registration FROM oauth_metadata m \
-             JOIN servers s ON s.id = m.server_id WHERE {searchable}"
-        ))
+             JOIN servers s ON s.id = m.server_id WHERE s.status IN ('active', 'stale') AND ($1 = 0 OR s.id = $1)",
+        )
+        .bind(server)
         .fetch_all(&self.pool)
         .await?;
         // Per server: its registration links, and its scopes with their coverage ids.
@@ -284,32 +311,23 @@ impl Store {
             return Ok(HashMap::new());
         }
         let scopes = sqlx::query(&format!(
-            "SELECT o.server_id, o.scope, o.scope_type, o.name, o.description, o.documentation, \
-             o.grant_types, o.coverages FROM oauth_scopes o JOIN servers s ON s.id = o.server_id WHERE {searchable} \
-             ORDER BY o.server_id, o.position"
+            "SELECT o.server_id, {SCOPE_COLS} FROM oauth_scopes o JOIN servers s ON s.id = o.server_id \
+             WHERE s.status IN ('active', 'stale') AND ($1 = 0 OR s.id = $1) ORDER BY o.server_id, o.position"
         ))
+        .bind(server)
         .fetch_all(&self.pool)
         .await?;
         for r in &scopes {
             let server_id: i64 = r.try_get("server_id")?;
             if let Some((_, list)) = by_server.get_mut(&server_id) {
-                list.push((
-                    OfferedScope {
-                        id: r.try_get("scope")?,
-                        scope_type: r.try_get("scope_type")?,
-                        name: r.try_get("name")?,
-                        description: r.try_get("description")?,
-                        documentation: r.try_get("documentation")?,
-                        grant_types: json_list(&r.try_get::<String, _>("grant_types")?),
-                    },
-                    json_list(&r.try_get::<String, _>("coverages")?),
-                ));
+                list.push(ScopeRow::from_row(r)?.offered());
             }
         }
-        let entries = sqlx::query(&format!(
+        let entries = sqlx::query(
             "SELECT e.id, e.server_id, e.entry_id FROM coverage_entries e \
-             JOIN servers s ON s.id = e.server_id WHERE {searchable}"
-        ))
+             JOIN servers s ON s.id = e.server_id WHERE s.status IN ('active', 'stale') AND ($1 = 0 OR s.id = $1)",
+        )
+        .bind(server)
         .fetch_all(&self.pool)
         .await?;
         let mut out = HashMap::new();

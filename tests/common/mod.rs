@@ -208,9 +208,19 @@ pub async fn start_registry(cfg: Config) -> Running {
 /// The index is reloaded before returning (the crawl's commit callback would do it in the
 /// background), so searches see the crawl.
 pub async fn crawled_fixture_web(backend: Backend) -> (FixtureWeb, TestDb, Running) {
+    crawled_fixture_web_with(backend, |_| {}).await
+}
+
+/// [`crawled_fixture_web`] with the registry's configuration adjusted by `tune`.
+pub async fn crawled_fixture_web_with(
+    backend: Backend,
+    tune: impl FnOnce(&mut Config),
+) -> (FixtureWeb, TestDb, Running) {
     let web = FixtureWeb::start().await.unwrap();
     let db = TestDb::new(backend).await;
-    let reg = start_registry(test_config(&db, web.allow_http())).await;
+    let mut cfg = test_config(&db, web.allow_http());
+    tune(&mut cfg);
+    let reg = start_registry(cfg).await;
     let seeds: Vec<Seed> = web.seeds().into_iter().map(Seed::Host).collect();
     reg.state.store.add_hosts(&seeds, "seed").await.unwrap();
     reg.crawler.run("test", &[]).await.unwrap();

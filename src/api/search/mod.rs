@@ -18,8 +18,8 @@ use super::page::{after_key, Listing};
 use super::params::{self, check_point, route};
 use super::routes::Routes;
 use super::{ApiError, ApiResult, AppState};
-use crate::index::{Facets, OverBudget, SearchIndex, WorkBudget};
 use crate::geocode::Geocoded;
+use crate::index::{Facets, OverBudget, SearchIndex, WorkBudget};
 
 /// Most points one batch lookup takes (one pass over the index; ~2 MB of JSON in).
 pub const MAX_BATCH_POINTS: usize = 100_000;

@@ -251,7 +251,7 @@ impl HostCrawler<'_> {
         }
         g.docs.push(DocumentRecord {
             url,
-            kind: kind.as_str(),
+            kind,
             etag: f.etag.clone(),
             last_modified: f.last_modified.clone(),
             content_hash: hash.clone(),

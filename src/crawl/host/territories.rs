@@ -158,7 +158,7 @@ impl HostCrawler<'_> {
             .unwrap_or_default();
         g.docs.push(DocumentRecord {
             url: final_url.clone(),
-            kind: DocKind::GeoJson.as_str(),
+            kind: DocKind::GeoJson,
             etag: f.etag.or(v.etag),
             last_modified: f.last_modified.or(v.last_modified),
             content_hash: hash.clone(),
@@ -188,7 +188,7 @@ fn read_territory(f: &Fetched, read: GeoRead, g: &mut Gathered) -> GeoDoc {
     let usable = read.territory.is_some();
     g.docs.push(DocumentRecord {
         url: final_url.clone(),
-        kind: DocKind::GeoJson.as_str(),
+        kind: DocKind::GeoJson,
         etag: f.etag.clone().filter(|_| usable),
         last_modified: f.last_modified.clone().filter(|_| usable),
         content_hash: read.hash.clone(),

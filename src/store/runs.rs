@@ -12,14 +12,14 @@
 //! outcome): the crawler records a host that keeps losing its workers as `timeout` rather
 //! than crawling it again, so no host holds a run open forever.
 
+use serde::Serialize;
 use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::{FromRow, Row};
+use utoipa::ToSchema;
 
-use super::{now_ms, Backend, HostRow, Result, RunTotals, Store};
-
-/// Postgres advisory lock key that orders change-log writers ([`Store::commit_logged`]);
-/// any other writer of `changes` must take it too. ("CDSCHG" in ASCII.)
-pub const CHANGE_LOG_LOCK: i64 = 0x4344_5343_4847;
+use super::hosts::{host_cols, host_row};
+use super::{now_ms, Backend, HostRow, Result, Store, StoreError};
+use crate::model::{HostSource, HostStatus, Outcome, RunStatus};
 
 /// A leased host, with the run that wants it.
 #[derive(Debug, Clone)]
@@ -32,18 +32,35 @@ pub struct Leased {
 }
 
 /// A crawl run as the API shows it.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, FromRow, utoipa::ToSchema)]
 #[schema(as = CrawlRun)]
 pub struct RunRow {
     pub id: i64,
     pub trigger: String,
-    pub status: String,
+    #[schema(value_type = String)]
+    pub status: RunStatus,
     pub started_ms: i64,
     pub finished_ms: Option<i64>,
+    #[sqlx(skip)]
     pub duration_ms: Option<i64>,
     pub hosts_total: i64,
     /// Hosts not crawled yet (live while running).
+    #[sqlx(rename = "pending")]
     pub hosts_pending: i64,
+    #[sqlx(rename = "ok")]
+    pub hosts_ok: i64,
+    #[sqlx(rename = "failed")]
+    pub hosts_failed: i64,
+    pub docs_fetched: i64,
+    pub docs_unchanged: i64,
+    pub bytes: i64,
+    pub findings: i64,
+}
+
+/// Totals of a finished run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RunTotals {
+    pub hosts_total: i64,
     pub hosts_ok: i64,
     pub hosts_failed: i64,
     pub docs_fetched: i64,
@@ -52,43 +69,64 @@ pub struct RunRow {
     pub findings: i64,
 }
 
-// Taking over a lease that expired (its holder died or got stuck before recording an
-// outcome) counts one expiry: the SET expressions see the row as it was before the update,
-// so `lease_until_ms IS NOT NULL` means some worker held the host and never released it.
-const LEASE_SQLITE: &str = "UPDATE hosts SET lease_owner = $1, lease_until_ms = $2, lease_taken_ms = $3, \
-    lease_expiries = lease_expiries + CASE WHEN lease_until_ms IS NULL THEN 0 ELSE 1 END WHERE id IN (\
-    SELECT id FROM hosts WHERE run_id IS NOT NULL AND (lease_until_ms IS NULL OR lease_until_ms < $3) \
-    ORDER BY id LIMIT $4) RETURNING id, seed, metadata_url, source, status, moved_to, created_ms, \
-    last_crawl_ms, last_success_ms, last_outcome, last_detail, consecutive_failures, next_due_ms, scheme, \
-    run_id, lease_expiries";
+/// The outcome of one crawl of a host.
+#[derive(Debug, Clone, Serialize, ToSchema, FromRow)]
+#[schema(as = CrawlOutcome)]
+pub struct OutcomeRow {
+    pub run_id: i64,
+    pub host_id: i64,
+    /// `ok`, `partial`, `dns`, `connect`, `tls`, `timeout`, `http_status`, `too_large`,
+    /// `invalid_json`, `blocked`, `too_many_redirects`, `invalid`, `limit`,
+    /// `store_error` or `other` (checked against [`Outcome`] by a test).
+    #[schema(value_type = String)]
+    pub outcome: Outcome,
+    pub detail: Option<String>,
+    pub http_status: Option<i64>,
+    pub url: Option<String>,
+    /// Epoch milliseconds.
+    pub started_ms: i64,
+    pub finished_ms: i64,
+    pub docs_fetched: i64,
+    pub docs_unchanged: i64,
+    pub bytes: i64,
+}
 
-// The same statement; SKIP LOCKED lets concurrent workers pass each other's rows by.
-const LEASE_POSTGRES: &str = "UPDATE hosts SET lease_owner = $1, lease_until_ms = $2, lease_taken_ms = $3, \
-    lease_expiries = lease_expiries + CASE WHEN lease_until_ms IS NULL THEN 0 ELSE 1 END WHERE id IN (\
-    SELECT id FROM hosts WHERE run_id IS NOT NULL AND (lease_until_ms IS NULL OR lease_until_ms < $3) \
-    ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED) RETURNING id, seed, metadata_url, source, status, moved_to, \
-    created_ms, last_crawl_ms, last_success_ms, last_outcome, last_detail, consecutive_failures, next_due_ms, scheme, \
-    run_id, lease_expiries";
+/// The columns of [`OutcomeRow`] in `crawl_outcomes o`.
+macro_rules! outcome_cols {
+    () => {
+        "o.run_id, o.host_id, o.outcome, o.detail, o.http_status, o.url, o.started_ms, \
+         o.finished_ms, o.docs_fetched, o.docs_unchanged, o.bytes"
+    };
+}
+pub(super) use outcome_cols;
+
+/// Take over a lease when it is free or expired (its holder died or got stuck before
+/// recording an outcome), which counts one expiry: the SET expressions see the row as it
+/// was before the update, so `lease_until_ms IS NOT NULL` means some worker held the host
+/// and never released it. `$lock` is empty on SQLite (one writer at a time) and
+/// `FOR UPDATE SKIP LOCKED` on Postgres, which lets concurrent workers pass each other's
+/// rows by.
+macro_rules! lease_sql {
+    ($lock:literal) => {
+        concat!(
+            "UPDATE hosts SET lease_owner = $1, lease_until_ms = $2, lease_taken_ms = $3, \
+             lease_expiries = lease_expiries + CASE WHEN lease_until_ms IS NULL THEN 0 ELSE 1 END WHERE id IN (\
+             SELECT id FROM hosts WHERE run_id IS NOT NULL AND (lease_until_ms IS NULL OR lease_until_ms < $3) \
+             ORDER BY id LIMIT $4",
+            $lock,
+            ") RETURNING ",
+            host_cols!(),
+            ", run_id, lease_expiries"
+        )
+    };
+}
+const LEASE_SQLITE: &str = lease_sql!("");
+const LEASE_POSTGRES: &str = lease_sql!(" FOR UPDATE SKIP LOCKED");
 
 fn run_row(r: &AnyRow) -> Result<RunRow> {
-    let started: i64 = r.try_get("started_ms")?;
-    let finished: Option<i64> = r.try_get("finished_ms")?;
-    Ok(RunRow {
-        id: r.try_get("id")?,
-        trigger: r.try_get("trigger")?,
-        status: r.try_get("status")?,
-        started_ms: started,
-        finished_ms: finished,
-        duration_ms: finished.map(|f| f - started),
-        hosts_total: r.try_get("hosts_total")?,
-        hosts_pending: r.try_get("pending")?,
-        hosts_ok: r.try_get("ok")?,
-        hosts_failed: r.try_get("failed")?,
-        docs_fetched: r.try_get("docs_fetched")?,
-        docs_unchanged: r.try_get("docs_unchanged")?,
-        bytes: r.try_get("bytes")?,
-        findings: r.try_get("findings")?,
-    })
+    let mut run = RunRow::from_row(r)?;
+    run.duration_ms = run.finished_ms.map(|f| f - run.started_ms);
+    Ok(run)
 }
 
 // Live counts come from the outcomes and the marked hosts, so progress is visible while
@@ -127,11 +165,12 @@ impl Store {
         }
         let marked = if named.is_empty() {
             sqlx::query(
-                "UPDATE hosts SET run_id = $1 WHERE source <> 'discovered' AND status <> 'removed' \
-                 AND next_due_ms <= $2",
+                "UPDATE hosts SET run_id = $1 WHERE source <> $3 AND status <> $4 AND next_due_ms <= $2",
             )
             .bind(run_id)
             .bind(now)
+            .bind(HostSource::Discovered)
+            .bind(HostStatus::Removed)
             .execute(&mut *tx)
             .await?
             .rows_affected()
@@ -175,7 +214,7 @@ impl Store {
         rows.iter()
             .map(|r| {
                 Ok(Leased {
-                    host: super::read::host_row(r)?,
+                    host: host_row(r)?,
                     run_id: r.try_get("run_id")?,
                     lease_expiries: r.try_get("lease_expiries")?,
                 })
@@ -240,7 +279,7 @@ impl Store {
             .bind(run_id)
             .fetch_one(&mut *tx)
             .await
-            .map_err(super::StoreError::from)
+            .map_err(StoreError::from)
             .and_then(|r| run_row(&r))?;
             sqlx::query(
                 "UPDATE crawl_runs SET hosts_ok = $1, hosts_failed = $2, docs_fetched = $3, docs_unchanged = $4, \
@@ -288,7 +327,7 @@ impl Store {
         .bind(id)
         .fetch_optional(&self.pool)
         .await?
-        .ok_or(super::StoreError::NotFound)?;
+        .ok_or(StoreError::NotFound)?;
         run_row(&r)
     }
 
@@ -320,6 +359,21 @@ impl Store {
         })
     }
 
+    /// Outcomes of one run, by host seed (tests and the CLI summary).
+    pub async fn run_outcomes(&self, run_id: i64) -> Result<Vec<(String, OutcomeRow)>> {
+        sqlx::query(concat!(
+            "SELECT h.seed, ",
+            outcome_cols!(),
+            " FROM crawl_outcomes o JOIN hosts h ON h.id = o.host_id WHERE o.run_id = $1 ORDER BY o.id"
+        ))
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get("seed")?, OutcomeRow::from_row(r)?)))
+        .collect()
+    }
+
     /// Hosts currently leased, by worker (for metrics).
     pub async fn lease_counts(&self) -> Result<Vec<(String, i64)>> {
         sqlx::query(
@@ -332,75 +386,5 @@ impl Store {
         .iter()
         .map(|r| Ok((r.try_get("lease_owner")?, r.try_get("n")?)))
         .collect()
-    }
-}
-
-impl Store {
-    /// Commit a transaction and, on Postgres, notify `cds_changes` (delivered at commit,
-    /// collapsed per transaction), so API replicas refresh their index at once instead of
-    /// at their next periodic check. Transactions that logged no change commit without
-    /// it ([`Store::commit_logged`]): a re-crawl where every document answers 304 would
-    /// otherwise wake every replica once per host for nothing.
-    pub(super) async fn commit_notify(
-        &self,
-        mut tx: sqlx::Transaction<'_, sqlx::Any>,
-    ) -> Result<()> {
-        if self.backend == Backend::Postgres {
-            sqlx::query("SELECT pg_notify('cds_changes', '')")
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Commit a transaction with its change-log rows, which are written last.
-    ///
-    /// Readers of the change feed (`GET /v1/changes`, API replicas catching up) keep the
-    /// highest `seq` they have seen and ask for what follows, so a row must never become
-    /// visible after a row with a higher `seq`. With concurrent writers it could: a
-    /// sequence number is taken at insert, visibility comes at commit, and two
-    /// transactions can commit in the other order. On Postgres the rows are therefore
-    /// inserted under a transaction-level advisory lock held until commit, which makes
-    /// `seq` order the commit order; only the insert, the notification and the commit run
-    /// under it, so commits wait for each other for about one WAL flush. SQLite has one
-    /// writer at a time already.
-    pub(super) async fn commit_logged(
-        &self,
-        mut tx: sqlx::Transaction<'_, sqlx::Any>,
-        log: super::commit::ChangeLog,
-    ) -> Result<()> {
-        if log.is_empty() {
-            tx.commit().await?;
-            return Ok(());
-        }
-        if self.backend == Backend::Postgres {
-            sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                .bind(CHANGE_LOG_LOCK)
-                .execute(&mut *tx)
-                .await?;
-        }
-        super::commit::insert_changes(&mut tx, log).await?;
-        self.commit_notify(tx).await
-    }
-
-    /// The newest change-log sequence number (0 when empty).
-    pub async fn max_change_seq(&self) -> Result<i64> {
-        let r = sqlx::query("SELECT CAST(COALESCE(MAX(seq), 0) AS BIGINT) AS m FROM changes")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(r.try_get("m")?)
-    }
-
-    /// Server ids touched by changes after `after` (None: a change without a server,
-    /// e.g. a host moved — the caller reloads everything then).
-    pub async fn changed_servers_after(&self, after: i64) -> Result<Vec<Option<i64>>> {
-        sqlx::query("SELECT DISTINCT server_id FROM changes WHERE seq > $1")
-            .bind(after)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|r| Ok(r.try_get("server_id")?))
-            .collect()
     }
 }
