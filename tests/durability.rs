@@ -71,7 +71,19 @@ async fn a_killed_crawl_leaves_the_last_committed_state(backend: Backend) {
         web.prairie.hits(&prairie.page_paths[2]) > 0,
         "the crawl reached the slow page"
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Kill once another server's commit has landed (bounded: Prairie's page waits 30 s),
+    // so the kill falls between commits whatever the machine's speed.
+    let renamed_servers = |snap: &BTreeMap<String, Vec<String>>| {
+        snap.values()
+            .filter(|es| !es.is_empty() && es.iter().all(|e| e.ends_with("(renamed)")))
+            .count()
+    };
+    for _ in 0..200 {
+        if renamed_servers(&snapshot(&store).await) > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     child.kill().unwrap();
     child.wait().unwrap();
 
