@@ -63,14 +63,7 @@ impl Env {
             .run("test", &[self.server.host()])
             .await
             .unwrap();
-        let host = self
-            .store
-            .list_hosts()
-            .await
-            .unwrap()
-            .into_iter()
-            .find(|h| h.seed == self.server.host())
-            .unwrap();
+        let host = common::host_by_seed(&self.store, &self.server.host()).await;
         (run.outcomes[0].1.to_string(), host.last_detail)
     }
 

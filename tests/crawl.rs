@@ -240,14 +240,7 @@ async fn removed_entries_and_timeouts_are_classified(backend: Backend) {
     s.web.set_slow_delay(Duration::from_secs(4));
     let run = s.crawler.run("test", &[s.web.slow.host()]).await.unwrap();
     assert_eq!(run.outcomes[0].1.as_str(), "timeout");
-    let slow = s
-        .store
-        .list_servers()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|x| x.name == names::SLOW)
-        .unwrap();
+    let slow = common::server_named(&s.store, names::SLOW).await;
     assert_eq!(
         slow.status.as_str(),
         "active",
@@ -295,14 +288,7 @@ async fn hosts_that_keep_failing_become_stale(backend: Backend) {
             .unwrap();
         assert_eq!(r.outcomes[0].1.as_str(), "http_status");
     }
-    let server = s
-        .store
-        .list_servers()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|x| x.name == names::LONE_STAR)
-        .unwrap();
+    let server = common::server_named(&s.store, names::LONE_STAR).await;
     assert_eq!(server.status.as_str(), "stale");
     let host = s
         .store

@@ -9,7 +9,7 @@ use std::net::Ipv4Addr;
 
 use cds_registry::crawl::Crawler;
 use cds_registry::seeds::Seed;
-use cds_registry::store::{FindingFilter, Store};
+use cds_registry::store::Store;
 use cds_testkit::geometry::large_ring_geojson;
 use cds_testkit::server::GEOJSON_CONTENT_TYPE;
 use cds_testkit::utility::{publish, EntrySpec, UtilitySpec};
@@ -34,17 +34,8 @@ fn publish_with_ring(server: &FixtureServer, name: &str, body: String) {
 }
 
 async fn findings_with(store: &Store, rule: &str) -> Vec<String> {
-    store
-        .list_findings(&FindingFilter {
-            rule: Some(rule.into()),
-            limit: 1000,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|f| f.url)
-        .collect()
+    let found = common::findings_of_rule(store, rule).await;
+    found.into_iter().map(|f| f.url).collect()
 }
 
 /// (entry id, has a territory) of the searchable entries of the server named `name`.

@@ -18,7 +18,7 @@ use cds_registry::config::Config;
 use cds_registry::crawl::guard::Guard;
 use cds_registry::crawl::Crawler;
 use cds_registry::seeds::Seed;
-use cds_registry::store::{FindingFilter, Store};
+use cds_registry::store::Store;
 use cds_testkit::utility::{publish, EntrySpec, UtilitySpec};
 use cds_testkit::FixtureServer;
 use common::{test_config, Backend, TestDb};
@@ -194,15 +194,7 @@ async fn crawl_one(db: &TestDb, cfg: &Config, seed: Seed) -> (Store, String, Opt
 }
 
 async fn findings_with(store: &Store, rule: &str) -> usize {
-    store
-        .list_findings(&FindingFilter {
-            rule: Some(rule.into()),
-            limit: 1000,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .len()
+    common::findings_of_rule(store, rule).await.len()
 }
 
 const HOSTILE: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 60);

@@ -100,16 +100,7 @@ impl Env {
             .await
             .unwrap();
         self.reg.state.reload_index().await.unwrap();
-        let host = self
-            .reg
-            .state
-            .store
-            .list_hosts()
-            .await
-            .unwrap()
-            .into_iter()
-            .find(|h| h.seed == self.server.host())
-            .unwrap();
+        let host = common::host_by_seed(&self.reg.state.store, &self.server.host()).await;
         (run.outcomes[0].1.to_string(), host.last_detail)
     }
 

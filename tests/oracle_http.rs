@@ -90,15 +90,7 @@ async fn http_lookup_matches_the_geos_oracle(backend: Backend) {
     assert_eq!(points.len(), 10_000);
     let c = reqwest::Client::new();
     let body = json!({"points": points.iter().map(|p| [p.lon, p.lat]).collect::<Vec<_>>()});
-    let batch: Value = c
-        .post(format!("{}/v1/lookup", reg.url()))
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let batch = common::post_ok_json(&c, &reg.url(), "/v1/lookup", &body).await;
     let matches = batch["matches"].as_array().unwrap();
     assert_eq!(matches.len(), 10_000);
 
@@ -116,19 +108,8 @@ async fn http_lookup_matches_the_geos_oracle(backend: Backend) {
                     .to_owned()
             })
             .collect();
-        let single: Value = c
-            .get(format!(
-                "{}/v1/lookup?lat={}&lon={}",
-                reg.url(),
-                p.lat,
-                p.lon
-            ))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let path = format!("/v1/lookup?lat={}&lon={}", p.lat, p.lon);
+        let single = common::get_ok_json(&c, &reg.url(), &path).await;
         let from_get: BTreeSet<String> = single["results"]
             .as_array()
             .unwrap()

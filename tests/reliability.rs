@@ -287,13 +287,7 @@ async fn a_poison_host_killed_again_and_again_ends_as_timeout(backend: Backend) 
         .as_deref()
         .unwrap_or("")
         .contains("lease expired 2 times"));
-    let host = store
-        .list_hosts()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|h| h.seed == web.prairie.host())
-        .unwrap();
+    let host = common::host_by_seed(&store, &web.prairie.host()).await;
     assert_eq!(host.consecutive_failures, 1, "counted as a failure");
     assert!(
         host.next_due_ms > cds_registry::store::now_ms(),

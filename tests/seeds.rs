@@ -84,13 +84,7 @@ async fn a_mixed_seeds_file_crawls_every_host_it_names(backend: Backend) {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("8 hosts") && out.contains("8 new"), "{out}");
     let store = db.store().await;
-    let mut stored: Vec<String> = store
-        .list_hosts()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|h| h.seed)
-        .collect();
+    let mut stored = common::host_seeds(&store).await;
     stored.sort();
     let mut want = keys.clone();
     want.sort();
@@ -200,14 +194,7 @@ async fn the_admin_api_takes_the_same_forms(backend: Backend) {
         assert_eq!(host["scheme"].as_str(), scheme, "{written}: {body}");
     }
     // The IDN is shown in unicode.
-    let hosts: Value = c
-        .get(format!("{}/v1/hosts", reg.url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let hosts = common::get_ok_json(&c, &reg.url(), "/v1/hosts").await;
     let list = hosts["hosts"]
         .as_array()
         .or(hosts.as_array())
@@ -248,13 +235,7 @@ async fn the_admin_api_takes_the_same_forms(backend: Backend) {
         );
     }
     let store = db.store().await;
-    let seeds: Vec<String> = store
-        .list_hosts()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|h| h.seed)
-        .collect();
+    let seeds = common::host_seeds(&store).await;
     assert_eq!(seeds.len(), 5, "{seeds:?}");
     assert!(!seeds.iter().any(|s| s == "fresh.example"));
     store.close().await;

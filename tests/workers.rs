@@ -380,14 +380,7 @@ async fn crawl_runs_and_metrics_endpoints(backend: Backend) {
     let run_id = v["run_id"].as_i64().unwrap();
     let mut finished = Value::Null;
     for _ in 0..100 {
-        let v: Value = c
-            .get(format!("{base}/v1/crawls/{run_id}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v = common::get_ok_json(&c, &base, &format!("/v1/crawls/{run_id}")).await;
         if v["run"]["status"] == "finished" {
             finished = v;
             break;
@@ -396,14 +389,7 @@ async fn crawl_runs_and_metrics_endpoints(backend: Backend) {
     }
     assert_eq!(finished["run"]["hosts_ok"], 5, "{finished}");
     assert_eq!(finished["outcomes"]["ok"], 5);
-    let v: Value = c
-        .get(format!("{base}/v1/crawls"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = common::get_ok_json(&c, &base, "/v1/crawls").await;
     assert_eq!(v["runs"][0]["id"], run_id);
     assert!(v["runs"][0]["duration_ms"].as_i64().is_some());
     let m = c

@@ -165,6 +165,57 @@ pub async fn get_ok_json(c: &reqwest::Client, base: &str, path: &str) -> serde_j
     r.json().await.unwrap()
 }
 
+/// `POST base + path` with a JSON body, which must answer 200 with JSON; the body.
+pub async fn post_ok_json(
+    c: &reqwest::Client,
+    base: &str,
+    path: &str,
+    body: &serde_json::Value,
+) -> serde_json::Value {
+    let r = c
+        .post(format!("{base}{path}"))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{path}");
+    r.json().await.unwrap()
+}
+
+/// The stored host with this seed.
+pub async fn host_by_seed(store: &Store, seed: &str) -> cds_registry::store::HostRow {
+    let hosts = store.list_hosts().await.unwrap();
+    hosts
+        .into_iter()
+        .find(|h| h.seed == seed)
+        .unwrap_or_else(|| panic!("no host {seed}"))
+}
+
+/// The seeds of every stored host, in the store's order.
+pub async fn host_seeds(store: &Store) -> Vec<String> {
+    let hosts = store.list_hosts().await.unwrap();
+    hosts.into_iter().map(|h| h.seed).collect()
+}
+
+/// The stored server with this name.
+pub async fn server_named(store: &Store, name: &str) -> cds_registry::store::ServerRow {
+    let servers = store.list_servers().await.unwrap();
+    servers
+        .into_iter()
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| panic!("no server {name}"))
+}
+
+/// Stored findings of one rule (up to 1,000).
+pub async fn findings_of_rule(store: &Store, rule: &str) -> Vec<cds_registry::store::FindingRow> {
+    let filter = cds_registry::store::FindingFilter {
+        rule: Some(rule.into()),
+        limit: 1000,
+        ..Default::default()
+    };
+    store.list_findings(&filter).await.unwrap()
+}
+
 /// Run a command to its end: (exit code, stdout, stderr).
 pub fn run_cmd(c: &mut std::process::Command) -> (i32, String, String) {
     let out = c.output().expect("run binary");
