@@ -14,7 +14,7 @@ use cds_registry::seeds::Seed;
 use cds_registry::store::ServerRow;
 use cds_testkit::web::{names, FixtureWeb};
 use cds_testkit::ExpectedExt;
-use cds_testkit::{publish, EntrySpec, FixtureServer, Published, ScopeSpec, UtilitySpec};
+use cds_testkit::{publish, FixtureServer, Published, UtilitySpec};
 use common::{start_registry, test_config, Backend, TestDb};
 use serde_json::{json, Value};
 
@@ -377,28 +377,7 @@ async fn scope_filter_narrows_coverage_facets_and_lookup(backend: Backend) {
 
 /// A small utility with an electric and a gas entry and two scopes.
 fn utility(name: &str) -> UtilitySpec {
-    UtilitySpec::new(name)
-        .entry(
-            EntrySpec::geographic("u-electric", name, "Electric territory", &["08013"])
-                .capabilities(&["oauth"]),
-        )
-        .entry(
-            EntrySpec::geographic("u-gas", name, "Gas territory", &["08013"])
-                .commodities(&["natural_gas"])
-                .capabilities(&["oauth"]),
-        )
-        .scope(ScopeSpec::new(
-            "cds_usage",
-            "Usage",
-            "Interval usage.",
-            &["u-electric"],
-        ))
-        .scope(ScopeSpec::new(
-            "cds_bill_statements",
-            "Bills",
-            "Bill statements.",
-            &["u-electric", "u-gas"],
-        ))
+    common::electric_and_gas_utility(name, "u", "cds_usage", "cds_bill_statements")
 }
 
 async fn start_utility(ip: [u8; 4], name: &str) -> (FixtureServer, Published, String) {

@@ -12,7 +12,7 @@ use cds_registry::cli::serve::Running;
 use cds_registry::seeds::Seed;
 use cds_registry::store::ChangeRow;
 use cds_testkit::counties::county_interior_point;
-use cds_testkit::{publish, EntrySpec, FixtureServer, ScopeSpec, UtilitySpec};
+use cds_testkit::{publish, FixtureServer, UtilitySpec};
 use common::{start_registry, test_config, Backend, TestDb};
 use serde_json::{json, Value};
 
@@ -22,28 +22,7 @@ both_backends!(scope_filter_matches_the_type_when_the_id_differs);
 /// (`my_usage_scope`) and the spec-style type `cds_usage`; the bills scope covers both.
 fn utility() -> UtilitySpec {
     let name = "Own Scope Names Utility";
-    UtilitySpec::new(name)
-        .entry(
-            EntrySpec::geographic("o-electric", name, "Electric territory", &["08013"])
-                .capabilities(&["oauth"]),
-        )
-        .entry(
-            EntrySpec::geographic("o-gas", name, "Gas territory", &["08013"])
-                .commodities(&["natural_gas"])
-                .capabilities(&["oauth"]),
-        )
-        .scope(ScopeSpec::new(
-            "my_usage_scope",
-            "Usage",
-            "Interval usage.",
-            &["o-electric"],
-        ))
-        .scope(ScopeSpec::new(
-            "acme_bills",
-            "Bills",
-            "Bill statements.",
-            &["o-electric", "o-gas"],
-        ))
+    common::electric_and_gas_utility(name, "o", "my_usage_scope", "acme_bills")
 }
 
 struct Env {

@@ -182,13 +182,16 @@ pub async fn post_ok_json(
     r.json().await.unwrap()
 }
 
+/// The one row of `rows` that `pick` chooses; `what` names it when there is none.
+fn the_one<T>(rows: Vec<T>, what: &str, pick: impl Fn(&T) -> bool) -> T {
+    rows.into_iter()
+        .find(|r| pick(r))
+        .unwrap_or_else(|| panic!("none stored: {what}"))
+}
+
 /// The stored host with this seed.
 pub async fn host_by_seed(store: &Store, seed: &str) -> cds_registry::store::HostRow {
-    let hosts = store.list_hosts().await.unwrap();
-    hosts
-        .into_iter()
-        .find(|h| h.seed == seed)
-        .unwrap_or_else(|| panic!("no host {seed}"))
+    the_one(store.list_hosts().await.unwrap(), seed, |h| h.seed == seed)
 }
 
 /// The seeds of every stored host, in the store's order.
@@ -199,11 +202,9 @@ pub async fn host_seeds(store: &Store) -> Vec<String> {
 
 /// The stored server with this name.
 pub async fn server_named(store: &Store, name: &str) -> cds_registry::store::ServerRow {
-    let servers = store.list_servers().await.unwrap();
-    servers
-        .into_iter()
-        .find(|s| s.name == name)
-        .unwrap_or_else(|| panic!("no server {name}"))
+    the_one(store.list_servers().await.unwrap(), name, |s| {
+        s.name == name
+    })
 }
 
 /// Stored findings of one rule (up to 1,000).
@@ -214,6 +215,38 @@ pub async fn findings_of_rule(store: &Store, rule: &str) -> Vec<cds_registry::st
         ..Default::default()
     };
     store.list_findings(&filter).await.unwrap()
+}
+
+/// A utility offering OAuth with an electric and a gas entry (`{prefix}-electric`,
+/// `{prefix}-gas`) in one Colorado county: scope `usage` on the electric entry, scope
+/// `bills` on both.
+pub fn electric_and_gas_utility(
+    name: &str,
+    prefix: &str,
+    usage: &str,
+    bills: &str,
+) -> cds_testkit::utility::UtilitySpec {
+    use cds_testkit::utility::{EntrySpec, ScopeSpec, UtilitySpec};
+    let electric = format!("{prefix}-electric");
+    let gas = format!("{prefix}-gas");
+    let entry = |id: &str, area: &str| {
+        EntrySpec::geographic(id, name, area, &["08013"]).capabilities(&["oauth"])
+    };
+    UtilitySpec::new(name)
+        .entry(entry(&electric, "Electric territory"))
+        .entry(entry(&gas, "Gas territory").commodities(&["natural_gas"]))
+        .scope(ScopeSpec::new(
+            usage,
+            "Usage",
+            "Interval usage.",
+            &[&electric],
+        ))
+        .scope(ScopeSpec::new(
+            bills,
+            "Bills",
+            "Bill statements.",
+            &[&electric, &gas],
+        ))
 }
 
 /// Run a command to its end: (exit code, stdout, stderr).
