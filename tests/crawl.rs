@@ -195,14 +195,7 @@ async fn a_failed_crawl_keeps_the_last_known_good_state(backend: Backend) {
 
     // Recovery: the change lands, and the change feed says exactly which entry changed.
     s.web.prairie.clear_status(&prairie.page_paths[2]);
-    let seq = s
-        .store
-        .changes_after(0, 100_000)
-        .await
-        .unwrap()
-        .last()
-        .unwrap()
-        .seq;
+    let seq = common::last_change_seq(&s.store).await;
     let run = s
         .crawler
         .run("test", &[s.web.prairie.host()])
@@ -256,14 +249,7 @@ async fn removed_entries_and_timeouts_are_classified(backend: Backend) {
         let arr = v["coverage_entries"].as_array_mut().unwrap();
         removed = arr.pop().unwrap()["id"].as_str().unwrap().to_owned();
     });
-    let seq = s
-        .store
-        .changes_after(0, 100_000)
-        .await
-        .unwrap()
-        .last()
-        .unwrap()
-        .seq;
+    let seq = common::last_change_seq(&s.store).await;
     s.crawler.run("test", &[s.web.sierra.host()]).await.unwrap();
     let changes = s.store.changes_after(seq, 1000).await.unwrap();
     assert!(changes.iter().any(|c| c.entity.as_str() == "entry"

@@ -132,12 +132,7 @@ impl Env {
     /// Entry ids the search API lists for the server.
     async fn searchable_ids(&self) -> BTreeSet<String> {
         let v = self.get("/v1/coverage?limit=100").await;
-        v["coverage"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["entry_id"].as_str().unwrap().to_owned())
-            .collect()
+        common::entry_ids(&v["coverage"])
     }
 
     /// entry id → territory id, from the store.
@@ -460,6 +455,13 @@ fn validate_cfg(host: String) -> CrawlConfig {
     }
 }
 
+/// `validate` the server, which must conform (exit 0).
+async fn validate_conforming(cfg: &CrawlConfig, server: &FixtureServer) {
+    let r = validate_target(cfg, &server.host()).await;
+    let text = cds_registry::cli::validate::render_text(&r);
+    assert_eq!(r.exit_code(), 0, "{text}");
+}
+
 fn rules_of(r: &cds_registry::cli::validate::Report) -> BTreeSet<String> {
     r.findings().map(|f| f.rule.clone()).collect()
 }
@@ -474,13 +476,7 @@ async fn validate_reports_every_finding_and_exits_2_only_for_the_metadata() {
     let spec = spec();
     let published = publish(&server, &spec);
     let cfg = validate_cfg(server.host());
-    let r = validate_target(&cfg, &server.host()).await;
-    assert_eq!(
-        r.exit_code(),
-        0,
-        "{}",
-        cds_registry::cli::validate::render_text(&r)
-    );
+    validate_conforming(&cfg, &server).await;
 
     server.set_status(&spec.territory_path("lf-a"), 404, None);
     // Transient for a crawl, reported all the same by `validate`.
@@ -535,13 +531,7 @@ async fn validate_probes_the_ids_filter() {
         ));
     let published = publish(&server, &spec);
     let cfg = validate_cfg(server.host());
-    let r = validate_target(&cfg, &server.host()).await;
-    assert_eq!(
-        r.exit_code(),
-        0,
-        "{}",
-        cds_registry::cli::validate::render_text(&r)
-    );
+    validate_conforming(&cfg, &server).await;
     let probes = server
         .requests()
         .iter()

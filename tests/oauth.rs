@@ -320,12 +320,7 @@ async fn scope_filter_narrows_coverage_facets_and_lookup(backend: Backend) {
     assert!(usage.contains("sge-electric") && !usage.contains("sge-gas"));
 
     let v = env.get("/v1/coverage?scope=cds_usage&limit=1000").await;
-    let got: BTreeSet<String> = v["coverage"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["entry_id"].as_str().unwrap().to_owned())
-        .collect();
+    let got = common::entry_ids(&v["coverage"]);
     assert_eq!(got, usage);
     assert_eq!(v["total"], usage.len());
     let all = env.get("/v1/coverage?limit=1000").await;

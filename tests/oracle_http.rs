@@ -110,12 +110,7 @@ async fn http_lookup_matches_the_geos_oracle(backend: Backend) {
             .collect();
         let path = format!("/v1/lookup?lat={}&lon={}", p.lat, p.lon);
         let single = common::get_ok_json(&c, &reg.url(), &path).await;
-        let from_get: BTreeSet<String> = single["results"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["entry_id"].as_str().unwrap().to_owned())
-            .collect();
+        let from_get = common::entry_ids(&single["results"]);
         for (how, got) in [("POST", &from_batch), ("GET", &from_get)] {
             if *got == p.ids {
                 continue;

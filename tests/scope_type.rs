@@ -59,12 +59,7 @@ impl Env {
     /// Entry ids of `/v1/coverage` under `query`.
     async fn coverage_ids(&self, query: &str) -> BTreeSet<String> {
         let v = self.get(&format!("/v1/coverage?limit=1000&{query}")).await;
-        v["coverage"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["entry_id"].as_str().unwrap().to_owned())
-            .collect()
+        common::entry_ids(&v["coverage"])
     }
 }
 

@@ -58,11 +58,7 @@ impl Env {
 }
 
 fn ids(rows: &Value) -> BTreeSet<String> {
-    rows.as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["entry_id"].as_str().unwrap().to_owned())
-        .collect()
+    common::entry_ids(rows)
 }
 
 async fn point_lookups_match_the_fixture_territories(backend: Backend) {

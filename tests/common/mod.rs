@@ -249,6 +249,20 @@ pub fn electric_and_gas_utility(
         ))
 }
 
+/// The `entry_id`s of an array of API rows (coverage rows, lookup results).
+pub fn entry_ids(rows: &serde_json::Value) -> std::collections::BTreeSet<String> {
+    let rows = rows.as_array().expect("an array of rows");
+    rows.iter()
+        .map(|r| r["entry_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The `seq` of the newest change-log row.
+pub async fn last_change_seq(store: &Store) -> i64 {
+    let all = store.changes_after(0, 100_000).await.unwrap();
+    all.last().expect("the change log has rows").seq
+}
+
 /// Run a command to its end: (exit code, stdout, stderr).
 pub fn run_cmd(c: &mut std::process::Command) -> (i32, String, String) {
     let out = c.output().expect("run binary");
