@@ -588,6 +588,20 @@ mod tests {
     use crate::crawl::host::ServerResult;
     use crate::store::{DocumentRecord, ServerCommit};
 
+    /// A document fetched with a 200 and a two-byte body.
+    fn fetched(url: &str, kind: crate::model::DocKind) -> DocumentRecord {
+        DocumentRecord {
+            url: url.into(),
+            kind,
+            etag: None,
+            last_modified: None,
+            content_hash: String::new(),
+            http_status: 200,
+            size: 2,
+            body: None,
+        }
+    }
+
     fn commit(url: &str, findings: Vec<Finding>) -> ServerResult {
         ServerResult {
             commit: ServerCommit {
@@ -603,26 +617,8 @@ mod tests {
                 territories: vec![],
                 findings,
                 documents: vec![
-                    DocumentRecord {
-                        url: url.into(),
-                        kind: crate::model::DocKind::Metadata,
-                        etag: None,
-                        last_modified: None,
-                        content_hash: String::new(),
-                        http_status: 200,
-                        size: 2,
-                        body: None,
-                    },
-                    DocumentRecord {
-                        url: "https://u.example/cov".into(),
-                        kind: crate::model::DocKind::CoveragePage,
-                        etag: None,
-                        last_modified: None,
-                        content_hash: String::new(),
-                        http_status: 200,
-                        size: 2,
-                        body: None,
-                    },
+                    fetched(url, crate::model::DocKind::Metadata),
+                    fetched("https://u.example/cov", crate::model::DocKind::CoveragePage),
                 ],
                 oauth: None,
                 listing_complete: true,
