@@ -39,6 +39,8 @@ pub struct Config {
     pub crawl: CrawlConfig,
     /// Optional geocoder for `GET /v1/lookup?address=` (off without `url`).
     pub geocoder: crate::geocode::GeocoderConfig,
+    /// The registry as a CDS server itself (aggregator role): off unless `enabled`.
+    pub publish: crate::publish::PublishConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -101,6 +103,7 @@ impl Default for Config {
             api: ApiConfig::default(),
             crawl: CrawlConfig::default(),
             geocoder: Default::default(),
+            publish: Default::default(),
         }
     }
 }
@@ -176,6 +179,12 @@ pub struct CrawlConfig {
     pub stale_after_failures: i64,
     /// Time since the last success after which a failing host's servers are `gone`.
     pub gone_after_secs: u64,
+    /// This registry's own published metadata URL ([`PublishConfig::metadata_url`]), set
+    /// from `[publish]` by [`Config::crawl_config`], not configured: entries that name it
+    /// in their `cds_registry_origin.via` came back through this registry and are not
+    /// imported again (DESIGN.md, "Federation").
+    #[serde(skip)]
+    pub self_metadata_url: Option<String>,
 }
 
 impl Default for CrawlConfig {
@@ -216,6 +225,7 @@ impl Default for CrawlConfig {
             backoff_max_secs: 24 * 3600,
             stale_after_failures: 3,
             gone_after_secs: 30 * 24 * 3600,
+            self_metadata_url: None,
         }
     }
 }
@@ -241,6 +251,7 @@ impl Config {
     pub fn check(&self) -> anyhow::Result<()> {
         check_schedule(&self.crawl.schedule)?;
         self.geocoder.check()?;
+        self.publish.check()?;
         if self.crawl.max_documents_ceiling < self.crawl.max_documents_per_host {
             anyhow::bail!(
                 "crawl.max_documents_ceiling ({}) is below crawl.max_documents_per_host ({}); \
@@ -263,6 +274,15 @@ impl Config {
                 .split("__")
                 .ignore(&["config"]),
         )
+    }
+
+    /// The crawler's settings, with what it must know of the rest: the registry's own
+    /// published URL, so it does not import its own entries back (DESIGN.md, "Federation").
+    pub fn crawl_config(&self) -> CrawlConfig {
+        CrawlConfig {
+            self_metadata_url: self.publish.metadata_url(),
+            ..self.crawl.clone()
+        }
     }
 
     pub fn is_postgres(&self) -> bool {

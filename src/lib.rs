@@ -15,6 +15,7 @@ pub mod geojson;
 pub mod index;
 pub mod metrics;
 pub mod model;
+pub mod publish;
 pub mod seeds;
 pub mod store;
 pub mod territory;

@@ -58,6 +58,14 @@ fn commit(host_id: i64, ids: &[usize], version: impl Fn(usize) -> u32, tag: &str
                 map_resource: None,
                 map_content_type: None,
                 geojson_resource: Some(geo_url(i)),
+                // Some are a registry's copies: their origin is stored and read back too.
+                origin: (i % 4 == 0).then(|| cds_registry::cds::origin::Origin {
+                    server: format!("https://u{i}.example/.well-known/cds-server-metadata.json"),
+                    id: format!("o{i}"),
+                    role: "official".into(),
+                    capabilities: vec!["oauth".into()],
+                    via: vec!["https://r.example/.well-known/cds-server-metadata.json".into()],
+                }),
             },
             raw_json: raw.clone(),
             page_url: format!("http://127.0.0.1:9/cds/coverage?page={}", i / 1000 + 1),
@@ -296,6 +304,20 @@ async fn batched_commits_store_what_row_by_row_commits_store(backend: Backend) {
             assert_eq!(ra, rb, "{table}");
         }
     }
+    // A registry's copy reads back with the origin it was written with; an own entry
+    // with none.
+    let rows = batched.index_rows().await.unwrap();
+    let entry = |id: &str| {
+        rows.iter()
+            .find(|r| r.entry.id == id)
+            .unwrap()
+            .entry
+            .clone()
+    };
+    let copy = entry("e104").origin.expect("e104 is a copy");
+    assert_eq!((copy.id.as_str(), copy.role.as_str()), ("o104", "official"));
+    assert_eq!(copy.via.len(), 1);
+    assert_eq!(entry("e105").origin, None);
     // The duplicate document's last record won.
     let etag: String = sqlx::query("SELECT etag FROM documents WHERE url = $1")
         .bind(geo_url(100))

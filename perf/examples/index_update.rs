@@ -17,7 +17,13 @@
 //! - `build`: `SearchIndex::build` of the same entries (the whole-index rebuild).
 //!
 //! Prints the median of each and checks the updated index against the rebuilt one on
-//! 20,000 random points (mismatches must be 0). No I/O besides stdout.
+//! 20,000 random points (mismatches must be 0).
+//!
+//! Then the federation costs (issue 18): building the published snapshot of the whole
+//! index (`publish::Published::of`: every entry rendered and validated once per index
+//! snapshot), rendering one listing page of 1,000 entries, and a build of the same index
+//! plus 1 % of its entries again as a second registry's copies (which the index must hide).
+//! No I/O besides stdout.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -276,5 +282,80 @@ fn main() {
     assert_eq!(
         mismatches, 0,
         "the updated index must answer like the rebuilt one"
+    );
+    federation(&index, &entries, runs);
+}
+
+/// What publishing and de-duplicating cost at this size (see the module docs).
+fn federation(index: &SearchIndex, entries: &[IndexEntry], runs: usize) {
+    use cds_registry::cds::origin::Origin;
+    use cds_registry::publish::{PublishConfig, Published};
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let cfg = PublishConfig {
+        enabled: true,
+        base_url: Some("https://registry.example/".parse().unwrap()),
+        ..PublishConfig::default()
+    };
+    let mut snap = Vec::new();
+    let mut page = Vec::new();
+    let mut published = 0;
+    for _ in 0..runs {
+        let t = Instant::now();
+        let p = Published::of(index, &cfg, (0, 0));
+        snap.push(t.elapsed());
+        published = p.len();
+        let t = Instant::now();
+        let doc = p.page(index, &cfg, None, 1_000, |c| c.text());
+        page.push(t.elapsed());
+        assert_eq!(doc["coverage_entries"].as_array().unwrap().len(), 1_000);
+    }
+    println!("publish: {published} entries published");
+    println!(
+        "  snapshot (render + validate all): {:8.1} ms",
+        ms(median(snap))
+    );
+    println!(
+        "  one page of 1,000 entries:        {:8.1} ms",
+        ms(median(page))
+    );
+
+    // 1 % of the entries again, as a registry's copies: new keys, the same origin.
+    let mut with_copies = entries.to_vec();
+    let n = entries.len() as i64;
+    for e in entries.iter().step_by(100) {
+        let mut c = e.clone();
+        c.key += n;
+        c.server_id = 2;
+        c.server_url = "https://registry.example/.well-known/cds-server-metadata.json".into();
+        c.entry.origin = Some(Origin {
+            server: e.server_url.clone(),
+            id: e.entry.id.clone(),
+            role: e.entry.role.clone(),
+            capabilities: vec![],
+            via: vec![c.server_url.clone()],
+        });
+        with_copies.push(c);
+    }
+    let (mut plain, mut copies) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let input = entries.to_vec();
+        let t = Instant::now();
+        drop(SearchIndex::build(input));
+        plain.push(t.elapsed());
+        let input = with_copies.clone();
+        let t = Instant::now();
+        let idx = SearchIndex::build(input);
+        copies.push(t.elapsed());
+        let hidden = (0..idx.len()).filter(|&i| idx.is_hidden(i)).count();
+        assert_eq!(
+            hidden,
+            with_copies.len() - entries.len(),
+            "every copy hidden"
+        );
+    }
+    println!(
+        "build, no copies: {:8.1} ms; with 1 % copies (all hidden): {:8.1} ms",
+        ms(median(plain)),
+        ms(median(copies))
     );
 }

@@ -1,6 +1,9 @@
 //! ETags for the search responses. Every answer of the search endpoints is a function of
 //! the index generation and the request URI, so the tag is computed before the handler
-//! runs and a matching `If-None-Match` costs no search at all.
+//! runs and a matching `If-None-Match` costs no search at all. Territories
+//! (`/v1/coverage/{id}/geometry`) and the published CDS documents are tagged by their
+//! content instead (`publish::conditional`): another registry re-crawls them, and a tag
+//! that changed with every index generation would make it download them all again.
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
@@ -14,7 +17,7 @@ fn is_search(path: &str) -> bool {
     matches!(
         path,
         "/v1/entities" | "/v1/coverage" | "/v1/lookup" | "/v1/facets" | "/v1/export"
-    ) || (path.starts_with("/v1/coverage/") && path.ends_with("/geometry"))
+    )
 }
 
 pub async fn etag(State(state): State<AppState>, req: Request, next: Next) -> Response {

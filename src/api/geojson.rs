@@ -70,12 +70,14 @@ fn feature(index: &SearchIndex, i: usize, simplify: f64) -> Value {
 #[utoipa::path(get, path = "/v1/coverage/{id}/geometry",
     params(("id" = i64, Path, description = "registry id of the coverage entry"),
            ("simplify" = Option<f64>, Query, description = "Douglas-Peucker tolerance in degrees, 0..1")),
-    responses((status = 200, description = "GeoJSON Feature", content_type = "application/geo+json"),
+    responses((status = 200, description = "GeoJSON Feature; a strong ETag of its content and `Last-Modified`", content_type = "application/geo+json"),
+              (status = 304, description = "unchanged (`If-None-Match` / `If-Modified-Since`)"),
               (status = 404, description = "no such entry or no territory", content_type = "application/problem+json")))]
 #[tracing::instrument(level = "debug", skip_all, fields(id = id))]
 pub async fn geometry(
     State(state): State<AppState>,
     Id(id): Id,
+    headers: axum::http::HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
     let simplify = simplify_param(raw.as_deref())?;
@@ -90,7 +92,12 @@ pub async fn geometry(
     }
     let body = serde_json::to_vec(&feature(&index, i, simplify))
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(([(header::CONTENT_TYPE, "application/geo+json")], body).into_response())
+    Ok(super::publish::conditional(
+        &headers,
+        "application/geo+json",
+        body,
+        state.index_built_ms(),
+    ))
 }
 
 fn simplify_param(raw: Option<&str>) -> Result<f64, ApiError> {

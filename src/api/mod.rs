@@ -11,6 +11,7 @@ pub mod openapi;
 pub mod ops;
 mod page;
 mod params;
+mod publish;
 mod ratelimit;
 mod routes;
 pub mod search;
@@ -44,6 +45,7 @@ pub fn routes() -> Routes {
         .merge(search::routes())
         .merge(ops::routes())
         .merge(geojson::routes())
+        .merge(publish::routes())
 }
 
 /// The whole application router: the API, its document and the map page.

@@ -58,7 +58,8 @@ use super::AppState;
         (name = "search", description = "Answered from the in-memory index"),
         (name = "servers", description = "Crawled metadata documents and their conformance findings"),
         (name = "hosts", description = "Hosts to crawl; writes need the admin bearer token"),
-        (name = "ops", description = "Liveness and readiness")
+        (name = "ops", description = "Liveness and readiness"),
+        (name = "cds", description = "The registry as a CDS server (aggregator role), when `[publish]` is on")
     )
 )]
 pub struct ApiDoc;
@@ -149,6 +150,8 @@ mod tests {
         ("GET", "/v1/changes"),
         ("GET", "/v1/changes/stream"),
         ("GET", "/metrics"),
+        ("GET", "/.well-known/cds-server-metadata.json"),
+        ("GET", "/v1/cds/coverage"),
     ];
 
     fn doc() -> Value {

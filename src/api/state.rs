@@ -24,6 +24,8 @@ pub struct AppState {
     expensive: Arc<tokio::sync::Semaphore>,
     /// Slots for streaming exports (`api.max_exports`).
     exports: Arc<tokio::sync::Semaphore>,
+    /// The published CDS documents of the current index (`[publish]`).
+    pub(super) publish_cache: Arc<super::publish::PublishCache>,
 }
 
 /// The configured geocoder. `Config::check` has vetted `[geocoder]` at load; a
@@ -48,6 +50,7 @@ impl AppState {
             store,
             config,
             crawler,
+            publish_cache: Default::default(),
         }
     }
 

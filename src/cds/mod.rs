@@ -10,6 +10,7 @@ pub mod country;
 pub mod finding;
 pub mod lenient;
 pub mod oauth;
+pub mod origin;
 pub mod validate;
 
 pub use finding::{Finding, Severity};
@@ -168,6 +169,10 @@ entry_fields!(entry_struct! {
         pub id: String,
         pub created: Option<String>,
         pub updated: Option<String>,
+        /// Where a registry's copy came from (`cds_registry_origin`, [`origin`]); `None`
+        /// for the server's own entries.
+        #[serde(default)]
+        pub origin: Option<origin::Origin>,
     } {}
 });
 
@@ -182,6 +187,10 @@ impl CoverageEntry {
             },
             created: str_field(v, "created"),
             updated: str_field(v, "updated"),
+            origin: match origin::Origin::claim(v, None) {
+                origin::Claim::Copy(o) => Some(o),
+                _ => None,
+            },
             entity_name: str_field(v, "entity_name").unwrap_or_default(),
             entity_abbreviation: str_field(v, "entity_abbreviation"),
             country: str_field(v, "country").unwrap_or_default(),

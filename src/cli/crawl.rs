@@ -45,7 +45,7 @@ pub async fn crawl_now(
             );
         }
     }
-    let crawler = Crawler::new(store.clone(), cfg.crawl.clone())?;
+    let crawler = Crawler::new(store.clone(), cfg.crawl_config())?;
     let summary = crawler.run_with_progress("cli", &named, progress).await?;
     store.close().await;
     Ok(summary)

@@ -82,6 +82,8 @@ impl Demo {
              Try:\n  # who serves this point (Monterey County, California)?\n  curl -s '{base}/v1/lookup?lat={:.5}&lon={:.5}'\n\
              \x20 # gas utilities in the US offering OAuth customer-data access\n  curl -s '{base}/v1/entities?country=US&commodity=natural_gas&capability=oauth'\n\
              \x20 # counts per country, commodity, capability, role...\n  curl -s '{base}/v1/facets'\n\
+             \x20 # the registry is a CDS server itself: any CDS client (or registry) reads it\n  \
+             curl -s '{base}/.well-known/cds-server-metadata.json'\n\
              \x20 # write endpoints take the admin token: crawl again now\n  \
              curl -s -X POST '{base}/v1/crawls' -H 'Authorization: Bearer {}'\n\n\
              Press Ctrl-C to stop.\n",
@@ -121,6 +123,13 @@ pub async fn start(opts: DemoOptions) -> anyhow::Result<Demo> {
     cfg.crawl.concurrency = 1;
     cfg.crawl.first_byte_timeout_ms = 3_000;
     let listener = serve::bind(cfg.listen).await?;
+    // The demo speaks CDS itself (README, "The registry as a CDS server"), at the
+    // address it actually got (the port may have been 0).
+    cfg.publish.enabled = true;
+    cfg.publish.base_url = Some(url::Url::parse(&format!(
+        "http://{}",
+        listener.local_addr()?
+    ))?);
     let registry = serve::start(cfg, listener, false).await?;
     let seeds: Vec<Seed> = web.seeds().into_iter().map(Seed::Host).collect();
     registry.state.store.add_hosts(&seeds, "seed").await?;

@@ -91,7 +91,7 @@ pub async fn start_with_role(
 ) -> anyhow::Result<Running> {
     crate::metrics::handle();
     let store = open_store(&cfg).await?;
-    let crawler = Arc::new(Crawler::new(store.clone(), cfg.crawl.clone())?);
+    let crawler = Arc::new(Crawler::new(store.clone(), cfg.crawl_config())?);
     let cfg = Arc::new(cfg);
     let state = AppState::new(store, cfg.clone(), Some(crawler.clone()));
     if role != Role::Crawler {

@@ -10,6 +10,7 @@ use geo::MultiPolygon;
 use super::postings::Field;
 use super::spatial::Spatial;
 use super::*;
+use crate::cds::origin::Origin;
 
 /// Role order of the lookup ranking: the spec's roles by authority, anything else last.
 fn role_rank(role: &str) -> u8 {
@@ -89,7 +90,8 @@ impl SearchIndex {
             "too many entries for u32 positions"
         );
         let terrs = Territories::of(&entries, prev.map(|(old, _)| old));
-        let values = Values::of(&entries, prev);
+        let hidden = shadowed(&entries);
+        let values = Values::of(&entries, prev, hidden.as_deref());
         let spatial = match prev {
             Some((old, _)) => old.spatial.update(terrs.geoms, &terrs.old_terr),
             None => Spatial::build(terrs.geoms),
@@ -99,8 +101,12 @@ impl SearchIndex {
         for (r, &i) in order.iter().enumerate() {
             rank[i as usize] = r as u32;
         }
-        let (terr_offsets, terr_ranks) =
-            ranks_by_territory(&terrs.entry_terr, &order, spatial.terrs.len());
+        let (terr_offsets, terr_ranks) = ranks_by_territory(
+            &terrs.entry_terr,
+            &order,
+            spatial.terrs.len(),
+            hidden.as_deref(),
+        );
         let n_rendered = entries.len();
         SearchIndex {
             entries,
@@ -114,6 +120,7 @@ impl SearchIndex {
             by_rank: order,
             spatial,
             terr_of_key: terrs.of_key,
+            hidden,
             rendered: (0..n_rendered).map(|_| OnceLock::new()).collect(),
         }
     }
@@ -182,8 +189,14 @@ struct Values {
 
 impl Values {
     /// Kept entries (`old_pos[i] != NEW`) copy theirs from `prev`; the others are
-    /// normalised afresh.
-    fn of(entries: &[IndexEntry], prev: Option<(&SearchIndex, &[u32])>) -> Values {
+    /// normalised afresh. A `hidden` entry (a copy shadowed by a better one) gets no
+    /// values, so no filter and no facet finds it; a kept entry that was hidden before
+    /// and is not now is normalised afresh.
+    fn of(
+        entries: &[IndexEntry],
+        prev: Option<(&SearchIndex, &[u32])>,
+        hidden: Option<&[bool]>,
+    ) -> Values {
         let mut v = Values {
             fields: std::array::from_fn(|_| Field::new()),
             text: Vec::with_capacity(entries.len()),
@@ -199,14 +212,29 @@ impl Values {
             None => Vec::new(),
         };
         for (i, e) in entries.iter().enumerate() {
+            if hidden.is_some_and(|h| h[i]) {
+                v.push_hidden();
+                continue;
+            }
             match prev {
-                Some((old, old_pos)) if old_pos[i] != NEW => {
+                Some((old, old_pos))
+                    if old_pos[i] != NEW && !old.is_hidden(old_pos[i] as usize) =>
+                {
                     v.copy(old, old_pos[i] as usize, &mut remap)
                 }
                 _ => v.push(e),
             }
         }
         v
+    }
+
+    /// No values at all: the entry exists (by key and position) but matches nothing.
+    fn push_hidden(&mut self) {
+        for field in &mut self.fields {
+            field.push_entry(std::iter::empty());
+        }
+        self.text.push(String::new());
+        self.entity_keys.push((String::new(), String::new()));
     }
 
     fn copy(&mut self, old: &SearchIndex, o: usize, remap: &mut [Vec<u32>]) {
@@ -246,33 +274,101 @@ fn norm_all(v: &[String]) -> impl Iterator<Item = String> + '_ {
     v.iter().map(|s| norm_value(s))
 }
 
+/// The role an entry ranks by: a registry's copy ranks by the role its origin gave it
+/// (the copy itself says `aggregator`), so a registry answers in the order of the ones it
+/// federates (DESIGN.md, "Federation").
+fn ranking_role(e: &IndexEntry) -> String {
+    match &e.entry.origin {
+        Some(o) if !o.role.trim().is_empty() => norm_value(&o.role),
+        _ => norm_value(&e.entry.role),
+    }
+}
+
 /// Entry positions in lookup order: role, then the smallest (most specific) territory,
-/// then key.
+/// then the fewest registries between the entry and its origin (an original before its
+/// copies), then key.
 fn lookup_order(entries: &[IndexEntry], entry_terr: &[u32], spatial: &Spatial) -> Vec<u32> {
     let mut order: Vec<u32> = (0..entries.len() as u32).collect();
     let area = |i: u32| match entry_terr[i as usize] {
         NO_TERR => f64::INFINITY,
         t => spatial.terrs[t as usize].area,
     };
-    let roles: Vec<u8> = entries
+    let roles: Vec<(u8, usize)> = entries
         .iter()
-        .map(|e| role_rank(&norm_value(&e.entry.role)))
+        .map(|e| {
+            (
+                role_rank(&ranking_role(e)),
+                Origin::hops(e.entry.origin.as_ref()),
+            )
+        })
         .collect();
     order.sort_by(|&a, &b| {
-        roles[a as usize]
-            .cmp(&roles[b as usize])
+        let (ra, ha) = roles[a as usize];
+        let (rb, hb) = roles[b as usize];
+        ra.cmp(&rb)
             .then(area(a).total_cmp(&area(b)))
+            .then(ha.cmp(&hb))
             .then(a.cmp(&b))
     });
     order
 }
 
+/// Per entry: whether a better copy of the same entry is indexed (DESIGN.md,
+/// "Federation"). Entries are the same when they name the same origin server and id
+/// (`cds_registry_origin`; a server's own entry is its own origin); the one shown is the
+/// one with the fewest registries between it and its origin, then the lowest key. `None`
+/// when no entry is a copy, which is every index without federation: nothing to hide.
+pub(super) fn shadowed(entries: &[IndexEntry]) -> Option<Vec<bool>> {
+    if entries.iter().all(|e| e.entry.origin.is_none()) {
+        return None;
+    }
+    fn origin_of(e: &IndexEntry) -> (&str, &str) {
+        match &e.entry.origin {
+            Some(o) => (&o.server, &o.id),
+            None => (&e.server_url, &e.entry.id),
+        }
+    }
+    // Only origins that copies name can have more than one entry: key the map by those.
+    let mut best: HashMap<(&str, &str), usize> = entries
+        .iter()
+        .filter(|e| e.entry.origin.is_some())
+        .map(|e| (origin_of(e), usize::MAX))
+        .collect();
+    let rank = |i: usize| {
+        (
+            Origin::hops(entries[i].entry.origin.as_ref()),
+            entries[i].key,
+        )
+    };
+    for (i, e) in entries.iter().enumerate() {
+        if let Some(b) = best.get_mut(&origin_of(e)) {
+            if *b == usize::MAX || rank(i) < rank(*b) {
+                *b = i;
+            }
+        }
+    }
+    let mut hidden = vec![false; entries.len()];
+    for (i, e) in entries.iter().enumerate() {
+        if best.get(&origin_of(e)).is_some_and(|&b| b != i) {
+            hidden[i] = true;
+        }
+    }
+    Some(hidden)
+}
+
 /// Territory -> ranks of its entries, ascending, in CSR form (offsets, ranks): walking by
 /// rank fills each list in order.
-fn ranks_by_territory(entry_terr: &[u32], order: &[u32], nterr: usize) -> (Vec<u32>, Vec<u32>) {
+/// Hidden entries are left out: no point or geometry finds them.
+fn ranks_by_territory(
+    entry_terr: &[u32],
+    order: &[u32],
+    nterr: usize,
+    hidden: Option<&[bool]>,
+) -> (Vec<u32>, Vec<u32>) {
+    let shown = |i: usize| hidden.is_none_or(|h| !h[i]);
     let mut counts = vec![0u32; nterr + 1];
-    for &t in entry_terr {
-        if t != NO_TERR {
+    for (i, &t) in entry_terr.iter().enumerate() {
+        if t != NO_TERR && shown(i) {
             counts[t as usize + 1] += 1;
         }
     }
@@ -284,7 +380,7 @@ fn ranks_by_territory(entry_terr: &[u32], order: &[u32], nterr: usize) -> (Vec<u
     let mut terr_ranks = vec![0u32; terr_offsets[nterr] as usize];
     for (r, &i) in order.iter().enumerate() {
         let t = entry_terr[i as usize];
-        if t != NO_TERR {
+        if t != NO_TERR && shown(i as usize) {
             terr_ranks[fill[t as usize] as usize] = r as u32;
             fill[t as usize] += 1;
         }

@@ -211,6 +211,9 @@ pub struct SearchIndex {
     /// Territory key -> territory id: lets [`SearchIndex::update`] find the territories it
     /// can reuse.
     terr_of_key: HashMap<build::TerrKey, u32>,
+    /// Per entry: a better copy of the same entry is indexed, so no query returns this one
+    /// (`None`: no entry is hidden). See `build::shadowed` and DESIGN.md, "Federation".
+    hidden: Option<Vec<bool>>,
     /// Per entry: its response row, rendered on first use ([`SearchIndex::rendered`]).
     rendered: Vec<OnceLock<Box<str>>>,
 }
@@ -273,6 +276,13 @@ impl SearchIndex {
             NO_TERR => None,
             t => Some(self.spatial.terrs[t as usize].area),
         }
+    }
+
+    /// Is entry `i` hidden by a better copy of the same entry (DESIGN.md, "Federation")?
+    /// A hidden entry keeps its key and position (its geometry stays reachable) but no
+    /// search, lookup or facet returns or counts it.
+    pub fn is_hidden(&self, i: usize) -> bool {
+        self.hidden.as_ref().is_some_and(|h| h[i])
     }
 
     fn terr_ranks(&self, t: u32) -> &[u32] {
@@ -438,7 +448,12 @@ impl SearchIndex {
                 }
             });
         }
-        let mut out = cand.unwrap_or_else(|| (0..n as u32).collect());
+        let mut out = cand.unwrap_or_else(|| match &self.hidden {
+            None => (0..n as u32).collect(),
+            // Hidden entries have no values and no territory ranks, so every other path
+            // already leaves them out; "everything" must too.
+            Some(h) => (0..n as u32).filter(|&i| !h[i as usize]).collect(),
+        });
         if !q.tokens.is_empty() {
             out.retain(|&i| self.text_matches(i as usize, &q.tokens));
         }

@@ -997,13 +997,28 @@ fn random_entry(rng: &mut rand::rngs::StdRng, key: i64, next_terr: &mut i64) -> 
             *next_terr
         })
     });
+    let server_id = rng.random_range(1..6);
+    // Now and then a registry's copy of an entry, often of one that is indexed itself or
+    // copied by others too, so that copies hide each other and come back as they change.
+    let origin = rng.random_bool(0.3).then(|| crate::cds::origin::Origin {
+        server: format!("https://s{}/m.json", rng.random_range(1..6)),
+        id: format!("e{}", 3 * rng.random_range(1..12)),
+        role: pick(rng, &["authoritative", "official"], 1)
+            .pop()
+            .unwrap_or_default(),
+        capabilities: vec![],
+        via: (0..rng.random_range(0..3))
+            .map(|i| format!("https://r{i}/m.json"))
+            .collect(),
+    });
     IndexEntry {
         key,
-        server_id: rng.random_range(1..6),
-        server_url: String::new(),
+        server_id,
+        server_url: format!("https://s{server_id}/m.json"),
         server_name: String::new(),
         entry: CoverageEntry {
             id: format!("e{key}"),
+            origin,
             country: pick(rng, &["US", "ca", "DE"], 1).pop().unwrap_or_default(),
             commodity_types: pick(rng, &["electricity", "natural_gas", "water"], 2),
             role: pick(rng, &["authoritative", "official", "aggregator", "x"], 1)
@@ -1224,4 +1239,91 @@ fn update_from_and_to_empty() {
         gone.lookup(5.0, 5.0, &Filter::default()),
         Vec::<usize>::new()
     );
+}
+
+/// Copies of one entry (the same `cds_registry_origin` server and id, or the original
+/// itself) are answered once: the original before its copies, fewer registries between
+/// a copy and its origin first, then the lowest key. A copy ranks by its origin's role.
+/// When the shown one leaves, the next copy takes its place, in an update as in a build.
+#[test]
+fn copies_of_one_entry_are_answered_once_the_original_first() {
+    use crate::cds::origin::Origin;
+    const U: &str = "https://utility.example/.well-known/cds-server-metadata.json";
+    const V: &str = "https://other.example/.well-known/cds-server-metadata.json";
+    let square = terr(vec![rect(0.0, 0.0, 1.0, 1.0)]);
+    let original = entry(1, |e| {
+        e.server_url = U.into();
+        e.entry.id = "x".into();
+        e.entry.role = "authoritative".into();
+        e.territory = square.clone();
+    });
+    let copy = |key: i64, hops: usize, of: (&str, &str)| {
+        entry(key, |e| {
+            e.server_id = 2;
+            e.server_url = "https://registry.example/m.json".into();
+            e.entry.role = "aggregator".into();
+            e.entry.origin = Some(Origin {
+                server: of.0.into(),
+                id: of.1.into(),
+                role: "authoritative".into(),
+                capabilities: vec![],
+                via: (0..hops).map(|i| format!("https://r{i}/m.json")).collect(),
+            });
+            e.territory = square.clone();
+        })
+    };
+    let others = vec![
+        copy(2, 1, (U, "x")),
+        copy(3, 2, (U, "x")),
+        copy(4, 2, (V, "y")),
+        copy(5, 1, (V, "y")),
+    ];
+    // A plain aggregator entry of another server, and an official one: a copy of an
+    // authoritative entry ranks before both.
+    let aggregator = entry(6, |e| {
+        e.server_id = 3;
+        e.entry.role = "aggregator".into();
+        e.territory = square.clone();
+    });
+    let official = entry(7, |e| {
+        e.server_id = 4;
+        e.territory = square.clone();
+    });
+    let mut all = vec![original];
+    all.extend(others.clone());
+    all.extend([aggregator, official]);
+    let idx = SearchIndex::build(all.clone());
+    let none = Filter::default();
+    assert_eq!(keys(&idx, &idx.lookup(0.5, 0.5, &none)), [1, 5, 7, 6]);
+    assert_eq!(keys(&idx, &idx.search(&none)), [1, 5, 6, 7]);
+    assert_eq!(
+        keys(
+            &idx,
+            &idx.intersecting(&Geometry::Point(Point::new(0.5, 0.5)), &none)
+        ),
+        [1, 5, 7, 6]
+    );
+    let batch = idx.lookup_batch_csr(&[[0.5, 0.5]], &none);
+    assert_eq!(batch.get(0).len(), 4);
+    let hidden: Vec<i64> = (0..idx.len())
+        .filter(|&i| idx.is_hidden(i))
+        .map(|i| idx.entry(i).key)
+        .collect();
+    assert_eq!(hidden, [2, 3, 4]);
+    // Facets count what searches return: the two hidden copies of `x` and one of `y`
+    // count nowhere.
+    assert_eq!(
+        idx.facets(&none).role,
+        counts(&[("aggregator", 2), ("authoritative", 1), ("official", 1)])
+    );
+    // A hidden entry keeps its key: its territory is still there by key.
+    assert!(idx.territory_of(3).is_some());
+
+    // The original leaves: its nearest copy (one hop, key 2) is answered in its place,
+    // and the update agrees with a build of what is left.
+    let upd = idx.update(|e| e.key == 1, vec![]);
+    assert_eq!(keys(&upd, &upd.lookup(0.5, 0.5, &none)), [2, 5, 7, 6]);
+    let rest: Vec<IndexEntry> = all.into_iter().filter(|e| e.key != 1).collect();
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(18);
+    assert_same_answers(&upd, &SearchIndex::build(rest), &mut rng, 0);
 }

@@ -204,6 +204,21 @@ impl Store {
         Ok(r.try_get("m")?)
     }
 
+    /// When the first and the newest change-log rows were written (ms since the epoch);
+    /// `None` while the log is empty. The published metadata's `created` and `updated`.
+    /// Both read one row by primary key, however long the log.
+    pub async fn change_span_ms(&self) -> Result<Option<(i64, i64)>> {
+        let r = sqlx::query(
+            "SELECT (SELECT at_ms FROM changes ORDER BY seq ASC LIMIT 1) AS first_ms, \
+                    (SELECT at_ms FROM changes ORDER BY seq DESC LIMIT 1) AS last_ms",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let first: Option<i64> = r.try_get("first_ms")?;
+        let last: Option<i64> = r.try_get("last_ms")?;
+        Ok(first.zip(last))
+    }
+
     /// Server ids touched by changes after `after` (None: a change without a server,
     /// e.g. a host moved — the caller reloads everything then).
     pub async fn changed_servers_after(&self, after: i64) -> Result<Vec<Option<i64>>> {

@@ -456,8 +456,8 @@ impl Commit<'_> {
             head: "INSERT INTO coverage_entries (server_id, entry_id, position, page_url, created, updated, \
                    entity_name, entity_abbreviation, country, name, description, entry_type, role, \
                    infrastructure_types, commodity_types, capabilities, map_resource, map_content_type, \
-                   geojson_resource, territory_id, raw_json, content_hash)",
-            cols: 22,
+                   geojson_resource, territory_id, raw_json, content_hash, origin)",
+            cols: 23,
             tail: "ON CONFLICT (server_id, entry_id) DO UPDATE SET \
                    position = excluded.position, page_url = excluded.page_url, created = excluded.created, \
                    updated = excluded.updated, entity_name = excluded.entity_name, \
@@ -466,7 +466,8 @@ impl Commit<'_> {
                    infrastructure_types = excluded.infrastructure_types, commodity_types = excluded.commodity_types, \
                    capabilities = excluded.capabilities, map_resource = excluded.map_resource, \
                    map_content_type = excluded.map_content_type, geojson_resource = excluded.geojson_resource, \
-                   territory_id = excluded.territory_id, raw_json = excluded.raw_json, content_hash = excluded.content_hash",
+                   territory_id = excluded.territory_id, raw_json = excluded.raw_json, content_hash = excluded.content_hash, \
+                   origin = excluded.origin",
         }
         .write(&mut self.tx, self.max_binds, rows, |q, (pos, e)| {
             let territory_id = e
@@ -496,6 +497,7 @@ impl Commit<'_> {
                 .bind(territory_id)
                 .bind(e.raw_json.as_str())
                 .bind(e.content_hash.as_str())
+                .bind(en.origin.as_ref().map(|o| serde_json::to_string(o).unwrap_or_default()))
         })
         .await
     }

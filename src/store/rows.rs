@@ -54,7 +54,7 @@ macro_rules! entry_cols {
     () => {
         "e.entry_id, e.created, e.updated, e.entity_name, e.entity_abbreviation, e.country, e.name, \
          e.description, e.entry_type, e.role, e.infrastructure_types, e.commodity_types, e.capabilities, \
-         e.map_resource, e.map_content_type, e.geojson_resource"
+         e.map_resource, e.map_content_type, e.geojson_resource, e.origin"
     };
 }
 pub(super) use entry_cols;
@@ -68,6 +68,11 @@ impl<'r> FromRow<'r, AnyRow> for CoverageEntry {
             id: r.try_get("entry_id")?,
             created: r.try_get("created")?,
             updated: r.try_get("updated")?,
+            // Written by the crawler from a parsed `Origin`; a row it cannot read is
+            // taken as the server's own entry (it then ranks as an original).
+            origin: r
+                .try_get::<Option<String>, _>("origin")?
+                .and_then(|s| serde_json::from_str(&s).ok()),
             entity_name: r.try_get("entity_name")?,
             entity_abbreviation: r.try_get("entity_abbreviation")?,
             country: r.try_get("country")?,

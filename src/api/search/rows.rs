@@ -36,6 +36,10 @@ entry_fields!(entry_struct! {
         /// Path of the territory as GeoJSON, when the entry has one.
         pub geometry: Option<String>,
         pub server: ServerBrief,
+        /// Where the entry came from when `server` is a registry re-publishing it
+        /// (`cds_registry_origin`: origin server and id, its role and capabilities there,
+        /// the registries it passed through); `null` for a server's own entry.
+        pub origin: Option<crate::cds::origin::Origin>,
     }
 });
 
@@ -64,6 +68,7 @@ pub fn row(index: &SearchIndex, i: usize) -> CoverageRow {
                 url: e.server_url.clone(),
                 name: e.server_name.clone(),
             },
+            origin: en.origin.clone(),
         }
     })
 }

@@ -44,6 +44,7 @@ pub use transport::{
     finding_auth_required, finding_geo_fetch, finding_http_upgraded, finding_ids_filter,
     finding_legacy_path, finding_lenient_json, finding_oauth_fetch, finding_page_cap,
     finding_page_fetch, finding_page_loop, finding_plain_http, finding_redirect,
+    finding_registry_loop,
 };
 
 /// Every rule id the registry reports.
@@ -137,6 +138,11 @@ pub mod rules {
     pub const COV_IDS_FILTER: &str = "COV-IDS-FILTER";
     /// The `oauth_metadata` document could not be fetched or read.
     pub const OAUTH_FETCH: &str = "OAUTH-FETCH";
+
+    // Federation, the registry's own extension (CDS-SPEC-NOTES §8).
+    /// Copies that came back through this registry, or passed through too many, are not
+    /// imported.
+    pub const REG_LOOP: &str = "REG-LOOP";
 }
 
 /// Where a metadata document came from, for the checks that depend on transport.

@@ -125,6 +125,27 @@ fn failure_text(class: &str, status: Option<u16>, detail: &str) -> String {
     }
 }
 
+/// REG-LOOP (info): `n` coverage entries of the server at `url` are copies that name
+/// this registry in `cds_registry_origin.via`, or passed through more than
+/// [`crate::cds::origin::MAX_VIA`] registries; `first` is where the first one is. They are
+/// not imported, so registries that crawl each other do not multiply entries
+/// (CDS-SPEC-NOTES §8).
+pub fn finding_registry_loop(first_page: &str, first_pointer: &str, n: usize) -> Finding {
+    Finding::new(
+        rules::REG_LOOP,
+        Severity::Info,
+        first_page,
+        format!("{first_pointer}/{}", crate::cds::origin::ORIGIN_FIELD),
+        format!(
+            "{n} coverage entr{} came back through this registry or passed through more than {} registries (`{}.via`); not imported again",
+            if n == 1 { "y" } else { "ies" },
+            crate::cds::origin::MAX_VIA,
+            crate::cds::origin::ORIGIN_FIELD,
+        ),
+    )
+    .actual(format!("{n} looped entries"))
+}
+
 /// COV-PAGE-FETCH (error): a coverage page could not be fetched or read (WG1-01 §8.1,
 /// CDS-SPEC-NOTES §5a). `url` is the page; the listing is incomplete, so no entry of
 /// this server is treated as removed.

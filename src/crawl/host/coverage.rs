@@ -9,6 +9,7 @@ use url::Url;
 
 use super::server::Gathered;
 use super::{failure_marker, HostCrawler};
+use crate::cds::origin::{Claim, Origin};
 use crate::cds::validate::{self, EntryRef};
 use crate::cds::{MetadataView, CAP_COVERAGE};
 use crate::crawl::fetch::{DocKind, FetchError};
@@ -126,6 +127,27 @@ impl HostCrawler<'_> {
             next,
         })
     }
+}
+
+/// The entries this registry imports: all but copies of its own entries coming back
+/// through another registry, and copies that passed through too many registries
+/// ([`Claim::Loop`], DESIGN.md "Federation"). Those are reported once per server.
+pub(super) fn importable<'a>(
+    refs: Vec<EntryRef<'a>>,
+    self_url: Option<&str>,
+    findings: &mut Vec<crate::cds::Finding>,
+) -> Vec<EntryRef<'a>> {
+    let (kept, looped): (Vec<_>, Vec<_>) = refs
+        .into_iter()
+        .partition(|r| Origin::claim(r.entry, self_url) != Claim::Loop);
+    if let Some(first) = looped.first() {
+        findings.push(validate::finding_registry_loop(
+            first.page_url,
+            &first.pointer(),
+            looped.len(),
+        ));
+    }
+    kept
 }
 
 /// Every entry of every page, in listing order, borrowed from the pages (not copied:

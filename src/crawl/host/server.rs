@@ -8,7 +8,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use url::Url;
 
-use super::coverage::{entry_refs, Listing};
+use super::coverage::{entry_refs, importable, Listing};
 use super::territories::{entry_records, hash_territories, territory_urls};
 use super::{blocked_finding, dedup_findings, sha256_hex, HostCrawler, ServerResult};
 use crate::cds::lenient::{self, Parsed};
@@ -141,6 +141,11 @@ impl HostCrawler<'_> {
         let oauth = self
             .server_oauth(meta_url, view, &refs, &listing, &mut g)
             .await?;
+        let refs = importable(
+            refs,
+            self.ctx.cfg.self_metadata_url.as_deref(),
+            &mut g.findings,
+        );
         let geo_urls = territory_urls(&refs);
         let mut territories = self.territories(&geo_urls, &mut g).await?;
         let (entries, new_territories) = entry_records(&refs, &mut territories, &mut g.findings);
