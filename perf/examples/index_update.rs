@@ -134,14 +134,24 @@ fn entry(key: i64, terr_id: i64, poly: Polygon<f64>, name: &str) -> IndexEntry {
         server_id: 1,
         server_url: "https://aggregator.example/.well-known/cds-server-metadata.json".into(),
         server_name: "Aggregator".into(),
+        // A conforming entry (WG1-01 §4), so that the federation part publishes it.
         entry: CoverageEntry {
             id: format!("e{key}"),
+            created: Some("2024-01-01T00:00:00Z".into()),
+            updated: Some(format!(
+                "2024-01-01T{:02}:{:02}:{:02}Z",
+                (key / 3600) % 24,
+                (key / 60) % 60,
+                key % 60
+            )),
             entity_name: format!("{name} {key}"),
             name: format!("Service area {key}"),
             country: "US".into(),
-            kind: "service_territory".into(),
+            kind: "geographic".into(),
             role: "aggregator".into(),
+            infrastructure_types: vec!["distribution_utility".into()],
             commodity_types: vec![if key % 3 == 0 { "water" } else { "electricity" }.into()],
+            geojson_resource: Some(format!("https://aggregator.example/t/{key}.json")),
             ..CoverageEntry::default()
         },
         territory_id: Some(terr_id),
