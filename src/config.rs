@@ -251,7 +251,7 @@ impl Config {
     pub fn check(&self) -> anyhow::Result<()> {
         check_schedule(&self.crawl.schedule)?;
         self.geocoder.check()?;
-        self.publish.check()?;
+        self.publish.check(self.listen)?;
         if self.crawl.max_documents_ceiling < self.crawl.max_documents_per_host {
             anyhow::bail!(
                 "crawl.max_documents_ceiling ({}) is below crawl.max_documents_per_host ({}); \
@@ -280,7 +280,7 @@ impl Config {
     /// published URL, so it does not import its own entries back (DESIGN.md, "Federation").
     pub fn crawl_config(&self) -> CrawlConfig {
         CrawlConfig {
-            self_metadata_url: self.publish.metadata_url(),
+            self_metadata_url: self.publish.at(self.listen).metadata_url(),
             ..self.crawl.clone()
         }
     }

@@ -48,7 +48,8 @@ pub struct PublishConfig {
     /// Serve `/.well-known/cds-server-metadata.json` and the coverage listing.
     pub enabled: bool,
     /// The registry's public base URL, as clients reach it (`https://registry.example`):
-    /// every URL in the published documents starts with it. Required when `enabled`.
+    /// every URL in the published documents starts with it. Unset: `http://` + the
+    /// address the registry listens on, when that is a specific one.
     pub base_url: Option<Url>,
     /// Metadata `name` and `description` (WG1-01 §2).
     pub name: String,
@@ -83,25 +84,29 @@ impl Default for PublishConfig {
 }
 
 impl PublishConfig {
-    /// Checks run at configuration load: an enabled `[publish]` without a usable
-    /// `base_url` stops the start, not a client.
-    pub fn check(&self) -> anyhow::Result<()> {
+    /// Checks run at configuration load, so a bad `[publish]` stops the start, not a
+    /// client. Without `base_url`, the registry publishes at `http://` + the address it
+    /// listens on ([`PublishConfig::at`]), which needs a specific one: behind `0.0.0.0`
+    /// no client-reachable URL can be guessed.
+    pub fn check(&self, listen: std::net::SocketAddr) -> anyhow::Result<()> {
         if !self.enabled {
             return Ok(());
         }
-        let Some(base) = &self.base_url else {
-            anyhow::bail!(
-                "publish.enabled needs publish.base_url, the registry's public URL as clients \
-                 reach it (e.g. https://registry.example.org); every published link starts with it"
-            );
-        };
-        anyhow::ensure!(
-            matches!(base.scheme(), "http" | "https")
-                && base.host().is_some()
-                && base.query().is_none()
-                && base.fragment().is_none(),
-            "publish.base_url must be an http(s) URL without query or fragment, got {base}"
-        );
+        match &self.base_url {
+            None => anyhow::ensure!(
+                !listen.ip().is_unspecified(),
+                "publish.enabled with `listen` on {listen} needs publish.base_url, the registry's \
+                 public URL as clients reach it (e.g. https://registry.example.org); every \
+                 published link starts with it"
+            ),
+            Some(base) => anyhow::ensure!(
+                matches!(base.scheme(), "http" | "https")
+                    && base.host().is_some()
+                    && base.query().is_none()
+                    && base.fragment().is_none(),
+                "publish.base_url must be an http(s) URL without query or fragment, got {base}"
+            ),
+        }
         anyhow::ensure!(
             (1..=self.max_page_size).contains(&self.page_size),
             "publish.page_size must be 1..=publish.max_page_size ({}), got {}",
@@ -109,6 +114,16 @@ impl PublishConfig {
             self.page_size
         );
         Ok(())
+    }
+
+    /// This configuration for a registry listening on `addr`: without `base_url`, it
+    /// publishes at `http://addr` (a specific address and port; else nothing is filled).
+    pub fn at(&self, addr: std::net::SocketAddr) -> PublishConfig {
+        let mut c = self.clone();
+        if c.base_url.is_none() && !addr.ip().is_unspecified() && addr.port() != 0 {
+            c.base_url = Url::parse(&format!("http://{addr}")).ok();
+        }
+        c
     }
 
     /// `base_url` without a trailing slash, when publishing is on.
@@ -426,16 +441,29 @@ mod tests {
     }
 
     #[test]
-    fn an_enabled_publish_needs_a_base_url() {
+    fn an_enabled_publish_needs_a_base_url_or_a_specific_address() {
+        let any: std::net::SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        let local: std::net::SocketAddr = "127.0.0.1:8080".parse().unwrap();
         let mut c = PublishConfig {
             enabled: true,
             ..Default::default()
         };
-        assert!(c.check().unwrap_err().to_string().contains("base_url"));
+        assert!(c.check(any).unwrap_err().to_string().contains("base_url"));
+        c.check(local).unwrap();
+        assert_eq!(
+            c.at(local).metadata_url().unwrap(),
+            "http://127.0.0.1:8080/.well-known/cds-server-metadata.json"
+        );
+        assert_eq!(c.at(any).metadata_url(), None);
         c.base_url = Some(Url::parse("ftp://x/").unwrap());
-        assert!(c.check().is_err());
+        assert!(c.check(local).is_err());
         c.base_url = Some(Url::parse("https://registry.example/").unwrap());
-        c.check().unwrap();
+        c.check(any).unwrap();
+        assert_eq!(
+            c.at(local).base_url,
+            c.base_url,
+            "a configured base_url wins"
+        );
         assert_eq!(
             c.metadata_url().unwrap(),
             "https://registry.example/.well-known/cds-server-metadata.json"

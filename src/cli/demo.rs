@@ -124,12 +124,8 @@ pub async fn start(opts: DemoOptions) -> anyhow::Result<Demo> {
     cfg.crawl.first_byte_timeout_ms = 3_000;
     let listener = serve::bind(cfg.listen).await?;
     // The demo speaks CDS itself (README, "The registry as a CDS server"), at the
-    // address it actually got (the port may have been 0).
+    // address it is bound to.
     cfg.publish.enabled = true;
-    cfg.publish.base_url = Some(url::Url::parse(&format!(
-        "http://{}",
-        listener.local_addr()?
-    ))?);
     let registry = serve::start(cfg, listener, false).await?;
     let seeds: Vec<Seed> = web.seeds().into_iter().map(Seed::Host).collect();
     registry.state.store.add_hosts(&seeds, "seed").await?;

@@ -90,6 +90,10 @@ pub async fn start_with_role(
     background: bool,
 ) -> anyhow::Result<Running> {
     crate::metrics::handle();
+    // Published links name the address actually bound (`listen` may give port 0) unless
+    // `publish.base_url` says otherwise.
+    let mut cfg = cfg;
+    cfg.publish = cfg.publish.at(listener.local_addr()?);
     let store = open_store(&cfg).await?;
     let crawler = Arc::new(Crawler::new(store.clone(), cfg.crawl_config())?);
     let cfg = Arc::new(cfg);

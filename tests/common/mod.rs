@@ -297,14 +297,8 @@ pub fn test_config(db: &TestDb, allow_http: Vec<String>) -> Config {
 
 /// A registry with role `all` on a loopback port, without background tasks: the test
 /// drives the crawls.
-/// With `publish.enabled` and no `base_url`, the registry publishes at the address it
-/// got.
-pub async fn start_registry(mut cfg: Config) -> Running {
+pub async fn start_registry(cfg: Config) -> Running {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    if cfg.publish.enabled && cfg.publish.base_url.is_none() {
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        cfg.publish.base_url = Some(base.parse().unwrap());
-    }
     serve::start(cfg, listener, false).await.unwrap()
 }
 
