@@ -134,6 +134,12 @@ pub struct CrawlConfig {
     /// more is finding `GEO-TOO-COSTLY` and no territory.
     pub geojson_budget_ms: u64,
     pub max_oauth_bytes: u64,
+    /// How long a territory is used without asking its server again when none of the
+    /// entries linking it changed (same entry JSON, same stored territory): an unchanged
+    /// re-crawl of a 100,000-entry aggregator then reads its pages, not 100,000 GeoJSON
+    /// documents. Past it, the territory is revalidated with a conditional request. 0:
+    /// every crawl revalidates every territory.
+    pub territory_max_age_secs: u64,
     /// Coverage pages followed per listing before the listing counts as endless
     /// (`COV-PAGE-CAP`). The default admits a 100,000-entry aggregator on pages of 100.
     pub max_pages: usize,
@@ -203,6 +209,7 @@ impl Default for CrawlConfig {
             max_territory_vertices: 1_000_000,
             geojson_budget_ms: 10_000,
             max_oauth_bytes: 1 << 20,
+            territory_max_age_secs: 24 * 3600,
             max_pages: 1_000,
             max_related_depth: 4,
             max_documents_per_host: 5_000,

@@ -12,11 +12,13 @@ use cds_registry::config::CrawlConfig;
 use cds_registry::crawl::Crawler;
 use cds_registry::seeds::Seed;
 use cds_registry::store::{FindingFilter, Store};
-use cds_testkit::aggregator::publish_aggregator;
+use cds_testkit::aggregator::{geo_path, publish_aggregator};
 use cds_testkit::FixtureServer;
 use common::{test_config, Backend, TestDb};
 
 both_backends!(
+    an_unchanged_recrawl_asks_only_for_what_may_have_changed,
+    a_replica_catches_up_with_a_few_changed_entries,
     a_listing_over_the_old_document_default_is_crawled_whole,
     a_listing_beyond_the_document_ceiling_is_refused,
     a_host_over_the_byte_ceiling_is_refused,
@@ -65,6 +67,17 @@ impl Env {
             .unwrap();
         let host = common::host_by_seed(&self.store, &self.server.host()).await;
         (run.outcomes[0].1.to_string(), host.last_detail)
+    }
+
+    /// The stored territory id of entry `id` (a new one when its territory changed).
+    async fn territory_id_of(&self, id: &str) -> Option<i64> {
+        let servers = self.store.list_servers().await.unwrap();
+        let entries = self.store.server_entries(servers[0].id).await.unwrap();
+        entries
+            .iter()
+            .find(|x| x.entry.id == id)
+            .unwrap()
+            .territory_id
     }
 
     fn territory_requests(&self) -> usize {
@@ -160,4 +173,133 @@ async fn a_host_over_the_byte_ceiling_is_refused(backend: Backend) {
         (counts.servers, counts.entries, counts.territories),
         (0, 0, 0)
     );
+}
+
+/// `crawl.territory_max_age_secs` (issue 17): an unchanged re-crawl reads the listing but
+/// asks for no territory whose entries did not change; a changed entry's territory is
+/// asked for; once the stored territories are older than the limit, all of them are
+/// revalidated (304s), and a territory that changed without its entry is read then.
+async fn an_unchanged_recrawl_asks_only_for_what_may_have_changed(backend: Backend) {
+    const N: usize = 300;
+    let e = env(backend, [127, 0, 0, 143], N, 100, |c| {
+        c.territory_max_age_secs = CrawlConfig::default().territory_max_age_secs;
+    })
+    .await;
+    let first = e.crawl().await;
+    assert_eq!(first.0, "ok", "{first:?}");
+    assert_eq!(e.territory_requests(), N);
+    let stored = e.store.counts().await.unwrap();
+
+    // Nothing changed: the pages are asked for (304), no territory is.
+    let run = e.crawler.run("test", &[e.server.host()]).await.unwrap();
+    assert_eq!(run.outcomes[0].1.to_string(), "ok");
+    assert_eq!(e.territory_requests(), N, "no territory asked for again");
+    assert_eq!(run.servers_changed, 0);
+    assert_eq!(e.store.counts().await.unwrap(), stored);
+
+    // One entry changes: only its territory is asked for.
+    e.server.update_json("/cds/coverage?page=1", |v| {
+        v["coverage_entries"][0]["name"] = "Renamed territory 0".into();
+    });
+    // Its territory changes too, and so does entry 1's, without entry 1 changing.
+    for i in [0, 1] {
+        e.server.update_json(&geo_path(i), |v| {
+            v["geometry"]["coordinates"][0][2][0] =
+                (v["geometry"]["coordinates"][0][2][0].as_f64().unwrap() + 0.0005).into();
+        });
+    }
+    let seen = e.server.requests().len();
+    e.crawl().await;
+    let asked: Vec<String> = e
+        .server
+        .requests()
+        .iter()
+        .skip(seen)
+        .map(|r| r.path.clone())
+        .collect();
+    let territories: Vec<&String> = asked.iter().filter(|p| p.starts_with("/t/")).collect();
+    assert_eq!(territories, [&geo_path(0)], "{asked:?}");
+    let entry1_before = e.territory_id_of("e1").await;
+
+    // The stored territories age past the limit: every one is revalidated, and entry 1's
+    // changed territory is read.
+    sqlx::query("UPDATE documents SET fetched_ms = fetched_ms - $1")
+        .bind(2 * 1000 * CrawlConfig::default().territory_max_age_secs as i64)
+        .execute(e.store.pool())
+        .await
+        .unwrap();
+    let before = e.territory_requests();
+    e.crawl().await;
+    assert_eq!(e.territory_requests() - before, N, "all revalidated");
+    assert_ne!(
+        e.territory_id_of("e1").await,
+        entry1_before,
+        "entry 1's new territory read"
+    );
+}
+
+/// A replica's catch-up after a crawl that changed a few entries of a large server reads
+/// only those entries (issue 17; the choice itself is unit-tested in `index::live`), and
+/// ends with the index a full reload makes: renamed, removed and re-territoried entries
+/// alike.
+async fn a_replica_catches_up_with_a_few_changed_entries(backend: Backend) {
+    use cds_registry::index::live::LiveIndex;
+    use cds_registry::index::Filter;
+    const N: usize = 300;
+    let e = env(backend, [127, 0, 0, 144], N, 100, |_| {}).await;
+    e.crawl().await;
+    let replica = LiveIndex::new(e.store.clone());
+    replica.catch_up().await.unwrap();
+    assert_eq!(replica.index().len(), N);
+
+    e.server.update_json("/cds/coverage?page=1", |v| {
+        v["coverage_entries"][0]["name"] = "Renamed territory 0".into();
+    });
+    e.server.update_json("/cds/coverage?page=3", |v| {
+        v["coverage_entries"].as_array_mut().unwrap().pop();
+    });
+    e.server.update_json(&geo_path(5), |v| {
+        v["geometry"]["coordinates"][0][2][0] =
+            (v["geometry"]["coordinates"][0][2][0].as_f64().unwrap() + 0.0005).into();
+    });
+    let (outcome, _) = e.crawl().await;
+    assert_eq!(outcome, "ok");
+    assert!(
+        replica.catch_up().await.unwrap().is_some(),
+        "the replica saw the change"
+    );
+
+    let fresh = LiveIndex::new(e.store.clone());
+    fresh.reload_index().await.unwrap();
+    let (a, b) = (replica.index(), fresh.index());
+    let view = |i: &cds_registry::index::SearchIndex| {
+        i.entries()
+            .iter()
+            .map(|x| {
+                (
+                    x.key,
+                    x.entry.name.clone(),
+                    x.territory_id,
+                    x.territory.clone(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(view(&a), view(&b));
+    assert_eq!(a.len(), N - 1);
+    assert!(a
+        .entries()
+        .iter()
+        .any(|x| x.entry.name == "Renamed territory 0"));
+    // Lookups agree at the corner of every territory's square and inside it.
+    let none = Filter::default();
+    for i in 0..N {
+        let (x, y) = ((i % 400) as f64, (i / 400) as f64);
+        let (lon, lat) = (-120.0 + x * 0.01 + 0.0045, 30.0 + y * 0.01 + 0.0045);
+        assert_eq!(
+            a.lookup(lon, lat, &none),
+            b.lookup(lon, lat, &none),
+            "entry {i}"
+        );
+    }
 }

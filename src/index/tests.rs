@@ -16,7 +16,9 @@ fn terr(polys: Vec<Polygon<f64>>) -> Option<Arc<MultiPolygon<f64>>> {
     Some(Arc::new(MultiPolygon(polys)))
 }
 
-fn entry(key: i64, f: impl FnOnce(&mut IndexEntry)) -> IndexEntry {
+/// An entry of server 1 with a few fields set, changed by `f` (also used by `live`'s
+/// tests).
+pub(super) fn entry(key: i64, f: impl FnOnce(&mut IndexEntry)) -> IndexEntry {
     let mut e = IndexEntry {
         key,
         server_id: 1,

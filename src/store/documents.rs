@@ -14,6 +14,9 @@ pub struct Validators {
     pub etag: Option<String>,
     pub last_modified: Option<String>,
     pub content_hash: String,
+    /// When the document was last fetched or revalidated (a 200 or a 304), ms since the
+    /// epoch: how fresh the stored copy is.
+    pub fetched_ms: i64,
 }
 
 #[derive(FromRow)]
@@ -25,10 +28,11 @@ struct DocumentValidators {
 
 impl Store {
     pub async fn validators(&self) -> Result<HashMap<String, Validators>> {
-        let rows: Vec<DocumentValidators> =
-            sqlx::query_as("SELECT url, etag, last_modified, content_hash FROM documents")
-                .fetch_all(&self.pool)
-                .await?;
+        let rows: Vec<DocumentValidators> = sqlx::query_as(
+            "SELECT url, etag, last_modified, content_hash, fetched_ms FROM documents",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows.into_iter().map(|d| (d.url, d.validators)).collect())
     }
 

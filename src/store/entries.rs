@@ -7,6 +7,7 @@ use serde::Serialize;
 use sqlx::{FromRow, Row};
 
 use super::rows::{entry_cols, JsonDoc, JsonList};
+use super::sql::{rows_per_statement, Marks, SQLITE_MAX_BINDS};
 use super::{Result, Store};
 use crate::cds::CoverageEntry;
 
@@ -90,6 +91,22 @@ impl Store {
         .await?)
     }
 
+    /// The stored entries of the server at `server_url`: entry id -> content hash (the
+    /// hash of its JSON and its territory's, see `EntryRecord::content_hash`).
+    pub async fn stored_entry_hashes(
+        &self,
+        server_url: &str,
+    ) -> Result<std::collections::HashMap<String, String>> {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT e.entry_id, e.content_hash FROM coverage_entries e \
+             JOIN servers s ON s.id = e.server_id WHERE s.url = $1",
+        )
+        .bind(server_url)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().collect())
+    }
+
     pub async fn server_entries(&self, server_id: i64) -> Result<Vec<EntryRow>> {
         Ok(sqlx::query_as(concat!(
             "SELECT e.id, e.server_id, e.page_url, e.territory_id, e.raw_json, ",
@@ -119,6 +136,39 @@ impl Store {
         .bind(server_id)
         .fetch_all(&self.pool)
         .await?)
+    }
+
+    /// The searchable entries of one server with these entry ids (those that still
+    /// exist), for applying a change of a few entries of a large server without reading
+    /// the rest of it.
+    pub async fn index_rows_of_entries(
+        &self,
+        server_id: i64,
+        entry_ids: &[&str],
+    ) -> Result<Vec<IndexRow>> {
+        let marks = Marks::for_backend(self.backend);
+        let mut out = Vec::with_capacity(entry_ids.len());
+        for chunk in entry_ids.chunks(rows_per_statement(SQLITE_MAX_BINDS, 1) - 1) {
+            let sql = format!(
+                concat!(
+                    "SELECT e.id, e.server_id, e.territory_id, ",
+                    entry_cols!(),
+                    ", s.url AS server_url, s.name AS server_name, t.wkb FROM coverage_entries e \
+                     JOIN servers s ON s.id = e.server_id LEFT JOIN territories t ON t.id = e.territory_id \
+                     WHERE s.status IN ('active', 'stale') AND e.entry_id IN ({}) AND e.server_id = {} \
+                     ORDER BY e.id"
+                ),
+                marks.list(chunk.len()),
+                marks.at(chunk.len() + 1)
+            );
+            let mut q = sqlx::query_as::<_, IndexRow>(&sql);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            out.extend(q.bind(server_id).fetch_all(&self.pool).await?);
+        }
+        out.sort_by_key(|r| r.key);
+        Ok(out)
     }
 
     /// Every `authoritative` coverage entry of every searchable server (active or stale),

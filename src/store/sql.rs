@@ -68,6 +68,13 @@ impl Marks {
     }
 
     /// `$1, $2, …, $n`, for an `IN (…)` list.
+    /// The placeholder of parameter `i` (1-based) on its own.
+    pub(super) fn at(self, i: usize) -> String {
+        let mut out = String::new();
+        self.push(&mut out, i);
+        out
+    }
+
     pub(super) fn list(self, n: usize) -> String {
         let mut out = String::with_capacity(n * 6);
         for i in 1..=n {

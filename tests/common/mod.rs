@@ -292,6 +292,9 @@ pub fn test_config(db: &TestDb, allow_http: Vec<String>) -> Config {
     c.crawl.first_byte_timeout_ms = 2_000;
     c.crawl.total_timeout_ms = 5_000;
     c.crawl.concurrency = 8;
+    // Every crawl revalidates every territory, so the tests that count conditional
+    // requests see them all; `tests/aggregator.rs` tests the default.
+    c.crawl.territory_max_age_secs = 0;
     c
 }
 

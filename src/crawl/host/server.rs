@@ -147,7 +147,7 @@ impl HostCrawler<'_> {
             &mut g.findings,
         );
         let geo_urls = territory_urls(&refs);
-        let mut territories = self.territories(&geo_urls, &mut g).await?;
+        let mut territories = self.territories(&geo_urls, &refs, &url, &mut g).await?;
         let (entries, new_territories) = entry_records(&refs, &mut territories, &mut g.findings);
         hash_territories(&geo_urls, &territories, &mut g.hasher);
         Ok(ServerCommit {

@@ -63,20 +63,32 @@ impl HostCrawler<'_> {
     /// Download and parse every territory, `per_host_concurrency` at a time. Each body is
     /// read as soon as it arrives, off the async runtime ([`read_geojson`]), and only the
     /// result (WKB and facts) is kept: memory stays near one body per download in flight.
+    ///
+    /// A territory still fresh ([`HostCrawler::fresh_territories`]) is not asked for at
+    /// all: the stored one is used as it is.
     pub(super) async fn territories(
         &self,
         urls: &[(String, Url)],
+        refs: &[EntryRef<'_>],
+        server_url: &str,
         g: &mut Gathered,
     ) -> Result<HashMap<String, GeoDoc>, FetchError> {
-        self.count_docs(urls.len())?;
         let stored = self.prefetch_territory_hashes(urls).await?;
+        let mut out = self
+            .fresh_territories(urls, refs, server_url, &stored)
+            .await?;
+        let urls: Vec<(String, Url)> = urls
+            .iter()
+            .filter(|(raw, _)| !out.contains_key(raw))
+            .cloned()
+            .collect();
+        self.count_docs(urls.len())?;
         let mut results = stream::iter(urls.iter().cloned())
             .map(|(raw, url)| async move {
                 let r = self.fetch_territory(&url).await;
                 (raw, url, r)
             })
             .buffer_unordered(self.ctx.cfg.per_host_concurrency.max(1));
-        let mut out = HashMap::new();
         while let Some((raw, url, r)) = results.next().await {
             let doc = match r {
                 Ok((f, None)) => self.unchanged_territory(&url, f, &stored, g).await?,
@@ -85,6 +97,77 @@ impl HostCrawler<'_> {
                 Err(e) => return Err(e),
             };
             out.insert(raw, doc);
+        }
+        Ok(out)
+    }
+
+    /// The territories that need no request this crawl: fetched or revalidated within
+    /// `crawl.territory_max_age_secs`, and linked only by entries whose JSON is exactly
+    /// what is stored with that very territory (the entry's stored content hash covers
+    /// both). The stored territory stands as it is, and its document keeps its fetch time,
+    /// so it is revalidated once it is older than the limit. Anything else (a changed or new
+    /// entry, a territory that failed last time, a redirected URL) is fetched.
+    async fn fresh_territories(
+        &self,
+        urls: &[(String, Url)],
+        refs: &[EntryRef<'_>],
+        server_url: &str,
+        stored: &StoredHashes,
+    ) -> Result<HashMap<String, GeoDoc>, FetchError> {
+        let max_age = self.ctx.cfg.territory_max_age_secs as i64 * 1000;
+        let mut out = HashMap::new();
+        let (Some(store), true) = (&self.ctx.store, max_age > 0) else {
+            return Ok(out);
+        };
+        let since = crate::store::now_ms() - max_age;
+        // Raw `geojson_resource` -> (resolved URL, stored territory hash) of the fresh ones.
+        let mut fresh: HashMap<&str, (&Url, &String)> = urls
+            .iter()
+            .filter_map(|(raw, url)| {
+                let v = self.ctx.validators.get(url.as_str())?;
+                let hash = stored.hashes.get(url.as_str())?;
+                (v.fetched_ms > since && v.content_hash == *hash)
+                    .then_some((raw.as_str(), (url, hash)))
+            })
+            .collect();
+        if fresh.is_empty() {
+            return Ok(out);
+        }
+        let entries = store.stored_entry_hashes(server_url).await.map_err(|e| {
+            FetchError::new(
+                FailureClass::Other,
+                &urls[0].1,
+                format!("reading the stored entries failed: {e}"),
+            )
+        })?;
+        for r in refs {
+            let Some(raw) = r.entry.get("geojson_resource").and_then(Value::as_str) else {
+                continue;
+            };
+            let Some((_, hash)) = fresh.get(raw) else {
+                continue;
+            };
+            let id = CoverageEntry::from_value(r.entry).id;
+            let unchanged = entries
+                .get(&id)
+                .is_some_and(|h| *h == entry_hash(&entry_json(r.entry), Some(hash)));
+            if !unchanged {
+                fresh.remove(raw);
+            }
+        }
+        for (raw, (url, hash)) in fresh {
+            out.insert(
+                raw.to_owned(),
+                GeoDoc {
+                    hash: Some(hash.clone()),
+                    failed: None,
+                    territory: Some(TerritoryOut {
+                        source_url: url.to_string(),
+                        source_hash: hash.clone(),
+                        record: None,
+                    }),
+                },
+            );
         }
         Ok(out)
     }
@@ -217,6 +300,17 @@ fn read_territory(f: &Fetched, read: GeoRead, g: &mut Gathered) -> GeoDoc {
     }
 }
 
+/// An entry's JSON as stored (`raw_json`) and hashed.
+fn entry_json(entry: &Value) -> String {
+    serde_json::to_string(entry).unwrap_or_default()
+}
+
+/// An entry's content hash: its JSON and the hash of its territory, if it has one. Equal
+/// hash, equal entry and equal territory.
+fn entry_hash(raw: &str, territory_hash: Option<&String>) -> String {
+    sha256_hex(format!("{raw}\u{0}{}", territory_hash.map_or("", |h| h.as_str())).as_bytes())
+}
+
 /// The distinct GeoJSON URLs the entries link, in listing order, resolved against
 /// their pages (one download per distinct URL).
 pub(super) fn territory_urls(refs: &[EntryRef<'_>]) -> Vec<(String, Url)> {
@@ -250,7 +344,7 @@ pub(super) fn entry_records(
     let mut new_keys: HashSet<(String, String)> = HashSet::new();
     for r in refs {
         let entry = CoverageEntry::from_value(r.entry);
-        let raw = serde_json::to_string(r.entry).unwrap_or_default();
+        let raw = entry_json(r.entry);
         let doc = entry
             .geojson_resource
             .as_ref()
@@ -279,13 +373,7 @@ pub(super) fn entry_records(
             (t.source_url.clone(), t.source_hash.clone())
         });
         entries.push(EntryRecord {
-            content_hash: sha256_hex(
-                format!(
-                    "{raw}\u{0}{}",
-                    key.as_ref().map(|k| k.1.as_str()).unwrap_or("")
-                )
-                .as_bytes(),
-            ),
+            content_hash: entry_hash(&raw, key.as_ref().map(|k| &k.1)),
             entry,
             raw_json: raw,
             page_url: r.page_url.to_owned(),
