@@ -9,9 +9,14 @@
 #
 # Per backend (a fresh SQLite file; the scratch Postgres database SCALE_DB, dropped at the end):
 #   1. first crawl            (fixture generation 0)
-#   2. unchanged re-crawl     (same fixture: every document should answer 304)
+#   2. unchanged re-crawl     (same fixture: pages answer 304; territories whose entries did
+#                              not change are not asked for, crawl.territory_max_age_secs)
+#   then an API replica (`serve --role api`) starts on the crawled store: start -> /readyz
+#   (index loaded from the store and built), its RSS and CPU then;
 #   3. update re-crawl        (fixture restarted on the same port with --generation 1:
 #                              CHANGED_PERCENT of the entries changed, geometry and fields)
+#   and the replica's catch-up: from the crawler's "host crawled" line (after the commit) to
+#   the replica's next index swap (/readyz index_built_ms), and the replica CPU it took.
 # and for each: wall time (process start to exit), requests the fixture answered (200/304),
 # the ideal time (requests × latency / per-host concurrency 4, the default), peak RSS and CPU
 # of the crawler (/usr/bin/time -v), the bytes of the crawl summary, and where the wall time
@@ -79,6 +84,7 @@ stop_fixture() {
 }
 PG_CREATED=
 cleanup() {
+    stop_replica
     stop_fixture
     if [ -n "$PG_CREATED" ]; then
         psql -q -d postgres -c "DROP DATABASE IF EXISTS $SCALE_DB WITH (FORCE)" >/dev/null || true
@@ -147,6 +153,74 @@ run_crawl() {
     fi
 }
 
+REPLICA_PID=
+REPLICA_ADDR=
+REPLICA_ROWS=()
+READY_CPU=
+stop_replica() {
+    if [ -n "$REPLICA_PID" ]; then
+        kill -TERM "$REPLICA_PID" 2>/dev/null || true
+        wait "$REPLICA_PID" 2>/dev/null || true
+    fi
+    REPLICA_PID=
+}
+readyz() { curl -sf "http://$REPLICA_ADDR/readyz"; }
+# utime + stime of a process, in seconds.
+cpu_ticks() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat"; }
+rss_mib() { awk '/VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
+vertices() {
+    case $1 in
+    sqlite) python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('SELECT SUM(vertex_count) FROM territories').fetchone()[0])" "$WORK/scale.db" ;;
+    postgres) psql -tA -d "$SCALE_DB" -c "SELECT SUM(vertex_count) FROM territories" ;;
+    esac
+}
+
+# start_replica BACKEND: an API replica on the crawled store; time until /readyz answers 200.
+start_replica() {
+    local port t0 t1 rss verts
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    REPLICA_ADDR=127.0.0.1:$port
+    t0=$(date +%s.%N)
+    CDS_REGISTRY_LISTEN=$REPLICA_ADDR CDS_REGISTRY_API__RATE_LIMIT_PER_SECOND=0 \
+        "$BIN/cds-registry" serve --role api >"$WORK/replica-$1.out" 2>"$WORK/replica-$1.log" &
+    REPLICA_PID=$!
+    for _ in $(seq 1 3000); do
+        readyz >/dev/null 2>&1 && break
+        kill -0 "$REPLICA_PID" 2>/dev/null || { log "replica exited"; cat "$WORK/replica-$1.log" >&2; exit 1; }
+        sleep 0.1
+    done
+    t1=$(date +%s.%N)
+    READY_CPU=$(cpu_ticks "$REPLICA_PID")
+    rss=$(rss_mib "$REPLICA_PID")
+    verts=$(vertices "$1")
+    log "$1: replica ready in $(echo "$t1 - $t0" | bc -l) s, $(readyz | jq -c .)"
+    REPLICA_ROWS+=("$(printf '| %s | %s | %s | %.2f | %s | %s | %s | %.1f |' "$1" \
+        "$(readyz | jq .index_entries)" "$verts" "$(echo "$t1 - $t0" | bc -l)" "$READY_CPU" "$rss" \
+        "$(echo "$verts * 16 / 1048576" | bc -l | xargs printf '%.0f')" \
+        "$(echo "$rss * 1048576 / ($verts * 16)" | bc -l)")")
+}
+
+# replica_caught_up BACKEND BUILT_BEFORE TICKS_BEFORE: wait (bounded) for the replica's next
+# index swap after the update crawl; commit -> visible, and the CPU the catch-up took.
+replica_caught_up() {
+    local built=$2 now crawled_ms ticks
+    for _ in $(seq 1 600); do
+        now=$(readyz | jq .index_built_ms)
+        [ "$now" != "$built" ] && break
+        sleep 0.1
+    done
+    # Let a swap in progress settle, then read the CPU.
+    sleep 3
+    now=$(readyz | jq .index_built_ms)
+    ticks=$(cpu_ticks "$REPLICA_PID")
+    crawled_ms=$(grep '"host crawled"' "$WORK/$1-update.log" | tail -n 1 | jq -r .timestamp |
+        xargs -r -I{} date -d {} +%s%3N)
+    log "$1: replica swapped at $now, host crawled at $crawled_ms"
+    REPLICA_ROWS[-1]+="$(printf ' %.2f | %.2f | %.1f %% |' \
+        "$(echo "($now - $crawled_ms) / 1000" | bc -l)" "$(echo "$ticks - $3" | bc -l)" \
+        "$(echo "100 * ($ticks - $3) / $READY_CPU" | bc -l)")"
+}
+
 fresh_db() {
     case $1 in
     sqlite)
@@ -181,10 +255,15 @@ for backend in $BACKENDS; do
     run_crawl "$backend" first
     log "$backend: unchanged re-crawl"
     run_crawl "$backend" unchanged
+    start_replica "$backend"
     stop_fixture
     start_fixture 1
     log "$backend: re-crawl after a ${CHANGED_PERCENT} % update"
+    built_before=$(readyz | jq .index_built_ms)
+    ticks_before=$(cpu_ticks "$REPLICA_PID")
     run_crawl "$backend" update
+    replica_caught_up "$backend" "$built_before" "$ticks_before"
+    stop_replica
     stop_fixture
 done
 
@@ -194,6 +273,12 @@ done
     echo "| backend | crawl | requests (200 / 304) | wall s | ideal s | ideal/wall | peak RSS MiB | CPU s | summary bytes | fixture body bytes | until last response s | last response → host crawled s | → exit s | slow SQL s |"
     echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     for r in "${ROWS[@]}"; do echo "$r"; done
+    echo
+    echo "API replica (\`serve --role api\` on the crawled store): start -> /readyz (load + index build), its CPU and RSS then, the raw coordinate bytes (16 per vertex), and the update's catch-up: the crawler's \"host crawled\" (after the commit) -> the replica's next index swap, and the replica CPU from the update crawl's start to 3 s after the swap (as a share of its start-up CPU: load + full build)."
+    echo
+    echo "| backend | entries | vertices | start -> /readyz s | CPU s | RSS MiB | raw coords MiB | RSS / raw | commit -> visible s | catch-up CPU s | of start-up CPU |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|"
+    for r in "${REPLICA_ROWS[@]}"; do echo "$r"; done
     echo
     echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem:/ {print $2}') GiB RAM; $(date -u '+%Y-%m-%d %H:%M UTC')"
 } | tee "$WORK/results.md"
