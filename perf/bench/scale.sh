@@ -16,7 +16,10 @@
 #   3. update re-crawl        (fixture restarted on the same port with --generation 1:
 #                              CHANGED_PERCENT of the entries changed, geometry and fields)
 #   and the replica's catch-up: from the crawler's "host crawled" line (after the commit) to
-#   the replica's next index swap (/readyz index_built_ms), and the replica CPU it took.
+#   the replica's next index swap (/readyz index_built_ms), and the replica CPU it took;
+#   then GEOS (Shapely 2, venv under target/bench-venv) checks the replica's answers on
+#   ORACLE_POINTS (10000) random points against every territory it serves
+#   (perf/bench/scale_oracle.py; ORACLE_POINTS=0 skips it).
 # and for each: wall time (process start to exit), requests the fixture answered (200/304),
 # the ideal time (requests × latency / per-host concurrency 4, the default), peak RSS and CPU
 # of the crawler (/usr/bin/time -v), the bytes of the crawl summary, and where the wall time
@@ -55,6 +58,8 @@ PROFILE=${PROFILE:-release}
 OVERRIDES=${OVERRIDES:-1}
 SCALE_DB=${SCALE_DB:-cds_scale}
 CRAWL_TIMEOUT=${CRAWL_TIMEOUT:-7200}
+ORACLE_POINTS=${ORACLE_POINTS:-10000}
+VENV=$ROOT/target/bench-venv
 PER_HOST=4 # the default crawl.per_host_concurrency (not overridden)
 WORK=$ROOT/target/scale
 
@@ -221,6 +226,22 @@ replica_caught_up() {
         "$(echo "100 * ($ticks - $3) / $READY_CPU" | bc -l)")"
 }
 
+ORACLE_ROWS=()
+# geos_check BACKEND: the replica's lookups against Shapely's on random points.
+geos_check() {
+    [ "$ORACLE_POINTS" -gt 0 ] || return 0
+    if ! "$VENV/bin/python" -c 'import shapely; assert shapely.__version__ >= "2"' 2>/dev/null; then
+        log "installing shapely into $VENV"
+        python3 -m venv "$VENV"
+        "$VENV/bin/pip" install --quiet 'shapely>=2'
+    fi
+    local out="$WORK/oracle-$1.json" rc=0
+    "$VENV/bin/python" "$ROOT/perf/bench/scale_oracle.py" --base "http://$REPLICA_ADDR" \
+        --points "$ORACLE_POINTS" --seed "$SEED" >"$out" || rc=$?
+    log "$1: GEOS check (exit $rc): $(head -c 300 "$out")"
+    ORACLE_ROWS+=("$(jq -r --arg b "$1" '"| \($b) | \(.territories) | \(.points) | \(.served_points) | \(.agree) | \(.disagree) | \(.["ties_within_1e-9"]) |"' "$out")")
+}
+
 fresh_db() {
     case $1 in
     sqlite)
@@ -263,6 +284,7 @@ for backend in $BACKENDS; do
     ticks_before=$(cpu_ticks "$REPLICA_PID")
     run_crawl "$backend" update
     replica_caught_up "$backend" "$built_before" "$ticks_before"
+    geos_check "$backend"
     stop_replica
     stop_fixture
 done
@@ -279,6 +301,12 @@ done
     echo "| backend | entries | vertices | start -> /readyz s | CPU s | RSS MiB | raw coords MiB | RSS / raw | commit -> visible s | catch-up CPU s | of start-up CPU |"
     echo "|---|---|---|---|---|---|---|---|---|---|---|"
     for r in "${REPLICA_ROWS[@]}"; do echo "$r"; done
+    echo
+    echo "GEOS (Shapely $("$VENV/bin/python" -c 'import shapely; print(shapely.__version__, "/ GEOS", shapely.geos_version_string)' 2>/dev/null)) against the replica after the update, $ORACLE_POINTS uniform points (seed $SEED):"
+    echo
+    echo "| backend | territories | points | points served | agree | disagree | of which ties within 1e-9° |"
+    echo "|---|---|---|---|---|---|---|"
+    for r in "${ORACLE_ROWS[@]}"; do echo "$r"; done
     echo
     echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem:/ {print $2}') GiB RAM; $(date -u '+%Y-%m-%d %H:%M UTC')"
 } | tee "$WORK/results.md"

@@ -293,7 +293,42 @@ fn main() {
         mismatches, 0,
         "the updated index must answer like the rebuilt one"
     );
+    lookups(&index, &mut rng);
     federation(&index, &entries, runs);
+}
+
+/// In-process lookups on this index (issue 17, item 4): single-point latency p50/p99 on
+/// 100,000 uniform random points in the box, and one batch of all of them.
+fn lookups(index: &SearchIndex, rng: &mut rand::rngs::StdRng) {
+    let none = Filter::default();
+    let points: Vec<[f64; 2]> = (0..100_000)
+        .map(|_| {
+            [
+                rng.random_range(BOX[0]..BOX[2]),
+                rng.random_range(BOX[1]..BOX[3]),
+            ]
+        })
+        .collect();
+    let mut ns: Vec<u64> = Vec::with_capacity(points.len());
+    let mut hits = 0usize;
+    for &[x, y] in &points {
+        let t = Instant::now();
+        let r = index.lookup(x, y, &none);
+        ns.push(t.elapsed().as_nanos() as u64);
+        hits += r.len();
+    }
+    ns.sort_unstable();
+    let q = |p: f64| ns[((ns.len() - 1) as f64 * p) as usize] as f64 / 1e3;
+    let t = Instant::now();
+    let batch = index.lookup_batch_csr(&points, &none);
+    let secs = t.elapsed().as_secs_f64();
+    assert_eq!(batch.hits.len(), hits, "batch and single lookups agree");
+    println!(
+        "lookup, 100,000 random points ({hits} hits): p50 {:.2} µs, p99 {:.2} µs; batch {:.0} points/s",
+        q(0.5),
+        q(0.99),
+        points.len() as f64 / secs
+    );
 }
 
 /// What publishing and de-duplicating cost at this size (see the module docs).
