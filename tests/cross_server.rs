@@ -138,9 +138,19 @@ async fn overlapping_authoritative_claims_conflict_until_one_steps_back(backend:
         assert!(f.message.contains(&other.entry_ids[0]), "{}", f.message);
     }
 
-    // Recomputed, not appended: an unchanged crawl leaves the same two.
-    s.crawler.run("test", &[]).await.unwrap();
+    // An unchanged crawl leaves the same two, without computing them again: the change
+    // log has not moved since the refresh that computed them (issue 17).
+    let refreshed_at = s.store.last_cross_seq().await.unwrap();
+    assert_eq!(refreshed_at, Some(s.store.max_change_seq().await.unwrap()));
+    let again = s.crawler.run("test", &[]).await.unwrap();
     assert_eq!(conflicts(&s.store).await.len(), 2);
+    let newest: Option<i64> = sqlx::query_scalar("SELECT cross_seq FROM crawl_runs WHERE id = $1")
+        .bind(again.run_id)
+        .fetch_one(s.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(newest, None, "the unchanged run skipped the refresh");
+    assert_eq!(s.store.last_cross_seq().await.unwrap(), refreshed_at);
 
     // Salinas Valley is now only the `official` source there: no conflict left, and the
     // other findings are untouched.

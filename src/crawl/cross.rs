@@ -13,11 +13,27 @@ use crate::store::AuthoritativeClaimRow;
 impl Crawler {
     /// Recompute XS-AUTH-CONFLICT (WG1-01 §4: only one server should be `authoritative`
     /// for the same coverage and capability) over every searchable server, and store the
-    /// result in place of the previous one. It runs after every run because a conflict
-    /// involves two servers, either of which may have changed, gone or come back. Errors
-    /// are logged: the run itself succeeded and its commits stand.
+    /// result in place of the previous one. It runs after every run that follows a change
+    /// because a conflict involves two servers, either of which may have changed, gone or
+    /// come back; when the change log has not moved since the last refresh (recorded with
+    /// its run, so any process sees it; an unchanged re-crawl), the stored findings already
+    /// are the answer, and reading
+    /// every authoritative territory again is skipped (at 100,000 entries that read is
+    /// seconds and most of the crawler's memory). Errors are logged: the run itself
+    /// succeeded and its commits stand.
     #[tracing::instrument(name = "cross_server_findings", skip_all, fields(run_id = run_id))]
     pub(super) async fn refresh_cross_server_findings(&self, run_id: i64) {
+        // Read before the claims: a change committed in between moves it again, so the
+        // next run refreshes.
+        let seq = self.store.max_change_seq().await.ok();
+        let last = self.store.last_cross_seq().await.ok().flatten();
+        if seq.is_some() && seq == last {
+            info!(
+                run_id,
+                "no change since the last refresh: cross-server findings stand"
+            );
+            return;
+        }
         let rows = match self.store.authoritative_claims().await {
             Ok(r) => r,
             Err(e) => {
@@ -34,6 +50,11 @@ impl Crawler {
         {
             Ok(()) => {
                 info!(run_id, findings = n, "cross-server findings refreshed");
+                if let Some(s) = seq {
+                    if let Err(e) = self.store.set_cross_seq(run_id, s).await {
+                        warn!(error = %e, "recording the cross-server refresh failed");
+                    }
+                }
                 if n > 0 {
                     if let Err(e) = self.store.add_run_findings(run_id, n as i64).await {
                         warn!(error = %e, "adding to the run's findings total failed");

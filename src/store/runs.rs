@@ -142,6 +142,25 @@ const RUN_COLS: &str = "r.id, r.trigger, r.status, r.started_ms, r.finished_ms, 
 impl Store {
     /// Start a run unless one is running: mark the named hosts (by seed), or every due
     /// host. Returns `None` when another run holds the lock.
+    /// The change-log `seq` of the newest cross-server refresh (`None`: never).
+    pub async fn last_cross_seq(&self) -> Result<Option<i64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT cross_seq FROM crawl_runs WHERE cross_seq IS NOT NULL ORDER BY id DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Record that run `run_id` computed the cross-server findings at change-log `seq`.
+    pub async fn set_cross_seq(&self, run_id: i64, seq: i64) -> Result<()> {
+        sqlx::query("UPDATE crawl_runs SET cross_seq = $1 WHERE id = $2")
+            .bind(seq)
+            .bind(run_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     pub async fn begin_run(&self, trigger: &str, named: &[String]) -> Result<Option<(i64, i64)>> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
