@@ -21,9 +21,11 @@ pub fn routes() -> Routes {
         .add(__path_coverage, coverage)
 }
 
-/// The published documents of one index snapshot, built once per snapshot.
+/// The published documents of one index snapshot, built once per snapshot. The snapshot
+/// is held weakly: a swapped-out index is freed at once, not kept alive by this cache
+/// until the next published request (at 100,000 entries an index is hundreds of MiB).
 #[derive(Default)]
-pub struct PublishCache(tokio::sync::Mutex<Option<(Arc<SearchIndex>, Arc<Published>)>>);
+pub struct PublishCache(tokio::sync::Mutex<Option<(std::sync::Weak<SearchIndex>, Arc<Published>)>>);
 
 fn off() -> ApiError {
     ApiError::NotFound(
@@ -43,8 +45,10 @@ async fn snapshot(state: &AppState) -> ApiResult<(Arc<SearchIndex>, Arc<Publishe
     let index = state.index();
     let mut cache = state.publish_cache.0.lock().await;
     if let Some((i, p)) = cache.as_ref() {
-        if Arc::ptr_eq(i, &index) {
-            return Ok((i.clone(), p.clone()));
+        // The weak reference keeps the old allocation's address taken (only its contents
+        // are freed), so a new index can never sit at the same address.
+        if std::ptr::eq(i.as_ptr(), Arc::as_ptr(&index)) {
+            return Ok((index, p.clone()));
         }
     }
     let span = state
@@ -57,7 +61,7 @@ async fn snapshot(state: &AppState) -> ApiResult<(Arc<SearchIndex>, Arc<Publishe
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     let published = Arc::new(published);
-    *cache = Some((index.clone(), published.clone()));
+    *cache = Some((Arc::downgrade(&index), published.clone()));
     Ok((index, published))
 }
 
