@@ -7,11 +7,10 @@ use std::sync::Arc;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, Utc};
-use sha2::Digest;
 
 use super::routes::Routes;
 use super::{ApiError, ApiResult, AppState};
+use crate::http_cache::{http_date, not_modified, strong_etag};
 use crate::index::SearchIndex;
 use crate::publish::{Cursor, Published, COVERAGE_PATH};
 
@@ -65,14 +64,6 @@ async fn snapshot(state: &AppState) -> ApiResult<(Arc<SearchIndex>, Arc<Publishe
     Ok((index, published))
 }
 
-/// An HTTP date (RFC 9110 §5.6.7) of a time in ms since the epoch.
-fn http_date(ms: i64) -> String {
-    DateTime::<Utc>::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .format("%a, %d %b %Y %H:%M:%S GMT")
-        .to_string()
-}
-
 /// `body` with a strong ETag (its content hash, so it survives restarts and is the same
 /// on every replica) and `Last-Modified`, or a bodiless 304 when the request's
 /// `If-None-Match` names the tag or, without `If-None-Match`, its `If-Modified-Since` is
@@ -83,21 +74,9 @@ pub fn conditional(
     body: Vec<u8>,
     last_modified_ms: i64,
 ) -> Response {
-    let digest = sha2::Sha256::digest(&body);
-    let tag = format!("\"{}\"", hex::encode(&digest[..16]));
-    let last_modified = http_date(last_modified_ms);
-    let unchanged = match req.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
-        Some(v) => v
-            .split(',')
-            .map(str::trim)
-            .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == tag),
-        None => req
-            .get(header::IF_MODIFIED_SINCE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| DateTime::parse_from_rfc2822(v).ok())
-            .is_some_and(|since| since.timestamp() >= last_modified_ms.div_euclid(1000)),
-    };
-    let mut resp = if unchanged {
+    let tag = strong_etag(&body);
+    let secs = last_modified_ms.div_euclid(1000);
+    let mut resp = if not_modified(req, &tag, secs) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         ([(header::CONTENT_TYPE, content_type)], body).into_response()
@@ -107,7 +86,7 @@ pub fn conditional(
         header::ETAG,
         HeaderValue::from_str(&tag).expect("hex is a valid header"),
     );
-    if let Ok(v) = HeaderValue::from_str(&last_modified) {
+    if let Ok(v) = HeaderValue::from_str(&http_date(secs)) {
         h.insert(header::LAST_MODIFIED, v);
     }
     resp

@@ -177,14 +177,19 @@ entry_fields!(entry_struct! {
 });
 
 impl CoverageEntry {
+    /// The `id` of an entry's JSON, as [`CoverageEntry::from_value`] reads it.
+    pub fn id_of(v: &Value) -> String {
+        match v.get("id") {
+            Some(Value::String(s)) => s.clone(),
+            // Numeric ids are a type error (reported), but still identify the entry.
+            Some(Value::Number(n)) => n.to_string(),
+            _ => String::new(),
+        }
+    }
+
     pub fn from_value(v: &Value) -> Self {
         CoverageEntry {
-            id: match v.get("id") {
-                Some(Value::String(s)) => s.clone(),
-                // Numeric ids are a type error (reported), but still identify the entry.
-                Some(Value::Number(n)) => n.to_string(),
-                _ => String::new(),
-            },
+            id: Self::id_of(v),
             created: str_field(v, "created"),
             updated: str_field(v, "updated"),
             origin: match origin::Origin::claim(v, None) {

@@ -13,14 +13,13 @@ use crate::store::AuthoritativeClaimRow;
 impl Crawler {
     /// Recompute XS-AUTH-CONFLICT (WG1-01 §4: only one server should be `authoritative`
     /// for the same coverage and capability) over every searchable server, and store the
-    /// result in place of the previous one. It runs after every run that follows a change
+    /// result in place of the previous one. It runs after every run that follows a change,
     /// because a conflict involves two servers, either of which may have changed, gone or
-    /// come back; when the change log has not moved since the last refresh (recorded with
-    /// its run, so any process sees it; an unchanged re-crawl), the stored findings already
-    /// are the answer, and reading
-    /// every authoritative territory again is skipped (at 100,000 entries that read is
-    /// seconds and most of the crawler's memory). Errors are logged: the run itself
-    /// succeeded and its commits stand.
+    /// come back. When the change log has not moved since the last refresh (recorded with
+    /// its run, so any process sees it), as after an unchanged re-crawl, the stored
+    /// findings already are the answer and reading every authoritative territory again is
+    /// skipped (at 100,000 entries that read is seconds and most of the crawler's memory).
+    /// Errors are logged: the run itself succeeded and its commits stand.
     #[tracing::instrument(name = "cross_server_findings", skip_all, fields(run_id = run_id))]
     pub(super) async fn refresh_cross_server_findings(&self, run_id: i64) {
         // Read before the claims: a change committed in between moves it again, so the

@@ -10,14 +10,13 @@
 //! named by the new change rows are reloaded, and the index is updated incrementally
 //! ([`LiveIndex::catch_up`]).
 
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use tracing::{info, warn};
-
-use std::collections::{HashMap, HashSet};
 
 use super::{IndexEntry, SearchIndex};
 use crate::config::Config;
@@ -172,19 +171,8 @@ impl LiveIndex {
     }
 
     async fn update_servers(&self, servers: &[i64]) -> anyhow::Result<usize> {
-        let mut rows = Vec::new();
-        let mut offers = std::collections::HashMap::new();
-        for &id in servers {
-            rows.extend(self.store.index_rows_of(id).await?);
-            offers.extend(self.store.oauth_offers_of(id).await?);
-        }
-        let current = self.index();
-        let servers: std::collections::HashSet<i64> = servers.iter().copied().collect();
-        let index = tokio::task::spawn_blocking(move || {
-            current.update(|e| servers.contains(&e.server_id), to_entries(rows, offers))
-        })
-        .await?;
-        Ok(self.swap_in(index))
+        self.reread(servers.iter().copied().collect(), HashMap::new())
+            .await
     }
 
     /// Apply the change rows after `seen`, which name `servers`: a server whose rows
@@ -195,18 +183,17 @@ impl LiveIndex {
             .store
             .changes_after(seen, ENTRY_LEVEL_MAX_ROWS as i64 + 1)
             .await?;
-        let current = self.index();
-        let plan = if log.len() > ENTRY_LEVEL_MAX_ROWS {
+        let mut plan = if log.len() > ENTRY_LEVEL_MAX_ROWS {
             HashMap::new()
         } else {
-            plan(&log, &current)
+            plan(&log, &self.index())
         };
         let mut whole: HashSet<i64> = HashSet::new();
         let mut some: HashMap<i64, HashSet<String>> = HashMap::new();
         for &s in servers {
-            match plan.get(&s) {
+            match plan.remove(&s) {
                 Some(Apply::Entries(ids)) => {
-                    some.insert(s, ids.clone());
+                    some.insert(s, ids);
                 }
                 _ => {
                     whole.insert(s);
@@ -219,6 +206,16 @@ impl LiveIndex {
             entries = some.values().map(HashSet::len).sum::<usize>(),
             "index catch-up: servers read whole, servers read entry by entry"
         );
+        self.reread(whole, some).await
+    }
+
+    /// Read again every entry of the `whole` servers and the named entries of the `some`
+    /// servers (those gone are dropped), and update the index with them incrementally.
+    async fn reread(
+        &self,
+        whole: HashSet<i64>,
+        some: HashMap<i64, HashSet<String>>,
+    ) -> anyhow::Result<usize> {
         let mut rows = Vec::new();
         let mut offers = HashMap::new();
         for &s in &whole {
@@ -236,6 +233,7 @@ impl LiveIndex {
             }
             rows.extend(read);
         }
+        let current = self.index();
         let index = tokio::task::spawn_blocking(move || {
             let drop = |e: &IndexEntry| {
                 whole.contains(&e.server_id)

@@ -83,7 +83,7 @@ impl HostCrawler<'_> {
             .cloned()
             .collect();
         self.count_docs(urls.len())?;
-        let mut results = stream::iter(urls.iter().cloned())
+        let mut results = stream::iter(urls)
             .map(|(raw, url)| async move {
                 let r = self.fetch_territory(&url).await;
                 (raw, url, r)
@@ -147,7 +147,7 @@ impl HostCrawler<'_> {
             let Some((_, hash)) = fresh.get(raw) else {
                 continue;
             };
-            let id = CoverageEntry::from_value(r.entry).id;
+            let id = CoverageEntry::id_of(r.entry);
             let unchanged = entries
                 .get(&id)
                 .is_some_and(|h| *h == entry_hash(&entry_json(r.entry), Some(hash)));
