@@ -30,6 +30,7 @@ fn params(entries: u64, page_size: u64, changed_percent: f64) -> Params {
         listen: "127.0.0.1:0".parse().unwrap(),
         changed_percent,
         generation: 0,
+        dump_features: None,
     }
 }
 
@@ -77,6 +78,24 @@ fn cells_are_valid_and_tile_without_overlap() {
             let shared = a.intersection(b).unsigned_area();
             assert!(shared < 1e-12, "cells {i} and another overlap by {shared}");
         }
+    }
+}
+
+#[test]
+fn the_feature_dump_holds_every_territory_as_served() {
+    let agg = Aggregator::new(params(250, 100, 1.0), "http://127.0.0.1:1".into());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cells.geojson");
+    agg.dump_features(&path).unwrap();
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let features = doc["features"].as_array().unwrap();
+    assert_eq!(features.len(), 250);
+    for (idx, f) in features.iter().enumerate() {
+        assert_eq!(f["id"], (idx + 1).to_string());
+        let served: serde_json::Value =
+            serde_json::from_str(&agg.territory_json(idx as u64).unwrap().0).unwrap();
+        assert_eq!(f["geometry"], served["geometry"], "feature {idx}");
     }
 }
 

@@ -18,6 +18,10 @@
 #
 # Environment: ROUNDS (5), DURATION (10, seconds per wrk/pgbench run), PGHOST (127.0.0.1),
 # PGPORT (5432), PGUSER (postgres), BENCH_DB (cds_bench), NO_DOC=1 to leave the doc alone.
+# CELLS=100000: the same comparison on the synthetic national aggregator's territories
+# (perf/examples/scale_fixture.rs, seed 7: jittered cells with holes and islands over the
+# same box) instead of the counties; its scratch directory is target/bench-cells-N and it
+# never rewrites the doc block (that block is the counties' run).
 # All traffic stays on 127.0.0.0/8.
 
 set -euo pipefail
@@ -28,6 +32,19 @@ ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-10}
 BENCH_DB=${BENCH_DB:-cds_bench}
 WORK=$ROOT/target/bench
+DATA_LABEL="US counties (\`tests/data/us-counties-10m.geojson.gz\`)"
+if [ -n "${CELLS:-}" ]; then
+  WORK=$ROOT/target/bench-cells-$CELLS
+  NO_DOC=1
+  mkdir -p "$WORK"
+  COUNTIES=$WORK/cells.geojson
+  if [ ! -f "$COUNTIES" ]; then
+    log "generating $CELLS territories into $COUNTIES"
+    cargo run --release -p cds-perf --example scale_fixture -- \
+      --entries "$CELLS" --seed 7 --dump-features "$COUNTIES"
+  fi
+  DATA_LABEL="territories of the synthetic national aggregator (\`perf/examples/scale_fixture.rs --entries $CELLS --seed 7\`)"
+fi
 # The vendored counties (tests/data/README.md), decompressed once into the scratch dir.
 if [ -z "${COUNTIES:-}" ]; then
   mkdir -p "$WORK"
@@ -80,6 +97,7 @@ DOC_ARGS=(--doc "$ROOT/docs/PERFORMANCE.md")
 [ "${NO_DOC:-}" = 1 ] && DOC_ARGS=()
 INVOKED="perf/bench/compare.sh"
 [ "$ROUNDS" = 5 ] && [ "$DURATION" = 10 ] || INVOKED="ROUNDS=$ROUNDS DURATION=$DURATION perf/bench/compare.sh"
+[ -z "${CELLS:-}" ] || INVOKED="CELLS=$CELLS $INVOKED"
 # The whole run is bounded (about 4 minutes with the defaults, 25 at most).
 timeout 1500 "$ROOT/target/release/cds-bench" compare \
   --counties "$COUNTIES" \
@@ -90,5 +108,6 @@ timeout 1500 "$ROOT/target/release/cds-bench" compare \
   --python "$VENV/bin/python" \
   --rounds "$ROUNDS" --duration "$DURATION" \
   --invoked-as "$INVOKED" \
+  --data-label "$DATA_LABEL" \
   "${DOC_ARGS[@]}"
 log "raw numbers: $WORK/results.json, report: $WORK/report.md"

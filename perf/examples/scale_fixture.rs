@@ -93,6 +93,11 @@ pub struct Params {
     /// 0 = the original data set.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=10_000))]
     pub generation: u32,
+    /// Write every territory as one GeoJSON FeatureCollection to this file and exit, for the
+    /// benchmarks that load the same polygons elsewhere (`cds-bench compare --counties`,
+    /// PostGIS, Shapely). Feature ids are the entry numbers plus one ("1", "2", …).
+    #[arg(long)]
+    pub dump_features: Option<std::path::PathBuf>,
 }
 
 /// splitmix64: a cheap, well-mixed hash of the seed and a few integers.
@@ -527,22 +532,44 @@ impl Aggregator {
         Some((doc.to_string(), modified))
     }
 
-    pub fn territory_json(&self, idx: u64) -> Option<(String, DateTime<Utc>)> {
-        if idx >= self.params.entries {
-            return None;
-        }
+    fn feature(&self, idx: u64) -> Value {
         let t = self.territory(idx);
         let geometry = if t.polygons.len() == 1 {
             json!({"type": "Polygon", "coordinates": t.polygons[0]})
         } else {
             json!({"type": "MultiPolygon", "coordinates": t.polygons})
         };
-        let doc = json!({
+        json!({
             "type": "Feature",
             "properties": {"name": self.entry_name(idx)},
             "geometry": geometry,
-        });
-        Some((doc.to_string(), self.entry_updated(idx)))
+        })
+    }
+
+    pub fn territory_json(&self, idx: u64) -> Option<(String, DateTime<Utc>)> {
+        if idx >= self.params.entries {
+            return None;
+        }
+        Some((self.feature(idx).to_string(), self.entry_updated(idx)))
+    }
+
+    /// Every territory as one FeatureCollection, written feature by feature (the whole
+    /// document is ~170 MB at 100,000 entries).
+    pub fn dump_features(&self, path: &std::path::Path) -> anyhow::Result<()> {
+        use std::io::Write as _;
+        let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+        out.write_all(b"{\"type\":\"FeatureCollection\",\"features\":[")?;
+        for idx in 0..self.params.entries {
+            let mut f = self.feature(idx);
+            f["id"] = Value::String((idx + 1).to_string());
+            if idx > 0 {
+                out.write_all(b",\n")?;
+            }
+            serde_json::to_writer(&mut out, &f)?;
+        }
+        out.write_all(b"]}\n")?;
+        out.flush()?;
+        Ok(())
     }
 }
 
@@ -702,6 +729,12 @@ pub async fn bind(params: Params) -> anyhow::Result<(Arc<Aggregator>, tokio::net
 #[allow(dead_code)] // unused where tests include this file as a module
 fn main() -> anyhow::Result<()> {
     let params = Params::parse();
+    if let Some(path) = params.dump_features.clone() {
+        let agg = Aggregator::new(params, String::new());
+        agg.dump_features(&path)?;
+        println!("features={} file={}", agg.params.entries, path.display());
+        return Ok(());
+    }
     tokio::runtime::Runtime::new()?.block_on(async move {
         let (agg, listener) = bind(params).await?;
         println!("listen={}", listener.local_addr()?);

@@ -2,8 +2,7 @@
 //! browsers on other origins may call (CORS), and the hardening headers on every response.
 
 use axum::extract::Request;
-use axum::http::{header, HeaderName, HeaderValue, Method};
-use axum::middleware::Next;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::ApiError;
@@ -11,20 +10,21 @@ use super::ApiError;
 /// A body declared larger than [`super::MAX_BODY_BYTES`] is refused with 413 before any
 /// handler reads it (a chunked body over the limit is caught by the extractors, which
 /// handlers map to the same 413).
-pub async fn body_limit(req: Request, next: Next) -> Response {
+pub fn body_limit(req: &Request) -> Option<Response> {
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > super::MAX_BODY_BYTES as u64) {
-        return ApiError::TooLarge(format!(
-            "the request body is larger than the API accepts ({} bytes)",
-            super::MAX_BODY_BYTES
-        ))
-        .into_response();
-    }
-    next.run(req).await
+    declared
+        .is_some_and(|n| n > super::MAX_BODY_BYTES as u64)
+        .then(|| {
+            ApiError::TooLarge(format!(
+                "the request body is larger than the API accepts ({} bytes)",
+                super::MAX_BODY_BYTES
+            ))
+            .into_response()
+        })
 }
 
 /// Swagger UI (`/docs`) loads its scripts, styles and the OpenAPI document from this
@@ -52,48 +52,76 @@ fn is_public(method: &Method, requested: Option<&HeaderValue>, path: &str) -> bo
         || (method == Method::POST && path == "/v1/lookup")
 }
 
-/// Takes the `Access-Control-*` headers (set by the permissive `CorsLayer` inside) off the
-/// answers to everything that is not a public read, so a page on another origin can
-/// neither preflight nor read an admin call.
-pub async fn public_cors(req: Request, next: Next) -> Response {
-    let public = is_public(
-        req.method(),
-        req.headers().get(header::ACCESS_CONTROL_REQUEST_METHOD),
-        req.uri().path(),
-    );
-    let mut resp = next.run(req).await;
-    if !public {
-        let cors: Vec<HeaderName> = resp
-            .headers()
-            .keys()
-            .filter(|k| k.as_str().starts_with("access-control-"))
-            .cloned()
-            .collect();
-        for k in cors {
-            resp.headers_mut().remove(k);
-        }
-    }
-    resp
+/// `Vary` as tower-http's permissive CORS sent it on every response: caches must keep
+/// answers to different origins and preflights apart.
+const CORS_VARY: &str = "origin, access-control-request-method, access-control-request-headers";
+
+/// What a request's answer gets on its way out, read from the request before the handler
+/// takes it: CORS for the public reads only (so a page on another origin can neither
+/// preflight nor read an admin call), `nosniff` on everything (JSON never runs as script
+/// or style), and for Swagger UI a CSP and no framing.
+pub struct Policy {
+    public: bool,
+    docs: bool,
 }
 
-/// `nosniff` on every response (JSON never runs as script or style); Swagger UI also
-/// gets a CSP and may not be framed.
-pub async fn security_headers(req: Request, next: Next) -> Response {
-    let docs = req.uri().path() == "/docs" || req.uri().path().starts_with("/docs/");
-    let mut resp = next.run(req).await;
-    let h = resp.headers_mut();
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    if docs {
-        h.insert(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(DOCS_CSP),
-        );
-        h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+impl Policy {
+    pub fn of(req: &Request) -> Policy {
+        let path = req.uri().path();
+        Policy {
+            public: is_public(
+                req.method(),
+                req.headers().get(header::ACCESS_CONTROL_REQUEST_METHOD),
+                path,
+            ),
+            docs: path == "/docs" || path.starts_with("/docs/"),
+        }
     }
-    resp
+
+    /// The answer to an `OPTIONS` request (every one is taken for a CORS preflight, as
+    /// tower-http's permissive `CorsLayer` did): 200 without a body, allowing any origin,
+    /// method and header when the call asked for is a public read.
+    pub fn preflight(&self) -> Response {
+        let mut r = StatusCode::OK.into_response();
+        if self.public {
+            let h = r.headers_mut();
+            for name in [
+                header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+            ] {
+                h.insert(name, HeaderValue::from_static("*"));
+            }
+        }
+        r
+    }
+
+    /// The headers every answer gets. A preflight's own CORS headers are set by
+    /// [`Policy::preflight`]; any other public answer may be read from any origin.
+    pub fn finish(&self, is_preflight: bool, h: &mut HeaderMap) {
+        h.append(header::VARY, HeaderValue::from_static(CORS_VARY));
+        if self.public && !is_preflight {
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                HeaderValue::from_static("*"),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_EXPOSE_HEADERS,
+                HeaderValue::from_static("*"),
+            );
+        }
+        h.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        if self.docs {
+            h.insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(DOCS_CSP),
+            );
+            h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+        }
+    }
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! Read endpoints are public; write endpoints need the admin bearer token.
 
 mod admin;
+mod edge;
 mod error;
 mod etag;
 pub mod geojson;
@@ -32,7 +33,6 @@ use axum::response::IntoResponse;
 use axum::{Json, Router};
 use tokio::net::TcpListener;
 use tower_http::compression::CompressionLayer;
-use tower_http::cors::CorsLayer;
 use tower_http::trace::TraceLayer;
 
 /// Every API route with its OpenAPI operation ([`routes`]).
@@ -55,27 +55,22 @@ pub fn router(state: AppState) -> Router {
         .merge(openapi::router())
         .merge(web::router())
         .fallback(not_found)
+        // Body limit, rate limit, ETags, CORS and hardening headers in one layer (see
+        // `edge` for why one).
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            etag::etag,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            ratelimit::Limiter::new(&state.config.api),
-            ratelimit::limit,
+            edge::Edge {
+                limiter: ratelimit::Limiter::new(&state.config.api),
+                state: state.clone(),
+            },
+            edge::edge,
         ))
         // Batch lookups carry up to 100,000 points; nothing else needs more.
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn(headers::body_limit))
         .layer(CompressionLayer::new())
         // The request span is named by the route that matched (`/v1/servers/{id}`), not
         // the raw URI, so spans group per endpoint and ids stay out of span names. Debug
         // level, as the layer's default: a disabled span costs the lookup nothing.
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
-        // Dashboards call the read API from browsers on other origins; `public_cors`
-        // keeps the headers off everything else.
-        .layer(CorsLayer::permissive())
-        .layer(axum::middleware::from_fn(headers::public_cors))
-        .layer(axum::middleware::from_fn(headers::security_headers))
         .with_state(state)
 }
 

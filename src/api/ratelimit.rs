@@ -6,9 +6,8 @@ use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, Request};
 use axum::http::{header, HeaderValue};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -50,33 +49,30 @@ fn exempt(path: &str) -> bool {
     matches!(path, "/healthz" | "/readyz" | "/metrics")
 }
 
-pub async fn limit(State(limiter): State<Limiter>, req: Request, next: Next) -> Response {
-    let Some(l) = &limiter.inner else {
-        return next.run(req).await;
-    };
-    if exempt(req.uri().path()) {
-        return next.run(req).await;
-    }
-    let ip = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
-        .unwrap_or(IpAddr::from([0, 0, 0, 0]));
-    limiter.housekeeping(l);
-    match l.check_key(&ip) {
-        Ok(()) => next.run(req).await,
-        Err(not_until) => {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            let mut r = ApiError::TooManyRequests(format!(
-                "rate limit exceeded for {ip}; retry in {secs} s"
-            ))
-            .into_response();
-            r.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from_str(&secs.max(1).to_string()).expect("digits"),
-            );
-            r
+impl Limiter {
+    /// The 429 for a request over its client's rate (`Retry-After` in whole seconds), or
+    /// `None` to let it through. Health probes and metrics are never limited.
+    pub fn check(&self, req: &Request) -> Option<Response> {
+        let l = self.inner.as_ref()?;
+        if exempt(req.uri().path()) {
+            return None;
         }
+        let ip = req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip())
+            .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        self.housekeeping(l);
+        let not_until = l.check_key(&ip).err()?;
+        let wait = not_until.wait_time_from(DefaultClock::default().now());
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let mut r =
+            ApiError::TooManyRequests(format!("rate limit exceeded for {ip}; retry in {secs} s"))
+                .into_response();
+        r.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_str(&secs.max(1).to_string()).expect("digits"),
+        );
+        Some(r)
     }
 }

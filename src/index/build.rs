@@ -43,7 +43,7 @@ impl SearchIndex {
     /// (an added entry with the key of a kept one comes after it, as in a build from
     /// kept ++ added). Its answers equal those of [`SearchIndex::build`] on the same
     /// entries, but the work is proportional to the change, not the index: unchanged
-    /// territories keep their polygon parts and interval trees (shared, not copied), the
+    /// territories keep their polygon parts and exact-test data (shared, not copied), the
     /// point grid is recomputed only in the cells met by parts that came or went, and kept
     /// entries reuse their normalised values and folded names. What remains linear in the
     /// index is integer and memory work (cloning kept entries, posting lists, ranks, the

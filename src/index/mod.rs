@@ -19,8 +19,9 @@
 //!
 //! Structures: posting lists per enum value (`postings.rs`), folded name strings for `q`
 //! (`text.rs`), and per polygon *part* of every territory a bounding box in an rstar
-//! R-tree, a cell list in a two-level grid for points (`grid.rs`) and a
-//! `geo::algorithm::indexed::IntervalTreeMultiPolygon` for the exact test (`spatial.rs`).
+//! R-tree, a cell list in a two-level grid for points (`grid.rs`) and an exact
+//! point-in-polygon test (`pip.rs`: geo's interval tree for large parts, packed rings for
+//! small ones).
 //! Indexing parts rather than territories keeps antimeridian territories exact and cheap.
 //!
 //! Filter semantics (DESIGN.md, HTTP API): OR within one field's values, AND across
@@ -32,6 +33,7 @@ mod build;
 mod facets;
 mod grid;
 pub mod live;
+pub mod pip;
 mod postings;
 mod spatial;
 pub mod text;

@@ -1,7 +1,6 @@
 //! The spatial half of the index: an R-tree over the bounding box of every *polygon part*
 //! of every territory (box and geometry queries), a grid over the same parts (point
-//! queries, see `grid.rs`), and one interval-tree point-in-polygon structure per part for
-//! the exact test.
+//! queries, see `grid.rs`), and one exact point-in-polygon test per part (`pip.rs`).
 //!
 //! Why parts and not territories: a territory that crosses the antimeridian (Aleutians
 //! West has islands at lon −179 and +179) has a planar bounding box spanning the globe, so
@@ -23,6 +22,7 @@ use geo::{
 use rstar::{RTree, RTreeObject, AABB};
 
 use super::grid::{PointGrid, INSIDE};
+use super::pip::PartTest;
 
 /// One R-tree leaf: a part's bounding box and the part's position in `Spatial::parts`.
 struct PartBox {
@@ -37,8 +37,8 @@ impl RTreeObject for PartBox {
     }
 }
 
-/// One polygon (exterior + holes) of a territory. Cloning shares the interval tree, so
-/// an updated index reuses the parts of every territory that did not change.
+/// One polygon (exterior + holes) of a territory. Cloning shares the exact test's data,
+/// so an updated index reuses the parts of every territory that did not change.
 #[derive(Clone)]
 pub(crate) struct Part {
     pub terr: u32,
@@ -48,14 +48,14 @@ pub(crate) struct Part {
     pub bbox: [f64; 4],
     /// Vertices of the polygon (all rings): the cost unit of the exact geometry test.
     pub vertices: u32,
-    pip: Arc<IntervalTreeMultiPolygon<f64>>,
+    pip: PartTest,
 }
 
 impl Part {
     /// Strictly inside (a point on the boundary is not).
     #[inline]
     pub fn contains(&self, c: Coord<f64>) -> bool {
-        self.pip.contains(&c)
+        self.pip.contains(c)
     }
 }
 
@@ -75,25 +75,27 @@ pub(crate) struct Spatial {
     pub terrs: Vec<Terr>,
 }
 
-/// Territory `t`'s parts (appended to `parts`, interval trees built) and its record.
+/// Territory `t`'s parts (appended to `parts`, exact tests built) and its record.
 fn new_terr(t: u32, geom: Arc<MultiPolygon<f64>>, parts: &mut Vec<Part>) -> Terr {
     let first = parts.len() as u32;
     for (pi, poly) in geom.0.iter().enumerate() {
         let Some(bbox) = bbox_of(poly) else { continue };
         // The winding-number test needs holes wound against their exterior; the
         // territory parser orients already, so this copy is only a safety net.
-        let mp = MultiPolygon(vec![poly.clone()]);
-        let mp = if rings_oriented(poly) {
-            mp
+        let oriented;
+        let poly = if rings_oriented(poly) {
+            poly
         } else {
-            mp.orient(Direction::Default)
+            oriented = poly.orient(Direction::Default);
+            &oriented
         };
+        let positions = poly.coords_count();
         parts.push(Part {
             terr: t,
             poly: pi as u32,
             bbox,
-            vertices: poly.coords_count().min(u32::MAX as usize) as u32,
-            pip: Arc::new(IntervalTreeMultiPolygon::new(&mp)),
+            vertices: positions.min(u32::MAX as usize) as u32,
+            pip: PartTest::of(poly, positions),
         });
     }
     Terr {
@@ -146,7 +148,7 @@ impl Spatial {
 
     /// The spatial index of `geoms` (the next snapshot's distinct territories), reusing
     /// this one where it can: `old_of[t]` names a territory of `self` with the same
-    /// geometry as `geoms[t]` (or `u32::MAX`), whose parts and interval trees are shared
+    /// geometry as `geoms[t]` (or `u32::MAX`), whose parts and exact tests are shared
     /// instead of rebuilt, and the point grid is updated only in the cells that changed
     /// parts meet ([`PointGrid::update`]). The R-tree over part boxes is bulk-loaded again
     /// (no vertex is read for it). Falls back to [`Spatial::build`] when the grid layout
@@ -275,8 +277,8 @@ impl Spatial {
     /// geometry that straddles the antimeridian does not scan the whole tree. For each
     /// (component, candidate part) pair whose territory is not matched yet:
     /// 1. a vertex of either lying strictly inside the other decides it, through the
-    ///    interval trees (O(log n) each: the part's is built with the index, the
-    ///    component's once per query);
+    ///    exact tests (the part's is built with the index, the component's interval tree
+    ///    once per query);
     /// 2. otherwise the boundaries are compared, segment against segment, only among the
     ///    segments of each that meet the other's bounding box.
     ///

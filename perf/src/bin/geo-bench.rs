@@ -11,6 +11,14 @@
 //!   each; one crawl into a temporary SQLite store; prints the peak RSS growth of the
 //!   process during the crawl (VmHWM, reset through /proc/self/clear_refs first).
 //!
+//! - `geo-bench pip`: the exact point-in-polygon test the index runs on a candidate part:
+//!   geo's `Contains` (winding number over the polygon's rings), the index's walk over
+//!   the packed rings (`index::pip::rings_contain`) and geo's interval tree, per polygon
+//!   size: where the index switches from one to the other (`index::pip::TREE_MIN_VERTICES`).
+//!   All in cache: the index also pays the cache misses to reach a part's data. Star-shaped rings with a hole, uniform points in
+//!   the bounding box, median ns per point over `--runs`; also the interval tree's heap
+//!   bytes per vertex.
+//!
 //! Everything stays on loopback; every loop is bounded.
 
 use std::time::{Duration, Instant};
@@ -18,14 +26,17 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use cds_registry::config::CrawlConfig;
 use cds_registry::crawl::Crawler;
+use cds_registry::index::pip::{packed_rings, rings_contain};
 use cds_registry::seeds::Seed;
 use cds_registry::store::Store;
 use cds_registry::territory::{self, GeoLimits};
-use cds_testkit::geometry::{large_ring, large_ring_geojson, polygon_geojson};
+use cds_testkit::geometry::{large_ring, large_ring_geojson, polygon_geojson, star_ring};
 use cds_testkit::server::GEOJSON_CONTENT_TYPE;
 use cds_testkit::{publish, EntrySpec, FixtureServer, UtilitySpec};
 use clap::Parser;
-use geo::{LineString, Polygon, Validation};
+use geo::algorithm::indexed::IntervalTreeMultiPolygon;
+use geo::{Contains, Coord, CoordsIter, LineString, MultiPolygon, Orient, Polygon, Validation};
+use rand::{Rng, SeedableRng};
 
 /// The subcommands are the whole command line.
 #[derive(Parser)]
@@ -48,6 +59,12 @@ enum Cmd {
         /// `crawl.max_territory_vertices` for the crawl.
         #[arg(long, default_value = "1000000")]
         max_vertices: usize,
+    },
+    Pip {
+        #[arg(long, default_value = "5")]
+        runs: usize,
+        #[arg(long, default_value = "20000")]
+        points: usize,
     },
 }
 
@@ -109,6 +126,80 @@ fn validate(runs: usize, brute_max: usize) {
             text.len(),
             ms(sweep),
             ms(read)
+        );
+    }
+}
+
+fn star(n: usize, c: (f64, f64), r: f64, rng: &mut impl Rng) -> LineString<f64> {
+    LineString(star_ring(n, c, r, || rng.random_range(0.7..1.0)))
+}
+
+fn vm_rss_kib() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    s.lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn pip(runs: usize, points: usize) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    println!("| ring positions | geo Contains ns/point | packed walk ns/point | interval tree ns/point | tree / packed | tree heap bytes/vertex |");
+    println!("|---|---|---|---|---|---|");
+    for n in [8, 16, 32, 64, 128, 256, 512, 1024, 4096] {
+        let ext = star(n, (0.0, 0.0), 1.0, &mut rng);
+        let mut hole = star(n / 4 + 4, (0.0, 0.0), 0.3, &mut rng);
+        hole.0.reverse();
+        let poly = MultiPolygon(vec![Polygon::new(ext, vec![hole])])
+            .orient(geo::orient::Direction::Default);
+        // Heap of many trees at once, so the per-tree figure is not lost in page noise.
+        let copies = (2_000_000 / n).clamp(1, 20_000);
+        let before = vm_rss_kib();
+        let trees: Vec<_> = (0..copies)
+            .map(|_| IntervalTreeMultiPolygon::new(&poly))
+            .collect();
+        let tree_bytes = (vm_rss_kib().saturating_sub(before) * 1024) as f64
+            / (copies * poly.coords_count()) as f64;
+        let tree = &trees[0];
+        let pts: Vec<Coord<f64>> = (0..points)
+            .map(|_| Coord {
+                x: rng.random_range(-1.0..1.0),
+                y: rng.random_range(-1.0..1.0),
+            })
+            .collect();
+        let p = &poly.0[0];
+        let time = |f: &dyn Fn(&Coord<f64>) -> bool| {
+            median(
+                (0..runs)
+                    .map(|_| {
+                        let t = Instant::now();
+                        let hits = pts.iter().filter(|c| f(c)).count();
+                        std::hint::black_box(hits);
+                        t.elapsed()
+                    })
+                    .collect(),
+            )
+            .as_nanos() as f64
+                / points as f64
+        };
+        let plain_hits = pts.iter().filter(|c| p.contains(*c)).count();
+        let tree_hits = pts.iter().filter(|c| tree.contains(*c)).count();
+        assert_eq!(
+            plain_hits, tree_hits,
+            "the two tests disagree at {n} positions"
+        );
+        let packed = packed_rings(p);
+        let packed_hits = pts.iter().filter(|c| rings_contain(&packed, **c)).count();
+        assert_eq!(
+            plain_hits, packed_hits,
+            "the packed walk disagrees at {n} positions"
+        );
+        let plain = time(&|c| p.contains(c));
+        let walk = time(&|c| rings_contain(&packed, *c));
+        let indexed = time(&|c| tree.contains(c));
+        println!(
+            "| {n} | {plain:.1} | {walk:.1} | {indexed:.1} | {:.2} | {tree_bytes:.0} |",
+            indexed / walk
         );
     }
 }
@@ -190,6 +281,10 @@ fn main() -> Result<()> {
     match Cmd::parse() {
         Cmd::Validate { runs, brute_max } => {
             validate(runs, brute_max);
+            Ok(())
+        }
+        Cmd::Pip { runs, points } => {
+            pip(runs, points);
             Ok(())
         }
         Cmd::Rss {

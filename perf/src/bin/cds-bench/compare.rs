@@ -3,6 +3,7 @@
 use crate::agree::{agreement, Agreement};
 use crate::data::{county_entries, features, gen_points, read_counties, write_points, Shapes};
 use crate::env::{environment, loadavg};
+use crate::floor::Floor;
 use crate::http::{
     http_post_answers, http_post_throughput, http_single, http_urls, one_connection_client,
     raw_paths, start_registry, RawHttp, Registry,
@@ -40,6 +41,7 @@ pub(crate) enum Throughput {
     PgBench,
     WrkLookup,
     WrkHealthz,
+    WrkFloor,
     HttpPost,
     InProcessBatch,
     ShapelyVector,
@@ -59,6 +61,7 @@ pub(crate) struct Rounds {
     pub(crate) pgbench: Vec<LoadRun>,
     pub(crate) wrk_lookup: Vec<LoadRun>,
     pub(crate) wrk_healthz: Vec<LoadRun>,
+    pub(crate) wrk_floor: Vec<LoadRun>,
     pub(crate) post_pts_per_s: Vec<f64>,
     pub(crate) inproc_batch_pts_per_s: Vec<f64>,
     pub(crate) shapely_vector_pts_per_s: Vec<f64>,
@@ -92,11 +95,13 @@ pub(crate) fn ns_of(v: &Value) -> Result<Vec<u64>> {
 }
 
 /// The scratch files the load generators read: `points.csv` (Shapely), `paths.txt` (wrk on
-/// `/v1/lookup`) and `healthz_paths.txt` (wrk on `/healthz`).
+/// `/v1/lookup`), `healthz_paths.txt` (wrk on `/healthz`) and `floor_paths.txt` (wrk on
+/// the bare hyper server).
 pub(crate) struct Files {
     pub(crate) points_csv: PathBuf,
     pub(crate) paths_txt: PathBuf,
     pub(crate) healthz_txt: PathBuf,
+    pub(crate) floor_txt: PathBuf,
 }
 
 impl Files {
@@ -106,8 +111,10 @@ impl Files {
             points_csv: dir.join("points.csv"),
             paths_txt: dir.join("paths.txt"),
             healthz_txt: dir.join("healthz_paths.txt"),
+            floor_txt: dir.join("floor_paths.txt"),
         };
         std::fs::write(&files.healthz_txt, "/healthz\n")?;
+        std::fs::write(&files.floor_txt, "/\n")?;
         eprintln!(
             "[cds-bench] {} points written to {}",
             points.len(),
@@ -128,6 +135,7 @@ pub(crate) struct Systems {
     pub(crate) pg_load_s: f64,
     pub(crate) pgi: PgInfo,
     pub(crate) reg: Registry,
+    pub(crate) floor: Floor,
     pub(crate) py: Shapely,
     pub(crate) py_info: Value,
     pub(crate) client: reqwest::Client,
@@ -216,6 +224,8 @@ impl Systems {
             "[cds-bench] registry crawled in {:.1} s, serving at {} (ready {:.2} s after start)",
             reg.crawl_secs, reg.base, reg.start_to_ready_secs
         );
+        let floor = Floor::start().await?;
+        eprintln!("[cds-bench] bare hyper floor at {}", floor.base);
         let script = a.bench_dir.join("shapely_bench.py");
         let mut py = Shapely::start(&a.python, &script, &a.counties, &files.points_csv).await?;
         let py_info = py.call("info").await?;
@@ -238,6 +248,7 @@ impl Systems {
             pg_load_s,
             pgi,
             reg,
+            floor,
             py,
             py_info,
             client,
@@ -308,6 +319,12 @@ impl Systems {
                 let mut cmd = wrk_command(base, a.duration, &lua, &self.files.healthz_txt);
                 r.wrk_healthz
                     .push(run_wrk(&mut cmd, a.duration, self.reg.pid).await?)
+            }
+            Throughput::WrkFloor => {
+                let mut cmd =
+                    wrk_command(&self.floor.base, a.duration, &lua, &self.files.floor_txt);
+                r.wrk_floor
+                    .push(run_wrk(&mut cmd, a.duration, self.floor.pid).await?)
             }
             Throughput::HttpPost => r
                 .post_pts_per_s
@@ -403,10 +420,11 @@ const SINGLES: [Single; 8] = [
     Single::Shapely,
 ];
 
-const LOADS: [Throughput; 7] = [
+const LOADS: [Throughput; 8] = [
     Throughput::PgBench,
     Throughput::WrkLookup,
     Throughput::WrkHealthz,
+    Throughput::WrkFloor,
     Throughput::HttpPost,
     Throughput::InProcessBatch,
     Throughput::ShapelyVector,
@@ -470,6 +488,7 @@ pub(crate) async fn compare(a: CompareArgs) -> Result<()> {
     let Systems {
         py,
         mut reg,
+        mut floor,
         pg,
         pgi,
         py_info,
@@ -480,6 +499,7 @@ pub(crate) async fn compare(a: CompareArgs) -> Result<()> {
     } = sys;
     py.quit().await;
     let _ = reg.child.kill().await;
+    let _ = floor.child.kill().await;
     let _ = pg.close().await;
     let report = Report {
         a: &a,

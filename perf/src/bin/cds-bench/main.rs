@@ -11,7 +11,8 @@
 //! 4. builds the same index in process, starts `perf/bench/shapely_bench.py` as a co-process;
 //! 5. measures in rounds, alternating the systems (and rotating their order) so that noise
 //!    from the shared machine hits all of them alike: single-point latency, throughput
-//!    (pgbench, wrk, batch POSTs, in-process batch, Shapely vectorised), then agreement on
+//!    (pgbench, wrk on `/v1/lookup`, `/healthz` and a bare hyper server (the HTTP floor,
+//!    `floor.rs`), batch POSTs, in-process batch, Shapely vectorised), then agreement on
 //!    every point, memory and index build time;
 //! 6. prints a Markdown report and writes it into `docs/PERFORMANCE.md` between markers.
 //!
@@ -29,6 +30,7 @@ mod agree;
 mod compare;
 mod data;
 mod env;
+mod floor;
 mod http;
 mod load;
 mod postgis;
@@ -63,6 +65,11 @@ pub(crate) enum Cmd {
     Compare(Box<CompareArgs>),
     /// In-process loops only, for profilers.
     Profile(ProfileArgs),
+    /// The bare hyper floor server (`compare` starts it as a child process).
+    Floor {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: std::net::SocketAddr,
+    },
 }
 
 #[derive(clap::Args)]
@@ -105,6 +112,12 @@ pub(crate) struct CompareArgs {
     /// Markdown file to write the report into (between the cds-bench markers).
     #[arg(long)]
     pub(crate) doc: Option<PathBuf>,
+    /// What the polygons are, for the report.
+    #[arg(
+        long,
+        default_value = "US counties (`tests/data/us-counties-10m.geojson.gz`)"
+    )]
+    pub(crate) data_label: String,
     /// How the run was started, for the report.
     #[arg(long, default_value = "perf/bench/compare.sh")]
     pub(crate) invoked_as: String,
@@ -114,7 +127,7 @@ pub(crate) struct CompareArgs {
 pub(crate) struct ProfileArgs {
     #[arg(long)]
     pub(crate) counties: PathBuf,
-    /// single | batch | build
+    /// single | batch | build | memory
     #[arg(long, default_value = "single")]
     pub(crate) mode: String,
     #[arg(long, default_value_t = 100_000)]
@@ -129,6 +142,7 @@ pub(crate) struct ProfileArgs {
 pub(crate) fn main() -> Result<()> {
     match Cmd::parse() {
         Cmd::Profile(a) => profile(a),
+        Cmd::Floor { listen } => floor::serve(listen),
         Cmd::Compare(a) => tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()

@@ -9,6 +9,7 @@ use std::time::Instant;
 pub(crate) fn profile(a: ProfileArgs) -> Result<()> {
     let counties = read_counties(&a.counties)?;
     let (entries, _) = county_entries(&counties)?;
+    drop(counties);
     let points = gen_points(a.points, a.seed);
     let none = Filter::default();
     let t = Instant::now();
@@ -33,8 +34,40 @@ pub(crate) fn profile(a: ProfileArgs) -> Result<()> {
             }
             let per = t.elapsed().as_secs_f64() / (a.repeat * points.len()) as f64;
             println!("{}: {:.0} ns per point", a.mode, per * 1e9);
+            if a.mode == "single" {
+                // One more pass, each call timed: the distribution behind the mean.
+                let mut ns = crate::compare::inproc_single(&index, &points);
+                ns.sort_unstable();
+                let q = |f: f64| ns[((ns.len() - 1) as f64 * f) as usize];
+                println!("single: p50 {} ns, p99 {} ns", q(0.5), q(0.99));
+            }
         }
-        m => bail!("unknown mode {m:?}: single | batch | build"),
+        "memory" => {
+            // What the index adds to the geometry the entries already hold (the index
+            // shares it): resident bytes after the build minus before, with freed heap
+            // returned to the system first on both sides so only live memory counts.
+            let vertices: usize = entries
+                .iter()
+                .filter_map(|e| e.territory.as_deref())
+                .map(geo::CoordsIter::coords_count)
+                .sum();
+            trim();
+            let before = rss_kib();
+            let index = SearchIndex::build(entries);
+            trim();
+            let after = rss_kib();
+            found = index.len();
+            let raw = vertices as f64 * 16.0 / 1024.0 / 1024.0;
+            let added = after.saturating_sub(before) as f64 / 1024.0;
+            println!(
+                "memory: {vertices} vertices, raw coordinates {raw:.1} MiB, geometry + entries before the build {:.1} MiB RSS, the index adds {added:.1} MiB ({:.1} bytes per vertex; geometry + index = {:.1}x raw)",
+                before as f64 / 1024.0,
+                added * 1024.0 * 1024.0 / vertices as f64,
+                (added + raw) / raw
+            );
+            std::hint::black_box(&index);
+        }
+        m => bail!("unknown mode {m:?}: single | batch | build | memory"),
     }
     println!(
         "{} in {:.3} s ({found} results)",
@@ -42,4 +75,23 @@ pub(crate) fn profile(a: ProfileArgs) -> Result<()> {
         t.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Give freed heap back to the system (glibc keeps it otherwise), so RSS counts live data.
+fn trim() {
+    // SAFETY: malloc_trim only walks glibc's own arenas.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }

@@ -99,6 +99,7 @@ pub(crate) struct Derived {
     pg_tps: Vec<f64>,
     get_rps: Vec<f64>,
     hz_rps: Vec<f64>,
+    floor_rps: Vec<f64>,
     single_ratio: Vec<f64>,
     get_vs_pg: Vec<f64>,
     batch_ratio: Vec<f64>,
@@ -114,6 +115,7 @@ impl Derived {
         let pg_tps = Report::per_s(&r.pgbench);
         let get_rps = Report::per_s(&r.wrk_lookup);
         let hz_rps = Report::per_s(&r.wrk_healthz);
+        let floor_rps = Report::per_s(&r.wrk_floor);
         Derived {
             single_ratio: ratio_per_round(&r.lat_shapely.round_p50, &r.lat_inproc.round_p50),
             get_vs_pg: ratio_per_round(&get_rps, &pg_tps),
@@ -126,11 +128,13 @@ impl Derived {
                 .iter()
                 .chain(&r.wrk_lookup)
                 .chain(&r.wrk_healthz)
+                .chain(&r.wrk_floor)
                 .map(|x| x.errors)
                 .sum(),
             pg_tps,
             get_rps,
             hz_rps,
+            floor_rps,
         }
     }
 }
@@ -162,8 +166,8 @@ impl Report<'_> {
         let _ = writeln!(s, "## PostGIS / Shapely comparison\n");
         let _ = writeln!(
             s,
-            "Measured by `{}` on {} ({:.0} s in all). Point lookups on the {} US counties \
-             (`tests/data/us-counties-10m.geojson.gz`), {} points drawn uniformly in lon -125..-66, \
+            "Measured by `{}` on {} ({:.0} s in all). Point lookups on the {} {}, \
+             {} points drawn uniformly in lon -125..-66, \
              lat 24..50 (seed {}). The systems were measured **interleaved**: {} rounds, each \
              round running every system once (order rotated per round), so noise from the \
              shared 2-core machine hits all alike. Medians over rounds; ratios are the median \
@@ -172,6 +176,7 @@ impl Report<'_> {
             e.date,
             self.total_s,
             thousands(self.n_counties as f64),
+            self.a.data_label,
             thousands(self.n_points as f64),
             self.a.seed,
             self.rounds
@@ -206,14 +211,14 @@ impl Report<'_> {
         );
         let _ = writeln!(
             s,
-            "| index build < 1 s ({} counties, median of 5) | {:.1} ms | {} |",
+            "| index build < 1 s ({} polygons, median of 5) | {:.1} ms | {} |",
             thousands(self.n_counties as f64),
             d.build_med,
             verdict(d.build_med < 1000.0)
         );
         let _ = writeln!(
             s,
-            "| `serve` peak RSS < 150 MB (VmHWM, counties loaded, after the whole run) | {:.1} MB | {} |",
+            "| `serve` peak RSS < 150 MB (VmHWM, polygons loaded, after the whole run) | {:.1} MB | {} |",
             d.rss_mb,
             verdict(d.rss_mb < 150.0)
         );
@@ -330,6 +335,15 @@ impl Report<'_> {
         );
         let _ = writeln!(
             s,
+            "| *floor:* bare hyper HTTP/1.1 server, fixed {}-byte JSON body, same wrk settings | {} req/s | {} | {}{} |",
+            crate::floor::BODY_BYTES,
+            thousands(median(&d.floor_rps)),
+            spread(&d.floor_rps),
+            lat_note(&r.wrk_floor),
+            cpu_note(&r.wrk_floor)
+        );
+        let _ = writeln!(
+            s,
             "| registry `POST /v1/lookup`, batches of {} points, {} connections | {} points/s | {} | {} batches per round, response bodies read in full |",
             thousands(BATCH as f64),
             CLIENTS,
@@ -412,7 +426,7 @@ impl Report<'_> {
         let _ = writeln!(s, "| measure | value |\n|---|---|");
         let _ = writeln!(
             s,
-            "| `SearchIndex::build`, {} counties, in process: median of 5 (all runs) | {:.1} ms ({}) |",
+            "| `SearchIndex::build`, {} polygons, in process: median of 5 (all runs) | {:.1} ms ({}) |",
             thousands(self.n_counties as f64),
             d.build_med,
             self.build_ms
@@ -551,29 +565,41 @@ impl Report<'_> {
         );
         let _ = writeln!(
             s,
-            "| per request | `/v1/lookup` | `/healthz` |\n|---|---|---|"
+            "| per request | `/v1/lookup` | `/healthz` | bare hyper floor |\n|---|---|---|---|"
         );
         let _ = writeln!(
             s,
-            "| `serve` CPU (user + system) | {:.1} µs | {:.1} µs |",
+            "| server CPU (user + system) | {:.1} µs | {:.1} µs | {:.1} µs |",
             per_req(&r.wrk_lookup, |x| x.server_cpu_us),
-            per_req(&r.wrk_healthz, |x| x.server_cpu_us)
+            per_req(&r.wrk_healthz, |x| x.server_cpu_us),
+            per_req(&r.wrk_floor, |x| x.server_cpu_us)
         );
         let _ = writeln!(
             s,
-            "| wrk CPU | {:.1} µs | {:.1} µs |",
+            "| wrk CPU | {:.1} µs | {:.1} µs | {:.1} µs |",
             per_req(&r.wrk_lookup, |x| x.client_cpu_us),
-            per_req(&r.wrk_healthz, |x| x.client_cpu_us)
+            per_req(&r.wrk_healthz, |x| x.client_cpu_us),
+            per_req(&r.wrk_floor, |x| x.client_cpu_us)
         );
         let _ = writeln!(
             s,
-            "| response bytes (headers + body) | {:.0} | {:.0} |",
+            "| response bytes (headers + body) | {:.0} | {:.0} | {:.0} |",
             per_req(&r.wrk_lookup, |x| x.bytes / x.requests),
-            per_req(&r.wrk_healthz, |x| x.bytes / x.requests)
+            per_req(&r.wrk_healthz, |x| x.bytes / x.requests),
+            per_req(&r.wrk_floor, |x| x.bytes / x.requests)
         );
         let _ = writeln!(
             s,
-            "| single request over one connection, p50 (table above) | {} µs | {} µs |",
+            "| req/s, median (ratio to the floor) | {} ({:.0} %) | {} ({:.0} %) | {} |",
+            thousands(median(&d.get_rps)),
+            median(&ratio_per_round(&d.get_rps, &d.floor_rps)) * 100.0,
+            thousands(median(&d.hz_rps)),
+            median(&ratio_per_round(&d.hz_rps, &d.floor_rps)) * 100.0,
+            thousands(median(&d.floor_rps))
+        );
+        let _ = writeln!(
+            s,
+            "| single request over one connection, p50 (table above) | {} µs | {} µs | not measured |",
             us(r.lat_get.p(0.5)),
             us(r.lat_healthz.p(0.5))
         );
@@ -606,6 +632,7 @@ impl Report<'_> {
             "pgbench": runs(&r.pgbench),
             "wrk_lookup": runs(&r.wrk_lookup),
             "wrk_healthz": runs(&r.wrk_healthz),
+            "wrk_floor": runs(&r.wrk_floor),
             "post_points_per_s": r.post_pts_per_s,
             "inprocess_batch_points_per_s": r.inproc_batch_pts_per_s,
             "shapely_vector_points_per_s": r.shapely_vector_pts_per_s,

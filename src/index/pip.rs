@@ -1,0 +1,200 @@
+//! The exact point-in-polygon test of one polygon part, in two forms chosen by size.
+//!
+//! Why two: geo's `IntervalTreeMultiPolygon` answers a large polygon in time that grows
+//! slowly with its size, but it costs ~60 heap bytes per vertex (`geo-bench pip`: 56–64)
+//! and a query walks several separately allocated nodes. On an index of many small parts
+//! (a national aggregator's 100,000 cells of ~50 vertices) a lookup is bound by those cache
+//! misses, not by arithmetic, and the trees were four times the size of the coordinates. A
+//! small part keeps its rings in one contiguous block instead (16 bytes per vertex, read
+//! front to back) and the test walks every edge. Both forms run the same winding-number
+//! rule with geo's robust `orient2d`, so they answer alike to the last bit; a point on the
+//! boundary is not inside (as GEOS `contains`).
+
+use std::sync::Arc;
+
+use geo::algorithm::indexed::IntervalTreeMultiPolygon;
+use geo::kernels::{Kernel, Orientation, RobustKernel};
+use geo::{Coord, MultiPolygon, Polygon};
+
+/// Parts with at least this many positions (all rings) get an interval tree. Below it the
+/// plain walk over a contiguous block is faster once the index outgrows the CPU caches,
+/// and it is a quarter of the memory (`geo-bench pip`, docs/PERFORMANCE.md "Scale").
+pub const TREE_MIN_VERTICES: usize = 256;
+
+/// The exact test of one part. Cloning shares the data, so an updated index reuses the
+/// parts of every territory that did not change.
+#[derive(Clone)]
+pub(crate) enum PartTest {
+    /// The rings, each closed, one after the other, separated by one NaN position.
+    Rings(Arc<[Coord<f64>]>),
+    Tree(Arc<IntervalTreeMultiPolygon<f64>>),
+}
+
+impl PartTest {
+    /// For an oriented polygon (exterior counter-clockwise, holes clockwise): the winding
+    /// numbers of the rings then add up to 0 in a hole and outside, and to 1 inside.
+    pub fn of(poly: &Polygon<f64>, positions: usize) -> PartTest {
+        if positions >= TREE_MIN_VERTICES {
+            PartTest::Tree(Arc::new(IntervalTreeMultiPolygon::new(&MultiPolygon(
+                vec![poly.clone()],
+            ))))
+        } else {
+            PartTest::Rings(packed_rings(poly))
+        }
+    }
+
+    /// Strictly inside (a point on the boundary is not).
+    #[inline]
+    pub fn contains(&self, c: Coord<f64>) -> bool {
+        match self {
+            PartTest::Rings(r) => rings_contain(r, c),
+            PartTest::Tree(t) => geo::Contains::contains(t.as_ref(), &c),
+        }
+    }
+}
+
+/// The polygon's rings as one block: each ring closed, a NaN position between rings.
+pub fn packed_rings(poly: &Polygon<f64>) -> Arc<[Coord<f64>]> {
+    let sep = Coord {
+        x: f64::NAN,
+        y: f64::NAN,
+    };
+    let mut out = Vec::with_capacity(
+        poly.exterior().0.len()
+            + poly
+                .interiors()
+                .iter()
+                .map(|r| r.0.len() + 1)
+                .sum::<usize>(),
+    );
+    out.extend_from_slice(&poly.exterior().0);
+    for hole in poly.interiors() {
+        out.push(sep);
+        out.extend_from_slice(&hole.0);
+    }
+    out.into()
+}
+
+/// Is `c` strictly inside the rings packed by [`packed_rings`] (oriented as there)?
+/// The winding-number rule of geo's `coord_pos_relative_to_ring`, summed over the rings;
+/// any edge the point lies on decides "not inside" at once.
+pub fn rings_contain(rings: &[Coord<f64>], c: Coord<f64>) -> bool {
+    let mut winding = 0i32;
+    for w in rings.windows(2) {
+        let (a, b) = (w[0], w[1]);
+        // An edge wholly left of the point neither crosses the ray to its right nor
+        // carries the point (geo's interval tree skips it the same way); tested only for
+        // the few edges that span the point's latitude, before the costly `orient2d`.
+        if a.y <= c.y {
+            if b.y >= c.y && !(a.x < c.x && b.x < c.x) {
+                let o = RobustKernel::orient2d(a, b, c);
+                if o == Orientation::CounterClockwise && b.y != c.y {
+                    winding += 1;
+                } else if o == Orientation::Collinear && between(c.x, a.x, b.x) {
+                    return false;
+                }
+            }
+        // `a.y <= c.y` is also false for a NaN separator (comparisons with NaN are false),
+        // so a separator edge is ruled out here; in the branch above neither end is NaN.
+        } else if b.y <= c.y && !a.y.is_nan() && !(a.x < c.x && b.x < c.x) {
+            let o = RobustKernel::orient2d(a, b, c);
+            if o == Orientation::Clockwise {
+                winding -= 1;
+            } else if o == Orientation::Collinear && between(c.x, a.x, b.x) {
+                return false;
+            }
+        }
+    }
+    winding != 0
+}
+
+fn between(x: f64, a: f64, b: f64) -> bool {
+    if a <= b {
+        a <= x && x <= b
+    } else {
+        b <= x && x <= a
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use geo::orient::{Direction, Orient};
+    use geo::{Contains, LineString};
+    use rand::{Rng, SeedableRng};
+
+    /// A star-shaped ring with its positions rounded to a 1/8 lattice, so that test
+    /// points on a 1/16 lattice often fall exactly on vertices and edges.
+    fn star(n: usize, c: (f64, f64), r: f64, rng: &mut impl Rng) -> LineString<f64> {
+        let lattice = |v: f64| (v * 8.0).round() / 8.0;
+        let mut pts: Vec<Coord<f64>> =
+            cds_testkit::geometry::star_ring(n, c, r, || rng.random_range(0.5..1.0))
+                .into_iter()
+                .map(|p| Coord {
+                    x: lattice(p.x),
+                    y: lattice(p.y),
+                })
+                .collect();
+        pts.dedup();
+        LineString(pts)
+    }
+
+    /// The packed walk, geo's interval tree and geo's `Contains` agree on random points,
+    /// including many exactly on vertices and edges (coordinates on a 1/8 lattice, points
+    /// on a 1/16 lattice), for polygons with and without holes, wound either way before
+    /// orienting.
+    #[test]
+    fn the_packed_walk_answers_as_the_interval_tree_and_geo() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        for case in 0..300 {
+            let n = rng.random_range(3..40);
+            let mut ext = star(n, (0.0, 0.0), 2.0, &mut rng);
+            if case % 2 == 0 {
+                ext.0.reverse();
+            }
+            let holes = if case % 3 == 0 {
+                vec![star(rng.random_range(3..10), (0.0, 0.0), 0.4, &mut rng)]
+            } else {
+                vec![]
+            };
+            let poly = Polygon::new(ext, holes).orient(Direction::Default);
+            let packed = packed_rings(&poly);
+            let tree = IntervalTreeMultiPolygon::new(&MultiPolygon(vec![poly.clone()]));
+            for _ in 0..400 {
+                let c = Coord {
+                    x: f64::from(rng.random_range(-40..=40)) / 16.0,
+                    y: f64::from(rng.random_range(-40..=40)) / 16.0,
+                };
+                let want = poly.contains(&c);
+                assert_eq!(rings_contain(&packed, c), want, "case {case} at {c:?}");
+                assert_eq!(tree.contains(&c), want, "tree, case {case} at {c:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_form_follows_the_size() {
+        let square = |n: usize| {
+            let mut pts: Vec<Coord<f64>> = (0..n)
+                .map(|i| Coord {
+                    x: (i as f64 / n as f64 * std::f64::consts::TAU).cos(),
+                    y: (i as f64 / n as f64 * std::f64::consts::TAU).sin(),
+                })
+                .collect();
+            pts.push(pts[0]);
+            Polygon::new(LineString(pts), vec![]).orient(Direction::Default)
+        };
+        let small = square(20);
+        let big = square(TREE_MIN_VERTICES + 10);
+        assert!(matches!(PartTest::of(&small, 21), PartTest::Rings(_)));
+        assert!(matches!(
+            PartTest::of(&big, TREE_MIN_VERTICES + 11),
+            PartTest::Tree(_)
+        ));
+        for p in [&small, &big] {
+            let t = PartTest::of(p, p.exterior().0.len());
+            assert!(t.contains(Coord { x: 0.1, y: 0.2 }));
+            assert!(!t.contains(Coord { x: 1.1, y: 0.2 }));
+        }
+    }
+}
