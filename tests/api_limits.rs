@@ -297,6 +297,25 @@ async fn policy_headers() {
         .unwrap();
     assert_eq!(acao(&r).as_deref(), Some("*"));
     assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    // Caches must key on the CORS request headers and on the encoding, each named once.
+    let vary: Vec<String> = r
+        .headers()
+        .get_all("vary")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_ascii_lowercase())
+        .collect();
+    let names: Vec<&str> = vary
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    for name in ["accept-encoding", "origin", "access-control-request-method"] {
+        assert_eq!(
+            names.iter().filter(|n| **n == name).count(),
+            1,
+            "{name} in {vary:?}"
+        );
+    }
     let preflight = |path: &str, method: &str| {
         c.request(reqwest::Method::OPTIONS, format!("{base}{path}"))
             .header("origin", origin)
