@@ -265,8 +265,9 @@ impl LiveIndex {
 
 /// Hand the heap a whole build left free back to the system. glibc keeps freed memory for
 /// reuse, so after loading 100,000 rows and their WKB, decoding and building, `serve`
-/// stayed resident at the peak of the load (docs/PERFORMANCE.md "Scale").
-fn release_free_heap() {
+/// stayed resident at the peak of the load (docs/PERFORMANCE.md "Scale"). Public for the
+/// benchmarks that measure the index's live memory.
+pub fn release_free_heap() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: `malloc_trim` takes no pointer and only walks glibc's own free lists.
     unsafe {

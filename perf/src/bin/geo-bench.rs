@@ -15,9 +15,9 @@
 //!   geo's `Contains` (winding number over the polygon's rings), the index's walk over
 //!   the packed rings (`index::pip::rings_contain`) and geo's interval tree, per polygon
 //!   size: where the index switches from one to the other (`index::pip::TREE_MIN_VERTICES`).
-//!   All in cache: the index also pays the cache misses to reach a part's data. Star-shaped rings with a hole, uniform points in
-//!   the bounding box, median ns per point over `--runs`; also the interval tree's heap
-//!   bytes per vertex.
+//!   All in cache: the index also pays the cache misses to reach a part's data.
+//!   Star-shaped rings with a hole, uniform points in the bounding box, median ns per
+//!   point over `--runs`; also the interval tree's heap bytes per vertex.
 //!
 //! Everything stays on loopback; every loop is bounded.
 
@@ -134,15 +134,7 @@ fn star(n: usize, c: (f64, f64), r: f64, rng: &mut impl Rng) -> LineString<f64> 
     LineString(star_ring(n, c, r, || rng.random_range(0.7..1.0)))
 }
 
-fn vm_rss_kib() -> u64 {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    s.lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0)
-}
-
-fn pip(runs: usize, points: usize) {
+fn pip(runs: usize, points: usize) -> Result<()> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     println!("| ring positions | geo Contains ns/point | packed walk ns/point | interval tree ns/point | tree / packed | tree heap bytes/vertex |");
     println!("|---|---|---|---|---|---|");
@@ -154,11 +146,11 @@ fn pip(runs: usize, points: usize) {
             .orient(geo::orient::Direction::Default);
         // Heap of many trees at once, so the per-tree figure is not lost in page noise.
         let copies = (2_000_000 / n).clamp(1, 20_000);
-        let before = vm_rss_kib();
+        let before = status_kib("VmRSS:")?;
         let trees: Vec<_> = (0..copies)
             .map(|_| IntervalTreeMultiPolygon::new(&poly))
             .collect();
-        let tree_bytes = (vm_rss_kib().saturating_sub(before) * 1024) as f64
+        let tree_bytes = (status_kib("VmRSS:")?.saturating_sub(before) * 1024) as f64
             / (copies * poly.coords_count()) as f64;
         let tree = &trees[0];
         let pts: Vec<Coord<f64>> = (0..points)
@@ -202,15 +194,21 @@ fn pip(runs: usize, points: usize) {
             indexed / walk
         );
     }
+    Ok(())
 }
 
-fn vm_hwm_kib() -> Result<u64> {
+/// A `kB` field of this process's `/proc/self/status` (`"VmRSS:"`, `"VmHWM:"`).
+fn status_kib(field: &str) -> Result<u64> {
     let s = std::fs::read_to_string("/proc/self/status")?;
     let line = s
         .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .context("no VmHWM")?;
-    Ok(line.split_whitespace().nth(1).context("VmHWM")?.parse()?)
+        .find(|l| l.starts_with(field))
+        .with_context(|| format!("no {field}"))?;
+    Ok(line
+        .split_whitespace()
+        .nth(1)
+        .context(field.to_owned())?
+        .parse()?)
 }
 
 async fn rss(territories: usize, vertices: usize, max_vertices: usize) -> Result<()> {
@@ -249,13 +247,13 @@ async fn rss(territories: usize, vertices: usize, max_vertices: usize) -> Result
         ..CrawlConfig::default()
     };
     let crawler = Crawler::new(store.clone(), cfg)?;
-    let before = vm_hwm_kib()?;
+    let before = status_kib("VmHWM:")?;
     std::fs::write("/proc/self/clear_refs", "5").context("reset VmHWM")?;
-    let base = vm_hwm_kib()?;
+    let base = status_kib("VmHWM:")?;
     let t = Instant::now();
     let run = crawler.run("bench", &[]).await?;
     let wall = t.elapsed();
-    let peak = vm_hwm_kib()?;
+    let peak = status_kib("VmHWM:")?;
     let stored = store
         .index_rows()
         .await?
@@ -283,10 +281,7 @@ fn main() -> Result<()> {
             validate(runs, brute_max);
             Ok(())
         }
-        Cmd::Pip { runs, points } => {
-            pip(runs, points);
-            Ok(())
-        }
+        Cmd::Pip { runs, points } => pip(runs, points),
         Cmd::Rss {
             territories,
             vertices,

@@ -1,8 +1,10 @@
 //! `cds-bench profile`: the in-process loops alone, for callgrind.
 
 use crate::data::{county_entries, gen_points, read_counties};
+use crate::process::memory_kb;
 use crate::ProfileArgs;
 use anyhow::{bail, Result};
+use cds_registry::index::live::release_free_heap;
 use cds_registry::index::{Filter, SearchIndex};
 use std::time::Instant;
 
@@ -51,11 +53,11 @@ pub(crate) fn profile(a: ProfileArgs) -> Result<()> {
                 .filter_map(|e| e.territory.as_deref())
                 .map(geo::CoordsIter::coords_count)
                 .sum();
-            trim();
-            let before = rss_kib();
+            release_free_heap();
+            let before = memory_kb(std::process::id())?.1;
             let index = SearchIndex::build(entries);
-            trim();
-            let after = rss_kib();
+            release_free_heap();
+            let after = memory_kb(std::process::id())?.1;
             found = index.len();
             let raw = vertices as f64 * 16.0 / 1024.0 / 1024.0;
             let added = after.saturating_sub(before) as f64 / 1024.0;
@@ -75,23 +77,4 @@ pub(crate) fn profile(a: ProfileArgs) -> Result<()> {
         t.elapsed().as_secs_f64()
     );
     Ok(())
-}
-
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-/// Give freed heap back to the system (glibc keeps it otherwise), so RSS counts live data.
-fn trim() {
-    // SAFETY: malloc_trim only walks glibc's own arenas.
-    unsafe {
-        libc::malloc_trim(0);
-    }
 }
