@@ -25,6 +25,10 @@ pub fn search_tag(state: &AppState, req: &Request) -> Option<HeaderValue> {
     if req.method() != Method::GET || !is_search(req.uri().path()) {
         return None;
     }
+    // A weak tag needs no cryptographic hash: SipHash of the path and query (no string
+    // built) is what it costs per request; SHA-256 of the formatted URI was ~7k
+    // instructions per lookup (PERFORMANCE.md, "Where the time goes"). The index build
+    // time tells process restarts apart, where the generation counter starts over.
     let mut h = std::collections::hash_map::DefaultHasher::new();
     req.uri().path().hash(&mut h);
     req.uri().query().hash(&mut h);
