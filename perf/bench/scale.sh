@@ -80,11 +80,15 @@ fi
 
 FIXTURE_PID=
 ADDR=
-stop_fixture() {
-    if [ -n "$FIXTURE_PID" ]; then
-        kill -TERM "$FIXTURE_PID" 2>/dev/null || true
-        wait "$FIXTURE_PID" 2>/dev/null || true
+# Stop the child with pid $1, if any, and wait for it (the fixture and the replica).
+stop_child() {
+    if [ -n "$1" ]; then
+        kill -TERM "$1" 2>/dev/null || true
+        wait "$1" 2>/dev/null || true
     fi
+}
+stop_fixture() {
+    stop_child "$FIXTURE_PID"
     FIXTURE_PID=
 }
 PG_CREATED=
@@ -163,10 +167,7 @@ REPLICA_ADDR=
 REPLICA_ROWS=()
 READY_CPU=
 stop_replica() {
-    if [ -n "$REPLICA_PID" ]; then
-        kill -TERM "$REPLICA_PID" 2>/dev/null || true
-        wait "$REPLICA_PID" 2>/dev/null || true
-    fi
+    stop_child "$REPLICA_PID"
     REPLICA_PID=
 }
 readyz() { curl -sf "http://$REPLICA_ADDR/readyz"; }
