@@ -364,7 +364,7 @@ pub fn entry_json(index: &SearchIndex, pos: usize, cfg: &PublishConfig) -> Value
             ..o.clone()
         },
         None => Origin {
-            server: e.server_url.clone(),
+            server: e.server_url.to_string(),
             id: en.id.clone(),
             role: en.role.clone(),
             capabilities: en.capabilities.clone(),

@@ -274,7 +274,6 @@ async fn a_replica_catches_up_with_a_few_changed_entries(backend: Backend) {
     let (a, b) = (replica.index(), fresh.index());
     let view = |i: &cds_registry::index::SearchIndex| {
         i.entries()
-            .iter()
             .map(|x| {
                 (
                     x.key,
@@ -287,10 +286,7 @@ async fn a_replica_catches_up_with_a_few_changed_entries(backend: Backend) {
     };
     assert_eq!(view(&a), view(&b));
     assert_eq!(a.len(), N - 1);
-    assert!(a
-        .entries()
-        .iter()
-        .any(|x| x.entry.name == "Renamed territory 0"));
+    assert!(a.entries().any(|x| x.entry.name == "Renamed territory 0"));
     // Lookups agree at the corner of every territory's square and inside it.
     let none = Filter::default();
     for i in 0..N {

@@ -373,11 +373,11 @@ fn federation(index: &SearchIndex, entries: &[IndexEntry], runs: usize) {
         c.server_id = 2;
         c.server_url = "https://registry.example/.well-known/cds-server-metadata.json".into();
         c.entry.origin = Some(Origin {
-            server: e.server_url.clone(),
+            server: e.server_url.to_string(),
             id: e.entry.id.clone(),
             role: e.entry.role.clone(),
             capabilities: vec![],
-            via: vec![c.server_url.clone()],
+            via: vec![c.server_url.to_string()],
         });
         with_copies.push(c);
     }

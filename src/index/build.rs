@@ -25,6 +25,49 @@ fn role_rank(role: &str) -> u8 {
 /// No old position: the entry is new in [`SearchIndex::update`].
 const NEW: u32 = u32::MAX;
 
+/// One indexed entry with what the index derives from it alone. Snapshots share it (`Arc`):
+/// an entry that [`SearchIndex::update`] keeps costs the next snapshot a reference count,
+/// not a copy of its dozen strings, its folded names or its rendered row.
+pub(super) struct Slot {
+    pub entry: IndexEntry,
+    /// Folded names for `q` ([`text::search_text`] of entity_name, abbreviation and
+    /// name), joined by '\n' so a token never spans two names.
+    pub text: Box<str>,
+    /// ([`text::entity_key`] of entity_name, uppercased country): the entity grouping.
+    pub entity_key: (Box<str>, Box<str>),
+    /// The lookup order's first keys: role rank, then registry hops to the origin.
+    pub order: (u8, usize),
+    /// Its response row, rendered on first use ([`SearchIndex::rendered`]). The row
+    /// depends on the entry alone, so a kept entry keeps its row across snapshots.
+    pub rendered: OnceLock<Box<str>>,
+}
+
+impl Slot {
+    pub fn new(entry: IndexEntry) -> Arc<Slot> {
+        let c = &entry.entry;
+        let mut text = text::search_text(&c.entity_name);
+        for extra in [c.entity_abbreviation.as_deref().unwrap_or(""), &c.name] {
+            text.push('\n');
+            text.push_str(&text::search_text(extra));
+        }
+        let entity_key = (
+            text::entity_key(&c.entity_name).into_boxed_str(),
+            norm_country(&c.country).into_boxed_str(),
+        );
+        let order = (
+            role_rank(&ranking_role(&entry)),
+            Origin::hops(entry.entry.origin.as_ref()),
+        );
+        Arc::new(Slot {
+            text: text.into_boxed_str(),
+            entity_key,
+            order,
+            rendered: OnceLock::new(),
+            entry,
+        })
+    }
+}
+
 #[derive(Hash, PartialEq, Eq, Clone, Copy)]
 pub(super) enum TerrKey {
     Id(i64),
@@ -36,7 +79,12 @@ impl SearchIndex {
     /// linear in entries plus territory vertices (the 3,231 US counties: a few ms).
     pub fn build(mut entries: Vec<IndexEntry>) -> SearchIndex {
         entries.sort_by_key(|e| e.key);
-        SearchIndex::assemble(entries, None)
+        // Not `into_iter().map().collect()`: that reuses the entries' buffer in place, and
+        // an `IndexEntry` is ~70 times the size of an `Arc`, so the index would keep ~60 MB
+        // of spare capacity per 100,000 entries.
+        let mut slots = Vec::with_capacity(entries.len());
+        slots.extend(entries.into_iter().map(Slot::new));
+        SearchIndex::assemble(slots, None)
     }
 
     /// The next snapshot: this index without the entries `drop` selects, plus `added`
@@ -45,9 +93,10 @@ impl SearchIndex {
     /// entries, but the work is proportional to the change, not the index: unchanged
     /// territories keep their polygon parts and exact-test data (shared, not copied), the
     /// point grid is recomputed only in the cells met by parts that came or went, and kept
-    /// entries reuse their normalised values and folded names. What remains linear in the
-    /// index is integer and memory work (cloning kept entries, posting lists, ranks, the
-    /// grid copy, bulk-loading the R-tree of part boxes), no vertex is read again.
+    /// entries are shared with this index (their normalised values, folded names and
+    /// rendered rows too). What remains linear in the index is integer and memory work
+    /// (reference counts, posting lists, ranks, the grid copy, bulk-loading the R-tree of
+    /// part boxes), no vertex or string is read again.
     ///
     /// A territory is reused when the new entry's territory is the same `Arc`, or has the
     /// same `territory_id` and equal coordinates (an API replica reads changed servers'
@@ -62,18 +111,18 @@ impl SearchIndex {
         let mut old_pos = Vec::with_capacity(self.entries.len() + added.len());
         let mut added = added.into_iter().peekable();
         for (i, e) in self.entries.iter().enumerate() {
-            if drop(e) {
+            if drop(&e.entry) {
                 continue;
             }
-            while let Some(a) = added.next_if(|a| a.key < e.key) {
-                entries.push(a);
+            while let Some(a) = added.next_if(|a| a.key < e.entry.key) {
+                entries.push(Slot::new(a));
                 old_pos.push(NEW);
             }
-            entries.push(e.clone());
+            entries.push(Arc::clone(e));
             old_pos.push(i as u32);
         }
         for a in added {
-            entries.push(a);
+            entries.push(Slot::new(a));
             old_pos.push(NEW);
         }
         SearchIndex::assemble(entries, Some((self, &old_pos)))
@@ -82,7 +131,7 @@ impl SearchIndex {
     /// [`SearchIndex::build`] of entries already sorted by key; with `prev`, reusing what
     /// the earlier index has (`old_pos[i]`: entry `i`'s position there, or `NEW`).
     pub(super) fn assemble(
-        entries: Vec<IndexEntry>,
+        entries: Vec<Arc<Slot>>,
         prev: Option<(&SearchIndex, &[u32])>,
     ) -> SearchIndex {
         assert!(
@@ -107,12 +156,9 @@ impl SearchIndex {
             spatial.terrs.len(),
             hidden.as_deref(),
         );
-        let n_rendered = entries.len();
         SearchIndex {
             entries,
             fields: values.fields,
-            text: values.text,
-            entity_keys: values.entity_keys,
             entry_terr: terrs.entry_terr,
             terr_offsets,
             terr_ranks,
@@ -121,7 +167,6 @@ impl SearchIndex {
             spatial,
             terr_of_key: terrs.of_key,
             hidden,
-            rendered: (0..n_rendered).map(|_| OnceLock::new()).collect(),
         }
     }
 }
@@ -140,14 +185,14 @@ struct Territories {
 
 impl Territories {
     /// Territories with the same id, or the same `Arc`, are one.
-    fn of(entries: &[IndexEntry], prev: Option<&SearchIndex>) -> Territories {
+    fn of(entries: &[Arc<Slot>], prev: Option<&SearchIndex>) -> Territories {
         let mut t = Territories {
             entry_terr: Vec::with_capacity(entries.len()),
             of_key: HashMap::new(),
             geoms: Vec::new(),
             old_terr: Vec::new(),
         };
-        for e in entries {
+        for Slot { entry: e, .. } in entries.iter().map(|s| &**s) {
             let terr = match &e.territory {
                 None => NO_TERR,
                 Some(g) => t.id_of(e.territory_id, g, prev),
@@ -180,11 +225,9 @@ impl Territories {
     }
 }
 
-/// The entries' normalised field values and folded names.
+/// The entries' normalised field values.
 struct Values {
     fields: [Field; NFIELDS],
-    text: Vec<String>,
-    entity_keys: Vec<(String, String)>,
 }
 
 impl Values {
@@ -193,14 +236,12 @@ impl Values {
     /// values, so no filter and no facet finds it; a kept entry that was hidden before
     /// and is not now is normalised afresh.
     fn of(
-        entries: &[IndexEntry],
+        entries: &[Arc<Slot>],
         prev: Option<(&SearchIndex, &[u32])>,
         hidden: Option<&[bool]>,
     ) -> Values {
         let mut v = Values {
             fields: std::array::from_fn(|_| Field::new()),
-            text: Vec::with_capacity(entries.len()),
-            entity_keys: Vec::with_capacity(entries.len()),
         };
         // Per field: old value id -> new value id, filled as values are copied.
         let mut remap: Vec<Vec<u32>> = match prev {
@@ -222,7 +263,7 @@ impl Values {
                 {
                     v.copy(old, old_pos[i] as usize, &mut remap)
                 }
-                _ => v.push(e),
+                _ => v.push(&e.entry),
             }
         }
         v
@@ -233,16 +274,12 @@ impl Values {
         for field in &mut self.fields {
             field.push_entry(std::iter::empty());
         }
-        self.text.push(String::new());
-        self.entity_keys.push((String::new(), String::new()));
     }
 
     fn copy(&mut self, old: &SearchIndex, o: usize, remap: &mut [Vec<u32>]) {
         for (f, field) in self.fields.iter_mut().enumerate() {
             field.push_entry_from(&old.fields[f], o, &mut remap[f]);
         }
-        self.text.push(old.text[o].clone());
-        self.entity_keys.push(old.entity_keys[o].clone());
     }
 
     fn push(&mut self, e: &IndexEntry) {
@@ -258,15 +295,6 @@ impl Values {
         fields[SCOPE_TYPE].push_entry(norm_all(&e.scope_types));
         fields[SCOPE_MATCH]
             .push_entry(e.scopes.iter().chain(&e.scope_types).map(|s| norm_value(s)));
-
-        let mut t = text::search_text(&c.entity_name);
-        for extra in [c.entity_abbreviation.as_deref().unwrap_or(""), &c.name] {
-            t.push('\n');
-            t.push_str(&text::search_text(extra));
-        }
-        self.text.push(t);
-        self.entity_keys
-            .push((text::entity_key(&c.entity_name), norm_country(&c.country)));
     }
 }
 
@@ -287,24 +315,15 @@ fn ranking_role(e: &IndexEntry) -> String {
 /// Entry positions in lookup order: role, then the smallest (most specific) territory,
 /// then the fewest registries between the entry and its origin (an original before its
 /// copies), then key.
-fn lookup_order(entries: &[IndexEntry], entry_terr: &[u32], spatial: &Spatial) -> Vec<u32> {
+fn lookup_order(entries: &[Arc<Slot>], entry_terr: &[u32], spatial: &Spatial) -> Vec<u32> {
     let mut order: Vec<u32> = (0..entries.len() as u32).collect();
     let area = |i: u32| match entry_terr[i as usize] {
         NO_TERR => f64::INFINITY,
         t => spatial.terrs[t as usize].area,
     };
-    let roles: Vec<(u8, usize)> = entries
-        .iter()
-        .map(|e| {
-            (
-                role_rank(&ranking_role(e)),
-                Origin::hops(e.entry.origin.as_ref()),
-            )
-        })
-        .collect();
     order.sort_by(|&a, &b| {
-        let (ra, ha) = roles[a as usize];
-        let (rb, hb) = roles[b as usize];
+        let (ra, ha) = entries[a as usize].order;
+        let (rb, hb) = entries[b as usize].order;
         ra.cmp(&rb)
             .then(area(a).total_cmp(&area(b)))
             .then(ha.cmp(&hb))
@@ -318,10 +337,11 @@ fn lookup_order(entries: &[IndexEntry], entry_terr: &[u32], spatial: &Spatial) -
 /// (`cds_registry_origin`; a server's own entry is its own origin); the one shown is the
 /// one with the fewest registries between it and its origin, then the lowest key. `None`
 /// when no entry is a copy, which is every index without federation: nothing to hide.
-pub(super) fn shadowed(entries: &[IndexEntry]) -> Option<Vec<bool>> {
-    if entries.iter().all(|e| e.entry.origin.is_none()) {
+pub(super) fn shadowed(slots: &[Arc<Slot>]) -> Option<Vec<bool>> {
+    if slots.iter().all(|s| s.entry.entry.origin.is_none()) {
         return None;
     }
+    let entries: Vec<&IndexEntry> = slots.iter().map(|s| &s.entry).collect();
     fn origin_of(e: &IndexEntry) -> (&str, &str) {
         match &e.entry.origin {
             Some(o) => (&o.server, &o.id),

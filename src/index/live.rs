@@ -299,7 +299,7 @@ fn plan(log: &[ChangeRow], index: &SearchIndex) -> HashMap<i64, Apply> {
     for e in index.entries() {
         known
             .entry(e.server_id)
-            .or_insert((e.server_url.as_str(), e.server_name.as_str()));
+            .or_insert((&*e.server_url, &*e.server_name));
     }
     for row in log {
         let Some(s) = row.server_id else { continue };
@@ -364,18 +364,24 @@ async fn watch_changes(
 }
 
 /// Store rows (+ the OAuth offers by entry key) → index entries, territories decoded.
+/// A server's URL and name are one shared copy for all of its entries.
 fn to_entries(
     rows: Vec<crate::store::IndexRow>,
     mut offers: std::collections::HashMap<i64, crate::store::OAuthOffer>,
 ) -> Vec<IndexEntry> {
+    let mut servers: HashMap<i64, (Arc<str>, Arc<str>)> = HashMap::new();
     rows.into_iter()
         .map(|r| {
             let oauth = offers.remove(&r.key);
+            let (server_url, server_name) = servers
+                .entry(r.server_id)
+                .or_insert_with(|| (r.server_url.into(), r.server_name.into()))
+                .clone();
             IndexEntry {
                 key: r.key,
                 server_id: r.server_id,
-                server_url: r.server_url,
-                server_name: r.server_name,
+                server_url,
+                server_name,
                 entry: r.entry,
                 territory_id: r.territory_id,
                 territory: r

@@ -42,7 +42,7 @@ pub mod text;
 mod tests;
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use geo::{Geometry, MultiPolygon};
 
@@ -60,8 +60,10 @@ pub struct IndexEntry {
     /// distinct ([`SearchIndex::territory_of`] finds one entry per key).
     pub key: i64,
     pub server_id: i64,
-    pub server_url: String,
-    pub server_name: String,
+    /// The server's metadata URL and name: one shared copy for all of a server's entries
+    /// (an aggregator has 100,000 of them).
+    pub server_url: Arc<str>,
+    pub server_name: Arc<str>,
     pub entry: CoverageEntry,
     /// Territories with the same id are indexed once (so are entries sharing one `Arc`).
     pub territory_id: Option<i64>,
@@ -194,13 +196,9 @@ impl BatchHits {
 
 /// The immutable search index. See the module docs.
 pub struct SearchIndex {
-    entries: Vec<IndexEntry>,
+    /// By key: each entry with its folded names, entity key and rendered row.
+    entries: Vec<Arc<build::Slot>>,
     fields: [Field; NFIELDS],
-    /// Per entry: folded names for `q` ([`text::search_text`]), joined by '\n' so a token
-    /// never spans two names.
-    text: Vec<String>,
-    /// Per entry: ([`text::entity_key`] of entity_name, uppercased country).
-    entity_keys: Vec<(String, String)>,
     /// Per entry: its territory id, `u32::MAX` for none.
     entry_terr: Vec<u32>,
     /// Per territory: the *ranks* of its entries, ascending (CSR).
@@ -216,8 +214,6 @@ pub struct SearchIndex {
     /// Per entry: a better copy of the same entry is indexed, so no query returns this one
     /// (`None`: no entry is hidden). See `build::shadowed` and DESIGN.md, "Federation".
     hidden: Option<Vec<bool>>,
-    /// Per entry: its response row, rendered on first use ([`SearchIndex::rendered`]).
-    rendered: Vec<OnceLock<Box<str>>>,
 }
 
 impl std::fmt::Debug for SearchIndex {
@@ -244,31 +240,36 @@ impl SearchIndex {
 
     /// The entry at position `i` (panics when out of range).
     pub fn entry(&self, i: usize) -> &IndexEntry {
-        &self.entries[i]
+        &self.entries[i].entry
     }
 
     /// Entry `i` as text made by `render`, which runs once per entry for the life of this
     /// index: an index never changes (a reload builds a new one), so the text cannot go
     /// stale. The API keeps each entry's JSON row here, so a lookup response is assembled
     /// from ready rows instead of cloning and serializing every field on every request.
-    /// `render` must depend on the entry alone.
+    /// `render` must depend on the entry alone: the snapshots [`SearchIndex::update`]
+    /// makes share the rows of the entries they keep.
     pub fn rendered(&self, i: usize, render: impl FnOnce(&IndexEntry) -> String) -> &str {
-        self.rendered[i].get_or_init(|| render(&self.entries[i]).into_boxed_str())
+        let slot = &self.entries[i];
+        slot.rendered
+            .get_or_init(|| render(&slot.entry).into_boxed_str())
     }
 
     /// All entries, by key.
-    pub fn entries(&self) -> &[IndexEntry] {
-        &self.entries
+    pub fn entries(&self) -> impl ExactSizeIterator<Item = &IndexEntry> + Clone {
+        self.entries.iter().map(|s| &s.entry)
     }
 
     /// Position of the entry with this key.
     pub fn position(&self, key: i64) -> Option<usize> {
-        self.entries.binary_search_by_key(&key, |e| e.key).ok()
+        self.entries
+            .binary_search_by_key(&key, |s| s.entry.key)
+            .ok()
     }
 
     /// The territory of the entry with this key (`None`: no such key, or a logical entry).
     pub fn territory_of(&self, key: i64) -> Option<&Arc<MultiPolygon<f64>>> {
-        self.entries[self.position(key)?].territory.as_ref()
+        self.entry(self.position(key)?).territory.as_ref()
     }
 
     /// Unsigned planar area (square degrees) of entry `i`'s territory, the lookup's
@@ -344,7 +345,12 @@ impl SearchIndex {
     }
 
     fn text_matches(&self, i: usize, tokens: &[String]) -> bool {
-        tokens.iter().all(|t| self.text[i].contains(t.as_str()))
+        // A hidden entry's names match nothing, as its field values do.
+        tokens.is_empty()
+            || (!self.is_hidden(i)
+                && tokens
+                    .iter()
+                    .all(|t| self.entries[i].text.contains(t.as_str())))
     }
 
     /// Does entry `i` satisfy every part of `q`? (For small candidate sets; `search` uses

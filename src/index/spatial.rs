@@ -21,7 +21,7 @@ use geo::{
 };
 use rstar::{RTree, RTreeObject, AABB};
 
-use super::grid::{PointGrid, INSIDE};
+use super::grid::PointGrid;
 use super::pip::PartTest;
 
 /// One R-tree leaf: a part's bounding box and the part's position in `Spatial::parts`.
@@ -234,12 +234,15 @@ impl Spatial {
         }
         let c = Coord { x, y };
         let (sub, whole) = self.grid.candidates(x, y);
-        for cand in whole {
-            f(cand.terr);
-        }
-        for cand in sub {
-            if cand.part & INSIDE != 0 || self.parts[cand.part as usize].contains(c) {
-                f(cand.terr);
+        for cand in whole.iter().chain(sub) {
+            match cand.get() {
+                Ok(t) => f(t),
+                Err(p) => {
+                    let part = &self.parts[p as usize];
+                    if part.contains(c) {
+                        f(part.terr);
+                    }
+                }
             }
         }
     }

@@ -548,8 +548,8 @@ fn search_agrees_with_a_brute_force_scan() {
             IndexEntry {
                 key: 1000 - k,
                 server_id: 1,
-                server_url: String::new(),
-                server_name: String::new(),
+                server_url: "".into(),
+                server_name: "".into(),
                 entry: CoverageEntry {
                     country: pick(&mut rng, &countries, 1).pop().unwrap_or_default(),
                     commodity_types: pick(&mut rng, &commodities, 3),
@@ -1016,8 +1016,8 @@ fn random_entry(rng: &mut rand::rngs::StdRng, key: i64, next_terr: &mut i64) -> 
     IndexEntry {
         key,
         server_id,
-        server_url: format!("https://s{server_id}/m.json"),
-        server_name: String::new(),
+        server_url: format!("https://s{server_id}/m.json").into(),
+        server_name: "".into(),
         entry: CoverageEntry {
             id: format!("e{key}"),
             origin,
@@ -1052,7 +1052,6 @@ fn assert_same_answers(
     use rand::Rng;
     let k = |idx: &SearchIndex| {
         idx.entries()
-            .iter()
             .map(|e| (e.key, e.server_id, e.entry.id.clone(), e.territory_id))
             .collect::<Vec<_>>()
     };
@@ -1073,12 +1072,7 @@ fn assert_same_answers(
         .map(|_| [rng.random_range(-1.0..42.0), rng.random_range(-1.0..42.0)])
         .collect();
     // Vertices of random territories: boundary points, where the grid's flags matter.
-    for e in full
-        .entries()
-        .iter()
-        .filter(|e| e.territory.is_some())
-        .take(40)
-    {
+    for e in full.entries().filter(|e| e.territory.is_some()).take(40) {
         let t = e.territory.as_ref().unwrap();
         points.extend(t.0[0].exterior().0.iter().take(3).map(|c| [c.x, c.y]));
     }
@@ -1241,6 +1235,33 @@ fn update_from_and_to_empty() {
         gone.lookup(5.0, 5.0, &Filter::default()),
         Vec::<usize>::new()
     );
+}
+
+/// An update shares the entries it keeps with the index it came from: a kept entry's
+/// rendered row is not rendered again, and its data is the same allocation; a replaced
+/// entry is rendered afresh.
+#[test]
+fn update_shares_kept_entries_and_their_rows() {
+    let old = SearchIndex::build((1..=3).map(|k| entry(k, |_| {})).collect());
+    for i in 0..old.len() {
+        old.rendered(i, |e| format!("row of {}", e.entry.name));
+    }
+    let new = old.update(
+        |e| e.key == 2,
+        vec![entry(2, |e| e.entry.name = "Renamed".into())],
+    );
+    let kept = new.position(1).unwrap();
+    assert_eq!(
+        new.rendered(kept, |_| panic!("a kept entry is rendered again")),
+        "row of Entry 1"
+    );
+    assert!(std::ptr::eq(new.entry(kept), old.entry(0)));
+    let replaced = new.position(2).unwrap();
+    assert_eq!(
+        new.rendered(replaced, |e| format!("row of {}", e.entry.name)),
+        "row of Renamed"
+    );
+    assert!(!std::ptr::eq(new.entry(replaced), old.entry(1)));
 }
 
 /// Copies of one entry (the same `cds_registry_origin` server and id, or the original

@@ -65,8 +65,8 @@ pub fn row(index: &SearchIndex, i: usize) -> CoverageRow {
                 .map(|_| format!("/v1/coverage/{}/geometry", e.key)),
             server: ServerBrief {
                 id: e.server_id,
-                url: e.server_url.clone(),
-                name: e.server_name.clone(),
+                url: e.server_url.to_string(),
+                name: e.server_name.to_string(),
             },
             origin: en.origin.clone(),
         }

@@ -112,9 +112,12 @@ pub(super) fn push_pairs(
     pi: u32,
     terr: u32,
 ) {
-    let cand = |flag: u32| Candidate {
-        part: pi | flag,
-        terr,
+    let cand = |flag: u32| {
+        if flag == INSIDE {
+            Candidate::inside(terr)
+        } else {
+            Candidate::boundary(pi)
+        }
     };
     if marks.len() == k * k && marks.iter().all(|&m| m == IN) {
         // The whole cell is inside: one entry in the cell's own list instead of k² copies,

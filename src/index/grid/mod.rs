@@ -48,12 +48,34 @@ struct Cell {
     k: u32,
 }
 
-/// One candidate: `part | INSIDE` when the sub-cell is inside the part, and the part's
-/// territory (so the common case does not touch the part at all).
+/// One candidate, four bytes: `territory | INSIDE` when the sub-cell is inside a part of
+/// that territory (the common case: the answer, without touching the part at all), else
+/// the part to test exactly (which knows its territory). Half the size of a (part,
+/// territory) pair, so the grid's largest array, and the copy an update makes of it, is
+/// half as large (docs/PERFORMANCE.md "Scale").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Candidate {
-    pub part: u32,
-    pub terr: u32,
+pub(crate) struct Candidate(u32);
+
+impl Candidate {
+    pub fn inside(terr: u32) -> Candidate {
+        debug_assert!(terr < INSIDE);
+        Candidate(terr | INSIDE)
+    }
+
+    pub fn boundary(part: u32) -> Candidate {
+        debug_assert!(part < INSIDE);
+        Candidate(part)
+    }
+
+    /// `Ok(territory)` when the point is inside it, `Err(part)` for the exact test.
+    #[inline]
+    pub fn get(self) -> Result<u32, u32> {
+        if self.0 & INSIDE != 0 {
+            Ok(self.0 & !INSIDE)
+        } else {
+            Err(self.0)
+        }
+    }
 }
 
 /// A segment in level-1 coordinates, with the cell and part it is bucketed under.
@@ -146,6 +168,7 @@ impl PointGrid {
         let h = (ext[3] - ext[1]).max(1e-9);
         // u32 offsets and part ids with a flag bit.
         assert!(parts.len() < INSIDE as usize, "too many polygon parts");
+        debug_assert!(parts.iter().all(|p| p.terr < INSIDE));
         let side = (w * h / (CELLS_PER_PART * parts.len() as f64)).sqrt();
         let cw = side.max(w / MAX_CELLS_PER_AXIS);
         let ch = side.max(h / MAX_CELLS_PER_AXIS);
@@ -300,12 +323,17 @@ impl PointGrid {
             let shift = grid.candidates.len() as i64 - c0 as i64;
             grid.candidates
                 .extend(self.candidates[c0..c1].iter().map(|c| {
-                    let np = part_map[(c.part & !INSIDE) as usize];
-                    debug_assert_ne!(np, u32::MAX, "a removed part in an unchanged cell");
-                    Candidate {
-                        part: np | (c.part & INSIDE),
-                        terr: terr_map[c.terr as usize],
-                    }
+                    let (map, of) = match c.get() {
+                        Ok(t) => (terr_map, t),
+                        Err(p) => (part_map, p),
+                    };
+                    let to = map[of as usize];
+                    debug_assert_ne!(
+                        to,
+                        u32::MAX,
+                        "a removed part or territory in an unchanged cell"
+                    );
+                    Candidate((c.0 & INSIDE) | to)
                 }));
             grid.sub_offsets.extend(
                 self.sub_offsets[s0 + 1..=s1]

@@ -31,6 +31,7 @@ mod compare;
 mod data;
 mod env;
 mod floor;
+mod heap;
 mod http;
 mod load;
 mod postgis;
@@ -38,6 +39,9 @@ mod process;
 mod profile;
 mod report;
 mod stats;
+
+#[global_allocator]
+static HEAP: heap::Counting = heap::Counting;
 
 use crate::compare::compare;
 use crate::profile::profile;

@@ -1,6 +1,7 @@
 //! `cds-bench profile`: the in-process loops alone, for callgrind.
 
 use crate::data::{county_entries, gen_points, read_counties};
+use crate::heap::live_bytes;
 use crate::process::memory_kb;
 use crate::ProfileArgs;
 use anyhow::{bail, Result};
@@ -46,26 +47,36 @@ pub(crate) fn profile(a: ProfileArgs) -> Result<()> {
         }
         "memory" => {
             // What the index adds to the geometry the entries already hold (the index
-            // shares it): resident bytes after the build minus before, with freed heap
-            // returned to the system first on both sides so only live memory counts.
+            // shares it): live heap bytes after the build minus before (exact), and the
+            // resident bytes likewise, with freed heap returned to the system first on
+            // both sides so only live memory counts.
             let vertices: usize = entries
                 .iter()
                 .filter_map(|e| e.territory.as_deref())
                 .map(geo::CoordsIter::coords_count)
                 .sum();
             release_free_heap();
-            let before = memory_kb(std::process::id())?.1;
+            let (heap_before, rss_before) = (live_bytes(), memory_kb(std::process::id())?.1);
             let index = SearchIndex::build(entries);
             release_free_heap();
-            let after = memory_kb(std::process::id())?.1;
+            let (heap_after, rss_after) = (live_bytes(), memory_kb(std::process::id())?.1);
             found = index.len();
-            let raw = vertices as f64 * 16.0 / 1024.0 / 1024.0;
-            let added = after.saturating_sub(before) as f64 / 1024.0;
+            let mib = |b: f64| b / 1024.0 / 1024.0;
+            let raw = vertices as f64 * 16.0;
+            let added = heap_after.saturating_sub(heap_before) as f64;
+            let rss_added = rss_after.saturating_sub(rss_before) as f64 * 1024.0;
             println!(
-                "memory: {vertices} vertices, raw coordinates {raw:.1} MiB, geometry + entries before the build {:.1} MiB RSS, the index adds {added:.1} MiB ({:.1} bytes per vertex; geometry + index = {:.1}x raw)",
-                before as f64 / 1024.0,
-                added * 1024.0 * 1024.0 / vertices as f64,
-                (added + raw) / raw
+                "memory: {vertices} vertices, raw coordinates {:.1} MiB; geometry + entries before the build: {:.1} MiB live heap, {:.1} MiB RSS",
+                mib(raw),
+                mib(heap_before as f64),
+                mib(rss_before as f64 * 1024.0),
+            );
+            println!(
+                "memory: the index adds {:.1} MiB live heap ({:.1} bytes per vertex; geometry + index = {:.2}x raw), {:.1} MiB RSS",
+                mib(added),
+                added / vertices as f64,
+                (added + raw) / raw,
+                mib(rss_added),
             );
             std::hint::black_box(&index);
         }
