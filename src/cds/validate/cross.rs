@@ -82,6 +82,16 @@ pub fn authoritative_conflicts_indexed(
             by_country.entry(&c.country).or_default().push((lo, hi, i));
         }
     }
+    // Claims of one server never conflict: servers as small integers, compared in the
+    // sweep's inner loop.
+    let mut server_ids: std::collections::HashMap<&str, u32> = std::collections::HashMap::new();
+    let server: Vec<u32> = claims
+        .iter()
+        .map(|c| {
+            let next = server_ids.len() as u32;
+            *server_ids.entry(c.server_url.as_str()).or_insert(next)
+        })
+        .collect();
     let mut pairs = Vec::new();
     for ranges in by_country.values_mut() {
         ranges.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -91,7 +101,12 @@ pub fn authoritative_conflicts_indexed(
             // with anything after it: later ranges start no earlier).
             active.retain(|&(end, _)| end > lo);
             for &(_, i) in &active {
-                if i != j {
+                // Only pairs the scan could report are kept: the sweep matched
+                // longitudes, the rest of the prefilter (latitudes) and the other server
+                // are checked here. Keeping every longitude match instead made a list of
+                // tens of millions of pairs out of one aggregator's own tiling (issue 17:
+                // most of a 100,000-entry crawl's peak memory).
+                if server[i] != server[j] && default_overlap(&claims[i], &claims[j]) {
                     pairs.push((i.min(j), i.max(j)));
                 }
             }
@@ -104,11 +119,7 @@ pub fn authoritative_conflicts_indexed(
     pairs.dedup();
     let mut out = Vec::new();
     for (i, j) in pairs {
-        // The sweep only matched longitudes; the rest of the prefilter is checked here
-        // (cheaper than the caller's test, which may decode territories).
-        if default_overlap(&claims[i], &claims[j]) {
-            check_pair(&claims[i], &claims[j], overlaps, &mut out);
-        }
+        check_pair(&claims[i], &claims[j], overlaps, &mut out);
     }
     out
 }

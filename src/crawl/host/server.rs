@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use url::Url;
 
 use super::coverage::{entry_refs, importable, Listing};
-use super::territories::{entry_records, hash_territories, territory_urls};
+use super::territories::{entry_records, hash_territories, listed_entries, territory_urls};
 use super::{blocked_finding, dedup_findings, sha256_hex, HostCrawler, ServerResult};
 use crate::cds::lenient::{self, Parsed};
 use crate::cds::validate::{self, MetadataContext};
@@ -146,9 +146,14 @@ impl HostCrawler<'_> {
             self.ctx.cfg.self_metadata_url.as_deref(),
             &mut g.findings,
         );
-        let geo_urls = territory_urls(&refs);
-        let mut territories = self.territories(&geo_urls, &refs, &url, &mut g).await?;
-        let (entries, new_territories) = entry_records(&refs, &mut territories, &mut g.findings);
+        // What the rest needs of the entries, read out of the pages, which can then go:
+        // the territory downloads take most of the crawl's time.
+        let listed = listed_entries(&refs);
+        drop(refs);
+        drop(pages);
+        let geo_urls = territory_urls(&listed);
+        let mut territories = self.territories(&geo_urls, &listed, &url, &mut g).await?;
+        let (entries, new_territories) = entry_records(listed, &mut territories, &mut g.findings);
         hash_territories(&geo_urls, &territories, &mut g.hasher);
         Ok(ServerCommit {
             url: url.clone(),

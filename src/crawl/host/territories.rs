@@ -69,13 +69,13 @@ impl HostCrawler<'_> {
     pub(super) async fn territories(
         &self,
         urls: &[(String, Url)],
-        refs: &[EntryRef<'_>],
+        listed: &Listed,
         server_url: &str,
         g: &mut Gathered,
     ) -> Result<HashMap<String, GeoDoc>, FetchError> {
         let stored = self.prefetch_territory_hashes(urls).await?;
         let mut out = self
-            .fresh_territories(urls, refs, server_url, &stored)
+            .fresh_territories(urls, listed, server_url, &stored)
             .await?;
         let urls: Vec<(String, Url)> = urls
             .iter()
@@ -110,7 +110,7 @@ impl HostCrawler<'_> {
     async fn fresh_territories(
         &self,
         urls: &[(String, Url)],
-        refs: &[EntryRef<'_>],
+        listed: &Listed,
         server_url: &str,
         stored: &StoredHashes,
     ) -> Result<HashMap<String, GeoDoc>, FetchError> {
@@ -140,17 +140,16 @@ impl HostCrawler<'_> {
                 format!("reading the stored entries failed: {e}"),
             )
         })?;
-        for r in refs {
-            let Some(raw) = r.entry.get("geojson_resource").and_then(Value::as_str) else {
+        for r in &listed.records {
+            let Some(raw) = r.entry.geojson_resource.as_deref() else {
                 continue;
             };
             let Some((_, hash)) = fresh.get(raw) else {
                 continue;
             };
-            let id = CoverageEntry::id_of(r.entry);
             let unchanged = entries
-                .get(&id)
-                .is_some_and(|h| *h == entry_hash(&entry_json(r.entry), Some(hash)));
+                .get(&r.entry.id)
+                .is_some_and(|h| *h == entry_hash(&r.raw_json, Some(hash)));
             if !unchanged {
                 fresh.remove(raw);
             }
@@ -311,19 +310,54 @@ fn entry_hash(raw: &str, territory_hash: Option<&String>) -> String {
     sha256_hex(format!("{raw}\u{0}{}", territory_hash.map_or("", |h| h.as_str())).as_bytes())
 }
 
+/// The listing's entries, read out of their pages: what the territory downloads and the
+/// commit need of them. The pages' JSON trees go before the territories are downloaded
+/// (they were the largest part of a 100,000-entry crawl's memory, docs/PERFORMANCE.md
+/// "Scale"). The records are the commit's own, completed in place by [`entry_records`]
+/// once the territories are known, so no second vector of 100,000 records is built
+/// beside the first.
+pub(super) struct Listed {
+    /// `content_hash` empty and `territory` unset until [`entry_records`].
+    records: Vec<EntryRecord>,
+    /// Per record: its position in its page's `coverage_entries`, for findings' pointers.
+    index: Vec<u32>,
+}
+
+/// The listed entries, each read out of its page once.
+pub(super) fn listed_entries(refs: &[EntryRef<'_>]) -> Listed {
+    let mut records = Vec::with_capacity(refs.len());
+    records.extend(refs.iter().map(|r| {
+        let mut raw = entry_json(r.entry);
+        // Serializing grows the string by doubling: up to half of it spare, held until
+        // the commit.
+        raw.shrink_to_fit();
+        EntryRecord {
+            entry: CoverageEntry::from_value(r.entry),
+            raw_json: raw,
+            page_url: r.page_url.to_owned(),
+            content_hash: String::new(),
+            territory: None,
+        }
+    }));
+    Listed {
+        records,
+        index: refs.iter().map(|r| r.index as u32).collect(),
+    }
+}
+
 /// The distinct GeoJSON URLs the entries link, in listing order, resolved against
 /// their pages (one download per distinct URL).
-pub(super) fn territory_urls(refs: &[EntryRef<'_>]) -> Vec<(String, Url)> {
+pub(super) fn territory_urls(listed: &Listed) -> Vec<(String, Url)> {
     // A set, not a scan of the list: linear in the entries (a scan was quadratic,
     // 5·10⁹ comparisons for 100,000 entries).
     let mut geo_urls: Vec<(String, Url)> = Vec::new();
     let mut geo_seen: HashSet<&str> = HashSet::new();
-    for r in refs {
-        if let Some(g) = r.entry.get("geojson_resource").and_then(Value::as_str) {
+    for r in &listed.records {
+        if let Some(g) = r.entry.geojson_resource.as_deref() {
             if geo_seen.contains(g) {
                 continue;
             }
-            if let Ok(u) = Url::parse(r.page_url).and_then(|p| p.join(g)) {
+            if let Ok(u) = Url::parse(&r.page_url).and_then(|p| p.join(g)) {
                 geo_seen.insert(g);
                 geo_urls.push((g.to_owned(), u));
             }
@@ -335,26 +369,25 @@ pub(super) fn territory_urls(refs: &[EntryRef<'_>]) -> Vec<(String, Url)> {
 /// The server's entries, each keyed to its territory, and the territories this crawl
 /// read anew (each once). A failed territory is reported on each entry that links it.
 pub(super) fn entry_records(
-    refs: &[EntryRef<'_>],
+    listed: Listed,
     territories: &mut HashMap<String, GeoDoc>,
     findings: &mut Vec<Finding>,
 ) -> (Vec<EntryRecord>, Vec<TerritoryRecord>) {
-    let mut entries = Vec::new();
+    let Listed { mut records, index } = listed;
     let mut new_territories = Vec::new();
     let mut new_keys: HashSet<(String, String)> = HashSet::new();
-    for r in refs {
-        let entry = CoverageEntry::from_value(r.entry);
-        let raw = entry_json(r.entry);
-        let doc = entry
+    for (r, index) in records.iter_mut().zip(index) {
+        let doc = r
+            .entry
             .geojson_resource
             .as_ref()
             .and_then(|g| territories.get_mut(g));
-        if let (Some(d), Some(g)) = (&doc, &entry.geojson_resource) {
+        if let (Some(d), Some(g)) = (&doc, &r.entry.geojson_resource) {
             if let Some(e) = &d.failed {
                 // Reported on each entry that links the document (§5a).
                 findings.push(validate::finding_geo_fetch(
-                    r.page_url,
-                    &format!("{}/geojson_resource", r.pointer()),
+                    &r.page_url,
+                    &format!("/coverage_entries/{index}/geojson_resource"),
                     g,
                     (e.class.as_str(), e.status, &e.detail),
                     d.territory.is_some(),
@@ -372,15 +405,10 @@ pub(super) fn entry_records(
             }
             (t.source_url.clone(), t.source_hash.clone())
         });
-        entries.push(EntryRecord {
-            content_hash: entry_hash(&raw, key.as_ref().map(|k| &k.1)),
-            entry,
-            raw_json: raw,
-            page_url: r.page_url.to_owned(),
-            territory: key,
-        });
+        r.content_hash = entry_hash(&r.raw_json, key.as_ref().map(|k| &k.1));
+        r.territory = key;
     }
-    (entries, new_territories)
+    (records, new_territories)
 }
 
 /// Add the territories to the server's content hash, in listing order: a HashMap's
