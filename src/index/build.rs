@@ -188,7 +188,7 @@ impl Territories {
     fn of(entries: &[Arc<Slot>], prev: Option<&SearchIndex>) -> Territories {
         let mut t = Territories {
             entry_terr: Vec::with_capacity(entries.len()),
-            of_key: HashMap::new(),
+            of_key: HashMap::with_capacity(entries.len()),
             geoms: Vec::new(),
             old_terr: Vec::new(),
         };
@@ -316,20 +316,28 @@ fn ranking_role(e: &IndexEntry) -> String {
 /// then the fewest registries between the entry and its origin (an original before its
 /// copies), then key.
 fn lookup_order(entries: &[Arc<Slot>], entry_terr: &[u32], spatial: &Spatial) -> Vec<u32> {
-    let mut order: Vec<u32> = (0..entries.len() as u32).collect();
-    let area = |i: u32| match entry_terr[i as usize] {
-        NO_TERR => f64::INFINITY,
-        t => spatial.terrs[t as usize].area,
-    };
-    order.sort_by(|&a, &b| {
-        let (ra, ha) = entries[a as usize].order;
-        let (rb, hb) = entries[b as usize].order;
-        ra.cmp(&rb)
-            .then(area(a).total_cmp(&area(b)))
-            .then(ha.cmp(&hb))
-            .then(a.cmp(&b))
+    // The keys side by side, read once: a comparison reading them through each entry's
+    // `Arc` and territory missed the cache at every step of the sort.
+    let mut keyed: Vec<(u8, f64, usize, u32)> = entries
+        .iter()
+        .zip(entry_terr)
+        .enumerate()
+        .map(|(i, (e, &t))| {
+            let area = match t {
+                NO_TERR => f64::INFINITY,
+                t => spatial.terrs[t as usize].area,
+            };
+            (e.order.0, area, e.order.1, i as u32)
+        })
+        .collect();
+    // The position breaks every tie, so an unstable sort gives the one order.
+    keyed.sort_unstable_by(|a, b| {
+        a.0.cmp(&b.0)
+            .then(a.1.total_cmp(&b.1))
+            .then(a.2.cmp(&b.2))
+            .then(a.3.cmp(&b.3))
     });
-    order
+    keyed.into_iter().map(|k| k.3).collect()
 }
 
 /// Per entry: whether a better copy of the same entry is indexed (DESIGN.md,
