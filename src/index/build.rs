@@ -80,8 +80,8 @@ impl SearchIndex {
     pub fn build(mut entries: Vec<IndexEntry>) -> SearchIndex {
         entries.sort_by_key(|e| e.key);
         // Not `into_iter().map().collect()`: that reuses the entries' buffer in place, and
-        // an `IndexEntry` is ~70 times the size of an `Arc`, so the index would keep ~60 MB
-        // of spare capacity per 100,000 entries.
+        // an `IndexEntry` (632 bytes) is 79 times the size of an `Arc`, so the index kept
+        // 78 MiB of spare capacity per 100,000 entries (docs/PERFORMANCE.md).
         let mut slots = Vec::with_capacity(entries.len());
         slots.extend(entries.into_iter().map(Slot::new));
         SearchIndex::assemble(slots, None)
@@ -192,7 +192,7 @@ impl Territories {
             geoms: Vec::new(),
             old_terr: Vec::new(),
         };
-        for Slot { entry: e, .. } in entries.iter().map(|s| &**s) {
+        for e in entries.iter().map(|s| &s.entry) {
             let terr = match &e.territory {
                 None => NO_TERR,
                 Some(g) => t.id_of(e.territory_id, g, prev),

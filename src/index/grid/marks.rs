@@ -4,7 +4,7 @@
 
 use geo::Coord;
 
-use super::{Candidate, PointGrid, INSIDE, MARGIN};
+use super::{Candidate, PointGrid, MARGIN};
 
 /// The sub-cells of level-1 cell `(ci, cj)`, split `k` times per axis.
 pub(super) struct SubCells {
@@ -112,28 +112,21 @@ pub(super) fn push_pairs(
     pi: u32,
     terr: u32,
 ) {
-    let cand = |flag: u32| {
-        if flag == INSIDE {
-            Candidate::inside(terr)
-        } else {
-            Candidate::boundary(pi)
-        }
-    };
     if marks.len() == k * k && marks.iter().all(|&m| m == IN) {
         // The whole cell is inside: one entry in the cell's own list instead of k² copies,
         // so a territory much larger than the cells costs one entry per cell, plus its
         // boundary.
-        pairs.push(((k * k) as u32, cand(INSIDE)));
+        pairs.push(((k * k) as u32, Candidate::inside(terr)));
         return;
     }
     for (m, &state) in marks.iter().enumerate() {
-        let flag = match state {
-            BOUNDARY => 0,
-            IN => INSIDE,
+        let cand = match state {
+            BOUNDARY => Candidate::boundary(pi),
+            IN => Candidate::inside(terr),
             _ => continue,
         };
         let sub = ((w.b0 + m / w.ww) * k + w.a0 + m % w.ww) as u32;
-        pairs.push((sub, cand(flag)));
+        pairs.push((sub, cand));
     }
 }
 

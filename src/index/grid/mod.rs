@@ -166,7 +166,7 @@ impl PointGrid {
         }
         let w = (ext[2] - ext[0]).max(1e-9);
         let h = (ext[3] - ext[1]).max(1e-9);
-        // u32 offsets and part ids with a flag bit.
+        // u32 offsets, and part or territory ids with a flag bit.
         assert!(parts.len() < INSIDE as usize, "too many polygon parts");
         debug_assert!(parts.iter().all(|p| p.terr < INSIDE));
         let side = (w * h / (CELLS_PER_PART * parts.len() as f64)).sqrt();
@@ -322,18 +322,11 @@ impl PointGrid {
             let start = grid.sub_offsets.len() - 1;
             let shift = grid.candidates.len() as i64 - c0 as i64;
             grid.candidates
-                .extend(self.candidates[c0..c1].iter().map(|c| {
-                    let (map, of) = match c.get() {
-                        Ok(t) => (terr_map, t),
-                        Err(p) => (part_map, p),
-                    };
-                    let to = map[of as usize];
-                    debug_assert_ne!(
-                        to,
-                        u32::MAX,
-                        "a removed part or territory in an unchanged cell"
-                    );
-                    Candidate((c.0 & INSIDE) | to)
+                .extend(self.candidates[c0..c1].iter().map(|c| match c.get() {
+                    // Never a removed one (`u32::MAX`, which the constructors' debug
+                    // assertions refuse): its cells are all changed.
+                    Ok(t) => Candidate::inside(terr_map[t as usize]),
+                    Err(p) => Candidate::boundary(part_map[p as usize]),
                 }));
             grid.sub_offsets.extend(
                 self.sub_offsets[s0 + 1..=s1]
