@@ -12,6 +12,7 @@ pub mod crawl;
 pub mod demo;
 pub mod geocode;
 pub mod geojson;
+pub mod heap;
 pub mod http_cache;
 pub mod index;
 pub mod metrics;

@@ -1,6 +1,17 @@
 //! `cds-registry`: the command line lives in [`cds_registry::cli`].
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    cds_registry::cli::main().await
+fn main() -> std::process::ExitCode {
+    // Before the runtime starts its threads: the limit applies to arenas made after it.
+    cds_registry::heap::limit_arenas(cds_registry::heap::DEFAULT_ARENAS);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(cds_registry::cli::main())
 }

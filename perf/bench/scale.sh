@@ -40,6 +40,7 @@
 #
 # Environment: ENTRIES (100000), PAGE_SIZE (1000), LATENCY_MS (20), SEED (7),
 # CHANGED_PERCENT (1), BACKENDS ("sqlite postgres"), PROFILE (release | dev), SKIP_BUILD=1,
+# BIN_DIR (release binaries from elsewhere: a copy, so that builds can go on meanwhile),
 # OVERRIDES (1), PGHOST (127.0.0.1), PGPORT (5432), PGUSER (postgres), SCALE_DB (cds_scale),
 # CRAWL_TIMEOUT (7200 s per crawl). Results: a Markdown table on stdout and in
 # target/scale/results.md. All traffic stays on 127.0.0.1; every wait loop is bounded.
@@ -64,7 +65,7 @@ PER_HOST=4 # the default crawl.per_host_concurrency (not overridden)
 WORK=$ROOT/target/scale
 
 case $PROFILE in
-release) BIN=$ROOT/target/release; BUILD=(cargo build --release) ;;
+release) BIN=${BIN_DIR:-$ROOT/target/release}; BUILD=(cargo build --release) ;;
 dev) BIN=$ROOT/target/debug; BUILD=(cargo build) ;;
 *) echo "PROFILE must be release or dev" >&2; exit 2 ;;
 esac

@@ -20,6 +20,7 @@ use tracing::{info, warn};
 
 use super::{IndexEntry, SearchIndex};
 use crate::config::Config;
+use crate::heap::release_free_heap;
 use crate::model::{ChangeEntity, ChangeOp};
 use crate::store::{now_ms, ChangeRow, Store};
 use crate::territory;
@@ -260,18 +261,6 @@ impl LiveIndex {
         self.index_generation.fetch_add(1, Ordering::AcqRel);
         self.index_swapped.notify_waiters();
         n
-    }
-}
-
-/// Hand the heap a whole build left free back to the system. glibc keeps freed memory for
-/// reuse, so after loading 100,000 rows and their WKB, decoding and building, `serve`
-/// stayed resident at the peak of the load (docs/PERFORMANCE.md "Scale"). Public for the
-/// benchmarks that measure the index's live memory.
-pub fn release_free_heap() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: `malloc_trim` takes no pointer and only walks glibc's own free lists.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }
 

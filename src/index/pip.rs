@@ -5,8 +5,9 @@
 //! and a query walks several separately allocated nodes. On an index of many small parts
 //! (a national aggregator's 100,000 cells of ~50 vertices) a lookup is bound by those cache
 //! misses, not by arithmetic, and the trees were four times the size of the coordinates. A
-//! small part keeps its rings in one contiguous block instead (16 bytes per vertex, read
-//! front to back) and the test walks every edge. Both forms run the same winding-number
+//! small part's test walks every edge of its rings, read front to back from one contiguous
+//! block instead: the territory's own exterior ring when the part has no hole (no copy),
+//! else the rings packed into one block (16 bytes per vertex). Both forms run the same winding-number
 //! rule with geo's robust `orient2d`, so they answer alike to the last bit; a point on the
 //! boundary is not inside (as GEOS `contains`).
 
@@ -25,19 +26,32 @@ pub const TREE_MIN_VERTICES: usize = 256;
 /// parts of every territory that did not change.
 #[derive(Clone)]
 pub(crate) enum PartTest {
+    /// A polygon without holes: its exterior ring, read where the territory keeps it.
+    Ring(SharedRing),
     /// The rings, each closed, one after the other, separated by one NaN position.
     Rings(Arc<[Coord<f64>]>),
     Tree(Arc<IntervalTreeMultiPolygon<f64>>),
 }
 
 impl PartTest {
-    /// For an oriented polygon (exterior counter-clockwise, holes clockwise): the winding
-    /// numbers of the rings then add up to 0 in a hole and outside, and to 1 inside.
-    pub fn of(poly: &Polygon<f64>, positions: usize) -> PartTest {
+    /// The test of `geom.0[pi]`, or of `poly` when that is an oriented copy of it. For an
+    /// oriented polygon (exterior counter-clockwise, holes clockwise) the winding numbers
+    /// of the rings add up to 0 in a hole and outside, and to 1 inside.
+    pub fn of(
+        geom: &Arc<MultiPolygon<f64>>,
+        pi: usize,
+        poly: &Polygon<f64>,
+        positions: usize,
+    ) -> PartTest {
         if positions >= TREE_MIN_VERTICES {
             PartTest::Tree(Arc::new(IntervalTreeMultiPolygon::new(&MultiPolygon(
                 vec![poly.clone()],
             ))))
+        } else if poly.interiors().is_empty() && std::ptr::eq(poly, &geom.0[pi]) {
+            // Most parts (a cell, a county) have no hole, and then the packed form would
+            // be a copy of the exterior ring: with 100,000 such parts that copy was as
+            // large as the geometry itself (docs/PERFORMANCE.md "Scale").
+            PartTest::Ring(SharedRing::new(geom, pi))
         } else {
             PartTest::Rings(packed_rings(poly))
         }
@@ -47,8 +61,59 @@ impl PartTest {
     #[inline]
     pub fn contains(&self, c: Coord<f64>) -> bool {
         match self {
+            PartTest::Ring(r) => rings_contain(r.coords(), c),
             PartTest::Rings(r) => rings_contain(r, c),
             PartTest::Tree(t) => geo::Contains::contains(t.as_ref(), &c),
+        }
+    }
+}
+
+/// The exterior ring of one polygon of a territory, read in place: the territory's
+/// `MultiPolygon` held alive, and the ring's address kept beside it so that a lookup
+/// reaches the coordinates in one load, as it does a packed block (going through the
+/// `Arc`, the polygon list and the ring's `Vec` costs three dependent loads, each a cache
+/// miss on an index of 100,000 parts).
+pub(crate) struct SharedRing {
+    coords: *const Coord<f64>,
+    len: usize,
+    /// Owns the coordinates `coords` points to.
+    _geom: Arc<MultiPolygon<f64>>,
+}
+
+// SAFETY: a `SharedRing` is a shared, read-only view of data owned by the `Arc` it holds
+// (see `coords`); `MultiPolygon<f64>` is `Send + Sync`, so sending or sharing the view is
+// as safe as sending or sharing `&[Coord<f64>]`.
+unsafe impl Send for SharedRing {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for SharedRing {}
+
+impl SharedRing {
+    fn new(geom: &Arc<MultiPolygon<f64>>, pi: usize) -> SharedRing {
+        let ring = &geom.0[pi].exterior().0;
+        SharedRing {
+            coords: ring.as_ptr(),
+            len: ring.len(),
+            _geom: Arc::clone(geom),
+        }
+    }
+
+    #[inline]
+    fn coords(&self) -> &[Coord<f64>] {
+        // SAFETY: `coords` and `len` describe the exterior ring's `Vec` inside `_geom`.
+        // That allocation lives as long as `_geom` does, and nothing can move or change
+        // it: the `MultiPolygon` is reachable only through `Arc`s, which give shared
+        // references, and `Arc::get_mut` / `make_mut` cannot hand out a mutable one while
+        // this `Arc` exists (a second owner makes `get_mut` fail and `make_mut` clone).
+        unsafe { std::slice::from_raw_parts(self.coords, self.len) }
+    }
+}
+
+impl Clone for SharedRing {
+    fn clone(&self) -> SharedRing {
+        SharedRing {
+            coords: self.coords,
+            len: self.len,
+            _geom: Arc::clone(&self._geom),
         }
     }
 }
@@ -186,15 +251,41 @@ mod tests {
         };
         let small = square(20);
         let big = square(TREE_MIN_VERTICES + 10);
-        assert!(matches!(PartTest::of(&small, 21), PartTest::Rings(_)));
+        let holed = Polygon::new(
+            small.exterior().clone(),
+            vec![LineString::from(vec![
+                (0.0, 0.0),
+                (0.0, 0.1),
+                (0.1, 0.1),
+                (0.1, 0.0),
+                (0.0, 0.0),
+            ])],
+        )
+        .orient(Direction::Default);
+        let geom = Arc::new(MultiPolygon(vec![small.clone(), big.clone(), holed]));
+        let test = |pi: usize| {
+            let p = &geom.0[pi];
+            PartTest::of(&geom, pi, p, p.exterior().0.len())
+        };
+        // A small part without holes is read in place, not copied.
+        assert!(
+            matches!(test(0), PartTest::Ring(ref r) if std::ptr::eq(r.coords(), &geom.0[0].exterior().0[..]))
+        );
+        assert!(matches!(test(1), PartTest::Tree(_)));
+        assert!(matches!(test(2), PartTest::Rings(_)));
+        // An oriented copy (the input was wound the wrong way) is packed, not referenced.
+        let copy = small.clone();
         assert!(matches!(
-            PartTest::of(&big, TREE_MIN_VERTICES + 11),
-            PartTest::Tree(_)
+            PartTest::of(&geom, 0, &copy, 21),
+            PartTest::Rings(_)
         ));
-        for p in [&small, &big] {
-            let t = PartTest::of(p, p.exterior().0.len());
-            assert!(t.contains(Coord { x: 0.1, y: 0.2 }));
-            assert!(!t.contains(Coord { x: 1.1, y: 0.2 }));
+        for pi in 0..3 {
+            let t = test(pi);
+            assert!(t.contains(Coord { x: 0.1, y: 0.2 }), "part {pi}");
+            assert!(!t.contains(Coord { x: 1.1, y: 0.2 }), "part {pi}");
         }
+        // Inside the hole of part 2 only.
+        assert!(test(0).contains(Coord { x: 0.05, y: 0.05 }));
+        assert!(!test(2).contains(Coord { x: 0.05, y: 0.05 }));
     }
 }

@@ -95,7 +95,7 @@ fn new_terr(t: u32, geom: Arc<MultiPolygon<f64>>, parts: &mut Vec<Part>) -> Terr
             poly: pi as u32,
             bbox,
             vertices: positions.min(u32::MAX as usize) as u32,
-            pip: PartTest::of(poly, positions),
+            pip: PartTest::of(&geom, pi, poly, positions),
         });
     }
     Terr {

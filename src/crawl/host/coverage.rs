@@ -129,25 +129,27 @@ impl HostCrawler<'_> {
     }
 }
 
-/// The entries this registry imports: all but copies of its own entries coming back
+/// Does this registry import the entry? All but copies of its own entries coming back
 /// through another registry, and copies that passed through too many registries
-/// ([`Claim::Loop`], DESIGN.md "Federation"). Those are reported once per server.
-pub(super) fn importable<'a>(
-    refs: Vec<EntryRef<'a>>,
+/// ([`Claim::Loop`], DESIGN.md "Federation").
+pub(super) fn imported(entry: &Value, self_url: Option<&str>) -> bool {
+    Origin::claim(entry, self_url) != Claim::Loop
+}
+
+/// Report the entries this registry does not import ([`imported`]), once per server.
+pub(super) fn report_loops(
+    refs: &[EntryRef<'_>],
     self_url: Option<&str>,
     findings: &mut Vec<crate::cds::Finding>,
-) -> Vec<EntryRef<'a>> {
-    let (kept, looped): (Vec<_>, Vec<_>) = refs
-        .into_iter()
-        .partition(|r| Origin::claim(r.entry, self_url) != Claim::Loop);
-    if let Some(first) = looped.first() {
+) {
+    let mut looped = refs.iter().filter(|r| !imported(r.entry, self_url));
+    if let Some(first) = looped.next() {
         findings.push(validate::finding_registry_loop(
             first.page_url,
             &first.pointer(),
-            looped.len(),
+            1 + looped.count(),
         ));
     }
-    kept
 }
 
 /// Every entry of every page, in listing order, borrowed from the pages (not copied:

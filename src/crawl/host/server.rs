@@ -8,7 +8,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use url::Url;
 
-use super::coverage::{entry_refs, importable, Listing};
+use super::coverage::{entry_refs, imported, report_loops, Listing};
 use super::territories::{entry_records, hash_territories, listed_entries, territory_urls};
 use super::{blocked_finding, dedup_findings, sha256_hex, HostCrawler, ServerResult};
 use crate::cds::lenient::{self, Parsed};
@@ -141,16 +141,12 @@ impl HostCrawler<'_> {
         let oauth = self
             .server_oauth(meta_url, view, &refs, &listing, &mut g)
             .await?;
-        let refs = importable(
-            refs,
-            self.ctx.cfg.self_metadata_url.as_deref(),
-            &mut g.findings,
-        );
-        // What the rest needs of the entries, read out of the pages, which can then go:
-        // the territory downloads take most of the crawl's time.
-        let listed = listed_entries(&refs);
+        let self_url = self.ctx.cfg.self_metadata_url.as_deref();
+        report_loops(&refs, self_url, &mut g.findings);
         drop(refs);
-        drop(pages);
+        // What the rest needs of the entries, read out of the pages, which go as they are
+        // read: the territory downloads take most of the crawl's time.
+        let listed = listed_entries(pages, |e| imported(e, self_url));
         let geo_urls = territory_urls(&listed);
         let mut territories = self.territories(&geo_urls, &listed, &url, &mut g).await?;
         let (entries, new_territories) = entry_records(listed, &mut territories, &mut g.findings);

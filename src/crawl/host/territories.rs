@@ -12,7 +12,7 @@ use url::Url;
 
 use super::server::Gathered;
 use super::{blocked_finding, failure_marker, sha256_hex, HostCrawler};
-use crate::cds::validate::{self, EntryRef};
+use crate::cds::validate;
 use crate::cds::{CoverageEntry, Finding};
 use crate::config::CrawlConfig;
 use crate::crawl::fetch::{DocKind, FailureClass, FetchError, Fetched};
@@ -323,26 +323,46 @@ pub(super) struct Listed {
     index: Vec<u32>,
 }
 
-/// The listed entries, each read out of its page once.
-pub(super) fn listed_entries(refs: &[EntryRef<'_>]) -> Listed {
-    let mut records = Vec::with_capacity(refs.len());
-    records.extend(refs.iter().map(|r| {
-        let mut raw = entry_json(r.entry);
-        // Serializing grows the string by doubling: up to half of it spare, held until
-        // the commit.
-        raw.shrink_to_fit();
-        EntryRecord {
-            entry: CoverageEntry::from_value(r.entry),
-            raw_json: raw,
-            page_url: r.page_url.to_owned(),
-            content_hash: String::new(),
-            territory: None,
+/// The listed entries that `keep` accepts, each read out of its page once. Each page's
+/// tree is freed as soon as its entries are read, so the records replace the pages
+/// instead of joining them: with all 100 pages of a 100,000-entry listing alive beside
+/// the records, this step was the peak of the crawler's memory (docs/PERFORMANCE.md
+/// "Scale").
+pub(super) fn listed_entries(pages: Vec<(String, Value)>, keep: impl Fn(&Value) -> bool) -> Listed {
+    let listed = |page: &Value| {
+        page.get("coverage_entries")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len)
+    };
+    let n = pages.iter().map(|(_, p)| listed(p)).sum();
+    let mut records = Vec::with_capacity(n);
+    let mut index = Vec::with_capacity(n);
+    for (page_url, mut page) in pages {
+        let Some(Value::Array(list)) = page.get_mut("coverage_entries").map(Value::take) else {
+            continue;
+        };
+        drop(page);
+        for (i, entry) in list.into_iter().enumerate() {
+            if !keep(&entry) {
+                continue;
+            }
+            let mut raw = entry_json(&entry);
+            // Serializing grows the string by doubling: up to half of it spare, held
+            // until the commit.
+            raw.shrink_to_fit();
+            records.push(EntryRecord {
+                entry: CoverageEntry::from_value(&entry),
+                raw_json: raw,
+                page_url: page_url.clone(),
+                content_hash: String::new(),
+                territory: None,
+            });
+            index.push(i as u32);
         }
-    }));
-    Listed {
-        records,
-        index: refs.iter().map(|r| r.index as u32).collect(),
     }
+    records.shrink_to_fit();
+    index.shrink_to_fit();
+    Listed { records, index }
 }
 
 /// The distinct GeoJSON URLs the entries link, in listing order, resolved against

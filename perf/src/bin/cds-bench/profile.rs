@@ -5,7 +5,7 @@ use crate::heap::live_bytes;
 use crate::process::memory_kb;
 use crate::ProfileArgs;
 use anyhow::{bail, Result};
-use cds_registry::index::live::release_free_heap;
+use cds_registry::heap::release_free_heap;
 use cds_registry::index::{Filter, SearchIndex};
 use std::time::Instant;
 
