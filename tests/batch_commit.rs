@@ -5,7 +5,8 @@
 
 mod common;
 
-use cds_registry::cds::{CoverageEntry, Finding, Severity};
+use cds_registry::cds::origin::{Origin, ORIGIN_FIELD};
+use cds_registry::cds::{Finding, Severity};
 use cds_registry::model::DocKind;
 use cds_registry::seeds::Seed;
 use cds_registry::store::{
@@ -39,39 +40,42 @@ fn commit(host_id: i64, ids: &[usize], version: impl Fn(usize) -> u32, tag: &str
     }];
     for &i in ids {
         let hash = format!("h{i}v{}", version(i));
-        let raw = format!("{{\"id\":\"e{i}\",\"v\":{}}}", version(i));
-        entries.push(EntryRecord {
-            entry: CoverageEntry {
-                id: format!("e{i}"),
-                created: Some("2024-01-01T00:00:00Z".into()),
-                updated: (i % 3 == 0).then(|| format!("2024-02-0{}T00:00:00Z", 1 + version(i))),
-                entity_name: format!("Utility {i}"),
-                entity_abbreviation: (i % 2 == 0).then(|| format!("U{i}")),
-                country: "US".into(),
-                name: format!("Territory {i} v{}", version(i)),
-                description: (i % 5 == 0).then(|| "with a description".into()),
-                kind: "geographic".into(),
-                role: "authoritative".into(),
-                infrastructure_types: vec!["distribution_utility".into()],
-                commodity_types: vec!["electricity".into(), "water".into()],
-                capabilities: vec![],
-                map_resource: None,
-                map_content_type: None,
-                geojson_resource: Some(geo_url(i)),
-                // Some are a registry's copies: their origin is stored and read back too.
-                origin: (i % 4 == 0).then(|| cds_registry::cds::origin::Origin {
-                    server: format!("https://u{i}.example/.well-known/cds-server-metadata.json"),
-                    id: format!("o{i}"),
-                    role: "official".into(),
-                    capabilities: vec!["oauth".into()],
-                    via: vec!["https://r.example/.well-known/cds-server-metadata.json".into()],
-                }),
-            },
-            raw_json: raw.clone(),
-            page_url: format!("http://127.0.0.1:9/cds/coverage?page={}", i / 1000 + 1),
-            content_hash: format!("{raw}-{hash}"),
-            territory: Some((geo_url(i), hash.clone())),
+        // The entry as a server lists it; the commit reads its columns from this JSON.
+        let mut listed = serde_json::json!({
+            "id": format!("e{i}"),
+            "v": version(i),
+            "created": "2024-01-01T00:00:00Z",
+            "updated": (i % 3 == 0).then(|| format!("2024-02-0{}T00:00:00Z", 1 + version(i))),
+            "entity_name": format!("Utility {i}"),
+            "entity_abbreviation": (i % 2 == 0).then(|| format!("U{i}")),
+            "country": "US",
+            "name": format!("Territory {i} v{}", version(i)),
+            "description": (i % 5 == 0).then_some("with a description"),
+            "type": "geographic",
+            "role": "authoritative",
+            "infrastructure_types": ["distribution_utility"],
+            "commodity_types": ["electricity", "water"],
+            "capabilities": [],
+            "geojson_resource": geo_url(i),
         });
+        // Some are a registry's copies: their origin is stored and read back too.
+        if i % 4 == 0 {
+            listed[ORIGIN_FIELD] = serde_json::to_value(Origin {
+                server: format!("https://u{i}.example/.well-known/cds-server-metadata.json"),
+                id: format!("o{i}"),
+                role: "official".into(),
+                capabilities: vec!["oauth".into()],
+                via: vec!["https://r.example/.well-known/cds-server-metadata.json".into()],
+            })
+            .unwrap();
+        }
+        let mut record = EntryRecord::of(
+            &listed,
+            format!("http://127.0.0.1:9/cds/coverage?page={}", i / 1000 + 1),
+        );
+        record.content_hash = format!("{}-{hash}", record.raw_json);
+        record.territory = Some((geo_url(i), hash.clone()));
+        entries.push(record);
         territories.push(TerritoryRecord {
             source_url: geo_url(i),
             source_hash: hash.clone(),
@@ -318,6 +322,22 @@ async fn batched_commits_store_what_row_by_row_commits_store(backend: Backend) {
     assert_eq!((copy.id.as_str(), copy.role.as_str()), ("o104", "official"));
     assert_eq!(copy.via.len(), 1);
     assert_eq!(entry("e105").origin, None);
+    // Every column comes from the listed JSON.
+    let e = entry("e102");
+    assert_eq!(
+        (
+            e.entity_name.as_str(),
+            e.entity_abbreviation.as_deref(),
+            e.kind.as_str()
+        ),
+        ("Utility 102", Some("U102"), "geographic")
+    );
+    assert_eq!(e.commodity_types, ["electricity", "water"]);
+    assert_eq!(e.geojson_resource, Some(geo_url(102)));
+    assert_eq!(
+        entry("e105").description.as_deref(),
+        Some("with a description")
+    );
     // The duplicate document's last record won.
     let etag: String = sqlx::query("SELECT etag FROM documents WHERE url = $1")
         .bind(geo_url(100))

@@ -187,6 +187,11 @@ impl CoverageEntry {
         }
     }
 
+    /// The `geojson_resource` of an entry's JSON, as [`CoverageEntry::from_value`] reads it.
+    pub fn geojson_resource_of(v: &Value) -> Option<String> {
+        str_field(v, "geojson_resource")
+    }
+
     pub fn from_value(v: &Value) -> Self {
         CoverageEntry {
             id: Self::id_of(v),
@@ -208,7 +213,7 @@ impl CoverageEntry {
             capabilities: str_list(v, "capabilities"),
             map_resource: str_field(v, "map_resource"),
             map_content_type: str_field(v, "map_content_type"),
-            geojson_resource: str_field(v, "geojson_resource"),
+            geojson_resource: Self::geojson_resource_of(v),
         }
     }
 }

@@ -195,7 +195,7 @@ pub async fn validate_target(cfg: &CrawlConfig, target: &str) -> Report {
 /// MUST accept the filter) and expect exactly that entry back; COV-IDS-FILTER otherwise.
 /// One request per server with entries, through the crawler's guarded client.
 async fn probe_ids_filter(fetcher: &Fetcher, c: &crate::store::ServerCommit) -> Option<Finding> {
-    let id = c.entries.first()?.entry.id.clone();
+    let id = c.entries.first()?.id.clone();
     let meta: serde_json::Value = serde_json::from_str(&c.metadata_json).ok()?;
     let coverage = Url::parse(&c.url)
         .ok()?

@@ -38,15 +38,55 @@ pub struct TerritoryRecord {
     pub vertex_count: i64,
 }
 
-/// One coverage entry of a server's new state.
+/// One coverage entry of a server's new state. Its fields are read from `raw_json` when
+/// the commit writes them ([`EntryRecord::entry`]), not held parsed beside it from the
+/// listing to the commit: for a 100,000-entry listing that copy was ~90 MB for the whole
+/// territory phase (docs/PERFORMANCE.md "Scale").
 #[derive(Debug, Clone)]
 pub struct EntryRecord {
-    pub entry: CoverageEntry,
+    /// The entry's `id` ([`CoverageEntry::id_of`]): the key of the commit's diff.
+    pub id: String,
+    /// Its `geojson_resource`, as listed.
+    pub geojson_resource: Option<String>,
+    /// The entry's JSON as the server published it (extension fields included).
     pub raw_json: String,
     pub page_url: String,
     pub content_hash: String,
     /// (source_url, source_hash) of its territory, when it has one.
     pub territory: Option<(String, String)>,
+}
+
+impl EntryRecord {
+    /// A record of the entry `v` (its JSON serialised as `raw_json`), listed on `page_url`;
+    /// `content_hash` empty and `territory` unset until the territories are known.
+    pub fn of(v: &serde_json::Value, page_url: String) -> EntryRecord {
+        let mut raw = serde_json::to_string(v).unwrap_or_default();
+        // Serializing grows the string by doubling: up to half of it spare, held until
+        // the commit.
+        raw.shrink_to_fit();
+        EntryRecord {
+            id: CoverageEntry::id_of(v),
+            geojson_resource: CoverageEntry::geojson_resource_of(v),
+            raw_json: raw,
+            page_url,
+            content_hash: String::new(),
+            territory: None,
+        }
+    }
+
+    /// The entry's fields, read from `raw_json` (as [`CoverageEntry::from_value`]); a
+    /// `raw_json` that is not JSON (only a hand-made record can have one) reads as empty
+    /// fields with the record's `id`.
+    pub fn entry(&self) -> CoverageEntry {
+        match serde_json::from_str::<serde_json::Value>(&self.raw_json) {
+            Ok(v) => CoverageEntry::from_value(&v),
+            Err(_) => CoverageEntry {
+                id: self.id.clone(),
+                geojson_resource: self.geojson_resource.clone(),
+                ..CoverageEntry::default()
+            },
+        }
+    }
 }
 
 /// A server's complete new state, committed atomically by [`Store::commit_server`].
@@ -397,11 +437,11 @@ impl Commit<'_> {
             .entries
             .iter()
             .enumerate()
-            .filter(|(_, e)| seen.insert(e.entry.id.clone()))
+            .filter(|(_, e)| seen.insert(e.id.clone()))
             .collect();
         self.upsert_entries(server_id, territory_ids, &rows).await?;
         for (_, e) in &rows {
-            let op = match old.get(&e.entry.id) {
+            let op = match old.get(&e.id) {
                 None => ChangeOp::Added,
                 Some((_, h)) if *h != e.content_hash => ChangeOp::Updated,
                 Some(_) => continue,
@@ -410,7 +450,7 @@ impl Commit<'_> {
                 ChangeOp::Added => summary.entries_added += 1,
                 _ => summary.entries_updated += 1,
             }
-            self.log.entry(self.run_id, op, server_id, &e.entry.id);
+            self.log.entry(self.run_id, op, server_id, &e.id);
         }
         // An incomplete listing says nothing about the entries it did not reach: they keep
         // their last known good state and stay part of the server (CDS-SPEC-NOTES §5a).
@@ -474,30 +514,34 @@ impl Commit<'_> {
                 .territory
                 .as_ref()
                 .and_then(|k| territory_ids.get(k).copied());
-            let en = &e.entry;
+            let en = e.entry();
+            let origin = en
+                .origin
+                .as_ref()
+                .map(|o| serde_json::to_string(o).unwrap_or_default());
             q.bind(server_id)
-                .bind(en.id.as_str())
+                .bind(e.id.as_str())
                 .bind(*pos as i64)
                 .bind(e.page_url.as_str())
-                .bind(en.created.as_deref())
-                .bind(en.updated.as_deref())
-                .bind(en.entity_name.as_str())
-                .bind(en.entity_abbreviation.as_deref())
-                .bind(en.country.as_str())
-                .bind(en.name.as_str())
-                .bind(en.description.as_deref())
-                .bind(en.kind.as_str())
-                .bind(en.role.as_str())
+                .bind(en.created)
+                .bind(en.updated)
+                .bind(en.entity_name)
+                .bind(en.entity_abbreviation)
+                .bind(en.country)
+                .bind(en.name)
+                .bind(en.description)
+                .bind(en.kind)
+                .bind(en.role)
                 .bind(to_json_list(&en.infrastructure_types))
                 .bind(to_json_list(&en.commodity_types))
                 .bind(to_json_list(&en.capabilities))
-                .bind(en.map_resource.as_deref())
-                .bind(en.map_content_type.as_deref())
-                .bind(en.geojson_resource.as_deref())
+                .bind(en.map_resource)
+                .bind(en.map_content_type)
+                .bind(e.geojson_resource.as_deref())
                 .bind(territory_id)
                 .bind(e.raw_json.as_str())
                 .bind(e.content_hash.as_str())
-                .bind(en.origin.as_ref().map(|o| serde_json::to_string(o).unwrap_or_default()))
+                .bind(origin)
         })
         .await
     }

@@ -13,7 +13,7 @@ use url::Url;
 use super::server::Gathered;
 use super::{blocked_finding, failure_marker, sha256_hex, HostCrawler};
 use crate::cds::validate;
-use crate::cds::{CoverageEntry, Finding};
+use crate::cds::Finding;
 use crate::config::CrawlConfig;
 use crate::crawl::fetch::{DocKind, FailureClass, FetchError, Fetched};
 use crate::store::{DocumentRecord, EntryRecord, TerritoryRecord};
@@ -141,14 +141,14 @@ impl HostCrawler<'_> {
             )
         })?;
         for r in &listed.records {
-            let Some(raw) = r.entry.geojson_resource.as_deref() else {
+            let Some(raw) = r.geojson_resource.as_deref() else {
                 continue;
             };
             let Some((_, hash)) = fresh.get(raw) else {
                 continue;
             };
             let unchanged = entries
-                .get(&r.entry.id)
+                .get(&r.id)
                 .is_some_and(|h| *h == entry_hash(&r.raw_json, Some(hash)));
             if !unchanged {
                 fresh.remove(raw);
@@ -299,11 +299,6 @@ fn read_territory(f: &Fetched, read: GeoRead, g: &mut Gathered) -> GeoDoc {
     }
 }
 
-/// An entry's JSON as stored (`raw_json`) and hashed.
-fn entry_json(entry: &Value) -> String {
-    serde_json::to_string(entry).unwrap_or_default()
-}
-
 /// An entry's content hash: its JSON and the hash of its territory, if it has one. Equal
 /// hash, equal entry and equal territory.
 fn entry_hash(raw: &str, territory_hash: Option<&String>) -> String {
@@ -346,17 +341,7 @@ pub(super) fn listed_entries(pages: Vec<(String, Value)>, keep: impl Fn(&Value) 
             if !keep(&entry) {
                 continue;
             }
-            let mut raw = entry_json(&entry);
-            // Serializing grows the string by doubling: up to half of it spare, held
-            // until the commit.
-            raw.shrink_to_fit();
-            records.push(EntryRecord {
-                entry: CoverageEntry::from_value(&entry),
-                raw_json: raw,
-                page_url: page_url.clone(),
-                content_hash: String::new(),
-                territory: None,
-            });
+            records.push(EntryRecord::of(&entry, page_url.clone()));
             index.push(i as u32);
         }
     }
@@ -373,7 +358,7 @@ pub(super) fn territory_urls(listed: &Listed) -> Vec<(String, Url)> {
     let mut geo_urls: Vec<(String, Url)> = Vec::new();
     let mut geo_seen: HashSet<&str> = HashSet::new();
     for r in &listed.records {
-        if let Some(g) = r.entry.geojson_resource.as_deref() {
+        if let Some(g) = r.geojson_resource.as_deref() {
             if geo_seen.contains(g) {
                 continue;
             }
@@ -398,11 +383,10 @@ pub(super) fn entry_records(
     let mut new_keys: HashSet<(String, String)> = HashSet::new();
     for (r, index) in records.iter_mut().zip(index) {
         let doc = r
-            .entry
             .geojson_resource
             .as_ref()
             .and_then(|g| territories.get_mut(g));
-        if let (Some(d), Some(g)) = (&doc, &r.entry.geojson_resource) {
+        if let (Some(d), Some(g)) = (&doc, &r.geojson_resource) {
             if let Some(e) = &d.failed {
                 // Reported on each entry that links the document (§5a).
                 findings.push(validate::finding_geo_fetch(
