@@ -12,9 +12,11 @@ pub const DEFAULT_ARENAS: i32 = 2;
 /// per core. The crawler's and the index build's long-lived data (entries, geometry) is
 /// then allocated in several arenas between the temporaries of whichever thread made
 /// it, and each arena keeps the pages those temporaries leave half-used: an API replica
-/// of 100,000 territories sat at 469 MiB after its start with the default arenas and at
-/// 385–399 MiB with one or two. Small allocations still go through each thread's cache
-/// without a lock, so two arenas are plenty for the two-worker runtime.
+/// of 100,000 territories sat at 469 MiB after its start with the default arenas, at
+/// 385 MiB with one and at 386–399 MiB in most starts with two (~464 in some, when the
+/// load and the build land in different arenas), and a crawl of them peaked at 790 MiB
+/// against 664 with two. One arena made `GET /v1/lookup` ~15 % slower (every thread
+/// takes the same lock for larger blocks); two were as fast as sixteen.
 pub fn limit_arenas(arenas: i32) {
     let chosen = std::env::var_os("MALLOC_ARENA_MAX").is_some()
         || std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains("arena_max"));
