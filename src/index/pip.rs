@@ -1,15 +1,15 @@
-//! The exact point-in-polygon test of one polygon part, in two forms chosen by size.
+//! The exact point-in-polygon test of one polygon part, in forms chosen by size.
 //!
-//! Why two: geo's `IntervalTreeMultiPolygon` answers a large polygon in time that grows
-//! slowly with its size, but it costs ~60 heap bytes per vertex (`geo-bench pip`: 56–64)
-//! and a query walks several separately allocated nodes. On an index of many small parts
-//! (a national aggregator's 100,000 cells of ~50 vertices) a lookup is bound by those cache
-//! misses, not by arithmetic, and the trees were four times the size of the coordinates. A
-//! small part's test walks every edge of its rings, read front to back from one contiguous
-//! block instead: the territory's own exterior ring when the part has no hole (no copy),
-//! else the rings packed into one block (16 bytes per vertex). Both forms run the same winding-number
-//! rule with geo's robust `orient2d`, so they answer alike to the last bit; a point on the
-//! boundary is not inside (as GEOS `contains`).
+//! Why more than one: geo's `IntervalTreeMultiPolygon` answers a large polygon in time that
+//! grows slowly with its size, but it costs ~60 heap bytes per vertex (`geo-bench pip`:
+//! 56–64) and a query walks several separately allocated nodes. On an index of many small
+//! parts (a national aggregator's 100,000 cells of ~50 vertices) a lookup is bound by those
+//! cache misses, not by arithmetic, and the trees were four times the size of the
+//! coordinates. A small part's test walks every edge of its rings instead, read front to
+//! back from one contiguous block: the territory's own exterior ring when the part has no
+//! hole (no copy), else its rings packed into one block (16 bytes per vertex). All forms
+//! run the same winding-number rule with geo's robust `orient2d`, so they answer alike to
+//! the last bit; a point on the boundary is not inside (as GEOS `contains`).
 
 use std::sync::Arc;
 
