@@ -39,7 +39,7 @@ pub use cross::{
     bbox_overlap, default_overlap, territories_overlap, AuthClaim,
 };
 pub use metadata::validate_metadata;
-pub use server::validate_server;
+pub use server::{validate_server, ServerChecks};
 pub use transport::{
     finding_auth_required, finding_geo_fetch, finding_http_upgraded, finding_ids_filter,
     finding_legacy_path, finding_lenient_json, finding_oauth_fetch, finding_page_cap,

@@ -23,14 +23,138 @@ use crate::cds::CAP_COVERAGE;
 ///   one before it. Entries whose `updated` does not parse are skipped (they already have
 ///   a COV-TYPE finding).
 pub fn validate_server(meta: &Value, meta_url: &str, entries: &[EntryRef<'_>]) -> Vec<Finding> {
-    let mut out = Vec::new();
-    cap_union(meta, meta_url, entries, &mut out);
-    duplicate_ids(entries, &mut out);
-    ordering(entries, &mut out);
-    out
+    let mut checks = ServerChecks::default();
+    for e in entries {
+        checks.entry(e);
+    }
+    checks.finish(meta, meta_url)
 }
 
-fn cap_union(meta: &Value, meta_url: &str, entries: &[EntryRef<'_>], out: &mut Vec<Finding>) {
+/// [`validate_server`] fed one entry at a time, in listing order, so that a crawler can
+/// let each page go once it is read: it keeps only what the checks need across pages (the
+/// capabilities seen, each string id's first two places and count, the last `updated`),
+/// not the entries.
+#[derive(Default)]
+pub struct ServerChecks {
+    /// The entries' capabilities, in first-seen order.
+    union: Vec<String>,
+    /// The page URLs seen, in order; places below index into it.
+    pages: Vec<String>,
+    /// Id -> (first place, second place, count); `order` keeps first-seen order so that
+    /// findings come out in listing order.
+    seen: HashMap<String, (Place, Option<Place>, usize)>,
+    order: Vec<String>,
+    /// The last parsable `updated`, its text and place, until the first COV-ORDER.
+    prev: Option<(DateTime<FixedOffset>, String, Place)>,
+    order_finding: Option<Finding>,
+}
+
+/// An entry's page (in `ServerChecks::pages`) and index in its `coverage_entries`.
+#[derive(Clone, Copy)]
+struct Place(u32, u32);
+
+impl ServerChecks {
+    /// The next entry of the listing.
+    pub fn entry(&mut self, e: &EntryRef<'_>) {
+        if self.pages.last().map(String::as_str) != Some(e.page_url) {
+            self.pages.push(e.page_url.to_owned());
+        }
+        let place = Place((self.pages.len() - 1) as u32, e.index as u32);
+        if let Some(caps) = e.entry.get("capabilities").and_then(Value::as_array) {
+            for cap in caps.iter().filter_map(Value::as_str) {
+                if !self.union.iter().any(|c| c == cap) {
+                    self.union.push(cap.to_owned());
+                }
+            }
+        }
+        // Only string ids: a non-string id is a COV-TYPE finding already, and comparing
+        // `5` with `"5"` would invent a duplicate.
+        if let Some(id) = e.entry.get("id").and_then(Value::as_str) {
+            match self.seen.get_mut(id) {
+                Some(slot) => {
+                    slot.2 += 1;
+                    if slot.2 == 2 {
+                        slot.1 = Some(place);
+                    }
+                }
+                None => {
+                    self.seen.insert(id.to_owned(), (place, None, 1));
+                    self.order.push(id.to_owned());
+                }
+            }
+        }
+        self.ordering(e, place);
+    }
+
+    fn ordering(&mut self, e: &EntryRef<'_>, place: Place) {
+        // WG1-01 §3: newest `updated` first, across the pages in order. Clients rely on it
+        // to stop paging once they reach entries they already have.
+        if self.order_finding.is_some() {
+            return; // once per listing: one misplaced entry usually shifts many
+        }
+        let Some(raw) = e.entry.get("updated").and_then(Value::as_str) else {
+            return;
+        };
+        let Some(t) = parse_datetime(raw) else {
+            return;
+        };
+        if let Some((pt, praw, pplace)) = &self.prev {
+            if t > *pt {
+                self.order_finding = Some(
+                    Finding::new(
+                        rules::COV_ORDER,
+                        // A MUST of WG1-01 §3 (CDS-SPEC-NOTES §3), so an error.
+                        Severity::Error,
+                        e.page_url,
+                        format!("{}/updated", e.pointer()),
+                        format!(
+                            "coverage entries must be ordered by `updated`, newest first; this entry ({raw}) is newer than the one before it ({praw} at {})",
+                            self.at(*pplace)
+                        ),
+                    )
+                    .expected(format!("not later than {praw}"))
+                    .actual(raw),
+                );
+                return;
+            }
+        }
+        self.prev = Some((t, raw.to_owned(), place));
+    }
+
+    /// `page#/coverage_entries/i`, as the findings name an entry.
+    fn at(&self, p: Place) -> String {
+        format!("{}#/coverage_entries/{}", self.pages[p.0 as usize], p.1)
+    }
+
+    /// The findings, in the order [`validate_server`] gives them.
+    pub fn finish(self, meta: &Value, meta_url: &str) -> Vec<Finding> {
+        let mut out = Vec::new();
+        cap_union(meta, meta_url, &self.union, &mut out);
+        for id in &self.order {
+            let (first, Some(second), count) = self.seen[id] else {
+                continue;
+            };
+            out.push(
+                Finding::new(
+                    rules::COV_DUP_ID,
+                    Severity::Error,
+                    &self.pages[second.0 as usize],
+                    format!("/coverage_entries/{}/id", second.1),
+                    format!(
+                        "coverage entry id {id:?} is used {count} times; ids must be unique within a server (first at {})",
+                        self.at(first)
+                    ),
+                )
+                .expected("a unique id")
+                .actual(id.as_str()),
+            );
+        }
+        out.extend(self.order_finding);
+        out
+    }
+}
+
+fn cap_union(meta: &Value, meta_url: &str, union: &[String], out: &mut Vec<Finding>) {
     let Some(obj) = meta.as_object() else {
         return;
     };
@@ -40,20 +164,9 @@ fn cap_union(meta: &Value, meta_url: &str, entries: &[EntryRef<'_>], out: &mut V
     }
     // WG1-01 §2: with `coverage`, the server's capabilities include the union of its
     // entries' capabilities. Listed in first-seen order so the message is stable.
-    let mut union: Vec<&str> = Vec::new();
-    for e in entries {
-        let Some(caps) = e.entry.get("capabilities").and_then(Value::as_array) else {
-            continue;
-        };
-        for cap in caps.iter().filter_map(Value::as_str) {
-            if !union.contains(&cap) {
-                union.push(cap);
-            }
-        }
-    }
     let missing: Vec<&str> = union
         .iter()
-        .copied()
+        .map(String::as_str)
         .filter(|c| !declared.contains(c))
         .collect();
     if missing.is_empty() {
@@ -76,86 +189,7 @@ fn cap_union(meta: &Value, meta_url: &str, entries: &[EntryRef<'_>], out: &mut V
                 quoted(&missing)
             ),
         )
-        .expected(Value::from(union).to_string())
+        .expected(Value::from(union.to_vec()).to_string())
         .actual(Value::from(declared).to_string()),
     );
-}
-
-fn duplicate_ids(entries: &[EntryRef<'_>], out: &mut Vec<Finding>) {
-    // id -> (first occurrence, second occurrence, count); insertion order kept in `order`
-    // so findings come out in listing order.
-    let mut seen: HashMap<&str, (usize, Option<usize>, usize)> = HashMap::new();
-    let mut order: Vec<&str> = Vec::new();
-    for (pos, e) in entries.iter().enumerate() {
-        // Only string ids: a non-string id is a COV-TYPE finding already, and comparing
-        // `5` with `"5"` would invent a duplicate.
-        let Some(id) = e.entry.get("id").and_then(Value::as_str) else {
-            continue;
-        };
-        let slot = seen.entry(id).or_insert_with(|| {
-            order.push(id);
-            (pos, None, 0)
-        });
-        slot.2 += 1;
-        if slot.2 == 2 {
-            slot.1 = Some(pos);
-        }
-    }
-    for id in order {
-        let (first, Some(second), count) = seen[id] else {
-            continue;
-        };
-        let (a, b) = (&entries[first], &entries[second]);
-        out.push(
-            Finding::new(
-                rules::COV_DUP_ID,
-                Severity::Error,
-                b.page_url,
-                format!("{}/id", b.pointer()),
-                format!(
-                    "coverage entry id {id:?} is used {count} times; ids must be unique within a server (first at {}#{})",
-                    a.page_url,
-                    a.pointer()
-                ),
-            )
-            .expected("a unique id")
-            .actual(id),
-        );
-    }
-}
-
-fn ordering(entries: &[EntryRef<'_>], out: &mut Vec<Finding>) {
-    // WG1-01 §3: newest `updated` first, across the pages in order. Clients rely on it to
-    // stop paging once they reach entries they already have.
-    let mut prev: Option<(DateTime<FixedOffset>, &EntryRef<'_>, &str)> = None;
-    for e in entries {
-        let Some(raw) = e.entry.get("updated").and_then(Value::as_str) else {
-            continue;
-        };
-        let Some(t) = parse_datetime(raw) else {
-            continue;
-        };
-        if let Some((pt, pe, praw)) = prev {
-            if t > pt {
-                out.push(
-                    Finding::new(
-                        rules::COV_ORDER,
-                        // A MUST of WG1-01 §3 (CDS-SPEC-NOTES §3), so an error.
-                        Severity::Error,
-                        e.page_url,
-                        format!("{}/updated", e.pointer()),
-                        format!(
-                            "coverage entries must be ordered by `updated`, newest first; this entry ({raw}) is newer than the one before it ({praw} at {}#{})",
-                            pe.page_url,
-                            pe.pointer()
-                        ),
-                    )
-                    .expected(format!("not later than {praw}"))
-                    .actual(raw),
-                );
-                return; // once per listing: one misplaced entry usually shifts many
-            }
-        }
-        prev = Some((t, e, raw));
-    }
 }

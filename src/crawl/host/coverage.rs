@@ -8,9 +8,10 @@ use sha2::Digest;
 use url::Url;
 
 use super::server::Gathered;
+use super::territories::Listed;
 use super::{failure_marker, HostCrawler};
 use crate::cds::origin::{Claim, Origin};
-use crate::cds::validate::{self, EntryRef};
+use crate::cds::validate::{self, EntryRef, ServerChecks};
 use crate::cds::{MetadataView, CAP_COVERAGE};
 use crate::crawl::fetch::{DocKind, FetchError};
 
@@ -36,13 +37,13 @@ impl HostCrawler<'_> {
         &mut self,
         meta_url: &Url,
         view: &MetadataView,
-        pages: &mut Vec<(String, Value)>,
+        read: &mut ListingRead,
         g: &mut Gathered,
     ) -> Result<Listing, FetchError> {
         let mut listing = Listing::Complete;
         if view.has_capability(CAP_COVERAGE) {
             if let Some(cov) = view.coverage.as_deref().and_then(|c| meta_url.join(c).ok()) {
-                listing = self.walk_pages(cov, pages, g).await?;
+                listing = self.walk_pages(cov, read, g).await?;
             }
         }
         if let Listing::Incomplete(why) = &listing {
@@ -54,7 +55,7 @@ impl HostCrawler<'_> {
     async fn walk_pages(
         &self,
         first: Url,
-        pages: &mut Vec<(String, Value)>,
+        read_so_far: &mut ListingRead,
         g: &mut Gathered,
     ) -> Result<Listing, FetchError> {
         let mut seen = HashSet::new();
@@ -66,10 +67,10 @@ impl HostCrawler<'_> {
                 break;
             }
             let max = self.ctx.cfg.max_pages;
-            if pages.len() >= max {
+            if read_so_far.pages >= max {
                 // Our limit, not the server's defect (CDS-SPEC-NOTES §3): reported, and
                 // the unread pages' entries keep their last known good state.
-                let last = pages.last().map_or(url.as_str(), |(u, _)| u.as_str());
+                let last = read_so_far.last_url.as_deref().unwrap_or(url.as_str());
                 g.findings.push(validate::finding_page_cap(last, max));
                 g.hasher.update(format!("page-cap\u{0}{url}").as_bytes());
                 return Ok(Listing::Incomplete(format!(
@@ -96,7 +97,7 @@ impl HostCrawler<'_> {
                 Err(e) => return Err(e),
             };
             next = read.next;
-            pages.push((read.final_url.to_string(), read.page));
+            read_so_far.page(read.final_url.to_string(), read.page);
         }
         Ok(Listing::Complete)
     }
@@ -136,37 +137,70 @@ pub(super) fn imported(entry: &Value, self_url: Option<&str>) -> bool {
     Origin::claim(entry, self_url) != Claim::Loop
 }
 
-/// Report the entries this registry does not import ([`imported`]), once per server.
-pub(super) fn report_loops(
-    refs: &[EntryRef<'_>],
-    self_url: Option<&str>,
-    findings: &mut Vec<crate::cds::Finding>,
-) {
-    let mut looped = refs.iter().filter(|r| !imported(r.entry, self_url));
-    if let Some(first) = looped.next() {
-        findings.push(validate::finding_registry_loop(
-            first.page_url,
-            &first.pointer(),
-            1 + looped.count(),
-        ));
-    }
+/// What a crawl keeps of a server's listing while its pages arrive, one page at a time:
+/// the entries' records, what the checks across pages need ([`ServerChecks`]), the
+/// entries' ids when OAuth scopes will be checked against them, and the entries this
+/// registry does not import. Each page's tree goes once it is read.
+pub(super) struct ListingRead {
+    pub checks: ServerChecks,
+    /// The string ids of every listed entry (imported or not), when wanted.
+    pub ids: Option<HashSet<String>>,
+    pub listed: Listed,
+    /// This registry's own metadata URL ([`imported`]).
+    self_url: Option<String>,
+    /// The first entry not imported (page URL, pointer) and how many there were.
+    loops: Option<(String, String, usize)>,
+    pages: usize,
+    last_url: Option<String>,
 }
 
-/// Every entry of every page, in listing order, borrowed from the pages (not copied:
-/// an aggregator lists 100,000 entries).
-pub(super) fn entry_refs(pages: &[(String, Value)]) -> Vec<EntryRef<'_>> {
-    let mut refs = Vec::new();
-    for (page_url, page) in pages {
-        let Some(list) = page.get("coverage_entries").and_then(Value::as_array) else {
-            continue;
-        };
-        for (i, entry) in list.iter().enumerate() {
-            refs.push(EntryRef {
-                page_url,
-                index: i,
-                entry,
-            });
+impl ListingRead {
+    pub(super) fn new(self_url: Option<String>, want_ids: bool) -> ListingRead {
+        ListingRead {
+            checks: ServerChecks::default(),
+            ids: want_ids.then(HashSet::new),
+            listed: Listed::default(),
+            self_url,
+            loops: None,
+            pages: 0,
+            last_url: None,
         }
     }
-    refs
+
+    /// The next page of the listing, read.
+    fn page(&mut self, page_url: String, page: Value) {
+        let mut keep = Vec::new();
+        if let Some(list) = page.get("coverage_entries").and_then(Value::as_array) {
+            for (index, entry) in list.iter().enumerate() {
+                let r = EntryRef {
+                    page_url: &page_url,
+                    index,
+                    entry,
+                };
+                self.checks.entry(&r);
+                if let (Some(ids), Some(id)) =
+                    (&mut self.ids, entry.get("id").and_then(Value::as_str))
+                {
+                    ids.insert(id.to_owned());
+                }
+                let imported = imported(entry, self.self_url.as_deref());
+                if !imported {
+                    match &mut self.loops {
+                        Some(l) => l.2 += 1,
+                        None => self.loops = Some((page_url.clone(), r.pointer(), 1)),
+                    }
+                }
+                keep.push(imported);
+            }
+        }
+        self.listed.add_page(&page_url, page, &keep);
+        self.pages += 1;
+        self.last_url = Some(page_url);
+    }
+
+    /// The finding about the entries not imported, once per server.
+    pub(super) fn loops_finding(&self) -> Option<crate::cds::Finding> {
+        let (page_url, pointer, n) = self.loops.as_ref()?;
+        Some(validate::finding_registry_loop(page_url, pointer, *n))
+    }
 }

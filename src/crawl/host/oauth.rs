@@ -2,7 +2,6 @@
 
 use std::collections::HashSet;
 
-use serde_json::Value;
 use sha2::Digest;
 use url::Url;
 
@@ -10,7 +9,7 @@ use super::coverage::Listing;
 use super::server::Gathered;
 use super::{blocked_finding, failure_marker, HostCrawler};
 use crate::cds::oauth::{self, OAuthContext, OAuthMetadata};
-use crate::cds::validate::{self, EntryRef};
+use crate::cds::validate;
 use crate::cds::{MetadataView, CAP_OAUTH};
 use crate::crawl::fetch::{DocKind, FailureClass, FetchError};
 use crate::store::OAuthRecord;
@@ -23,7 +22,7 @@ impl HostCrawler<'_> {
         &self,
         meta_url: &Url,
         view: &MetadataView,
-        refs: &[EntryRef<'_>],
+        listed_ids: HashSet<String>,
         listing: &Listing,
         g: &mut Gathered,
     ) -> Result<Option<OAuthRecord>, FetchError> {
@@ -37,7 +36,7 @@ impl HostCrawler<'_> {
         else {
             return Ok(None);
         };
-        let coverage_ids = self.coverage_ids(meta_url, refs, listing).await?;
+        let coverage_ids = self.coverage_ids(meta_url, listed_ids, listing).await?;
         self.oauth(meta_url.as_str(), ou, &coverage_ids, g).await
     }
 
@@ -46,14 +45,9 @@ impl HostCrawler<'_> {
     async fn coverage_ids(
         &self,
         meta_url: &Url,
-        refs: &[EntryRef<'_>],
+        mut coverage_ids: HashSet<String>,
         listing: &Listing,
     ) -> Result<HashSet<String>, FetchError> {
-        let mut coverage_ids: HashSet<String> = refs
-            .iter()
-            .filter_map(|r| r.entry.get("id").and_then(Value::as_str))
-            .map(str::to_owned)
-            .collect();
         // An incomplete listing keeps its stored entries (§5a), so a scope may
         // name one of them: it is no unknown coverage.
         if let (Listing::Incomplete(_), Some(store)) = (listing, &self.ctx.store) {

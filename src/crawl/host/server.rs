@@ -8,8 +8,8 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use url::Url;
 
-use super::coverage::{entry_refs, imported, report_loops, Listing};
-use super::territories::{entry_records, hash_territories, listed_entries, territory_urls};
+use super::coverage::{Listing, ListingRead};
+use super::territories::{entry_records, hash_territories, territory_urls};
 use super::{blocked_finding, dedup_findings, sha256_hex, HostCrawler, ServerResult};
 use crate::cds::lenient::{self, Parsed};
 use crate::cds::validate::{self, MetadataContext};
@@ -133,20 +133,23 @@ impl HostCrawler<'_> {
         at: Reached,
     ) -> Result<ServerCommit, FetchError> {
         let url = meta_url.to_string();
-        let mut pages: Vec<(String, Value)> = Vec::new();
-        let listing = self.listing(meta_url, view, &mut pages, &mut g).await?;
-        let refs = entry_refs(&pages);
-        g.findings
-            .extend(validate::validate_server(&doc, &url, &refs));
+        let wants_ids = view.has_capability(CAP_OAUTH) && view.oauth_metadata.is_some();
+        let mut read = ListingRead::new(self.ctx.cfg.self_metadata_url.clone(), wants_ids);
+        // The pages are read into records as they arrive and go at once: the territory
+        // downloads that follow take most of the crawl's time.
+        let listing = self.listing(meta_url, view, &mut read, &mut g).await?;
+        let loops = read.loops_finding();
+        let ListingRead {
+            checks,
+            ids,
+            listed,
+            ..
+        } = read;
+        g.findings.extend(checks.finish(&doc, &url));
         let oauth = self
-            .server_oauth(meta_url, view, &refs, &listing, &mut g)
+            .server_oauth(meta_url, view, ids.unwrap_or_default(), &listing, &mut g)
             .await?;
-        let self_url = self.ctx.cfg.self_metadata_url.as_deref();
-        report_loops(&refs, self_url, &mut g.findings);
-        drop(refs);
-        // What the rest needs of the entries, read out of the pages, which go as they are
-        // read: the territory downloads take most of the crawl's time.
-        let listed = listed_entries(pages, |e| imported(e, self_url));
+        g.findings.extend(loops);
         let geo_urls = territory_urls(&listed);
         let mut territories = self.territories(&geo_urls, &listed, &url, &mut g).await?;
         let (entries, new_territories) = entry_records(listed, &mut territories, &mut g.findings);

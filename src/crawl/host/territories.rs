@@ -311,6 +311,7 @@ fn entry_hash(raw: &str, territory_hash: Option<&String>) -> String {
 /// "Scale"). The records are the commit's own, completed in place by [`entry_records`]
 /// once the territories are known, so no second vector of 100,000 records is built
 /// beside the first.
+#[derive(Default)]
 pub(super) struct Listed {
     /// `content_hash` empty and `territory` unset until [`entry_records`].
     records: Vec<EntryRecord>,
@@ -318,36 +319,24 @@ pub(super) struct Listed {
     index: Vec<u32>,
 }
 
-/// The listed entries that `keep` accepts, each read out of its page once. Each page's
-/// tree is freed as soon as its entries are read, so the records replace the pages
-/// instead of joining them: with all 100 pages of a 100,000-entry listing alive beside
-/// the records, this step was the peak of the crawler's memory (docs/PERFORMANCE.md
-/// "Scale").
-pub(super) fn listed_entries(pages: Vec<(String, Value)>, keep: impl Fn(&Value) -> bool) -> Listed {
-    let listed = |page: &Value| {
-        page.get("coverage_entries")
-            .and_then(Value::as_array)
-            .map_or(0, Vec::len)
-    };
-    let n = pages.iter().map(|(_, p)| listed(p)).sum();
-    let mut records = Vec::with_capacity(n);
-    let mut index = Vec::with_capacity(n);
-    for (page_url, mut page) in pages {
+impl Listed {
+    /// Read one page's entries out of it, those whose `keep` flag is set (one flag per
+    /// entry, in order); the page's tree goes with this call. Pages arrive one at a time
+    /// ([`super::coverage::ListingRead`]), so the records replace the pages instead of
+    /// joining them: with all 100 pages of a 100,000-entry listing alive beside the
+    /// records, the listing was the peak of the crawler's memory (docs/PERFORMANCE.md
+    /// "Scale").
+    pub(super) fn add_page(&mut self, page_url: &str, mut page: Value, keep: &[bool]) {
         let Some(Value::Array(list)) = page.get_mut("coverage_entries").map(Value::take) else {
-            continue;
+            return;
         };
         drop(page);
-        for (i, entry) in list.into_iter().enumerate() {
-            if !keep(&entry) {
-                continue;
-            }
-            records.push(EntryRecord::of(&entry, page_url.clone()));
-            index.push(i as u32);
+        for ((i, entry), _) in list.into_iter().enumerate().zip(keep).filter(|(_, k)| **k) {
+            self.records
+                .push(EntryRecord::of(&entry, page_url.to_owned()));
+            self.index.push(i as u32);
         }
     }
-    records.shrink_to_fit();
-    index.shrink_to_fit();
-    Listed { records, index }
 }
 
 /// The distinct GeoJSON URLs the entries link, in listing order, resolved against
