@@ -3,9 +3,9 @@
 //! they do nothing.
 
 /// Arenas glibc may create when threads contend for the heap (see [`limit_arenas`]).
-pub const DEFAULT_ARENAS: i32 = 2;
+const ARENAS: i32 = 2;
 
-/// Cap glibc's malloc arenas, unless the environment already chose (`MALLOC_ARENA_MAX`,
+/// Cap glibc's malloc arenas at [`ARENAS`], unless the environment already chose (`MALLOC_ARENA_MAX`,
 /// or `arena_max` in `GLIBC_TUNABLES`). Call before any thread starts.
 ///
 /// Why: glibc gives a thread that finds the heap locked an arena of its own, up to eight
@@ -17,7 +17,7 @@ pub const DEFAULT_ARENAS: i32 = 2;
 /// load and the build land in different arenas), and a crawl of them peaked at 790 MiB
 /// against 664 with two. One arena made `GET /v1/lookup` ~15 % slower (every thread
 /// takes the same lock for larger blocks); two were as fast as sixteen.
-pub fn limit_arenas(arenas: i32) {
+pub fn limit_arenas() {
     let chosen = std::env::var_os("MALLOC_ARENA_MAX").is_some()
         || std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains("arena_max"));
     if chosen {
@@ -27,10 +27,8 @@ pub fn limit_arenas(arenas: i32) {
     // SAFETY: `mallopt` takes two integers and changes a setting of glibc's allocator; it
     // is called before the process starts any thread.
     unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, arenas);
+        libc::mallopt(libc::M_ARENA_MAX, ARENAS);
     }
-    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-    let _ = arenas;
 }
 
 /// Hand the heap a whole build left free back to the system. glibc keeps freed memory for

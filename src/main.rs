@@ -2,7 +2,7 @@
 
 fn main() -> std::process::ExitCode {
     // Before the runtime starts its threads: the limit applies to arenas made after it.
-    cds_registry::heap::limit_arenas(cds_registry::heap::DEFAULT_ARENAS);
+    cds_registry::heap::limit_arenas();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

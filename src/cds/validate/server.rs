@@ -1,7 +1,7 @@
 //! Checks across all documents of one server (WG1-01 §2 capability union, §3 ordering and
 //! unique ids).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, FixedOffset};
 use serde_json::Value;
@@ -33,24 +33,23 @@ pub fn validate_server(meta: &Value, meta_url: &str, entries: &[EntryRef<'_>]) -
 /// [`validate_server`] fed one entry at a time, in listing order, so that a crawler can
 /// let each page go once it is read: it keeps only what the checks need across pages (the
 /// capabilities seen, each string id's first two places and count, the last `updated`),
-/// not the entries.
+/// not the entries. The ids it keeps are every string id listed ([`ServerChecks::into_ids`]).
 #[derive(Default)]
 pub struct ServerChecks {
     /// The entries' capabilities, in first-seen order.
     union: Vec<String>,
     /// The page URLs seen, in order; places below index into it.
     pages: Vec<String>,
-    /// Id -> (first place, second place, count); `order` keeps first-seen order so that
-    /// findings come out in listing order.
+    /// Id -> (first place, second place, count).
     seen: HashMap<String, (Place, Option<Place>, usize)>,
-    order: Vec<String>,
     /// The last parsable `updated`, its text and place, until the first COV-ORDER.
     prev: Option<(DateTime<FixedOffset>, String, Place)>,
     order_finding: Option<Finding>,
 }
 
-/// An entry's page (in `ServerChecks::pages`) and index in its `coverage_entries`.
-#[derive(Clone, Copy)]
+/// An entry's page (in `ServerChecks::pages`) and index in its `coverage_entries`; in
+/// listing order when compared.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Place(u32, u32);
 
 impl ServerChecks {
@@ -79,7 +78,6 @@ impl ServerChecks {
                 }
                 None => {
                     self.seen.insert(id.to_owned(), (place, None, 1));
-                    self.order.push(id.to_owned());
                 }
             }
         }
@@ -127,13 +125,17 @@ impl ServerChecks {
     }
 
     /// The findings, in the order [`validate_server`] gives them.
-    pub fn finish(self, meta: &Value, meta_url: &str) -> Vec<Finding> {
+    pub fn finish(&self, meta: &Value, meta_url: &str) -> Vec<Finding> {
         let mut out = Vec::new();
         cap_union(meta, meta_url, &self.union, &mut out);
-        for id in &self.order {
-            let (first, Some(second), count) = self.seen[id] else {
-                continue;
-            };
+        // Duplicates in the listing order of their first occurrence.
+        let mut dups: Vec<(Place, Place, usize, &str)> = self
+            .seen
+            .iter()
+            .filter_map(|(id, &(first, second, count))| Some((first, second?, count, id.as_str())))
+            .collect();
+        dups.sort_unstable_by_key(|d| d.0);
+        for (first, second, count, id) in dups {
             out.push(
                 Finding::new(
                     rules::COV_DUP_ID,
@@ -146,11 +148,16 @@ impl ServerChecks {
                     ),
                 )
                 .expected("a unique id")
-                .actual(id.as_str()),
+                .actual(id),
             );
         }
-        out.extend(self.order_finding);
+        out.extend(self.order_finding.clone());
         out
+    }
+
+    /// Every string `id` the listing had (each once).
+    pub fn into_ids(self) -> HashSet<String> {
+        self.seen.into_keys().collect()
     }
 }
 

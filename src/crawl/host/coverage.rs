@@ -138,13 +138,11 @@ pub(super) fn imported(entry: &Value, self_url: Option<&str>) -> bool {
 }
 
 /// What a crawl keeps of a server's listing while its pages arrive, one page at a time:
-/// the entries' records, what the checks across pages need ([`ServerChecks`]), the
-/// entries' ids when OAuth scopes will be checked against them, and the entries this
-/// registry does not import. Each page's tree goes once it is read.
+/// the entries' records, what the checks across pages need ([`ServerChecks`], whose ids
+/// are also those OAuth scopes may name), and the entries this registry does not import.
+/// Each page's tree goes once it is read.
 pub(super) struct ListingRead {
     pub checks: ServerChecks,
-    /// The string ids of every listed entry (imported or not), when wanted.
-    pub ids: Option<HashSet<String>>,
     pub listed: Listed,
     /// This registry's own metadata URL ([`imported`]).
     self_url: Option<String>,
@@ -155,10 +153,9 @@ pub(super) struct ListingRead {
 }
 
 impl ListingRead {
-    pub(super) fn new(self_url: Option<String>, want_ids: bool) -> ListingRead {
+    pub(super) fn new(self_url: Option<String>) -> ListingRead {
         ListingRead {
             checks: ServerChecks::default(),
-            ids: want_ids.then(HashSet::new),
             listed: Listed::default(),
             self_url,
             loops: None,
@@ -178,11 +175,6 @@ impl ListingRead {
                     entry,
                 };
                 self.checks.entry(&r);
-                if let (Some(ids), Some(id)) =
-                    (&mut self.ids, entry.get("id").and_then(Value::as_str))
-                {
-                    ids.insert(id.to_owned());
-                }
                 let imported = imported(entry, self.self_url.as_deref());
                 if !imported {
                     match &mut self.loops {

@@ -9,7 +9,7 @@ use super::coverage::Listing;
 use super::server::Gathered;
 use super::{blocked_finding, failure_marker, HostCrawler};
 use crate::cds::oauth::{self, OAuthContext, OAuthMetadata};
-use crate::cds::validate;
+use crate::cds::validate::{self, ServerChecks};
 use crate::cds::{MetadataView, CAP_OAUTH};
 use crate::crawl::fetch::{DocKind, FailureClass, FetchError};
 use crate::store::OAuthRecord;
@@ -17,12 +17,13 @@ use crate::store::OAuthRecord;
 impl HostCrawler<'_> {
     /// The OAuth metadata of a server with the `oauth` capability. It is part of the
     /// server's state, so its hash is part of the server's hash (a scope change is a
-    /// server change) and a failed fetch fails the server.
+    /// server change) and a failed fetch fails the server. A scope may name the ids the
+    /// listing's `checks` kept.
     pub(super) async fn server_oauth(
         &self,
         meta_url: &Url,
         view: &MetadataView,
-        listed_ids: HashSet<String>,
+        checks: ServerChecks,
         listing: &Listing,
         g: &mut Gathered,
     ) -> Result<Option<OAuthRecord>, FetchError> {
@@ -36,7 +37,9 @@ impl HostCrawler<'_> {
         else {
             return Ok(None);
         };
-        let coverage_ids = self.coverage_ids(meta_url, listed_ids, listing).await?;
+        let coverage_ids = self
+            .coverage_ids(meta_url, checks.into_ids(), listing)
+            .await?;
         self.oauth(meta_url.as_str(), ou, &coverage_ids, g).await
     }
 

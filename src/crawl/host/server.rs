@@ -133,21 +133,15 @@ impl HostCrawler<'_> {
         at: Reached,
     ) -> Result<ServerCommit, FetchError> {
         let url = meta_url.to_string();
-        let wants_ids = view.has_capability(CAP_OAUTH) && view.oauth_metadata.is_some();
-        let mut read = ListingRead::new(self.ctx.cfg.self_metadata_url.clone(), wants_ids);
+        let mut read = ListingRead::new(self.ctx.cfg.self_metadata_url.clone());
         // The pages are read into records as they arrive and go at once: the territory
         // downloads that follow take most of the crawl's time.
         let listing = self.listing(meta_url, view, &mut read, &mut g).await?;
         let loops = read.loops_finding();
-        let ListingRead {
-            checks,
-            ids,
-            listed,
-            ..
-        } = read;
+        let ListingRead { checks, listed, .. } = read;
         g.findings.extend(checks.finish(&doc, &url));
         let oauth = self
-            .server_oauth(meta_url, view, ids.unwrap_or_default(), &listing, &mut g)
+            .server_oauth(meta_url, view, checks, &listing, &mut g)
             .await?;
         g.findings.extend(loops);
         let geo_urls = territory_urls(&listed);
