@@ -172,10 +172,14 @@ impl SearchIndex {
 }
 
 /// The distinct territories of a list of entries.
+///
+/// Keyed with foldhash, not SipHash: the keys are our own ids and addresses, and hashing
+/// one per entry with SipHash was ~5 % of a replica's catch-up CPU at 100,000 entries
+/// (docs/PERFORMANCE.md, "Catch-up").
 struct Territories {
     /// Per entry: its territory id, `NO_TERR` for none.
     entry_terr: Vec<u32>,
-    of_key: HashMap<TerrKey, u32>,
+    of_key: foldhash::HashMap<TerrKey, u32>,
     /// Per territory id: the geometry.
     geoms: Vec<Arc<MultiPolygon<f64>>>,
     /// Per territory id: the earlier index's territory with the same geometry, or
@@ -188,7 +192,7 @@ impl Territories {
     fn of(entries: &[Arc<Slot>], prev: Option<&SearchIndex>) -> Territories {
         let mut t = Territories {
             entry_terr: Vec::with_capacity(entries.len()),
-            of_key: HashMap::with_capacity(entries.len()),
+            of_key: foldhash::HashMap::with_capacity_and_hasher(entries.len(), Default::default()),
             geoms: Vec::new(),
             old_terr: Vec::new(),
         };

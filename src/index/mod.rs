@@ -41,7 +41,6 @@ pub mod text;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use geo::{Geometry, MultiPolygon};
@@ -210,7 +209,7 @@ pub struct SearchIndex {
     spatial: Spatial,
     /// Territory key -> territory id: lets [`SearchIndex::update`] find the territories it
     /// can reuse.
-    terr_of_key: HashMap<build::TerrKey, u32>,
+    terr_of_key: foldhash::HashMap<build::TerrKey, u32>,
     /// Per entry: a better copy of the same entry is indexed, so no query returns this one
     /// (`None`: no entry is hidden). See `build::shadowed` and DESIGN.md, "Federation".
     hidden: Option<Vec<bool>>,
