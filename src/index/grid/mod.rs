@@ -33,19 +33,25 @@ const MARGIN: f64 = 1e-6;
 /// Level-1 cells per part, and the cap per axis (bounds memory on odd extents).
 const CELLS_PER_PART: f64 = 4.0;
 const MAX_CELLS_PER_AXIS: f64 = 1024.0;
-/// Sub-cells per axis: about `SPLIT / (median part size in level-1 cells)`, at most `MAX_K`.
+/// Sub-cells per axis: about `SPLIT / (median part size in level-1 cells)`, at most `MAX_K`
+/// (so that a cell's k² + 1 lists are numbered by one byte).
 const SPLIT: f64 = 8.0;
-const MAX_K: usize = 16;
+const MAX_K: usize = 15;
 /// Flag on an entry: the sub-cell lies strictly inside the part.
 pub(crate) const INSIDE: u32 = 1 << 31;
 
 #[derive(Clone, Copy, Default)]
 struct Cell {
-    /// First sub-cell list (index into `sub_offsets`); the cell has k² sub-cell lists,
-    /// row by row, then one list of the parts containing the whole cell.
+    /// The cell's block in `blocks` (see there).
     start: u32,
     /// Sub-cells per axis; 0 for an empty cell.
     k: u32,
+}
+
+/// Words of a cell's block that hold its k² + 1 list numbers, four per word.
+#[inline]
+fn number_words(k: usize) -> usize {
+    (k * k + 1).div_ceil(4)
 }
 
 /// One candidate, four bytes: `territory | INSIDE` when the sub-cell is inside a part of
@@ -85,6 +91,8 @@ type Seg = (u32, u32, [f64; 4]);
 #[derive(Default)]
 struct Scratch {
     pairs: Vec<(u32, Candidate)>,
+    numbers: Vec<u8>,
+    offsets: Vec<u32>,
     marks: Vec<u8>,
     stack: Vec<usize>,
 }
@@ -100,7 +108,15 @@ pub(crate) struct PointGrid {
     /// The number of parts the cell size was chosen for (an update keeps the layout).
     layout_parts: usize,
     cells: Vec<Cell>,
-    sub_offsets: Vec<u32>,
+    /// One block per non-empty cell: the number of each sub-cell's list (k² sub-cells row
+    /// by row, then the list of the parts containing the whole cell), one byte each, four
+    /// to a word; then where each of the cell's lists starts in `candidates`, and where
+    /// the last ends. Neighbouring sub-cells mostly hold the same list (all inside one
+    /// part, or empty: 58 % of the sub-cells of the 100,000-territory aggregator), so a
+    /// list is stored once per run of equal neighbours and a sub-cell costs a byte, not a
+    /// four-byte offset; and a lookup finds the number and the offsets in one block
+    /// (docs/PERFORMANCE.md, "Catch-up").
+    blocks: Vec<u32>,
     candidates: Vec<Candidate>,
 }
 
@@ -113,8 +129,17 @@ impl PointGrid {
         (u >= 0.0 && v >= 0.0 && u < self.nx as f64 && v < self.ny as f64).then_some((u, v))
     }
 
-    fn list(&self, s: usize) -> &[Candidate] {
-        &self.candidates[self.sub_offsets[s] as usize..self.sub_offsets[s + 1] as usize]
+    /// List `n` of the cell whose block starts at `start`, whose offsets start at `offs`.
+    #[inline]
+    fn list(&self, offs: usize, n: u8) -> &[Candidate] {
+        let o = offs + n as usize;
+        &self.candidates[self.blocks[o] as usize..self.blocks[o + 1] as usize]
+    }
+
+    /// The list number of sub-cell `s` of the cell whose block starts at `start`.
+    #[inline]
+    fn number(&self, start: usize, s: usize) -> u8 {
+        (self.blocks[start + s / 4] >> (8 * (s % 4))) as u8
     }
 
     /// The parts that may contain `(x, y)`: those of its sub-cell, and those containing its
@@ -133,7 +158,11 @@ impl PointGrid {
         let a = (((u - i as f64) * k as f64) as usize).min(k - 1);
         let b = (((v - j as f64) * k as f64) as usize).min(k - 1);
         let start = cell.start as usize;
-        (self.list(start + b * k + a), self.list(start + k * k))
+        let offs = start + number_words(k);
+        (
+            self.list(offs, self.number(start, b * k + a)),
+            self.list(offs, self.number(start, k * k)),
+        )
     }
 
     pub fn build<'a>(parts: &[Part], poly_of: impl Fn(&Part) -> &'a Polygon<f64>) -> PointGrid {
@@ -146,7 +175,7 @@ impl PointGrid {
             ny: 0,
             layout_parts: parts.len(),
             cells: Vec::new(),
-            sub_offsets: vec![0],
+            blocks: Vec::new(),
             candidates: Vec::new(),
         };
         if parts.is_empty() {
@@ -296,10 +325,9 @@ impl PointGrid {
             ny: self.ny,
             layout_parts: self.layout_parts,
             cells: vec![Cell::default(); self.nx * self.ny],
-            sub_offsets: Vec::with_capacity(self.sub_offsets.len()),
+            blocks: Vec::with_capacity(self.blocks.len()),
             candidates: Vec::with_capacity(self.candidates.len()),
         };
-        grid.sub_offsets.push(0);
         let mut scratch = Scratch::default();
         let mut by_cell = ByCell::new(&cell_parts, &segs);
         for cell in 0..(self.nx * self.ny) as u32 {
@@ -315,12 +343,26 @@ impl PointGrid {
                 continue;
             }
             // No removed part meets an unchanged cell (its cells are all changed), so the
-            // cell's lists move over whole: one pass over its candidates, ids mapped.
-            let s0 = old.start as usize;
-            let s1 = s0 + (old.k * old.k) as usize + 1;
-            let (c0, c1) = (self.sub_offsets[s0] as usize, self.sub_offsets[s1] as usize);
-            let start = grid.sub_offsets.len() - 1;
+            // cell's lists move over whole: one pass over its candidates, ids mapped. Its
+            // list numbers stay; its offsets move with its candidates.
+            let start = old.start as usize;
+            let k = old.k as usize;
+            let words = number_words(k);
+            let lists = (0..=k * k)
+                .map(|s| self.number(start, s))
+                .max()
+                .expect("k > 0");
+            let offs = &self.blocks[start + words..=start + words + lists as usize + 1];
+            let (c0, c1) = (offs[0] as usize, offs[offs.len() - 1] as usize);
+            grid.cells[cell as usize] = Cell {
+                start: grid.blocks.len() as u32,
+                k: old.k,
+            };
             let shift = grid.candidates.len() as i64 - c0 as i64;
+            grid.blocks
+                .extend_from_slice(&self.blocks[start..start + words]);
+            grid.blocks
+                .extend(offs.iter().map(|&o| (o as i64 + shift) as u32));
             grid.candidates
                 .extend(self.candidates[c0..c1].iter().map(|c| match c.get() {
                     // Never a removed one (`u32::MAX`, which the constructors' debug
@@ -328,15 +370,6 @@ impl PointGrid {
                     Ok(t) => Candidate::inside(terr_map[t as usize]),
                     Err(p) => Candidate::boundary(part_map[p as usize]),
                 }));
-            grid.sub_offsets.extend(
-                self.sub_offsets[s0 + 1..=s1]
-                    .iter()
-                    .map(|&o| (o as i64 + shift) as u32),
-            );
-            grid.cells[cell as usize] = Cell {
-                start: start as u32,
-                k: old.k,
-            };
         }
         Some(grid)
     }
@@ -405,27 +438,70 @@ impl PointGrid {
         scratch: &mut Scratch,
     ) {
         let k = self.cell_lists(cell, here, segs, parts, scratch);
-        self.push_cell(cell, k, &mut scratch.pairs);
+        self.push_cell(cell, k, scratch);
     }
 
-    /// Append the lists of `cell` (sub-cell pairs from [`PointGrid::cell_lists`]).
-    fn push_cell(&mut self, cell: u32, k: usize, pairs: &mut [(u32, Candidate)]) {
+    /// Append the lists of `cell` (sub-cell pairs from [`PointGrid::cell_lists`]). A
+    /// sub-cell whose list equals that of its left or lower neighbour, the list made last,
+    /// or the empty list gets that list's number instead of a copy.
+    fn push_cell(&mut self, cell: u32, k: usize, scratch: &mut Scratch) {
+        let pairs = &mut scratch.pairs;
         if pairs.is_empty() {
             return;
         }
         pairs.sort_by_key(|&(s, _)| s);
-        let start = self.sub_offsets.len() - 1;
-        self.cells[cell as usize] = Cell {
-            start: start as u32,
-            k: k as u32,
-        };
+        // The cell's lists start where the candidates end now: offsets[n]..offsets[n + 1].
+        let offsets = &mut scratch.offsets;
+        offsets.clear();
+        offsets.push(self.candidates.len() as u32);
+        let numbers = &mut scratch.numbers;
+        numbers.clear();
+        let range = |o: &[u32], n: u8| o[n as usize] as usize..o[n as usize + 1] as usize;
+        let mut empty = None;
         let mut next = pairs.iter().peekable();
-        for sub in 0..=(k * k) as u32 {
-            while let Some(&(_, c)) = next.next_if(|(s, _)| *s == sub) {
+        for sub in 0..=k * k {
+            let from = self.candidates.len();
+            while let Some(&(_, c)) = next.next_if(|(s, _)| *s as usize == sub) {
                 self.candidates.push(c);
             }
-            self.sub_offsets.push(self.candidates.len() as u32);
+            let fresh = &self.candidates[from..];
+            let same = if fresh.is_empty() {
+                empty
+            } else {
+                let left = (sub % k != 0 && sub < k * k).then(|| numbers[sub - 1]);
+                let below = (sub >= k && sub < k * k).then(|| numbers[sub - k]);
+                let last = (offsets.len() - 1).checked_sub(1).map(|n| n as u8);
+                [left, below, last]
+                    .into_iter()
+                    .flatten()
+                    .find(|&n| self.candidates[range(offsets, n)] == *fresh)
+            };
+            let n = match same {
+                Some(n) => {
+                    self.candidates.truncate(from);
+                    n
+                }
+                None => {
+                    // At most k² + 1 <= 226 lists per cell (MAX_K): a byte numbers them.
+                    offsets.push(self.candidates.len() as u32);
+                    (offsets.len() - 2) as u8
+                }
+            };
+            if range(offsets, n).is_empty() {
+                empty = Some(n);
+            }
+            numbers.push(n);
         }
+        self.cells[cell as usize] = Cell {
+            start: self.blocks.len() as u32,
+            k: k as u32,
+        };
+        self.blocks.extend(numbers.chunks(4).map(|w| {
+            w.iter()
+                .enumerate()
+                .fold(0u32, |word, (i, &n)| word | (n as u32) << (8 * i))
+        }));
+        self.blocks.extend_from_slice(offsets);
     }
 
     /// The sub-cell split `k` of one level-1 cell and its `(sub-cell, candidate)` pairs (in
