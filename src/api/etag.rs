@@ -8,7 +8,7 @@
 use axum::extract::Request;
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use std::hash::{Hash, Hasher};
+use std::hash::BuildHasher;
 
 use super::AppState;
 
@@ -25,20 +25,40 @@ pub fn search_tag(state: &AppState, req: &Request) -> Option<HeaderValue> {
     if req.method() != Method::GET || !is_search(req.uri().path()) {
         return None;
     }
-    // A weak tag needs no cryptographic hash: SipHash of the path and query (no string
-    // built) is what it costs per request; SHA-256 of the formatted URI was ~7k
-    // instructions per lookup (PERFORMANCE.md, "Where the time goes"). The index build
+    // A weak tag needs no cryptographic hash, and nothing about it has to be formatted:
+    // foldhash of the path and query, and the hex digits written into a buffer on the
+    // stack. SHA-256 of the formatted URI was ~7k instructions per lookup, SipHash and
+    // `format!` ~2k (docs/PERFORMANCE.md, "HTTP lookup vs trivial route"). The index build
     // time tells process restarts apart, where the generation counter starts over.
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    req.uri().path().hash(&mut h);
-    req.uri().query().hash(&mut h);
-    let tag = format!(
-        "W/\"{:x}-{:x}-{:016x}\"",
-        state.index_built_ms(),
-        state.index_generation(),
-        h.finish()
-    );
-    Some(HeaderValue::from_str(&tag).expect("hex tag is a valid header"))
+    let uri = req.uri();
+    let hash = foldhash::fast::FixedState::default().hash_one((uri.path(), uri.query()));
+    Some(weak_tag([
+        state.index_built_ms() as u64,
+        state.index_generation() as u64,
+        hash,
+    ]))
+}
+
+/// `W/"a-b-c"`: the three numbers in lowercase hex without leading zeros.
+fn weak_tag(parts: [u64; 3]) -> HeaderValue {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    // `W/"` + 3 × 16 digits + 2 dashes + `"`.
+    let mut buf = [0u8; 54];
+    buf[..3].copy_from_slice(b"W/\"");
+    let mut n = 3;
+    for (i, v) in parts.into_iter().enumerate() {
+        if i > 0 {
+            buf[n] = b'-';
+            n += 1;
+        }
+        let digits = (16 - v.leading_zeros() as usize / 4).max(1);
+        for d in (0..digits).rev() {
+            buf[n] = HEX[(v >> (4 * d)) as usize & 15];
+            n += 1;
+        }
+    }
+    buf[n] = b'"';
+    HeaderValue::from_bytes(&buf[..=n]).expect("hex digits and quotes are a valid header")
 }
 
 /// A 304 carrying the tag when the request's `If-None-Match` names it (or `*`).
@@ -56,4 +76,24 @@ pub fn not_modified(req: &Request, tag: &HeaderValue) -> Option<Response> {
         r.headers_mut().insert(header::ETAG, tag.clone());
         r
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::weak_tag;
+
+    #[test]
+    fn weak_tag_is_the_three_numbers_in_hex() {
+        assert_eq!(weak_tag([0, 1, 0xabc]).as_bytes(), b"W/\"0-1-abc\"");
+        let big = weak_tag([u64::MAX, 0x10, 0x0123_4567_89ab_cdef]);
+        assert_eq!(
+            big.to_str().unwrap(),
+            format!(
+                "W/\"{:x}-{:x}-{:x}\"",
+                u64::MAX,
+                0x10,
+                0x0123_4567_89ab_cdef_u64
+            )
+        );
+    }
 }
