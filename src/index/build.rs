@@ -173,9 +173,9 @@ impl SearchIndex {
 
 /// The distinct territories of a list of entries.
 ///
-/// Keyed with foldhash, not SipHash: the keys are our own ids and addresses, and hashing
-/// one per entry with SipHash was ~5 % of a replica's catch-up CPU at 100,000 entries
-/// (docs/PERFORMANCE.md, "Catch-up").
+/// Keyed with foldhash, not SipHash: the keys are our own ids and addresses, and SipHash,
+/// here and in the catch-up's filter (`live::reread`), one hash per entry each, was ~9 % of
+/// a replica's catch-up CPU at 100,000 entries (docs/PERFORMANCE.md, "Catch-up").
 struct Territories {
     /// Per entry: its territory id, `NO_TERR` for none.
     entry_terr: Vec<u32>,

@@ -129,7 +129,7 @@ impl PointGrid {
         (u >= 0.0 && v >= 0.0 && u < self.nx as f64 && v < self.ny as f64).then_some((u, v))
     }
 
-    /// List `n` of the cell whose block starts at `start`, whose offsets start at `offs`.
+    /// List `n` of a cell whose offsets start at `blocks[offs]`.
     #[inline]
     fn list(&self, offs: usize, n: u8) -> &[Candidate] {
         let o = offs + n as usize;
