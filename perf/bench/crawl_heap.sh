@@ -43,7 +43,11 @@ heaptrack_print -f "$data" --print-peaks 1 --print-allocators 0 --print-temporar
     --print-leaks 0 --peak-limit 25 --sub-peak-limit 0 >"$WORK/report.txt" 2>/dev/null || true
 grep -E '^(peak heap memory consumption|peak RSS)' "$WORK/report.txt" || true
 echo
-# The allocation sites by memory held at the peak (heaptrack's own ranking).
-sed -n '/^MOST MEMORY CONSUMING ALLOCATIONS/,/^MOST TEMPORARY/p' "$WORK/report.txt" |
-    grep -E '^[0-9.]+[KMG]?B? peak memory consumed|^  at |^  in ' | head -n 120
+# The allocation sites by memory held at the peak (heaptrack's own ranking; its header is
+# "PEAK MEMORY CONSUMERS" in the heaptrack 1.4 Debian ships, "MOST MEMORY CONSUMING
+# ALLOCATIONS" in older ones).
+# No match is no error: the peak lines above are the result either way.
+sed -n '/^\(PEAK MEMORY CONSUMERS\|MOST MEMORY CONSUMING ALLOCATIONS\)/,/^\(MOST TEMPORARY\|MOST CALLS\)/p' \
+    "$WORK/report.txt" | grep -E '^[0-9.]+[KMG]?B? peak memory consumed|^  at |^  in ' |
+    head -n 120 || true
 log "full report: $WORK/report.txt"
