@@ -344,7 +344,7 @@ impl<'a> Iterator for Pairs<'a> {
 /// For endpoints that take no query parameters: any parameter is a 400 naming it, as an
 /// unknown name is on the search endpoints (a typo never passes silently).
 pub fn none(raw: Option<&str>) -> Result<(), ApiError> {
-    match url::form_urlencoded::parse(raw.unwrap_or("").as_bytes()).next() {
+    match pairs(raw.unwrap_or("")).next() {
         Some((k, _)) => Err(bad(format!(
             "unknown parameter `{k}`; this endpoint takes no query parameters"
         ))),

@@ -45,7 +45,9 @@ struct Cell {
     /// The cell's block in `blocks` (see there).
     start: u32,
     /// Sub-cells per axis; 0 for an empty cell.
-    k: u32,
+    k: u16,
+    /// The cell's distinct lists (an update copies that many offsets and no more).
+    lists: u16,
 }
 
 /// Words of a cell's block that hold its k² + 1 list numbers, four per word.
@@ -346,17 +348,12 @@ impl PointGrid {
             // cell's lists move over whole: one pass over its candidates, ids mapped. Its
             // list numbers stay; its offsets move with its candidates.
             let start = old.start as usize;
-            let k = old.k as usize;
-            let words = number_words(k);
-            let lists = (0..=k * k)
-                .map(|s| self.number(start, s))
-                .max()
-                .expect("k > 0");
-            let offs = &self.blocks[start + words..=start + words + lists as usize + 1];
+            let words = number_words(old.k as usize);
+            let offs = &self.blocks[start + words..=start + words + old.lists as usize];
             let (c0, c1) = (offs[0] as usize, offs[offs.len() - 1] as usize);
             grid.cells[cell as usize] = Cell {
                 start: grid.blocks.len() as u32,
-                k: old.k,
+                ..old
             };
             let shift = grid.candidates.len() as i64 - c0 as i64;
             grid.blocks
@@ -494,7 +491,8 @@ impl PointGrid {
         }
         self.cells[cell as usize] = Cell {
             start: self.blocks.len() as u32,
-            k: k as u32,
+            k: k as u16,
+            lists: (offsets.len() - 1) as u16,
         };
         self.blocks.extend(numbers.chunks(4).map(|w| {
             w.iter()
