@@ -249,7 +249,7 @@ impl Published {
             }
             items.push(Item {
                 neg_updated_us: updated.timestamp_micros().saturating_neg(),
-                key: index.entry(pos).key,
+                key: index.key(pos),
                 pos: pos as u32,
             });
         }
@@ -355,7 +355,7 @@ impl Published {
 
 /// Entry `pos` of `index` as the registry publishes it (see the module docs).
 pub fn entry_json(index: &SearchIndex, pos: usize, cfg: &PublishConfig) -> Value {
-    let e: &IndexEntry = index.entry(pos);
+    let e: IndexEntry = index.entry(pos).to_entry();
     let en = &e.entry;
     let me = cfg.metadata_url().unwrap_or_default();
     let origin = match &en.origin {

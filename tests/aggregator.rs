@@ -275,18 +275,16 @@ async fn a_replica_catches_up_with_a_few_changed_entries(backend: Backend) {
     let view = |i: &cds_registry::index::SearchIndex| {
         i.entries()
             .map(|x| {
-                (
-                    x.key,
-                    x.entry.name.clone(),
-                    x.territory_id,
-                    x.territory.clone(),
-                )
+                let x = x.to_entry();
+                (x.key, x.entry.name, x.territory_id, x.territory)
             })
             .collect::<Vec<_>>()
     };
     assert_eq!(view(&a), view(&b));
     assert_eq!(a.len(), N - 1);
-    assert!(a.entries().any(|x| x.entry.name == "Renamed territory 0"));
+    assert!(a
+        .entries()
+        .any(|x| x.to_entry().entry.name == "Renamed territory 0"));
     // Lookups agree at the corner of every territory's square and inside it.
     let none = Filter::default();
     for i in 0..N {

@@ -65,7 +65,7 @@ fn boundary_distance(mp: &MultiPolygon<f64>, p: Point<f64>) -> f64 {
 /// Compare one answer with the oracle: `Ok(ties)` with the number of excused
 /// disagreements, `Err(message)` for a real one.
 fn check(idx: &SearchIndex, p: &OraclePoint, got: &[usize], how: &str) -> Result<usize, String> {
-    let got: BTreeSet<String> = got.iter().map(|&i| idx.entry(i).entry.id.clone()).collect();
+    let got: BTreeSet<String> = got.iter().map(|&i| idx.entry(i).id().to_owned()).collect();
     if got == p.ids {
         return Ok(0);
     }

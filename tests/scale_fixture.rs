@@ -180,7 +180,7 @@ async fn aggregator_crawled_stored_and_updated(backend: Backend) {
         let hits: Vec<String> = index
             .lookup(lon, lat, &Filter::default())
             .into_iter()
-            .map(|h| index.entry(h).entry.id.clone())
+            .map(|h| index.entry(h).id().to_owned())
             .collect();
         assert_eq!(hits, vec![Aggregator::entry_id(i)], "point of entry {i}");
     }

@@ -131,7 +131,7 @@ fn benches(c: &mut Criterion) {
     group.bench_function("incremental", |b| {
         b.iter_batched(
             || changed.clone(),
-            |added| idx.update(|e| changed_keys.contains(&e.key), added),
+            |added| idx.update(|e| changed_keys.contains(&e.key()), added),
             BatchSize::LargeInput,
         )
     });

@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cds_registry::cds::CoverageEntry;
-use cds_registry::index::{Filter, IndexEntry, SearchIndex};
+use cds_registry::index::{EntryRef, Filter, IndexEntry, SearchIndex};
 use geo::{LineString, MultiPolygon, Polygon};
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
@@ -229,7 +229,7 @@ fn main() {
         for a in &added {
             entries[a.key as usize] = a.clone();
         }
-        let is_changed = |e: &IndexEntry| changed.binary_search(&e.key).is_ok();
+        let is_changed = |e: EntryRef<'_>| changed.binary_search(&e.key()).is_ok();
 
         let t = Instant::now();
         let next = index.update(is_changed, added.clone());
@@ -245,7 +245,7 @@ fn main() {
             })
             .collect();
         let t = Instant::now();
-        let via_server = index.update(|e| e.server_id == 1, fresh);
+        let via_server = index.update(|e| e.server_id() == 1, fresh);
         reread.push(t.elapsed());
         drop(via_server);
 
@@ -263,12 +263,12 @@ fn main() {
             let a: Vec<i64> = next
                 .lookup(x, y, &none)
                 .iter()
-                .map(|&i| next.entry(i).key)
+                .map(|&i| next.key(i))
                 .collect();
             let b: Vec<i64> = rebuilt
                 .lookup(x, y, &none)
                 .iter()
-                .map(|&i| rebuilt.entry(i).key)
+                .map(|&i| rebuilt.key(i))
                 .collect();
             mismatches += usize::from(a != b);
         }

@@ -51,7 +51,7 @@ pub fn multipolygon_json(mp: &MultiPolygon<f64>) -> Value {
 
 fn feature(index: &SearchIndex, i: usize, simplify: f64) -> Value {
     let e = index.entry(i);
-    let geometry = e.territory.as_ref().map(|t| {
+    let geometry = e.territory().map(|t| {
         if simplify > 0.0 {
             multipolygon_json(&t.simplify(simplify))
         } else {
@@ -60,7 +60,7 @@ fn feature(index: &SearchIndex, i: usize, simplify: f64) -> Value {
     });
     json!({
         "type": "Feature",
-        "id": e.key,
+        "id": e.key(),
         "geometry": geometry,
         "properties": serde_json::to_value(row(index, i)).unwrap_or(Value::Null),
     })
@@ -85,7 +85,7 @@ pub async fn geometry(
     let i = index
         .position(id)
         .ok_or_else(|| ApiError::NotFound(format!("no coverage entry {id}")))?;
-    if index.entry(i).territory.is_none() {
+    if index.entry(i).territory().is_none() {
         return Err(ApiError::NotFound(format!(
             "coverage entry {id} has no territory"
         )));

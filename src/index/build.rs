@@ -3,14 +3,14 @@
 //! normalised values, the spatial structures, the lookup order.
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use geo::MultiPolygon;
 
 use super::postings::Field;
+use super::slot::{at, EntryRef, List, Slot};
 use super::spatial::Spatial;
 use super::*;
-use crate::cds::origin::Origin;
 
 /// Role order of the lookup ranking: the spec's roles by authority, anything else last.
 fn role_rank(role: &str) -> u8 {
@@ -25,47 +25,10 @@ fn role_rank(role: &str) -> u8 {
 /// No old position: the entry is new in [`SearchIndex::update`].
 const NEW: u32 = u32::MAX;
 
-/// One indexed entry with what the index derives from it alone. Snapshots share it (`Arc`):
-/// an entry that [`SearchIndex::update`] keeps costs the next snapshot a reference count,
-/// not a copy of its dozen strings, its folded names or its rendered row.
-pub(super) struct Slot {
-    pub entry: IndexEntry,
-    /// Folded names for `q` ([`text::search_text`] of entity_name, abbreviation and
-    /// name), joined by '\n' so a token never spans two names.
-    pub text: Box<str>,
-    /// ([`text::entity_key`] of entity_name, uppercased country): the entity grouping.
-    pub entity_key: (Box<str>, Box<str>),
-    /// The lookup order's first keys: role rank, then registry hops to the origin.
-    pub order: (u8, usize),
-    /// Its response row, rendered on first use ([`SearchIndex::rendered`]). The row
-    /// depends on the entry alone, so a kept entry keeps its row across snapshots.
-    pub rendered: OnceLock<Box<str>>,
-}
-
-impl Slot {
-    pub fn new(entry: IndexEntry) -> Arc<Slot> {
-        let c = &entry.entry;
-        let mut text = text::search_text(&c.entity_name);
-        for extra in [c.entity_abbreviation.as_deref().unwrap_or(""), &c.name] {
-            text.push('\n');
-            text.push_str(&text::search_text(extra));
-        }
-        let entity_key = (
-            text::entity_key(&c.entity_name).into_boxed_str(),
-            norm_country(&c.country).into_boxed_str(),
-        );
-        let order = (
-            role_rank(&ranking_role(&entry)),
-            Origin::hops(entry.entry.origin.as_ref()),
-        );
-        Arc::new(Slot {
-            text: text.into_boxed_str(),
-            entity_key,
-            order,
-            rendered: OnceLock::new(),
-            entry,
-        })
-    }
+/// The slot of a new entry: its values packed, its lookup rank computed once.
+fn slot(e: IndexEntry) -> Arc<Slot> {
+    let rank = role_rank(&ranking_role(&e));
+    Slot::new(e, rank)
 }
 
 #[derive(Hash, PartialEq, Eq, Clone, Copy)]
@@ -83,7 +46,7 @@ impl SearchIndex {
         // an `IndexEntry` (632 bytes) is 79 times the size of an `Arc`, so the index kept
         // 78 MiB of spare capacity per 100,000 entries (docs/PERFORMANCE.md).
         let mut slots = Vec::with_capacity(entries.len());
-        slots.extend(entries.into_iter().map(Slot::new));
+        slots.extend(entries.into_iter().map(slot));
         SearchIndex::assemble(slots, None)
     }
 
@@ -103,7 +66,7 @@ impl SearchIndex {
     /// rows again and decodes fresh copies of territories it already has).
     pub fn update(
         &self,
-        drop: impl Fn(&IndexEntry) -> bool,
+        drop: impl Fn(EntryRef<'_>) -> bool,
         mut added: Vec<IndexEntry>,
     ) -> SearchIndex {
         added.sort_by_key(|e| e.key);
@@ -111,18 +74,18 @@ impl SearchIndex {
         let mut old_pos = Vec::with_capacity(self.entries.len() + added.len());
         let mut added = added.into_iter().peekable();
         for (i, e) in self.entries.iter().enumerate() {
-            if drop(&e.entry) {
+            if drop(EntryRef(e)) {
                 continue;
             }
-            while let Some(a) = added.next_if(|a| a.key < e.entry.key) {
-                entries.push(Slot::new(a));
+            while let Some(a) = added.next_if(|a| a.key < e.key) {
+                entries.push(slot(a));
                 old_pos.push(NEW);
             }
             entries.push(Arc::clone(e));
             old_pos.push(i as u32);
         }
         for a in added {
-            entries.push(Slot::new(a));
+            entries.push(slot(a));
             old_pos.push(NEW);
         }
         SearchIndex::assemble(entries, Some((self, &old_pos)))
@@ -196,7 +159,7 @@ impl Territories {
             geoms: Vec::new(),
             old_terr: Vec::new(),
         };
-        for e in entries.iter().map(|s| &s.entry) {
+        for e in entries {
             let terr = match &e.territory {
                 None => NO_TERR,
                 Some(g) => t.id_of(e.territory_id, g, prev),
@@ -267,7 +230,7 @@ impl Values {
                 {
                     v.copy(old, old_pos[i] as usize, &mut remap)
                 }
-                _ => v.push(&e.entry),
+                _ => v.push(e),
             }
         }
         v
@@ -286,19 +249,22 @@ impl Values {
         }
     }
 
-    fn push(&mut self, e: &IndexEntry) {
-        let c = &e.entry;
+    fn push(&mut self, e: &Slot) {
         let fields = &mut self.fields;
-        fields[COUNTRY].push_entry([norm_country(&c.country)]);
-        fields[COMMODITY].push_entry(norm_all(&c.commodity_types));
-        fields[CAPABILITY].push_entry(norm_all(&c.capabilities));
-        fields[INFRASTRUCTURE].push_entry(norm_all(&c.infrastructure_types));
-        fields[ROLE].push_entry([norm_value(&c.role)]);
-        fields[KIND].push_entry([norm_value(&c.kind)]);
-        fields[SCOPE].push_entry(norm_all(&e.scopes));
-        fields[SCOPE_TYPE].push_entry(norm_all(&e.scope_types));
-        fields[SCOPE_MATCH]
-            .push_entry(e.scopes.iter().chain(&e.scope_types).map(|s| norm_value(s)));
+        fields[COUNTRY].push_entry([norm_country(e.str(at::COUNTRY))]);
+        fields[COMMODITY].push_entry(e.list(List::Commodity).map(norm_value));
+        fields[CAPABILITY].push_entry(e.list(List::Capability).map(norm_value));
+        fields[INFRASTRUCTURE].push_entry(e.list(List::Infrastructure).map(norm_value));
+        fields[ROLE].push_entry([norm_value(e.str(at::ROLE))]);
+        fields[KIND].push_entry([norm_value(e.str(at::KIND))]);
+        fields[SCOPE].push_entry(norm_all(e.scopes()));
+        fields[SCOPE_TYPE].push_entry(norm_all(e.scope_types()));
+        fields[SCOPE_MATCH].push_entry(
+            e.scopes()
+                .iter()
+                .chain(e.scope_types())
+                .map(|s| norm_value(s)),
+        );
     }
 }
 
@@ -322,7 +288,7 @@ fn ranking_role(e: &IndexEntry) -> String {
 fn lookup_order(entries: &[Arc<Slot>], entry_terr: &[u32], spatial: &Spatial) -> Vec<u32> {
     // The keys side by side, read once: a comparison reading them through each entry's
     // `Arc` and territory missed the cache at every step of the sort.
-    let mut keyed: Vec<(u8, f64, usize, u32)> = entries
+    let mut keyed: Vec<(u8, f64, u32, u32)> = entries
         .iter()
         .zip(entry_terr)
         .enumerate()
@@ -349,29 +315,23 @@ fn lookup_order(entries: &[Arc<Slot>], entry_terr: &[u32], spatial: &Spatial) ->
 /// (`cds_registry_origin`; a server's own entry is its own origin); the one shown is the
 /// one with the fewest registries between it and its origin, then the lowest key. `None`
 /// when no entry is a copy, which is every index without federation: nothing to hide.
-pub(super) fn shadowed(slots: &[Arc<Slot>]) -> Option<Vec<bool>> {
-    if slots.iter().all(|s| s.entry.entry.origin.is_none()) {
+pub(super) fn shadowed(entries: &[Arc<Slot>]) -> Option<Vec<bool>> {
+    if entries.iter().all(|s| s.origin().is_none()) {
         return None;
     }
-    let entries: Vec<&IndexEntry> = slots.iter().map(|s| &s.entry).collect();
-    fn origin_of(e: &IndexEntry) -> (&str, &str) {
-        match &e.entry.origin {
+    fn origin_of(e: &Slot) -> (&str, &str) {
+        match e.origin() {
             Some(o) => (&o.server, &o.id),
-            None => (&e.server_url, &e.entry.id),
+            None => (&e.server_url, e.str(at::ID)),
         }
     }
     // Only origins that copies name can have more than one entry: key the map by those.
     let mut best: HashMap<(&str, &str), usize> = entries
         .iter()
-        .filter(|e| e.entry.origin.is_some())
+        .filter(|e| e.origin().is_some())
         .map(|e| (origin_of(e), usize::MAX))
         .collect();
-    let rank = |i: usize| {
-        (
-            Origin::hops(entries[i].entry.origin.as_ref()),
-            entries[i].key,
-        )
-    };
+    let rank = |i: usize| (entries[i].order.1, entries[i].key);
     for (i, e) in entries.iter().enumerate() {
         if let Some(b) = best.get_mut(&origin_of(e)) {
             if *b == usize::MAX || rank(i) < rank(*b) {

@@ -82,7 +82,7 @@ impl SearchIndex {
     pub fn entities(&self, filter: &Filter) -> Vec<EntityGroup> {
         let mut groups: BTreeMap<(&str, &str), Vec<usize>> = BTreeMap::new();
         for i in self.search(filter) {
-            let (name, country) = &self.entries[i].entity_key;
+            let (name, country) = self.entries[i].entity_key();
             groups.entry((name, country)).or_default().push(i);
         }
         groups
@@ -90,7 +90,7 @@ impl SearchIndex {
             .map(|((name, country), entries)| EntityGroup {
                 country: country.to_owned(),
                 name_key: name.to_owned(),
-                entity_name: self.entry(entries[0]).entry.entity_name.trim().to_owned(),
+                entity_name: self.entry(entries[0]).entity_name().trim().to_owned(),
                 entries,
             })
             .collect()

@@ -22,7 +22,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use tracing::{info, warn};
 
-use super::{IndexEntry, SearchIndex};
+use super::{EntryRef, IndexEntry, SearchIndex};
 use crate::config::Config;
 use crate::heap::release_free_heap;
 use crate::model::{ChangeEntity, ChangeOp};
@@ -246,11 +246,11 @@ impl LiveIndex {
         }
         let current = self.index();
         let index = tokio::task::spawn_blocking(move || {
-            let drop = |e: &IndexEntry| {
-                whole.contains(&e.server_id)
+            let drop = |e: EntryRef<'_>| {
+                whole.contains(&e.server_id())
                     || some
-                        .get(&e.server_id)
-                        .is_some_and(|ids| ids.contains(&e.entry.id))
+                        .get(&e.server_id())
+                        .is_some_and(|ids| ids.contains(e.id()))
             };
             current.update(drop, to_entries(rows, offers))
         })
@@ -301,8 +301,8 @@ fn plan(log: &[ChangeRow], index: &SearchIndex) -> HashMap<i64, Apply> {
         if missing == 0 {
             break;
         }
-        if let Some(k @ None) = known.get_mut(&e.server_id) {
-            *k = Some((&*e.server_url, &*e.server_name));
+        if let Some(k @ None) = known.get_mut(&e.server_id()) {
+            *k = Some((e.server_url(), e.server_name()));
             missing -= 1;
         }
     }

@@ -35,11 +35,12 @@ mod grid;
 pub mod live;
 pub mod pip;
 mod postings;
+mod slot;
 mod spatial;
 pub mod text;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::sync::Arc;
 
@@ -48,6 +49,7 @@ use geo::{Geometry, MultiPolygon};
 use crate::cds::CoverageEntry;
 pub use facets::{EntityGroup, Facets};
 use postings::{intersect, Field};
+pub use slot::EntryRef;
 use spatial::{Bbox, Spatial};
 pub use spatial::{OverBudget, WorkBudget};
 
@@ -196,7 +198,7 @@ impl BatchHits {
 /// The immutable search index. See the module docs.
 pub struct SearchIndex {
     /// By key: each entry with its folded names, entity key and rendered row.
-    entries: Vec<Arc<build::Slot>>,
+    entries: Vec<Arc<slot::Slot>>,
     fields: [Field; NFIELDS],
     /// Per entry: its territory id, `u32::MAX` for none.
     entry_terr: Vec<u32>,
@@ -238,8 +240,13 @@ impl SearchIndex {
     }
 
     /// The entry at position `i` (panics when out of range).
-    pub fn entry(&self, i: usize) -> &IndexEntry {
-        &self.entries[i].entry
+    pub fn entry(&self, i: usize) -> EntryRef<'_> {
+        EntryRef(&self.entries[i])
+    }
+
+    /// The key of the entry at position `i` (panics when out of range).
+    pub fn key(&self, i: usize) -> i64 {
+        self.entries[i].key
     }
 
     /// Entry `i` as text made by `render`, which runs once per entry for the life of this
@@ -251,24 +258,22 @@ impl SearchIndex {
     pub fn rendered(&self, i: usize, render: impl FnOnce(&IndexEntry) -> String) -> &str {
         let slot = &self.entries[i];
         slot.rendered
-            .get_or_init(|| render(&slot.entry).into_boxed_str())
+            .get_or_init(|| render(&slot.to_entry()).into_boxed_str())
     }
 
     /// All entries, by key.
-    pub fn entries(&self) -> impl ExactSizeIterator<Item = &IndexEntry> + Clone {
-        self.entries.iter().map(|s| &s.entry)
+    pub fn entries(&self) -> impl ExactSizeIterator<Item = EntryRef<'_>> + Clone {
+        self.entries.iter().map(|s| EntryRef(s))
     }
 
     /// Position of the entry with this key.
     pub fn position(&self, key: i64) -> Option<usize> {
-        self.entries
-            .binary_search_by_key(&key, |s| s.entry.key)
-            .ok()
+        self.entries.binary_search_by_key(&key, |s| s.key).ok()
     }
 
     /// The territory of the entry with this key (`None`: no such key, or a logical entry).
     pub fn territory_of(&self, key: i64) -> Option<&Arc<MultiPolygon<f64>>> {
-        self.entry(self.position(key)?).territory.as_ref()
+        self.entry(self.position(key)?).territory()
     }
 
     /// Unsigned planar area (square degrees) of entry `i`'s territory, the lookup's
@@ -349,7 +354,7 @@ impl SearchIndex {
             || (!self.is_hidden(i)
                 && tokens
                     .iter()
-                    .all(|t| self.entries[i].text.contains(t.as_str())))
+                    .all(|t| self.entries[i].text().contains(t.as_str())))
     }
 
     /// Does entry `i` satisfy every part of `q`? (For small candidate sets; `search` uses

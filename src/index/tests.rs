@@ -60,7 +60,7 @@ fn counts(v: &[(&str, usize)]) -> Vec<(String, usize)> {
 }
 
 fn keys(idx: &SearchIndex, positions: &[usize]) -> Vec<i64> {
-    positions.iter().map(|&i| idx.entry(i).key).collect()
+    positions.iter().map(|&i| idx.key(i)).collect()
 }
 
 /// A small catalogue exercising every field.
@@ -602,7 +602,7 @@ fn search_agrees_with_a_brute_force_scan() {
             total,
             brute
                 .iter()
-                .filter(|&&i| !idx.entry(i).entry.role.is_empty())
+                .filter(|&&i| !idx.entry(i).to_entry().entry.role.is_empty())
                 .count()
         );
     }
@@ -1052,7 +1052,10 @@ fn assert_same_answers(
     use rand::Rng;
     let k = |idx: &SearchIndex| {
         idx.entries()
-            .map(|e| (e.key, e.server_id, e.entry.id.clone(), e.territory_id))
+            .map(|e| {
+                let e = e.to_entry();
+                (e.key, e.server_id, e.entry.id, e.territory_id)
+            })
             .collect::<Vec<_>>()
     };
     assert_eq!(k(inc), k(full), "step {step}: entry sets");
@@ -1063,8 +1066,8 @@ fn assert_same_answers(
             "step {step}: area of {i}"
         );
         assert_eq!(
-            inc.entry(i).territory,
-            full.entry(i).territory,
+            inc.entry(i).territory(),
+            full.entry(i).territory(),
             "step {step}"
         );
     }
@@ -1072,8 +1075,7 @@ fn assert_same_answers(
         .map(|_| [rng.random_range(-1.0..42.0), rng.random_range(-1.0..42.0)])
         .collect();
     // Vertices of random territories: boundary points, where the grid's flags matter.
-    for e in full.entries().filter(|e| e.territory.is_some()).take(40) {
-        let t = e.territory.as_ref().unwrap();
+    for t in full.entries().filter_map(|e| e.territory()).take(40) {
         points.extend(t.0[0].exterior().0.iter().take(3).map(|c| [c.x, c.y]));
     }
     let none = Filter::default();
@@ -1203,14 +1205,12 @@ fn update_equals_a_full_rebuild_on_random_changes() {
             // Now and then a whole server goes.
             let gone_server = rng.random_bool(0.25).then(|| rng.random_range(1..6));
             let replaced: std::collections::HashSet<i64> = added.iter().map(|e| e.key).collect();
-            let drop = |e: &IndexEntry| {
-                removed.contains(&e.key)
-                    || replaced.contains(&e.key)
-                    || Some(e.server_id) == gone_server
+            let drop = |key: i64, server: i64| {
+                removed.contains(&key) || replaced.contains(&key) || Some(server) == gone_server
             };
-            entries.retain(|e| !drop(e));
+            entries.retain(|e| !drop(e.key, e.server_id));
             entries.extend(added.iter().cloned());
-            inc = inc.update(drop, added);
+            inc = inc.update(|e| drop(e.key(), e.server_id()), added);
             let full = SearchIndex::build(entries.clone());
             assert_same_answers(&inc, &full, &mut rng, step);
         }
@@ -1247,7 +1247,7 @@ fn update_shares_kept_entries_and_their_rows() {
         old.rendered(i, |e| format!("row of {}", e.entry.name));
     }
     let new = old.update(
-        |e| e.key == 2,
+        |e| e.key() == 2,
         vec![entry(2, |e| e.entry.name = "Renamed".into())],
     );
     let kept = new.position(1).unwrap();
@@ -1255,13 +1255,13 @@ fn update_shares_kept_entries_and_their_rows() {
         new.rendered(kept, |_| panic!("a kept entry is rendered again")),
         "row of Entry 1"
     );
-    assert!(std::ptr::eq(new.entry(kept), old.entry(0)));
+    assert!(new.entry(kept).same_as(old.entry(0)));
     let replaced = new.position(2).unwrap();
     assert_eq!(
         new.rendered(replaced, |e| format!("row of {}", e.entry.name)),
         "row of Renamed"
     );
-    assert!(!std::ptr::eq(new.entry(replaced), old.entry(1)));
+    assert!(!new.entry(replaced).same_as(old.entry(1)));
 }
 
 /// Copies of one entry (the same `cds_registry_origin` server and id, or the original
@@ -1330,7 +1330,7 @@ fn copies_of_one_entry_are_answered_once_the_original_first() {
     assert_eq!(batch.get(0).len(), 4);
     let hidden: Vec<i64> = (0..idx.len())
         .filter(|&i| idx.is_hidden(i))
-        .map(|i| idx.entry(i).key)
+        .map(|i| idx.key(i))
         .collect();
     assert_eq!(hidden, [2, 3, 4]);
     // Facets count what searches return: the two hidden copies of `x` and one of `y`
@@ -1344,7 +1344,7 @@ fn copies_of_one_entry_are_answered_once_the_original_first() {
 
     // The original leaves: its nearest copy (one hop, key 2) is answered in its place,
     // and the update agrees with a build of what is left.
-    let upd = idx.update(|e| e.key == 1, vec![]);
+    let upd = idx.update(|e| e.key() == 1, vec![]);
     assert_eq!(keys(&upd, &upd.lookup(0.5, 0.5, &none)), [2, 5, 7, 6]);
     let rest: Vec<IndexEntry> = all.into_iter().filter(|e| e.key != 1).collect();
     let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(18);

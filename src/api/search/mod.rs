@@ -55,9 +55,8 @@ pub async fn coverage(
     let index = state.index();
     let hits = index.search(&p.filter);
     let cursor = p.extra.get("cursor");
-    let (page, next_cursor) = after_key(&hits, cursor, Listing::Coverage, limit, |&i| {
-        index.entry(i).key
-    })?;
+    let (page, next_cursor) =
+        after_key(&hits, cursor, Listing::Coverage, limit, |&i| index.key(i))?;
     Ok(Json(CoveragePage {
         coverage: page.iter().map(|&i| row(&index, i)).collect(),
         next_cursor,
@@ -424,7 +423,7 @@ fn batch_result(index: &SearchIndex, matches: Vec<Vec<usize>>) -> BatchResult {
         .map(|hits| {
             hits.into_iter()
                 .map(|i| {
-                    let key = index.entry(i).key;
+                    let key = index.key(i);
                     entries
                         .entry(key.to_string())
                         .or_insert_with(|| row(index, i));

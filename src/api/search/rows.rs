@@ -49,7 +49,7 @@ pub type OAuthInfo = OAuthOffer;
 pub type ScopeInfo = crate::cds::oauth::OfferedScope;
 
 pub fn row(index: &SearchIndex, i: usize) -> CoverageRow {
-    let e = index.entry(i);
+    let e = index.entry(i).to_entry();
     let en = &e.entry;
     entry_fields!(entry_literal! {
         CoverageRow {

@@ -395,7 +395,7 @@ impl Systems {
                 batch
                     .get(i)
                     .iter()
-                    .map(|&e| self.index.entry(e as usize).entry.id.clone())
+                    .map(|&e| self.index.entry(e as usize).id().to_owned())
                     .collect()
             })
             .collect();
