@@ -74,7 +74,7 @@ fn commit(host_id: i64, ids: &[usize], version: impl Fn(usize) -> u32, tag: &str
             format!("http://127.0.0.1:9/cds/coverage?page={}", i / 1000 + 1),
         );
         record.content_hash = format!("{}-{hash}", record.raw_json);
-        record.territory = Some((geo_url(i), hash.clone()));
+        record.territory = Some(std::sync::Arc::new((geo_url(i), hash.clone())));
         entries.push(record);
         territories.push(TerritoryRecord {
             source_url: geo_url(i),

@@ -40,7 +40,27 @@ impl Crawler {
                 return;
             }
         };
-        let findings = authority_conflicts(&rows);
+        let claims = claims_of(&rows);
+        let pairs = validate::candidate_pairs(&claims);
+        // Only the claims of candidate pairs have their territory read: reading every
+        // authoritative territory (one aggregator's 100,000, ~90 MB of WKB held twice
+        // while the rows were converted) set the crawler's peak memory (issue 17,
+        // docs/PERFORMANCE.md). The crawl lock keeps another run from committing between
+        // the two reads.
+        let mut keys: Vec<i64> = pairs
+            .iter()
+            .flat_map(|&(i, j)| [rows[i].entry_key, rows[j].entry_key])
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let wkbs = match self.store.territory_wkbs(&keys).await {
+            Ok(w) => w,
+            Err(e) => {
+                warn!(error = %e, "reading territories failed; cross-server findings kept");
+                return;
+            }
+        };
+        let findings = authority_conflicts(&rows, &claims, &pairs, &wkbs);
         let n = findings.len();
         match self
             .store
@@ -70,11 +90,9 @@ fn key(c: &AuthClaim) -> (&str, &str, &str) {
     (&c.server_url, &c.entry_url, &c.pointer)
 }
 
-/// The XS-AUTH-CONFLICT findings among the stored authoritative entries, each with the
-/// id of the server it is reported on.
-fn authority_conflicts(rows: &[AuthoritativeClaimRow]) -> Vec<(i64, Finding)> {
-    let claims: Vec<AuthClaim> = rows
-        .iter()
+/// The stored authoritative entries as the validator's claims, in the same order.
+fn claims_of(rows: &[AuthoritativeClaimRow]) -> Vec<AuthClaim> {
+    rows.iter()
         .map(|r| AuthClaim {
             server_url: r.server_url.clone(),
             entry_url: r.page_url.clone(),
@@ -84,7 +102,18 @@ fn authority_conflicts(rows: &[AuthoritativeClaimRow]) -> Vec<(i64, Finding)> {
             country: r.country.clone(),
             bbox: r.bbox,
         })
-        .collect();
+        .collect()
+}
+
+/// The XS-AUTH-CONFLICT findings among the stored authoritative entries (`claims` made
+/// of `rows`, `pairs` their candidate pairs, `wkbs` the territories of those pairs'
+/// entries by key), each with the id of the server it is reported on.
+fn authority_conflicts(
+    rows: &[AuthoritativeClaimRow],
+    claims: &[AuthClaim],
+    pairs: &[(usize, usize)],
+    wkbs: &HashMap<i64, Vec<u8>>,
+) -> Vec<(i64, Finding)> {
     let row_of: HashMap<_, usize> = claims
         .iter()
         .enumerate()
@@ -96,7 +125,7 @@ fn authority_conflicts(rows: &[AuthoritativeClaimRow]) -> Vec<(i64, Finding)> {
         rows.iter().map(|_| OnceLock::new()).collect();
     let shape = |c: &AuthClaim| {
         let i = *row_of.get(&key(c))?;
-        let decode = || crate::territory::from_wkb(rows[i].wkb.as_deref()?).ok();
+        let decode = || crate::territory::from_wkb(wkbs.get(&rows[i].entry_key)?).ok();
         shapes[i].get_or_init(decode).as_ref()
     };
     let overlap = |a: &AuthClaim, b: &AuthClaim| {
@@ -106,9 +135,9 @@ fn authority_conflicts(rows: &[AuthoritativeClaimRow]) -> Vec<(i64, Finding)> {
                 _ => false,
             }
     };
-    // `overlap` starts with `default_overlap`, so the indexed sweep applies.
-    let conflicts = validate::authoritative_conflicts_indexed(&claims, &overlap);
-    owned_by_servers(rows, &claims, conflicts)
+    // `overlap` starts with `default_overlap`, so the candidate pairs are all it can find.
+    let conflicts = validate::conflicts_among(claims, pairs, &overlap);
+    owned_by_servers(rows, claims, conflicts)
 }
 
 /// Each finding is reported against one side (its page and pointer) and names the other

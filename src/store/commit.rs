@@ -2,6 +2,7 @@
 //! territories, the entry diff, OAuth, findings and the change log, as named steps.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use sqlx::{Any, Transaction};
 
@@ -52,8 +53,10 @@ pub struct EntryRecord {
     pub raw_json: String,
     pub page_url: String,
     pub content_hash: String,
-    /// (source_url, source_hash) of its territory, when it has one.
-    pub territory: Option<(String, String)>,
+    /// (source_url, source_hash) of its territory, when it has one: one shared copy for
+    /// all the entries that link the territory and the crawl's own note of it (100,000
+    /// owned pairs were ~11 MB of a first crawl's peak, docs/PERFORMANCE.md "Scale").
+    pub territory: Option<Arc<(String, String)>>,
 }
 
 impl EntryRecord {
@@ -375,7 +378,7 @@ impl Commit<'_> {
         let wanted: HashSet<&(String, String)> = c
             .entries
             .iter()
-            .filter_map(|e| e.territory.as_ref())
+            .filter_map(|e| e.territory.as_deref())
             .collect();
         let mut urls: Vec<&str> = wanted.iter().map(|k| k.0.as_str()).collect();
         urls.sort_unstable();
@@ -513,7 +516,7 @@ impl Commit<'_> {
             let territory_id = e
                 .territory
                 .as_ref()
-                .and_then(|k| territory_ids.get(k).copied());
+                .and_then(|k| territory_ids.get(&**k).copied());
             let en = e.entry();
             let origin = en
                 .origin

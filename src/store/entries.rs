@@ -73,10 +73,10 @@ pub struct AuthoritativeClaimRow {
     pub entry_id: String,
     pub country: String,
     pub capabilities: Vec<String>,
-    /// `[min_lon, min_lat, max_lon, max_lat]` of the territory, when it has one.
+    /// `[min_lon, min_lat, max_lon, max_lat]` of the territory, when it has one. The
+    /// territory itself is read only for the claims that need it
+    /// ([`Store::territory_wkbs`]).
     pub bbox: Option<[f64; 4]>,
-    /// The territory (WKB MultiPolygon), when it has one.
-    pub wkb: Option<Vec<u8>>,
 }
 
 impl Store {
@@ -193,7 +193,7 @@ impl Store {
         .collect();
         let rows = sqlx::query(
             "SELECT e.id, e.server_id, s.url AS server_url, e.page_url, e.position, \
-             e.entry_id, e.country, e.capabilities, t.wkb, t.min_lon, t.min_lat, t.max_lon, t.max_lat \
+             e.entry_id, e.country, e.capabilities, t.min_lon, t.min_lat, t.max_lon, t.max_lat \
              FROM coverage_entries e JOIN servers s ON s.id = e.server_id \
              LEFT JOIN territories t ON t.id = e.territory_id \
              WHERE s.status IN ('active', 'stale') AND e.role = 'authoritative' \
@@ -231,9 +231,28 @@ impl Store {
                     country: r.try_get("country")?,
                     capabilities: r.try_get::<JsonList, _>("capabilities")?.into(),
                     bbox,
-                    wkb: r.try_get("wkb")?,
                 })
             })
             .collect()
+    }
+
+    /// The territories (WKB MultiPolygon) of these coverage entries (`coverage_entries.id`),
+    /// by entry; entries without one are absent.
+    pub async fn territory_wkbs(&self, entry_keys: &[i64]) -> Result<HashMap<i64, Vec<u8>>> {
+        let marks = Marks::for_backend(self.backend);
+        let mut out = HashMap::with_capacity(entry_keys.len());
+        for chunk in entry_keys.chunks(rows_per_statement(SQLITE_MAX_BINDS, 1)) {
+            let sql = format!(
+                "SELECT e.id, t.wkb FROM coverage_entries e JOIN territories t ON t.id = e.territory_id \
+                 WHERE e.id IN ({})",
+                marks.list(chunk.len())
+            );
+            let mut q = sqlx::query_as::<_, (i64, Vec<u8>)>(&sql);
+            for k in chunk {
+                q = q.bind(*k);
+            }
+            out.extend(q.fetch_all(&self.pool).await?);
+        }
+        Ok(out)
     }
 }

@@ -70,6 +70,13 @@ pub fn authoritative_conflicts_indexed(
     claims: &[AuthClaim],
     overlaps: &dyn Fn(&AuthClaim, &AuthClaim) -> bool,
 ) -> Vec<Finding> {
+    conflicts_among(claims, &candidate_pairs(claims), overlaps)
+}
+
+/// The pairs of claims (`i < j`, ascending, each once) that pass [`default_overlap`] and
+/// come from different servers: the only ones an `overlaps` implying it can report. A
+/// caller that must fetch geometry for its test fetches it for these claims alone.
+pub fn candidate_pairs(claims: &[AuthClaim]) -> Vec<(usize, usize)> {
     let mut by_country: std::collections::HashMap<&str, Vec<(f64, f64, usize)>> =
         std::collections::HashMap::new();
     for (i, c) in claims.iter().enumerate() {
@@ -117,8 +124,17 @@ pub fn authoritative_conflicts_indexed(
     // of an antimeridian box.
     pairs.sort_unstable();
     pairs.dedup();
+    pairs
+}
+
+/// The findings of [`candidate_pairs`]'s `pairs`, in their order.
+pub fn conflicts_among(
+    claims: &[AuthClaim],
+    pairs: &[(usize, usize)],
+    overlaps: &dyn Fn(&AuthClaim, &AuthClaim) -> bool,
+) -> Vec<Finding> {
     let mut out = Vec::new();
-    for (i, j) in pairs {
+    for &(i, j) in pairs {
         check_pair(&claims[i], &claims[j], overlaps, &mut out);
     }
     out

@@ -36,7 +36,8 @@ mod tests;
 pub use coverage::{validate_coverage_entry, validate_coverage_page};
 pub use cross::{
     authoritative_conflicts, authoritative_conflicts_indexed, authoritative_conflicts_with,
-    bbox_overlap, default_overlap, territories_overlap, AuthClaim,
+    bbox_overlap, candidate_pairs, conflicts_among, default_overlap, territories_overlap,
+    AuthClaim,
 };
 pub use metadata::validate_metadata;
 pub use server::{validate_server, ServerChecks};
