@@ -33,6 +33,9 @@ const MARGIN: f64 = 1e-6;
 /// Level-1 cells per part, and the cap per axis (bounds memory on odd extents).
 const CELLS_PER_PART: f64 = 4.0;
 const MAX_CELLS_PER_AXIS: f64 = 1024.0;
+
+/// Bands of level-1 rows a build buckets segments in, one at a time ([`PointGrid::build`]).
+const BANDS: usize = 16;
 /// Sub-cells per axis: about `SPLIT / (median part size in level-1 cells)`, at most `MAX_K`
 /// (so that a cell's k² + 1 lists are numbered by one byte).
 const SPLIT: f64 = 8.0;
@@ -219,17 +222,37 @@ impl PointGrid {
         }
         cell_parts.sort_unstable();
 
-        let mut segs: Vec<Seg> = Vec::new();
-        for (pi, p) in parts.iter().enumerate() {
-            grid.bucket_segments(pi as u32, poly_of(p), |_| true, &mut segs);
-        }
-        segs.sort_unstable_by_key(|&(c, p, _)| (c, p));
-
+        // Segments are bucketed one band of level-1 rows at a time, the cells computed in
+        // the same order as from one bucketing of all. All at once (40 bytes per segment
+        // and cell it may touch, ~8 M at 100,000 territories) was a 320 MB vector: the
+        // peak of a replica's start, and the heap it kept afterwards (docs/PERFORMANCE.md).
+        // A part in two bands has its rings walked twice.
+        let rows_per_band = grid.ny.div_ceil(BANDS);
         let mut scratch = Scratch::default();
-        let mut by_cell = ByCell::new(&cell_parts, &segs);
-        while let Some(&(cell, _)) = cell_parts.get(by_cell.parts_at) {
-            let (here, cell_segs) = by_cell.take(cell);
-            grid.compute_cell(cell, here, cell_segs, parts, &mut scratch);
+        let mut segs: Vec<Seg> = Vec::new();
+        let mut band_parts: Vec<u32> = Vec::new();
+        let mut at = 0;
+        for first_row in (0..grid.ny).step_by(rows_per_band) {
+            let end_row = (first_row + rows_per_band).min(grid.ny);
+            let cells = (first_row * grid.nx) as u32..(end_row * grid.nx) as u32;
+            let len = cell_parts[at..].partition_point(|cp| cp.0 < cells.end);
+            let band = &cell_parts[at..at + len];
+            at += len;
+            band_parts.clear();
+            band_parts.extend(band.iter().map(|cp| cp.1));
+            band_parts.sort_unstable();
+            band_parts.dedup();
+            segs.clear();
+            for &pi in &band_parts {
+                let p = &parts[pi as usize];
+                grid.bucket_segments(pi, poly_of(p), |c| cells.contains(&c), &mut segs);
+            }
+            segs.sort_unstable_by_key(|&(c, p, _)| (c, p));
+            let mut by_cell = ByCell::new(band, &segs);
+            while let Some(&(cell, _)) = band.get(by_cell.parts_at) {
+                let (here, cell_segs) = by_cell.take(cell);
+                grid.compute_cell(cell, here, cell_segs, parts, &mut scratch);
+            }
         }
         grid
     }
