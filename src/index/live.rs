@@ -131,14 +131,23 @@ impl LiveIndex {
     }
 
     async fn rebuild_index(&self) -> anyhow::Result<usize> {
-        let rows = self.store.index_rows().await?;
-        let offers = self.store.oauth_offers().await?;
+        // The rows are read on the thread that builds from them, not on a runtime worker:
+        // glibc gives each thread its own arena, and with the rows (~300 MB at 100,000
+        // entries, freed during the build) in a worker's arena and the index in another,
+        // a Postgres replica kept ~140 MiB more resident after its start (397-404 against
+        // 259-260 MiB, docs/PERFORMANCE.md "Scale").
+        let store = self.store.clone();
+        let runtime = tokio::runtime::Handle::current();
         let index = tokio::task::spawn_blocking(move || {
-            let index = SearchIndex::build(to_entries(rows, offers));
-            release_free_heap();
-            index
+            runtime.block_on(async {
+                let rows = store.index_rows().await?;
+                let offers = store.oauth_offers().await?;
+                let index = SearchIndex::build(to_entries(rows, offers));
+                release_free_heap();
+                anyhow::Ok(index)
+            })
         })
-        .await?;
+        .await??;
         Ok(self.swap_in(index))
     }
 
