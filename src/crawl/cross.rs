@@ -45,8 +45,9 @@ impl Crawler {
         // Only the claims of candidate pairs have their territory read: reading every
         // authoritative territory (one aggregator's 100,000, ~90 MB of WKB held twice
         // while the rows were converted) set the crawler's peak memory (issue 17,
-        // docs/PERFORMANCE.md). The crawl lock keeps another run from committing between
-        // the two reads.
+        // docs/PERFORMANCE.md). A commit between the two reads (the next run may start
+        // once this one released the lock) moves the change log past `seq`, so the next
+        // refresh computes again, as for a commit after the claims were read.
         let mut keys: Vec<i64> = pairs
             .iter()
             .flat_map(|&(i, j)| [rows[i].entry_key, rows[j].entry_key])
