@@ -7,7 +7,9 @@
 //! cache misses, not by arithmetic, and the trees were four times the size of the
 //! coordinates. A small part's test walks every edge of its rings instead, read front to
 //! back from one contiguous block: the territory's own exterior ring when the part has no
-//! hole (no copy), else its rings packed into one block (16 bytes per vertex). All forms
+//! hole (no copy), its own rings one after the other when it has holes (no copy either),
+//! and its rings packed into one block (16 bytes per vertex) only when the test is given
+//! an oriented copy of the part. All forms
 //! run the same winding-number rule with geo's robust `orient2d`, so they answer alike to
 //! the last bit; a point on the boundary is not inside (as GEOS `contains`).
 
@@ -28,6 +30,8 @@ pub const TREE_MIN_VERTICES: usize = 256;
 pub(crate) enum PartTest {
     /// A polygon without holes: its exterior ring, read where the territory keeps it.
     Ring(SharedRing),
+    /// A polygon with holes: its rings, read where the territory keeps them.
+    Polygon(SharedPolygon),
     /// The rings, each closed, one after the other, separated by one NaN position.
     Rings(Arc<[Coord<f64>]>),
     Tree(Arc<IntervalTreeMultiPolygon<f64>>),
@@ -52,6 +56,14 @@ impl PartTest {
             // be a copy of the exterior ring: with 100,000 such parts that copy was as
             // large as the geometry itself (docs/PERFORMANCE.md "Scale").
             PartTest::Ring(SharedRing::new(geom, pi))
+        } else if std::ptr::eq(poly, &geom.0[pi]) {
+            // A fifth of a national tiling's parts have holes; their packed copies were
+            // 20 MB of an API replica's heap (docs/PERFORMANCE.md "Scale"). Reaching each
+            // ring through the polygon costs a load more than a packed block.
+            PartTest::Polygon(SharedPolygon {
+                geom: Arc::clone(geom),
+                pi,
+            })
         } else {
             PartTest::Rings(packed_rings(poly))
         }
@@ -63,6 +75,17 @@ impl PartTest {
         match self {
             PartTest::Ring(r) => rings_contain(r.coords(), c),
             PartTest::Rings(r) => rings_contain(r, c),
+            PartTest::Polygon(p) => {
+                let poly = &p.geom.0[p.pi];
+                let mut winding = 0;
+                for ring in std::iter::once(poly.exterior()).chain(poly.interiors()) {
+                    match rings_winding(&ring.0, c) {
+                        Some(w) => winding += w,
+                        None => return false,
+                    }
+                }
+                winding != 0
+            }
             PartTest::Tree(t) => geo::Contains::contains(t.as_ref(), &c),
         }
     }
@@ -118,6 +141,13 @@ impl Clone for SharedRing {
     }
 }
 
+/// One polygon of a territory, read in place (the territory held alive).
+#[derive(Clone)]
+pub(crate) struct SharedPolygon {
+    geom: Arc<MultiPolygon<f64>>,
+    pi: usize,
+}
+
 /// The polygon's rings as one block: each ring closed, a NaN position between rings.
 pub fn packed_rings(poly: &Polygon<f64>) -> Arc<[Coord<f64>]> {
     let sep = Coord {
@@ -144,6 +174,12 @@ pub fn packed_rings(poly: &Polygon<f64>) -> Arc<[Coord<f64>]> {
 /// The winding-number rule of geo's `coord_pos_relative_to_ring`, summed over the rings;
 /// any edge the point lies on decides "not inside" at once.
 pub fn rings_contain(rings: &[Coord<f64>], c: Coord<f64>) -> bool {
+    rings_winding(rings, c).is_some_and(|w| w != 0)
+}
+
+/// The winding number of the rings around `c` ([`rings_contain`]'s rule), `None` when `c`
+/// lies on an edge.
+fn rings_winding(rings: &[Coord<f64>], c: Coord<f64>) -> Option<i32> {
     let mut winding = 0i32;
     for w in rings.windows(2) {
         let (a, b) = (w[0], w[1]);
@@ -156,7 +192,7 @@ pub fn rings_contain(rings: &[Coord<f64>], c: Coord<f64>) -> bool {
                 if o == Orientation::CounterClockwise && b.y != c.y {
                     winding += 1;
                 } else if o == Orientation::Collinear && between(c.x, a.x, b.x) {
-                    return false;
+                    return None;
                 }
             }
         // `a.y <= c.y` is also false for a NaN separator (comparisons with NaN are false),
@@ -166,11 +202,11 @@ pub fn rings_contain(rings: &[Coord<f64>], c: Coord<f64>) -> bool {
             if o == Orientation::Clockwise {
                 winding -= 1;
             } else if o == Orientation::Collinear && between(c.x, a.x, b.x) {
-                return false;
+                return None;
             }
         }
     }
-    winding != 0
+    Some(winding)
 }
 
 fn between(x: f64, a: f64, b: f64) -> bool {
@@ -204,7 +240,8 @@ mod tests {
         LineString(pts)
     }
 
-    /// The packed walk, geo's interval tree and geo's `Contains` agree on random points,
+    /// The packed walk, the in-place walk (ring or polygon), geo's interval tree and geo's
+    /// `Contains` agree on random points,
     /// including many exactly on vertices and edges (coordinates on a 1/8 lattice, points
     /// on a 1/16 lattice), for polygons with and without holes, wound either way before
     /// orienting.
@@ -225,6 +262,12 @@ mod tests {
             let poly = Polygon::new(ext, holes).orient(Direction::Default);
             let packed = packed_rings(&poly);
             let tree = IntervalTreeMultiPolygon::new(&MultiPolygon(vec![poly.clone()]));
+            let geom = Arc::new(MultiPolygon(vec![poly.clone()]));
+            let in_place = PartTest::of(&geom, 0, &geom.0[0], 0);
+            assert!(matches!(
+                (&in_place, poly.interiors().is_empty()),
+                (PartTest::Ring(_), true) | (PartTest::Polygon(_), false)
+            ));
             for _ in 0..400 {
                 let c = Coord {
                     x: f64::from(rng.random_range(-40..=40)) / 16.0,
@@ -232,6 +275,7 @@ mod tests {
                 };
                 let want = poly.contains(&c);
                 assert_eq!(rings_contain(&packed, c), want, "case {case} at {c:?}");
+                assert_eq!(in_place.contains(c), want, "in place, case {case} at {c:?}");
                 assert_eq!(tree.contains(&c), want, "tree, case {case} at {c:?}");
             }
         }
@@ -272,7 +316,10 @@ mod tests {
             matches!(test(0), PartTest::Ring(ref r) if std::ptr::eq(r.coords(), &geom.0[0].exterior().0[..]))
         );
         assert!(matches!(test(1), PartTest::Tree(_)));
-        assert!(matches!(test(2), PartTest::Rings(_)));
+        // With holes: its rings read in place too.
+        assert!(
+            matches!(test(2), PartTest::Polygon(ref p) if Arc::ptr_eq(&p.geom, &geom) && p.pi == 2)
+        );
         // An oriented copy (the input was wound the wrong way) is packed, not referenced.
         let copy = small.clone();
         assert!(matches!(
