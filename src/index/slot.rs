@@ -87,10 +87,6 @@ impl Packed {
         u32::from_le_bytes([b[0], b[1], b[2], b[3]])
     }
 
-    fn head(&self, w: usize) -> u32 {
-        self.word(w)
-    }
-
     /// String number `k`.
     fn get(&self, k: usize) -> &str {
         let start = if k == 0 { 0 } else { self.word(HEAD + k - 1) };
@@ -105,7 +101,7 @@ impl Packed {
 
     /// Number of strings.
     fn count(&self) -> usize {
-        at::SINGLE + (0..3).map(|l| self.head(1 + l) as usize).sum::<usize>()
+        at::SINGLE + (0..3).map(|l| self.word(1 + l) as usize).sum::<usize>()
     }
 }
 
@@ -247,7 +243,7 @@ impl Slot {
             .iter()
             .position(|&o| o == k)
             .expect("an optional field");
-        (self.strings.head(0) >> bit & 1 == 1).then(|| self.str(k).to_owned())
+        (self.strings.word(0) >> bit & 1 == 1).then(|| self.str(k).to_owned())
     }
 
     /// The folded names `q` searches.
@@ -263,9 +259,9 @@ impl Slot {
     /// The items of list `l`.
     pub fn list(&self, l: List) -> impl ExactSizeIterator<Item = &str> + '_ {
         let l = l as usize;
-        let before: usize = (0..l).map(|j| self.strings.head(1 + j) as usize).sum();
+        let before: usize = (0..l).map(|j| self.strings.word(1 + j) as usize).sum();
         let start = at::SINGLE + before;
-        (start..start + self.strings.head(1 + l) as usize).map(|k| self.str(k))
+        (start..start + self.strings.word(1 + l) as usize).map(|k| self.str(k))
     }
 
     pub fn scopes(&self) -> &[String] {
