@@ -254,11 +254,13 @@ impl SearchIndex {
     /// stale. The API keeps each entry's JSON row here, so a lookup response is assembled
     /// from ready rows instead of cloning and serializing every field on every request.
     /// `render` must depend on the entry alone: the snapshots [`SearchIndex::update`]
-    /// makes share the rows of the entries they keep.
-    pub fn rendered(&self, i: usize, render: impl FnOnce(&IndexEntry) -> String) -> &str {
+    /// makes share the rows of the entries they keep. It is handed a view of the entry
+    /// ([`EntryRef`]), which costs nothing; [`EntryRef::to_entry`] copies the whole entry
+    /// out only for a `render` that needs it.
+    pub fn rendered(&self, i: usize, render: impl FnOnce(EntryRef<'_>) -> String) -> &str {
         let slot = &self.entries[i];
         slot.rendered
-            .get_or_init(|| render(&slot.to_entry()).into_boxed_str())
+            .get_or_init(|| render(EntryRef(slot)).into_boxed_str())
     }
 
     /// All entries, by key.

@@ -1244,7 +1244,7 @@ fn update_from_and_to_empty() {
 fn update_shares_kept_entries_and_their_rows() {
     let old = SearchIndex::build((1..=3).map(|k| entry(k, |_| {})).collect());
     for i in 0..old.len() {
-        old.rendered(i, |e| format!("row of {}", e.entry.name));
+        old.rendered(i, |e| format!("row of {}", e.to_entry().entry.name));
     }
     let new = old.update(
         |e| e.key() == 2,
@@ -1258,7 +1258,7 @@ fn update_shares_kept_entries_and_their_rows() {
     assert!(new.entry(kept).same_as(old.entry(0)));
     let replaced = new.position(2).unwrap();
     assert_eq!(
-        new.rendered(replaced, |e| format!("row of {}", e.entry.name)),
+        new.rendered(replaced, |e| format!("row of {}", e.to_entry().entry.name)),
         "row of Renamed"
     );
     assert!(!new.entry(replaced).same_as(old.entry(1)));
