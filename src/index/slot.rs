@@ -52,8 +52,8 @@ pub(super) enum List {
     Capability = 2,
 }
 
-/// Header words before the string ends: which optional strings are present, then the
-/// length of each list.
+/// Header words before the string ends: which optional strings are present (bit `k` for
+/// string `k`; an absent one is stored empty), then the length of each list.
 const HEAD: usize = 4;
 
 /// Strings back to back in one allocation: `HEAD` u32 words, one u32 end offset per
@@ -104,17 +104,6 @@ impl Packed {
         at::SINGLE + (0..3).map(|l| self.word(1 + l) as usize).sum::<usize>()
     }
 }
-
-/// The optional single strings, by bit in the block's first header word.
-const OPTIONAL: [usize; 7] = [
-    at::CREATED,
-    at::UPDATED,
-    at::ENTITY_ABBREVIATION,
-    at::DESCRIPTION,
-    at::MAP_RESOURCE,
-    at::MAP_CONTENT_TYPE,
-    at::GEOJSON_RESOURCE,
-];
 
 /// What few entries have: OAuth scopes offered for them, or an origin (a registry's copy).
 struct Rare {
@@ -193,17 +182,16 @@ impl Slot {
             strs.extend(l.iter().map(String::as_str));
         }
         let present = [
-            &c.created,
-            &c.updated,
-            &c.entity_abbreviation,
-            &c.description,
-            &c.map_resource,
-            &c.map_content_type,
-            &c.geojson_resource,
+            (at::CREATED, &c.created),
+            (at::UPDATED, &c.updated),
+            (at::ENTITY_ABBREVIATION, &c.entity_abbreviation),
+            (at::DESCRIPTION, &c.description),
+            (at::MAP_RESOURCE, &c.map_resource),
+            (at::MAP_CONTENT_TYPE, &c.map_content_type),
+            (at::GEOJSON_RESOURCE, &c.geojson_resource),
         ]
         .iter()
-        .enumerate()
-        .fold(0u32, |m, (bit, o)| m | (u32::from(o.is_some()) << bit));
+        .fold(0u32, |m, (k, o)| m | (u32::from(o.is_some()) << k));
         let len = |l: &Vec<String>| u32::try_from(l.len()).expect("a list under 4 G items");
         let strings = Packed::new(
             [present, len(lists[0]), len(lists[1]), len(lists[2])],
@@ -238,12 +226,9 @@ impl Slot {
         self.strings.get(k)
     }
 
+    /// Optional single string number `k`, `None` when the entry had none.
     fn opt(&self, k: usize) -> Option<String> {
-        let bit = OPTIONAL
-            .iter()
-            .position(|&o| o == k)
-            .expect("an optional field");
-        (self.strings.word(0) >> bit & 1 == 1).then(|| self.str(k).to_owned())
+        (self.strings.word(0) >> k & 1 == 1).then(|| self.str(k).to_owned())
     }
 
     /// The folded names `q` searches.
