@@ -311,6 +311,27 @@ async fn batched_commits_store_what_row_by_row_commits_store(backend: Backend) {
     // A registry's copy reads back with the origin it was written with; an own entry
     // with none.
     let rows = batched.index_rows().await.unwrap();
+    // An API replica's full load reads the same rows one at a time.
+    let streamed: Vec<_> = futures::TryStreamExt::try_collect(batched.index_rows_stream())
+        .await
+        .unwrap();
+    let summary = |r: &cds_registry::store::IndexRow| {
+        (
+            r.key,
+            r.server_id,
+            r.entry.clone(),
+            r.territory_id,
+            r.wkb.clone(),
+        )
+    };
+    assert_eq!(
+        streamed.iter().map(summary).collect::<Vec<_>>(),
+        rows.iter().map(summary).collect::<Vec<_>>()
+    );
+    assert!(
+        rows.iter().any(|r| r.wkb.is_some()),
+        "rows with territories"
+    );
     let entry = |id: &str| {
         rows.iter()
             .find(|r| r.entry.id == id)

@@ -20,9 +20,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use futures::TryStreamExt;
 use tracing::{info, warn};
 
-use super::{EntryRef, IndexEntry, SearchIndex};
+use super::{entry_id_hash, EntryRef, IndexBuilder, IndexEntry, SearchIndex};
 use crate::config::Config;
 use crate::heap::release_free_heap;
 use crate::model::{ChangeEntity, ChangeOp};
@@ -140,9 +141,16 @@ impl LiveIndex {
         let runtime = tokio::runtime::Handle::current();
         let index = tokio::task::spawn_blocking(move || {
             runtime.block_on(async {
-                let rows = store.index_rows().await?;
-                let offers = store.oauth_offers().await?;
-                let index = SearchIndex::build(to_entries(rows, offers));
+                // Each row becomes an entry as it arrives: its WKB is decoded and freed
+                // before the next is read, so the rows (~300 MB at 100,000 entries, WKB
+                // included) are never all held at once.
+                let mut to_entry = ToEntry::new(store.oauth_offers().await?);
+                let mut builder = IndexBuilder::default();
+                let mut rows = std::pin::pin!(store.index_rows_stream());
+                while let Some(row) = rows.try_next().await? {
+                    builder.push(to_entry.entry(row));
+                }
+                let index = builder.build();
                 release_free_heap();
                 anyhow::Ok(index)
             })
@@ -255,11 +263,19 @@ impl LiveIndex {
         }
         let current = self.index();
         let index = tokio::task::spawn_blocking(move || {
+            // Entries are matched by the hash of their id first, which their slot keeps:
+            // only a match reads the id (docs/PERFORMANCE.md, "Scale").
+            let hashes: FastMap<i64, FastSet<u64>> = some
+                .iter()
+                .map(|(&s, ids)| (s, ids.iter().map(|id| entry_id_hash(id)).collect()))
+                .collect();
             let drop = |e: EntryRef<'_>| {
-                whole.contains(&e.server_id())
-                    || some
-                        .get(&e.server_id())
-                        .is_some_and(|ids| ids.contains(e.id()))
+                let s = e.server_id();
+                whole.contains(&s)
+                    || hashes.get(&s).is_some_and(|h| {
+                        h.contains(&e.id_hash())
+                            && some.get(&s).is_some_and(|ids| ids.contains(e.id()))
+                    })
             };
             current.update(drop, to_entries(rows, offers))
         })
@@ -378,38 +394,54 @@ async fn watch_changes(
 }
 
 /// Store rows (+ the OAuth offers by entry key) → index entries, territories decoded.
-/// A server's URL and name are one shared copy for all of its entries.
 fn to_entries(
     rows: Vec<crate::store::IndexRow>,
-    mut offers: std::collections::HashMap<i64, crate::store::OAuthOffer>,
+    offers: HashMap<i64, crate::store::OAuthOffer>,
 ) -> Vec<IndexEntry> {
-    let mut servers: HashMap<i64, (Arc<str>, Arc<str>)> = HashMap::new();
-    rows.into_iter()
-        .map(|r| {
-            let oauth = offers.remove(&r.key);
-            let (server_url, server_name) = servers
-                .entry(r.server_id)
-                .or_insert_with(|| (r.server_url.into(), r.server_name.into()))
-                .clone();
-            IndexEntry {
-                key: r.key,
-                server_id: r.server_id,
-                server_url,
-                server_name,
-                entry: r.entry,
-                territory_id: r.territory_id,
-                territory: r
-                    .wkb
-                    .as_deref()
-                    .and_then(|w| territory::from_wkb(w).ok())
-                    .map(Arc::new),
-                // WG1-02 §3: the scopes whose `coverages_supported` list this entry.
-                scopes: oauth.as_ref().map(|o| o.scope_ids()).unwrap_or_default(),
-                scope_types: oauth.as_ref().map(|o| o.scope_types()).unwrap_or_default(),
-                oauth: oauth.map(Arc::new),
-            }
-        })
-        .collect()
+    let mut to_entry = ToEntry::new(offers);
+    rows.into_iter().map(|r| to_entry.entry(r)).collect()
+}
+
+/// Turns store rows into index entries one at a time: a server's URL and name are one
+/// shared copy for all of its entries, and each entry takes its OAuth offer.
+struct ToEntry {
+    offers: HashMap<i64, crate::store::OAuthOffer>,
+    servers: HashMap<i64, (Arc<str>, Arc<str>)>,
+}
+
+impl ToEntry {
+    fn new(offers: HashMap<i64, crate::store::OAuthOffer>) -> ToEntry {
+        ToEntry {
+            offers,
+            servers: HashMap::new(),
+        }
+    }
+
+    fn entry(&mut self, r: crate::store::IndexRow) -> IndexEntry {
+        let oauth = self.offers.remove(&r.key);
+        let (server_url, server_name) = self
+            .servers
+            .entry(r.server_id)
+            .or_insert_with(|| (r.server_url.into(), r.server_name.into()))
+            .clone();
+        IndexEntry {
+            key: r.key,
+            server_id: r.server_id,
+            server_url,
+            server_name,
+            entry: r.entry,
+            territory_id: r.territory_id,
+            territory: r
+                .wkb
+                .as_deref()
+                .and_then(|w| territory::from_wkb(w).ok())
+                .map(Arc::new),
+            // WG1-02 §3: the scopes whose `coverages_supported` list this entry.
+            scopes: oauth.as_ref().map(|o| o.scope_ids()).unwrap_or_default(),
+            scope_types: oauth.as_ref().map(|o| o.scope_types()).unwrap_or_default(),
+            oauth: oauth.map(Arc::new),
+        }
+    }
 }
 
 /// Keep `live` following the change log until `stop` changes; see the module docs.

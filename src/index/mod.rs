@@ -47,9 +47,10 @@ use std::sync::Arc;
 use geo::{Geometry, MultiPolygon};
 
 use crate::cds::CoverageEntry;
+pub use build::IndexBuilder;
 pub use facets::{EntityGroup, Facets};
 use postings::{intersect, Field};
-pub use slot::EntryRef;
+pub use slot::{id_hash as entry_id_hash, EntryRef};
 use spatial::{Bbox, Spatial};
 pub use spatial::{OverBudget, WorkBudget};
 

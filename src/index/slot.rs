@@ -105,6 +105,15 @@ impl Packed {
     }
 }
 
+/// A hash of an entry's `id` that its slot keeps, so that a catch-up finds the entries it
+/// replaces without reading every entry's string block: that read, a cache miss per
+/// entry, was ~4 % of a replica's catch-up of a 100,000-entry server (docs/PERFORMANCE.md,
+/// "Scale"). A fixed seed: equal ids hash alike in every snapshot and process.
+pub fn id_hash(id: &str) -> u64 {
+    use std::hash::BuildHasher;
+    foldhash::fast::FixedState::with_seed(0x6364_732d_7265_6769).hash_one(id)
+}
+
 /// What few entries have: OAuth scopes offered for them, or an origin (a registry's copy).
 struct Rare {
     scopes: Vec<String>,
@@ -118,6 +127,8 @@ struct Rare {
 pub(super) struct Slot {
     pub key: i64,
     pub server_id: i64,
+    /// [`id_hash`] of the entry's `id`.
+    id_hash: u64,
     pub server_url: Arc<str>,
     pub server_name: Arc<str>,
     pub territory_id: Option<i64>,
@@ -207,6 +218,7 @@ impl Slot {
                 })
             });
         Arc::new(Slot {
+            id_hash: id_hash(&c.id),
             key,
             server_id,
             server_url,
@@ -324,6 +336,11 @@ impl<'a> EntryRef<'a> {
     /// The entry's `id` at its server.
     pub fn id(self) -> &'a str {
         self.0.str(at::ID)
+    }
+
+    /// [`id_hash`] of [`EntryRef::id`], without reading the id itself.
+    pub fn id_hash(self) -> u64 {
+        self.0.id_hash
     }
 
     pub fn entity_name(self) -> &'a str {

@@ -9,7 +9,7 @@
 //! point-in-polygon work proportional to the one island the point is near.
 
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use geo::algorithm::indexed::IntervalTreeMultiPolygon;
@@ -69,7 +69,11 @@ pub(crate) struct Terr {
 }
 
 pub(crate) struct Spatial {
-    tree: RTree<PartBox>,
+    /// Built on the first box or geometry query ([`Spatial::tree`]): point lookups use the
+    /// grid, and bulk-loading the tree again for every snapshot was ~9 % of a replica's
+    /// catch-up at 100,000 territories (docs/PERFORMANCE.md, "Scale"), paid even by
+    /// replicas that never answer a box query.
+    tree: OnceLock<RTree<PartBox>>,
     grid: PointGrid,
     pub parts: Vec<Part>,
     pub terrs: Vec<Terr>,
@@ -136,10 +140,9 @@ impl Spatial {
         for (t, geom) in geoms.into_iter().enumerate() {
             terrs.push(new_terr(t as u32, geom, &mut parts));
         }
-        let tree = tree_of(&parts);
         let grid = PointGrid::build(&parts, |p| &terrs[p.terr as usize].geom.0[p.poly as usize]);
         Spatial {
-            tree,
+            tree: OnceLock::new(),
             grid,
             parts,
             terrs,
@@ -150,9 +153,9 @@ impl Spatial {
     /// this one where it can: `old_of[t]` names a territory of `self` with the same
     /// geometry as `geoms[t]` (or `u32::MAX`), whose parts and exact tests are shared
     /// instead of rebuilt, and the point grid is updated only in the cells that changed
-    /// parts meet ([`PointGrid::update`]). The R-tree over part boxes is bulk-loaded again
-    /// (no vertex is read for it). Falls back to [`Spatial::build`] when the grid layout
-    /// no longer fits. Answers equal those of `Spatial::build(geoms)`.
+    /// parts meet ([`PointGrid::update`]); where the grid's layout no longer fits it is
+    /// built afresh. The R-tree over part boxes is left to be bulk-loaded on first use.
+    /// Answers equal those of `Spatial::build(geoms)`.
     pub fn update(&self, geoms: Vec<Arc<MultiPolygon<f64>>>, old_of: &[u32]) -> Spatial {
         let mut parts: Vec<Part> = Vec::new();
         let mut terrs = Vec::with_capacity(geoms.len());
@@ -193,36 +196,29 @@ impl Spatial {
                 changed.extend(self.part_range(o as u32).iter().map(|p| p.bbox));
             }
         }
-        let tree = tree_of(&parts);
-        let grid = self.grid.update(
-            &parts,
-            |p| &terrs[p.terr as usize].geom.0[p.poly as usize],
-            &part_map,
-            &terr_map,
-            &changed,
-            |b, out| {
-                let env = AABB::from_corners([b[0], b[1]], [b[2], b[3]]);
-                out.extend(tree.locate_in_envelope_intersecting(&env).map(|pb| pb.part));
-            },
-        );
-        match grid {
-            Some(grid) => Spatial {
-                tree,
-                grid,
-                parts,
-                terrs,
-            },
-            None => {
-                let grid =
-                    PointGrid::build(&parts, |p| &terrs[p.terr as usize].geom.0[p.poly as usize]);
-                Spatial {
-                    tree,
-                    grid,
-                    parts,
-                    terrs,
-                }
-            }
+        let grid = self
+            .grid
+            .update(
+                &parts,
+                |p| &terrs[p.terr as usize].geom.0[p.poly as usize],
+                &part_map,
+                &terr_map,
+                &changed,
+            )
+            .unwrap_or_else(|| {
+                PointGrid::build(&parts, |p| &terrs[p.terr as usize].geom.0[p.poly as usize])
+            });
+        Spatial {
+            tree: OnceLock::new(),
+            grid,
+            parts,
+            terrs,
         }
+    }
+
+    /// The R-tree over the parts' boxes, bulk-loaded on first use.
+    fn tree(&self) -> &RTree<PartBox> {
+        self.tree.get_or_init(|| tree_of(&self.parts))
     }
 
     /// Call `f(territory)` for every part that strictly contains the point. A territory
@@ -268,7 +264,7 @@ impl Spatial {
     /// Territories with a part whose bounding box intersects `b` (unsorted, may repeat).
     pub fn territories_meeting_bbox(&self, b: &Bbox, out: &mut Vec<u32>) {
         for env in b.envelopes() {
-            for pb in self.tree.locate_in_envelope_intersecting(&env) {
+            for pb in self.tree().locate_in_envelope_intersecting(&env) {
                 out.push(self.parts[pb.part as usize].terr);
             }
         }
@@ -309,7 +305,7 @@ impl Spatial {
                 continue;
             };
             let env = AABB::from_corners([c.bbox[0], c.bbox[1]], [c.bbox[2], c.bbox[3]]);
-            for pb in self.tree.locate_in_envelope_intersecting(&env) {
+            for pb in self.tree().locate_in_envelope_intersecting(&env) {
                 seen += 1;
                 if seen % 4096 == 0 {
                     budget.check_time()?;

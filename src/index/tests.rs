@@ -1237,6 +1237,60 @@ fn update_from_and_to_empty() {
     );
 }
 
+/// An index built from entries pushed one at a time ([`IndexBuilder`], an API replica's
+/// load), in key order or not, answers like one built from the same entries at once.
+#[test]
+fn an_index_built_one_entry_at_a_time_equals_a_build() {
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(23);
+    let mut next_terr = 0;
+    let mut entries: Vec<IndexEntry> = (1..120)
+        .map(|k| random_entry(&mut rng, k, &mut next_terr))
+        .collect();
+    let full = SearchIndex::build(entries.clone());
+    for shuffle in [false, true] {
+        if shuffle {
+            entries.shuffle(&mut rng);
+        }
+        let mut builder = IndexBuilder::default();
+        for e in entries.iter().cloned() {
+            builder.push(e);
+        }
+        assert_same_answers(&builder.build(), &full, &mut rng, usize::from(shuffle));
+    }
+}
+
+/// A kept entry whose territory (by id) takes another entry's geometry in an update ranks
+/// by its new area: the kept entries' earlier order no longer holds, and the lookup order
+/// is sorted afresh, as in a build.
+#[test]
+fn update_reorders_kept_entries_whose_territory_changed_size() {
+    let small = entry(10, |e| {
+        e.territory_id = Some(7);
+        e.territory = terr(vec![rect(0.0, 0.0, 1.0, 1.0)]);
+    });
+    let medium = entry(20, |e| {
+        e.territory_id = Some(8);
+        e.territory = terr(vec![rect(0.0, 0.0, 2.0, 2.0)]);
+    });
+    let old = SearchIndex::build(vec![small.clone(), medium.clone()]);
+    let none = Filter::default();
+    assert_eq!(keys(&old, &old.lookup(0.5, 0.5, &none)), vec![10, 20]);
+    // Key 5 comes first and names territory 7 with a large geometry: territory 7 is that
+    // one now, for the kept entry 10 too.
+    let large = entry(5, |e| {
+        e.territory_id = Some(7);
+        e.territory = terr(vec![rect(0.0, 0.0, 3.0, 3.0)]);
+    });
+    let new = old.update(|_| false, vec![large.clone()]);
+    let full = SearchIndex::build(vec![large, small, medium]);
+    assert_eq!(keys(&full, &full.lookup(0.5, 0.5, &none)), vec![20, 5, 10]);
+    assert_eq!(keys(&new, &new.lookup(0.5, 0.5, &none)), vec![20, 5, 10]);
+    use rand::SeedableRng;
+    assert_same_answers(&new, &full, &mut rand::rngs::StdRng::seed_from_u64(5), 0);
+}
+
 /// An update shares the entries it keeps with the index it came from: a kept entry's
 /// rendered row is not rendered again, and its data is the same allocation; a replaced
 /// entry is rendered afresh.

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use futures::{Stream, TryStreamExt};
 use serde::Serialize;
 use sqlx::{FromRow, Row};
 
@@ -79,6 +80,21 @@ pub struct AuthoritativeClaimRow {
     pub bbox: Option<[f64; 4]>,
 }
 
+/// The searchable entries of one server (`0`: of every server) with their territories'
+/// WKB, in key order.
+fn index_rows_query(
+    server_id: i64,
+) -> sqlx::query::QueryAs<'static, sqlx::Any, IndexRow, sqlx::any::AnyArguments<'static>> {
+    sqlx::query_as(concat!(
+        "SELECT e.id, e.server_id, e.territory_id, ",
+        entry_cols!(),
+        ", s.url AS server_url, s.name AS server_name, t.wkb FROM coverage_entries e \
+         JOIN servers s ON s.id = e.server_id LEFT JOIN territories t ON t.id = e.territory_id \
+         WHERE s.status IN ('active', 'stale') AND ($1 = 0 OR s.id = $1) ORDER BY e.id"
+    ))
+    .bind(server_id)
+}
+
 impl Store {
     /// The entry ids stored for the server at `server_url` (none when it is new).
     pub async fn stored_entry_ids(&self, server_url: &str) -> Result<Vec<String>> {
@@ -123,19 +139,18 @@ impl Store {
         self.index_rows_of(0).await
     }
 
+    /// [`Store::index_rows`] one row at a time, in key order, for a caller that turns
+    /// each row into something smaller before the next arrives. An API replica's full
+    /// load does: all 100,000 rows of the scale fixture at once, WKB included, are
+    /// ~300 MB held until the last is converted (docs/PERFORMANCE.md, "Scale").
+    pub fn index_rows_stream(&self) -> impl Stream<Item = Result<IndexRow>> + Send + '_ {
+        index_rows_query(0).fetch(&self.pool).map_err(Into::into)
+    }
+
     /// The searchable entries of one server (`0`: of every server), for reloading only
     /// what changed.
     pub async fn index_rows_of(&self, server_id: i64) -> Result<Vec<IndexRow>> {
-        Ok(sqlx::query_as(concat!(
-            "SELECT e.id, e.server_id, e.territory_id, ",
-            entry_cols!(),
-            ", s.url AS server_url, s.name AS server_name, t.wkb FROM coverage_entries e \
-             JOIN servers s ON s.id = e.server_id LEFT JOIN territories t ON t.id = e.territory_id \
-             WHERE s.status IN ('active', 'stale') AND ($1 = 0 OR s.id = $1) ORDER BY e.id"
-        ))
-        .bind(server_id)
-        .fetch_all(&self.pool)
-        .await?)
+        Ok(index_rows_query(server_id).fetch_all(&self.pool).await?)
     }
 
     /// The searchable entries of one server with these entry ids (those that still

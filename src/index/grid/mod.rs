@@ -261,11 +261,11 @@ impl PointGrid {
     /// every level-1 cell that no changed part meets: only the cells met by the bounding
     /// boxes in `changed` (removed parts' and added parts' boxes) are computed again, the
     /// rest are copied with their ids mapped through `part_map` (old part -> new part,
-    /// `u32::MAX` for removed) and `terr_map` (old territory -> new, likewise). `parts_in_cell(cell box)` must return every new part whose
-    /// bounding box meets the (slightly grown) cell box. The cost is the copy (memory
-    /// speed, proportional to the grid) plus the segments of the parts meeting changed
-    /// cells. `None` when the layout no longer fits (a part outside the extent, or the
-    /// number of parts far from the one the cell size was chosen for): build afresh.
+    /// `u32::MAX` for removed) and `terr_map` (old territory -> new, likewise). The cost
+    /// is the copy (memory speed, proportional to the grid), a pass over the parts'
+    /// boxes, and the segments of the parts meeting changed cells. `None` when the layout
+    /// no longer fits (a part outside the extent, or the number of parts far from the one
+    /// the cell size was chosen for): build afresh.
     pub fn update<'a>(
         &self,
         parts: &[Part],
@@ -273,7 +273,6 @@ impl PointGrid {
         part_map: &[u32],
         terr_map: &[u32],
         changed: &[[f64; 4]],
-        parts_in_cell: impl Fn([f64; 4], &mut Vec<u32>),
     ) -> Option<PointGrid> {
         let n = parts.len();
         if self.nx == 0
@@ -307,29 +306,25 @@ impl PointGrid {
         }
         cells.sort_unstable();
 
-        // The parts meeting each changed cell, decided exactly as the full build does.
+        // The parts meeting each changed cell, decided exactly as the full build does (by
+        // bounding box, `push_cells_of`): one pass over every part's cell range. An
+        // R-tree query per changed cell needed the next snapshot's R-tree at once, and
+        // bulk-loading it was ~9 % of a replica's catch-up (docs/PERFORMANCE.md).
         let mut cell_parts: Vec<(u32, u32)> = Vec::new();
-        let mut found = Vec::new();
-        for &c in &cells {
-            let (i, j) = (c as usize % self.nx, c as usize / self.nx);
-            let (cw, ch) = (1.0 / self.sx, 1.0 / self.sy);
-            let bx = [
-                self.x0 + (i as f64 - 0.5) * cw,
-                self.y0 + (j as f64 - 0.5) * ch,
-                self.x0 + (i as f64 + 1.5) * cw,
-                self.y0 + (j as f64 + 1.5) * ch,
-            ];
-            found.clear();
-            parts_in_cell(bx, &mut found);
-            for &pi in &found {
-                let (i0, j0, i1, j1) = self.cell_range(parts[pi as usize].bbox, 0.0);
-                if (i0..=i1).contains(&i) && (j0..=j1).contains(&j) {
-                    cell_parts.push((c, pi));
+        for (pi, p) in parts.iter().enumerate() {
+            let (i0, j0, i1, j1) = self.cell_range(p.bbox, 0.0);
+            for j in j0..=j1 {
+                let row = j * self.nx;
+                for (c, _) in touched[row + i0..=row + i1]
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &t)| t)
+                {
+                    cell_parts.push(((row + i0 + c) as u32, pi as u32));
                 }
             }
         }
         cell_parts.sort_unstable();
-        cell_parts.dedup();
 
         let mut involved: Vec<u32> = cell_parts.iter().map(|cp| cp.1).collect();
         involved.sort_unstable();
