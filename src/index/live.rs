@@ -266,16 +266,15 @@ impl LiveIndex {
         let index = tokio::task::spawn_blocking(move || {
             // Entries are matched by the hash of their id first, which their slot keeps:
             // only a match reads the id (docs/PERFORMANCE.md, "Scale").
-            let hashes: FastMap<i64, FastSet<u64>> = some
-                .iter()
-                .map(|(&s, ids)| (s, ids.iter().map(|id| entry_id_hash(id)).collect()))
+            let some: FastMap<i64, (FastSet<u64>, FastSet<String>)> = some
+                .into_iter()
+                .map(|(s, ids)| (s, (ids.iter().map(|id| entry_id_hash(id)).collect(), ids)))
                 .collect();
             let drop = |e: EntryRef<'_>| {
                 let s = e.server_id();
                 whole.contains(&s)
-                    || hashes.get(&s).is_some_and(|h| {
-                        h.contains(&e.id_hash())
-                            && some.get(&s).is_some_and(|ids| ids.contains(e.id()))
+                    || some.get(&s).is_some_and(|(hashes, ids)| {
+                        hashes.contains(&e.id_hash()) && ids.contains(e.id())
                     })
             };
             current.update(drop, to_entries(rows, offers))

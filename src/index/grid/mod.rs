@@ -218,7 +218,7 @@ impl PointGrid {
         // Which parts meet which level-1 cell (by bounding box), as (cell, part) pairs.
         let mut cell_parts: Vec<(u32, u32)> = Vec::new();
         for (pi, p) in parts.iter().enumerate() {
-            grid.push_cells_of(p.bbox, pi as u32, &mut cell_parts);
+            grid.push_cells_of(p.bbox, pi as u32, |_| true, &mut cell_parts);
         }
         cell_parts.sort_unstable();
 
@@ -306,23 +306,13 @@ impl PointGrid {
         }
         cells.sort_unstable();
 
-        // The parts meeting each changed cell, decided exactly as the full build does (by
-        // bounding box, `push_cells_of`): one pass over every part's cell range. An
-        // R-tree query per changed cell needed the next snapshot's R-tree at once, and
-        // bulk-loading it was ~9 % of a replica's catch-up (docs/PERFORMANCE.md).
+        // The parts meeting each changed cell, decided as the full build does (by bounding
+        // box): one pass over every part's cell range. An R-tree query per changed cell
+        // needed the next snapshot's R-tree at once, and bulk-loading it was ~9 % of a
+        // replica's catch-up (docs/PERFORMANCE.md).
         let mut cell_parts: Vec<(u32, u32)> = Vec::new();
         for (pi, p) in parts.iter().enumerate() {
-            let (i0, j0, i1, j1) = self.cell_range(p.bbox, 0.0);
-            for j in j0..=j1 {
-                let row = j * self.nx;
-                for (c, _) in touched[row + i0..=row + i1]
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, &t)| t)
-                {
-                    cell_parts.push(((row + i0 + c) as u32, pi as u32));
-                }
-            }
+            self.push_cells_of(p.bbox, pi as u32, |c| touched[c as usize], &mut cell_parts);
         }
         cell_parts.sort_unstable();
 
@@ -389,12 +379,21 @@ impl PointGrid {
         Some(grid)
     }
 
-    /// Push `(cell, part)` for every level-1 cell the box meets.
-    fn push_cells_of(&self, bbox: [f64; 4], pi: u32, out: &mut Vec<(u32, u32)>) {
+    /// Push `(cell, part)` for every level-1 cell the box meets (of those `keep` accepts).
+    fn push_cells_of(
+        &self,
+        bbox: [f64; 4],
+        pi: u32,
+        keep: impl Fn(u32) -> bool,
+        out: &mut Vec<(u32, u32)>,
+    ) {
         let (i0, j0, i1, j1) = self.cell_range(bbox, 0.0);
         for j in j0..=j1 {
             for i in i0..=i1 {
-                out.push(((j * self.nx + i) as u32, pi));
+                let c = (j * self.nx + i) as u32;
+                if keep(c) {
+                    out.push((c, pi));
+                }
             }
         }
     }
