@@ -315,6 +315,35 @@ async fn geometry_export_etag_and_openapi(backend: Backend) {
     e.reg.state.reload_index().await.unwrap();
     assert_eq!(revalidate().await, 200);
 
+    // A point lookup builds its answer and its headers itself: its `Content-Length` is
+    // the body's, and a client that asks for gzip still gets it.
+    let m = e.web.expected().point("06053").unwrap().clone();
+    let url = format!("{}/v1/lookup?lat={}&lon={}", e.reg.url(), m.lat, m.lon);
+    let r = raw.get(&url).send().await.unwrap();
+    assert_eq!(r.headers()["content-type"], "application/json");
+    assert!(r.headers().contains_key("etag"));
+    let declared: usize = r.headers()["content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let plain = r.bytes().await.unwrap();
+    assert_eq!(declared, plain.len());
+    let r = raw
+        .get(&url)
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["content-encoding"], "gzip");
+    let mut inflated = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(&r.bytes().await.unwrap()[..]),
+        &mut inflated,
+    )
+    .unwrap();
+    assert_eq!(inflated, plain);
+
     // OpenAPI 3.1 and the vendored Swagger UI.
     let (s, doc) = e.get("/openapi.json").await;
     assert_eq!(s, 200);

@@ -314,8 +314,13 @@ impl SearchIndex {
             } else {
                 norm_value
             };
-            let wanted: Vec<String> = f
-                .values(field)
+            let values = f.values(field);
+            // Most requests constrain no field or one: skip the others before any
+            // iterator or vector is set up (a lookup compiles its filter every call).
+            if values.is_empty() {
+                continue;
+            }
+            let wanted: Vec<String> = values
                 .iter()
                 .map(|v| norm(v))
                 .filter(|v| !v.is_empty())

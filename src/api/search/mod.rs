@@ -160,7 +160,9 @@ pub async fn lookup(
     RawQuery(raw): RawQuery,
 ) -> ApiResult<axum::response::Response> {
     let mut p = params::parse(raw.as_deref(), route::LOOKUP)?;
-    let (point, geocoded) = match (p.filter.point.take(), p.extra.remove("address")) {
+    // `get` on the usually empty map returns before hashing the key (`remove` hashes first).
+    let address = p.extra.get("address").cloned();
+    let (point, geocoded) = match (p.filter.point.take(), address) {
         (Some(point), None) => (point, None),
         (None, Some(address)) => {
             let g = state.geocoder.geocode(&address).await?;
@@ -183,14 +185,25 @@ pub async fn lookup(
     let hits = index.lookup(lon, lat, &p.filter);
     crate::metrics::lookup(crate::metrics::LookupKind::Single, 1, t0.elapsed());
     let body = lookup_body(&index, [lon, lat], geocoded.as_ref(), &hits);
-    Ok((
-        [(
-            axum::http::header::CONTENT_TYPE,
-            axum::http::HeaderValue::from_static("application/json"),
-        )],
-        body,
-    )
-        .into_response())
+    Ok(json_response(body))
+}
+
+/// A 200 with a ready JSON body, its `Content-Type` and `Content-Length` set here: the
+/// header map is made with room for what the way out adds (`edge`: `Vary`, CORS,
+/// `nosniff`, the ETag), so it is allocated once, and axum's `(headers, body)`
+/// conversion and its later `Content-Length` step have nothing left to do
+/// (docs/PERFORMANCE.md, "The lookup's own work").
+fn json_response(body: Vec<u8>) -> axum::response::Response {
+    use axum::http::{header, HeaderValue};
+    let mut headers = axum::http::HeaderMap::with_capacity(8);
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    let mut resp = axum::response::Response::new(axum::body::Body::from(body));
+    *resp.headers_mut() = headers;
+    resp
 }
 
 /// A [`LookupResult`] as JSON, assembled from each hit's row rendered once per index
@@ -202,33 +215,34 @@ pub fn lookup_body(
     point: [f64; 2],
     geocoded: Option<&Geocoded>,
     hits: &[usize],
-) -> String {
-    let rows: Vec<&str> = hits
-        .iter()
-        .map(|&i| {
-            index.rendered(i, |_| {
-                serde_json::to_string(&row(index, i)).expect("a coverage row serializes")
-            })
+) -> Vec<u8> {
+    let row_of = |i: usize| {
+        index.rendered(i, |_| {
+            serde_json::to_string(&row(index, i)).expect("a coverage row serializes")
         })
-        .collect();
+    };
     // Room for the frame and two shortest-form floats (at most 24 characters each), so the
     // body is written without growing (a reallocation was ~900 instructions per lookup).
+    // The rows are looked up twice, for their length and then their bytes, rather than
+    // collected into a vector of their own.
     let frame = r#"{"point":[,],"results":[]}"#.len() + 2 * 24;
-    let mut body = String::with_capacity(frame + rows.iter().map(|r| r.len() + 1).sum::<usize>());
-    body.push_str("{\"point\":");
-    body.push_str(&serde_json::to_string(&point).expect("two numbers serialize"));
+    let rows_len: usize = hits.iter().map(|&i| row_of(i).len() + 1).sum();
+    let mut body = Vec::with_capacity(frame + rows_len);
+    body.extend_from_slice(b"{\"point\":");
+    // Written into the body, not into a string of their own first.
+    serde_json::to_writer(&mut body, &point).expect("two numbers serialize");
     if let Some(g) = geocoded {
-        body.push_str(",\"geocoded\":");
-        body.push_str(&serde_json::to_string(g).expect("a geocoded place serializes"));
+        body.extend_from_slice(b",\"geocoded\":");
+        serde_json::to_writer(&mut body, g).expect("a geocoded place serializes");
     }
-    body.push_str(",\"results\":[");
-    for (n, r) in rows.iter().enumerate() {
+    body.extend_from_slice(b",\"results\":[");
+    for (n, &i) in hits.iter().enumerate() {
         if n > 0 {
-            body.push(',');
+            body.push(b',');
         }
-        body.push_str(r);
+        body.extend_from_slice(row_of(i).as_bytes());
     }
-    body.push_str("]}");
+    body.extend_from_slice(b"]}");
     body
 }
 
@@ -585,7 +599,7 @@ mod tests {
             })
             .unwrap();
             let body = lookup_body(&index, point, geocoded, &hits);
-            assert_eq!(body, expected, "{point:?}");
+            assert_eq!(String::from_utf8(body).unwrap(), expected, "{point:?}");
         }
         assert_eq!(index.lookup(1.5, 1.0, &Filter::default()).len(), 2);
     }
