@@ -26,15 +26,14 @@ pub use state::AppState;
 
 use std::future::Future;
 
+use axum::extract::DefaultBodyLimit;
 use axum::extract::State;
-use axum::extract::{DefaultBodyLimit, MatchedPath};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::{Json, Router};
 use tokio::net::TcpListener;
 use tower_http::compression::predicate::{Predicate, SizeAbove};
 use tower_http::compression::CompressionLayer;
-use tower_http::trace::TraceLayer;
 
 /// Every API route with its OpenAPI operation ([`routes`]).
 pub fn routes() -> Routes {
@@ -56,8 +55,8 @@ pub fn router(state: AppState) -> Router {
         .merge(openapi::router())
         .merge(web::router())
         .fallback(not_found)
-        // Body limit, rate limit, ETags, CORS and hardening headers in one layer (see
-        // `edge` for why one).
+        // The request span, body limit, rate limit, ETags, CORS and hardening headers in
+        // one layer (see `edge` for why one).
         .layer(axum::middleware::from_fn_with_state(
             edge::Edge {
                 limiter: ratelimit::Limiter::new(&state.config.api),
@@ -68,10 +67,6 @@ pub fn router(state: AppState) -> Router {
         // Batch lookups carry up to 100,000 points; nothing else needs more.
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(CompressionLayer::new().compress_when(Compressible))
-        // The request span is named by the route that matched (`/v1/servers/{id}`), not
-        // the raw URI, so spans group per endpoint and ids stay out of span names. Debug
-        // level, as the layer's default: a disabled span costs the lookup nothing.
-        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
 }
 
@@ -97,14 +92,6 @@ impl Predicate for Compressible {
             && not("image/", "image/svg+xml")
             && !ct.starts_with("text/event-stream")
     }
-}
-
-fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", MatchedPath::as_str);
-    tracing::debug_span!("request", method = %req.method(), route)
 }
 
 /// Largest request body taken (413 above): 100,000 batch points are about 4 MB of JSON.

@@ -527,7 +527,7 @@ impl Report<'_> {
             s,
             "Same server process, same wrk settings (`-t2 -c{CLIENTS} -d{}s`, keep-alive, no compression) and the same Lua script (`perf/bench/lookup.lua`; for `/healthz` its path list holds only `/healthz`), run back to back in each of the {} rounds. \
              `/v1/lookup` cycles through the {} benchmark points ({:.0} % of them fall in a county and get one coverage row back, the rest an empty list); \
-             `/healthz` returns `{{\"status\":\"ok\"}}` through the same middleware stack (trace, CORS, compression, body limit, rate limiter (off), ETag).\n",
+             `/healthz` returns `{{\"status\":\"ok\"}}` through the same middleware stack (request span, CORS, compression, body limit, rate limiter (off), ETag).\n",
             self.a.duration,
             self.rounds,
             thousands(self.n_points as f64),
