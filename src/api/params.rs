@@ -313,8 +313,9 @@ pub fn parse(raw: Option<&str>, keys: &[&[Key]]) -> Result<Parsed, ApiError> {
 /// only a piece with `%` or `+` goes through the form decoder, which checks and copies
 /// every name and value. A lookup's `lat=37.5&lon=-122.1` needs none of it: the decoder
 /// cost ~2,000 instructions per lookup, and a scan of the whole query for `%` and `+`
-/// before two string searchers split it ~600 more (docs/PERFORMANCE.md, "The lookup's own work"). The
-/// pairs are the decoder's, piece by piece: it splits at `&` and `=` before decoding.
+/// before two string searchers split it ~600 more (docs/PERFORMANCE.md, "The lookup's
+/// own work"). The pairs are the decoder's, piece by piece: it splits at `&` and `=`
+/// before decoding.
 fn pairs(raw: &str) -> Pairs<'_> {
     Pairs(raw)
 }
