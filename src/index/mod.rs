@@ -309,17 +309,17 @@ impl SearchIndex {
             nothing: false,
         };
         for field in 0..NFIELDS {
-            let norm = if field == COUNTRY {
-                norm_country
-            } else {
-                norm_value
-            };
             let values = f.values(field);
             // Most requests constrain no field or one: skip the others before any
             // iterator or vector is set up (a lookup compiles its filter every call).
             if values.is_empty() {
                 continue;
             }
+            let norm = if field == COUNTRY {
+                norm_country
+            } else {
+                norm_value
+            };
             let wanted: Vec<String> = values
                 .iter()
                 .map(|v| norm(v))

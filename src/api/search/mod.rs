@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 
 use axum::extract::{RawQuery, State};
-use axum::response::IntoResponse;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -188,9 +187,9 @@ pub async fn lookup(
     Ok(json_response(body))
 }
 
-/// A 200 with a ready JSON body, its `Content-Type` and `Content-Length` set here: the
-/// header map is made with room for what the way out adds (`edge`: `Vary`, CORS,
-/// `nosniff`, the ETag), so it is allocated once, and axum's `(headers, body)`
+/// A 200 with a ready JSON body (both lookups), its `Content-Type` and `Content-Length`
+/// set here: the header map is made with room for what the way out adds (`edge`: `Vary`,
+/// CORS, `nosniff`, the ETag), so it is allocated once, and axum's `(headers, body)`
 /// conversion and its later `Content-Length` step have nothing left to do
 /// (docs/PERFORMANCE.md, "The lookup's own work").
 fn json_response(body: Vec<u8>) -> axum::response::Response {
@@ -364,14 +363,7 @@ pub async fn lookup_batch(
     })
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))??;
-    Ok((
-        [(
-            axum::http::header::CONTENT_TYPE,
-            axum::http::HeaderValue::from_static("application/json"),
-        )],
-        json,
-    )
-        .into_response())
+    Ok(json_response(json))
 }
 
 /// The ranked entry positions per point (or one list for a geometry), within budget.
