@@ -1,6 +1,26 @@
-//! How the process uses glibc's allocator. Both settings come from measurements of the
-//! 100,000-territory aggregator (docs/PERFORMANCE.md, "Scale"); elsewhere (musl, macOS)
-//! they do nothing.
+//! How the process uses its allocators. Every setting comes from measurements of the
+//! 100,000-territory aggregator and of `GET /v1/lookup` (docs/PERFORMANCE.md, "Scale").
+//!
+//! The `cds-registry` binary gives Rust's allocations to jemalloc (feature `jemalloc`, on
+//! by default; the `#[global_allocator]` is in src/main.rs, so that tests and benchmark
+//! programs linking the library keep their own allocators). C code (SQLite) still calls
+//! glibc's malloc, which [`limit_arenas`] tunes. Without the feature, both are glibc's.
+//! Elsewhere than glibc (musl, macOS) the glibc settings do nothing.
+
+#[cfg(feature = "jemalloc")]
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Whether this process's global allocator is jemalloc ([`jemalloc_is_global`]).
+#[cfg(feature = "jemalloc")]
+static JEMALLOC_GLOBAL: AtomicBool = AtomicBool::new(false);
+
+/// Tell [`release_free_heap`] that the binary's `#[global_allocator]` is jemalloc, so that
+/// it purges jemalloc's arenas too; elsewhere it leaves jemalloc alone (asking it anything
+/// would start it, with nothing to give back).
+#[cfg(feature = "jemalloc")]
+pub fn jemalloc_is_global() {
+    JEMALLOC_GLOBAL.store(true, Ordering::Relaxed);
+}
 
 /// Arenas glibc may create when threads contend for the heap (see [`limit_arenas`]).
 const ARENAS: i32 = 2;
@@ -31,14 +51,35 @@ pub fn limit_arenas() {
     }
 }
 
-/// Hand the heap a whole build left free back to the system. glibc keeps freed memory for
-/// reuse, so after loading 100,000 rows and their WKB, decoding and building, `serve`
-/// stayed resident at the peak of the load (docs/PERFORMANCE.md "Scale"). Public for the
-/// benchmarks that measure the index's live memory.
+/// Hand the heap a whole build left free back to the system. Both allocators keep freed
+/// memory for reuse (glibc in its free lists, jemalloc as dirty pages it returns only after
+/// a ten-second decay), so after loading 100,000 rows and their WKB, decoding and building,
+/// `serve` stayed resident at the peak of the load (docs/PERFORMANCE.md "Scale"). Public
+/// for the benchmarks that measure the index's live memory.
 pub fn release_free_heap() {
+    #[cfg(feature = "jemalloc")]
+    if JEMALLOC_GLOBAL.load(Ordering::Relaxed) {
+        purge_jemalloc();
+    }
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: `malloc_trim` takes no pointer and only walks glibc's own free lists.
     unsafe {
         libc::malloc_trim(0);
+    }
+}
+
+/// Return every jemalloc arena's unused dirty pages to the system now.
+#[cfg(feature = "jemalloc")]
+fn purge_jemalloc() {
+    // SAFETY: the name is a NUL-terminated string of jemalloc's mallctl namespace;
+    // `arena.<MALLCTL_ARENAS_ALL>.purge` reads and writes no value (all pointers null).
+    unsafe {
+        tikv_jemalloc_sys::mallctl(
+            c"arena.4096.purge".as_ptr(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            0,
+        );
     }
 }

@@ -6,6 +6,7 @@
 #
 #   perf/bench/profile_http.sh          # needs a previous perf/bench/compare.sh run (target/bench/)
 #   N=1000 perf/bench/profile_http.sh
+#   BIN=/tmp/other/cds-registry perf/bench/profile_http.sh   # another build (default: target/release)
 #
 # Only user-space instructions are counted: the kernel's loopback TCP work (about a third
 # of the CPU per request, see docs/PERFORMANCE.md) is not in these numbers.
@@ -14,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 WORK=target/bench
 N=${N:-2000}
-BIN=target/release/cds-registry
+BIN=${BIN:-target/release/cds-registry}
 [ -f "$WORK/registry.toml" ] && [ -f "$WORK/paths.txt" ] || { echo "run perf/bench/compare.sh first" >&2; exit 1; }
 command -v valgrind >/dev/null && command -v callgrind_control >/dev/null || { echo "needs valgrind" >&2; exit 1; }
 

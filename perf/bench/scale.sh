@@ -17,6 +17,9 @@
 #                              CHANGED_PERCENT of the entries changed, geometry and fields)
 #   and the replica's catch-up: from the crawler's "host crawled" line (after the commit) to
 #   the replica's next index swap (/readyz index_built_ms), and the replica CPU it took;
+#   UPDATE_ROUNDS > 1 repeats step 3 on the same replica, the fixture's generations
+#   alternating (1, 0, 1, ...: each round changes the same 1 % back or forth), and reports
+#   every round's catch-up and their median;
 #   then GEOS (Shapely 2, venv under target/bench-venv) checks the replica's answers on
 #   ORACLE_POINTS (10000) random points against every territory it serves
 #   (perf/bench/scale_oracle.py; ORACLE_POINTS=0 skips it).
@@ -39,7 +42,7 @@
 # CDS_REGISTRY_CRAWL__ALLOW_PRIVATE=[127.0.0.0/8]. Everything else is at its default.
 #
 # Environment: ENTRIES (100000), PAGE_SIZE (1000), LATENCY_MS (20), SEED (7),
-# CHANGED_PERCENT (1), BACKENDS ("sqlite postgres"), PROFILE (release | dev), SKIP_BUILD=1,
+# CHANGED_PERCENT (1), UPDATE_ROUNDS (1), BACKENDS ("sqlite postgres"), PROFILE (release | dev), SKIP_BUILD=1,
 # BIN_DIR (release binaries from elsewhere: a copy, so that builds can go on meanwhile),
 # OVERRIDES (1), PGHOST (127.0.0.1), PGPORT (5432), PGUSER (postgres), SCALE_DB (cds_scale),
 # CRAWL_TIMEOUT (7200 s per crawl). Results: a Markdown table on stdout and in
@@ -54,6 +57,7 @@ PAGE_SIZE=${PAGE_SIZE:-1000}
 LATENCY_MS=${LATENCY_MS:-20}
 SEED=${SEED:-7}
 CHANGED_PERCENT=${CHANGED_PERCENT:-1}
+UPDATE_ROUNDS=${UPDATE_ROUNDS:-1}
 BACKENDS=${BACKENDS:-sqlite postgres}
 PROFILE=${PROFILE:-release}
 OVERRIDES=${OVERRIDES:-1}
@@ -207,10 +211,13 @@ start_replica() {
         "$(echo "$rss * 1048576 / ($verts * 16)" | bc -l)")")
 }
 
-# replica_caught_up BACKEND BUILT_BEFORE TICKS_BEFORE: wait (bounded) for the replica's next
-# index swap after the update crawl; commit -> visible, and the CPU the catch-up took.
+CATCHUP_ROWS=()
+CATCHUP_PCT=()
+# replica_caught_up BACKEND BUILT_BEFORE TICKS_BEFORE ROUND: wait (bounded) for the replica's
+# next index swap after the update crawl of ROUND; commit -> visible, and the CPU the
+# catch-up took (round 1 also goes into the replica's row).
 replica_caught_up() {
-    local built=$2 now crawled_ms ticks
+    local built=$2 round=$4 now crawled_ms ticks visible cpu pct
     for _ in $(seq 1 600); do
         now=$(readyz | jq .index_built_ms)
         [ "$now" != "$built" ] && break
@@ -220,13 +227,18 @@ replica_caught_up() {
     sleep 3
     now=$(readyz | jq .index_built_ms)
     ticks=$(cpu_ticks "$REPLICA_PID")
-    crawled_ms=$(grep '"host crawled"' "$WORK/$1-update.log" | tail -n 1 | jq -r .timestamp |
-        xargs -r -I{} date -d {} +%s%3N)
+    crawled_ms=$(grep '"host crawled"' "$WORK/$1-$(update_label "$round").log" | tail -n 1 |
+        jq -r .timestamp | xargs -r -I{} date -d {} +%s%3N)
     log "$1: replica swapped at $now, host crawled at $crawled_ms"
-    REPLICA_ROWS[-1]+="$(printf ' %.2f | %.2f | %.1f %% |' \
-        "$(echo "($now - $crawled_ms) / 1000" | bc -l)" "$(echo "$ticks - $3" | bc -l)" \
-        "$(echo "100 * ($ticks - $3) / $READY_CPU" | bc -l)")"
+    visible=$(printf '%.2f' "$(echo "($now - $crawled_ms) / 1000" | bc -l)")
+    cpu=$(printf '%.2f' "$(echo "$ticks - $3" | bc -l)")
+    pct=$(printf '%.1f' "$(echo "100 * ($ticks - $3) / $READY_CPU" | bc -l)")
+    [ "$round" = 1 ] && REPLICA_ROWS[-1]+=" $visible | $cpu | $pct % |"
+    CATCHUP_ROWS+=("| $1 | $round | $visible | $cpu | $pct % |")
+    CATCHUP_PCT+=("$1 $pct")
 }
+# The crawl label of update round N: "update", then "update-2", "update-3", ...
+update_label() { if [ "$1" = 1 ]; then echo update; else echo "update-$1"; fi; }
 
 ORACLE_ROWS=()
 # geos_check BACKEND: the replica's lookups against Shapely's on random points.
@@ -279,13 +291,15 @@ for backend in $BACKENDS; do
     log "$backend: unchanged re-crawl"
     run_crawl "$backend" unchanged
     start_replica "$backend"
-    stop_fixture
-    start_fixture 1
-    log "$backend: re-crawl after a ${CHANGED_PERCENT} % update"
-    built_before=$(readyz | jq .index_built_ms)
-    ticks_before=$(cpu_ticks "$REPLICA_PID")
-    run_crawl "$backend" update
-    replica_caught_up "$backend" "$built_before" "$ticks_before"
+    for round in $(seq 1 "$UPDATE_ROUNDS"); do
+        stop_fixture
+        start_fixture $((round % 2))
+        log "$backend: re-crawl after a ${CHANGED_PERCENT} % update (round $round)"
+        built_before=$(readyz | jq .index_built_ms)
+        ticks_before=$(cpu_ticks "$REPLICA_PID")
+        run_crawl "$backend" "$(update_label "$round")"
+        replica_caught_up "$backend" "$built_before" "$ticks_before" "$round"
+    done
     geos_check "$backend"
     stop_replica
     stop_fixture
@@ -304,6 +318,19 @@ done
     echo "|---|---|---|---|---|---|---|---|---|---|---|"
     for r in "${REPLICA_ROWS[@]}"; do echo "$r"; done
     echo
+    if [ "$UPDATE_ROUNDS" -gt 1 ]; then
+        echo "Catch-up per update round (same replica; fixture generations alternate):"
+        echo
+        echo "| backend | round | commit -> visible s | catch-up CPU s | of start-up CPU |"
+        echo "|---|---|---|---|---|"
+        for r in "${CATCHUP_ROWS[@]}"; do echo "$r"; done
+        echo
+        for backend in $BACKENDS; do
+            printf '%s\n' "${CATCHUP_PCT[@]}" | awk -v b="$backend" '$1 == b {print $2}' | sort -n |
+                awk -v b="$backend" '{v[NR] = $1} END {if (NR) printf "%s: median catch-up %.1f %% of start-up CPU over %d rounds (%.1f-%.1f %%)\n", b, (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2), NR, v[1], v[NR]}'
+        done
+        echo
+    fi
     echo "GEOS (Shapely $("$VENV/bin/python" -c 'import shapely; print(shapely.__version__, "/ GEOS", shapely.geos_version_string)' 2>/dev/null)) against the replica after the update, $ORACLE_POINTS uniform points (seed $SEED):"
     echo
     echo "| backend | territories | points | points served | agree | disagree | of which ties within 1e-9° |"
