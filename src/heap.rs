@@ -2,10 +2,11 @@
 //! 100,000-territory aggregator and of `GET /v1/lookup` (docs/PERFORMANCE.md, "Scale").
 //!
 //! The `cds-registry` binary gives Rust's allocations to jemalloc (feature `jemalloc`, on
-//! by default; the `#[global_allocator]` is in src/main.rs, so that tests and benchmark
-//! programs linking the library keep their own allocators). C code (SQLite) still calls
-//! glibc's malloc, which [`limit_arenas`] tunes. Without the feature, both are glibc's.
-//! Elsewhere than glibc (musl, macOS) the glibc settings do nothing.
+//! by default; the `#[global_allocator]` and jemalloc's options are in src/main.rs, so
+//! that tests and benchmark programs linking the library keep their own allocators). C
+//! code (SQLite) still calls glibc's malloc, which [`limit_arenas`] tunes. Without the
+//! feature, both are glibc's. Elsewhere than glibc (musl, macOS) the glibc settings do
+//! nothing.
 
 #[cfg(feature = "jemalloc")]
 use std::sync::atomic::{AtomicBool, Ordering};

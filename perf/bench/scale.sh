@@ -178,6 +178,8 @@ stop_replica() {
 readyz() { curl -sf "http://$REPLICA_ADDR/readyz"; }
 # utime + stime of a process, in seconds.
 cpu_ticks() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat"; }
+# Minor page faults of a process so far (memory it touched for the first time).
+minor_faults() { awk '{print $10}' "/proc/$1/stat"; }
 rss_mib() { awk '/VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
 vertices() {
     case $1 in
@@ -213,9 +215,9 @@ start_replica() {
 
 CATCHUP_ROWS=()
 CATCHUP_PCT=()
-# replica_caught_up BACKEND BUILT_BEFORE TICKS_BEFORE ROUND: wait (bounded) for the replica's
-# next index swap after the update crawl of ROUND; commit -> visible, and the CPU the
-# catch-up took (round 1 also goes into the replica's row).
+# replica_caught_up BACKEND BUILT_BEFORE TICKS_BEFORE ROUND FAULTS_BEFORE: wait (bounded) for
+# the replica's next index swap after the update crawl of ROUND; commit -> visible, and the
+# CPU and minor page faults the catch-up took (round 1 also goes into the replica's row).
 replica_caught_up() {
     local built=$2 round=$4 now crawled_ms ticks visible cpu pct
     for _ in $(seq 1 600); do
@@ -234,7 +236,7 @@ replica_caught_up() {
     cpu=$(printf '%.2f' "$(echo "$ticks - $3" | bc -l)")
     pct=$(printf '%.1f' "$(echo "100 * ($ticks - $3) / $READY_CPU" | bc -l)")
     [ "$round" = 1 ] && REPLICA_ROWS[-1]+=" $visible | $cpu | $pct % |"
-    CATCHUP_ROWS+=("| $1 | $round | $visible | $cpu | $pct % |")
+    CATCHUP_ROWS+=("| $1 | $round | $visible | $cpu | $pct % | $(($(minor_faults "$REPLICA_PID") - $5)) |")
     CATCHUP_PCT+=("$1 $pct")
 }
 # The crawl label of update round N: "update", then "update-2", "update-3", ...
@@ -297,8 +299,9 @@ for backend in $BACKENDS; do
         log "$backend: re-crawl after a ${CHANGED_PERCENT} % update (round $round)"
         built_before=$(readyz | jq .index_built_ms)
         ticks_before=$(cpu_ticks "$REPLICA_PID")
+        faults_before=$(minor_faults "$REPLICA_PID")
         run_crawl "$backend" "$(update_label "$round")"
-        replica_caught_up "$backend" "$built_before" "$ticks_before" "$round"
+        replica_caught_up "$backend" "$built_before" "$ticks_before" "$round" "$faults_before"
     done
     geos_check "$backend"
     stop_replica
@@ -321,8 +324,8 @@ done
     if [ "$UPDATE_ROUNDS" -gt 1 ]; then
         echo "Catch-up per update round (same replica; fixture generations alternate):"
         echo
-        echo "| backend | round | commit -> visible s | catch-up CPU s | of start-up CPU |"
-        echo "|---|---|---|---|---|"
+        echo "| backend | round | commit -> visible s | catch-up CPU s | of start-up CPU | minor page faults |"
+        echo "|---|---|---|---|---|---|"
         for r in "${CATCHUP_ROWS[@]}"; do echo "$r"; done
         echo
         for backend in $BACKENDS; do
