@@ -59,8 +59,8 @@ pub fn limit_arenas() {
 /// for the benchmarks that measure the index's live memory.
 pub fn release_free_heap() {
     #[cfg(feature = "jemalloc")]
-    if JEMALLOC_GLOBAL.load(Ordering::Relaxed) {
-        purge_jemalloc();
+    if JEMALLOC_GLOBAL.load(Ordering::Relaxed) && !purge_jemalloc() {
+        tracing::debug!("jemalloc refused to purge its arenas");
     }
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: `malloc_trim` takes no pointer and only walks glibc's own free lists.
@@ -69,18 +69,21 @@ pub fn release_free_heap() {
     }
 }
 
-/// Return every jemalloc arena's unused dirty pages to the system now.
+/// Return every jemalloc arena's unused dirty pages to the system now; whether jemalloc
+/// accepted the call. Public for the binary's test, where jemalloc is the allocator.
 #[cfg(feature = "jemalloc")]
-fn purge_jemalloc() {
+pub fn purge_jemalloc() -> bool {
     // SAFETY: the name is a NUL-terminated string of jemalloc's mallctl namespace;
-    // `arena.<MALLCTL_ARENAS_ALL>.purge` reads and writes no value (all pointers null).
-    unsafe {
+    // `arena.<MALLCTL_ARENAS_ALL>.purge` (4096 in jemalloc 5) reads and writes no value,
+    // so every pointer is null.
+    let rc = unsafe {
         tikv_jemalloc_sys::mallctl(
             c"arena.4096.purge".as_ptr(),
             std::ptr::null_mut(),
             std::ptr::null_mut(),
             std::ptr::null_mut(),
             0,
-        );
-    }
+        )
+    };
+    rc == 0
 }

@@ -42,3 +42,35 @@ fn main() -> std::process::ExitCode {
     };
     runtime.block_on(cds_registry::cli::main())
 }
+
+#[cfg(all(test, feature = "jemalloc"))]
+mod tests {
+    /// The binary's allocator is jemalloc with the compiled-in options, and it accepts the
+    /// purge that follows an index build (a wrong symbol name or arena index would leave
+    /// both silently undone).
+    #[test]
+    fn jemalloc_takes_the_options_and_the_purge() {
+        let mut threshold = usize::MAX;
+        let mut len = std::mem::size_of::<usize>();
+        // SAFETY: `opt.oversize_threshold` is a `size_t`; `threshold` and `len` are valid
+        // for writes of that size, and nothing is written to jemalloc (null new value).
+        let rc = unsafe {
+            tikv_jemalloc_sys::mallctl(
+                c"opt.oversize_threshold".as_ptr(),
+                (&mut threshold as *mut usize).cast(),
+                &mut len,
+                std::ptr::null_mut(),
+                0,
+            )
+        };
+        assert_eq!(rc, 0, "mallctl opt.oversize_threshold");
+        // (`_RJEM_MALLOC_CONF=oversize_threshold:N` in the environment would override it.)
+        assert_eq!(
+            threshold, 0,
+            "the compiled-in malloc_conf did not reach jemalloc"
+        );
+        let held = vec![1u8; 32 << 20];
+        drop(held);
+        assert!(cds_registry::heap::purge_jemalloc());
+    }
+}
