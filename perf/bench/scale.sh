@@ -42,7 +42,8 @@
 # CDS_REGISTRY_CRAWL__ALLOW_PRIVATE=[127.0.0.0/8]. Everything else is at its default.
 #
 # Environment: ENTRIES (100000), PAGE_SIZE (1000), LATENCY_MS (20), SEED (7),
-# CHANGED_PERCENT (1), UPDATE_ROUNDS (1), BACKENDS ("sqlite postgres"), PROFILE (release | dev), SKIP_BUILD=1,
+# CHANGED_PERCENT (1), UPDATE_ROUNDS (1), BACKENDS ("sqlite postgres"),
+# PROFILE (release | dev), SKIP_BUILD=1,
 # BIN_DIR (release binaries from elsewhere: a copy, so that builds can go on meanwhile),
 # OVERRIDES (1), PGHOST (127.0.0.1), PGPORT (5432), PGUSER (postgres), SCALE_DB (cds_scale),
 # CRAWL_TIMEOUT (7200 s per crawl). Results: a Markdown table on stdout and in
