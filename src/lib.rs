@@ -4,6 +4,11 @@
 //!
 //! Data flows one way: seeds → hosts → crawler → store → in-memory index → HTTP API.
 
+// Issue 16: no function of the service over 80 lines, kept so by `clippy -D warnings`
+// (`clippy.toml` sets the threshold; clippy counts code, not comments or blank lines).
+// Tests are exempt: a scenario often reads best in one piece.
+#![cfg_attr(not(test), warn(clippy::too_many_lines))]
+
 pub mod api;
 pub mod cds;
 pub mod cli;

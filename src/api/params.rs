@@ -221,6 +221,26 @@ pub fn check_point(lon: f64, lat: f64) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// `bbox=minLon,minLat,maxLon,maxLat`; minLon > maxLon is a box across the antimeridian.
+fn parse_bbox(v: &str) -> Result<[f64; 4], ApiError> {
+    let parts: Vec<&str> = v.split(',').collect();
+    if parts.len() != 4 {
+        return Err(bad(format!(
+            "`bbox` is minLon,minLat,maxLon,maxLat (4 numbers), got {v:?}"
+        )));
+    }
+    let mut b = [0.0; 4];
+    for (i, p) in parts.iter().enumerate() {
+        b[i] = number("bbox", p)?;
+    }
+    check_point(b[0], b[1])?;
+    check_point(b[2], b[3])?;
+    if b[1] > b[3] {
+        return Err(bad("`bbox` minLat must not exceed maxLat"));
+    }
+    Ok(b)
+}
+
 /// Parse `raw` (the query string) against a route's table ([`route`]). The filters and
 /// the point are read into the filter whatever the table (an endpoint that has no use for
 /// the point says so itself); the route's other keys are kept in `extra`.
@@ -263,25 +283,7 @@ pub fn parse(raw: Option<&str>, keys: &[&[Key]]) -> Result<Parsed, ApiError> {
             }
             "lat" => lat = Some(number("lat", &v)?),
             "lon" => lon = Some(number("lon", &v)?),
-            "bbox" => {
-                let parts: Vec<&str> = v.split(',').collect();
-                if parts.len() != 4 {
-                    return Err(bad(format!(
-                        "`bbox` is minLon,minLat,maxLon,maxLat (4 numbers), got {v:?}"
-                    )));
-                }
-                let mut b = [0.0; 4];
-                for (i, p) in parts.iter().enumerate() {
-                    b[i] = number("bbox", p)?;
-                }
-                check_point(b[0], b[1])?;
-                check_point(b[2], b[3])?;
-                if b[1] > b[3] {
-                    return Err(bad("`bbox` minLat must not exceed maxLat"));
-                }
-                // minLon > maxLon is a box across the antimeridian: allowed.
-                out.filter.bbox = Some(b);
-            }
+            "bbox" => out.filter.bbox = Some(parse_bbox(&v)?),
             other if extra().any(|n| n == other) => {
                 out.extra.insert(other.to_owned(), v.into_owned());
             }

@@ -143,6 +143,63 @@ pub(super) struct Slot {
     pub rendered: OnceLock<Box<str>>,
 }
 
+/// The entry's strings in one block, in the order of [`at`]: its single strings (absent
+/// ones empty, with a bit each saying which are present), the derived search keys, then
+/// the three lists.
+fn pack_strings(c: &CoverageEntry) -> Packed {
+    // Folded names for `q` ([`text::search_text`] of entity_name, abbreviation and
+    // name), joined by '\n' so a token never spans two names.
+    let mut folded = text::search_text(&c.entity_name);
+    for extra in [c.entity_abbreviation.as_deref().unwrap_or(""), &c.name] {
+        folded.push('\n');
+        folded.push_str(&text::search_text(extra));
+    }
+    let entity_key = text::entity_key(&c.entity_name);
+    let entity_country = super::norm_country(&c.country);
+    fn opt(o: &Option<String>) -> &str {
+        o.as_deref().unwrap_or("")
+    }
+    let mut strs: Vec<&str> = vec![
+        &c.id,
+        opt(&c.created),
+        opt(&c.updated),
+        &c.entity_name,
+        opt(&c.entity_abbreviation),
+        &c.country,
+        &c.name,
+        opt(&c.description),
+        &c.kind,
+        &c.role,
+        opt(&c.map_resource),
+        opt(&c.map_content_type),
+        opt(&c.geojson_resource),
+        &folded,
+        &entity_key,
+        &entity_country,
+    ];
+    debug_assert_eq!(strs.len(), at::SINGLE);
+    let lists = [&c.infrastructure_types, &c.commodity_types, &c.capabilities];
+    for l in lists {
+        strs.extend(l.iter().map(String::as_str));
+    }
+    let present = [
+        (at::CREATED, &c.created),
+        (at::UPDATED, &c.updated),
+        (at::ENTITY_ABBREVIATION, &c.entity_abbreviation),
+        (at::DESCRIPTION, &c.description),
+        (at::MAP_RESOURCE, &c.map_resource),
+        (at::MAP_CONTENT_TYPE, &c.map_content_type),
+        (at::GEOJSON_RESOURCE, &c.geojson_resource),
+    ]
+    .iter()
+    .fold(0u32, |m, (k, o)| m | (u32::from(o.is_some()) << k));
+    let len = |l: &Vec<String>| u32::try_from(l.len()).expect("a list under 4 G items");
+    Packed::new(
+        [present, len(lists[0]), len(lists[1]), len(lists[2])],
+        &strs,
+    )
+}
+
 impl Slot {
     pub fn new(entry: IndexEntry, role_rank: u8) -> Arc<Slot> {
         let IndexEntry {
@@ -157,57 +214,7 @@ impl Slot {
             scope_types,
             oauth,
         } = entry;
-        // Folded names for `q` ([`text::search_text`] of entity_name, abbreviation and
-        // name), joined by '\n' so a token never spans two names.
-        let mut folded = text::search_text(&c.entity_name);
-        for extra in [c.entity_abbreviation.as_deref().unwrap_or(""), &c.name] {
-            folded.push('\n');
-            folded.push_str(&text::search_text(extra));
-        }
-        let entity_key = text::entity_key(&c.entity_name);
-        let entity_country = super::norm_country(&c.country);
-        fn opt(o: &Option<String>) -> &str {
-            o.as_deref().unwrap_or("")
-        }
-        let mut strs: Vec<&str> = vec![
-            &c.id,
-            opt(&c.created),
-            opt(&c.updated),
-            &c.entity_name,
-            opt(&c.entity_abbreviation),
-            &c.country,
-            &c.name,
-            opt(&c.description),
-            &c.kind,
-            &c.role,
-            opt(&c.map_resource),
-            opt(&c.map_content_type),
-            opt(&c.geojson_resource),
-            &folded,
-            &entity_key,
-            &entity_country,
-        ];
-        debug_assert_eq!(strs.len(), at::SINGLE);
-        let lists = [&c.infrastructure_types, &c.commodity_types, &c.capabilities];
-        for l in lists {
-            strs.extend(l.iter().map(String::as_str));
-        }
-        let present = [
-            (at::CREATED, &c.created),
-            (at::UPDATED, &c.updated),
-            (at::ENTITY_ABBREVIATION, &c.entity_abbreviation),
-            (at::DESCRIPTION, &c.description),
-            (at::MAP_RESOURCE, &c.map_resource),
-            (at::MAP_CONTENT_TYPE, &c.map_content_type),
-            (at::GEOJSON_RESOURCE, &c.geojson_resource),
-        ]
-        .iter()
-        .fold(0u32, |m, (k, o)| m | (u32::from(o.is_some()) << k));
-        let len = |l: &Vec<String>| u32::try_from(l.len()).expect("a list under 4 G items");
-        let strings = Packed::new(
-            [present, len(lists[0]), len(lists[1]), len(lists[2])],
-            &strs,
-        );
+        let strings = pack_strings(&c);
         let hops = Origin::hops(c.origin.as_ref());
         let rare =
             (!scopes.is_empty() || !scope_types.is_empty() || c.origin.is_some()).then(|| {

@@ -24,6 +24,7 @@ use geo::Polygon;
 use super::spatial::Part;
 
 mod marks;
+mod update;
 
 use marks::{fill_region, mark_segment, push_pairs, touches, SubCells, IN, OUT, UNKNOWN};
 
@@ -91,6 +92,14 @@ impl Candidate {
 
 /// A segment in level-1 coordinates, with the cell and part it is bucketed under.
 type Seg = (u32, u32, [f64; 4]);
+
+/// Buffers a build reuses across its bands of rows.
+#[derive(Default)]
+struct Band {
+    parts: Vec<u32>,
+    segs: Vec<Seg>,
+    scratch: Scratch,
+}
 
 /// Buffers reused across cells.
 #[derive(Default)]
@@ -171,6 +180,38 @@ impl PointGrid {
     }
 
     pub fn build<'a>(parts: &[Part], poly_of: impl Fn(&Part) -> &'a Polygon<f64>) -> PointGrid {
+        let mut grid = PointGrid::layout(parts);
+        if parts.is_empty() {
+            return grid;
+        }
+        // Which parts meet which level-1 cell (by bounding box), as (cell, part) pairs.
+        let mut cell_parts: Vec<(u32, u32)> = Vec::new();
+        for (pi, p) in parts.iter().enumerate() {
+            grid.push_cells_of(p.bbox, pi as u32, |_| true, &mut cell_parts);
+        }
+        cell_parts.sort_unstable();
+
+        // Segments are bucketed one band of level-1 rows at a time, the cells computed in
+        // the same order as from one bucketing of all. All at once (40 bytes per segment
+        // and cell it may touch, ~8 M at 100,000 territories) was a 320 MB vector: the
+        // peak of a replica's start, and the heap it kept afterwards (docs/PERFORMANCE.md).
+        // A part in two bands has its rings walked twice.
+        let rows_per_band = grid.ny.div_ceil(BANDS);
+        let mut band = Band::default();
+        let mut at = 0;
+        for first_row in (0..grid.ny).step_by(rows_per_band) {
+            let end_row = (first_row + rows_per_band).min(grid.ny);
+            let cells = (first_row * grid.nx) as u32..(end_row * grid.nx) as u32;
+            let len = cell_parts[at..].partition_point(|cp| cp.0 < cells.end);
+            grid.build_band(&cell_parts[at..at + len], cells, parts, &poly_of, &mut band);
+            at += len;
+        }
+        grid
+    }
+
+    /// An empty grid whose cells suit `parts`: about [`CELLS_PER_PART`] level-1 cells per
+    /// part over the extent of their boxes, at most [`MAX_CELLS_PER_AXIS`] per axis.
+    fn layout(parts: &[Part]) -> PointGrid {
         let mut grid = PointGrid {
             x0: 0.0,
             y0: 0.0,
@@ -214,169 +255,34 @@ impl PointGrid {
         grid.sx = 1.0 / cw;
         grid.sy = 1.0 / ch;
         grid.cells = vec![Cell::default(); grid.nx * grid.ny];
-
-        // Which parts meet which level-1 cell (by bounding box), as (cell, part) pairs.
-        let mut cell_parts: Vec<(u32, u32)> = Vec::new();
-        for (pi, p) in parts.iter().enumerate() {
-            grid.push_cells_of(p.bbox, pi as u32, |_| true, &mut cell_parts);
-        }
-        cell_parts.sort_unstable();
-
-        // Segments are bucketed one band of level-1 rows at a time, the cells computed in
-        // the same order as from one bucketing of all. All at once (40 bytes per segment
-        // and cell it may touch, ~8 M at 100,000 territories) was a 320 MB vector: the
-        // peak of a replica's start, and the heap it kept afterwards (docs/PERFORMANCE.md).
-        // A part in two bands has its rings walked twice.
-        let rows_per_band = grid.ny.div_ceil(BANDS);
-        let mut scratch = Scratch::default();
-        let mut segs: Vec<Seg> = Vec::new();
-        let mut band_parts: Vec<u32> = Vec::new();
-        let mut at = 0;
-        for first_row in (0..grid.ny).step_by(rows_per_band) {
-            let end_row = (first_row + rows_per_band).min(grid.ny);
-            let cells = (first_row * grid.nx) as u32..(end_row * grid.nx) as u32;
-            let len = cell_parts[at..].partition_point(|cp| cp.0 < cells.end);
-            let band = &cell_parts[at..at + len];
-            at += len;
-            band_parts.clear();
-            band_parts.extend(band.iter().map(|cp| cp.1));
-            band_parts.sort_unstable();
-            band_parts.dedup();
-            segs.clear();
-            for &pi in &band_parts {
-                let p = &parts[pi as usize];
-                grid.bucket_segments(pi, poly_of(p), |c| cells.contains(&c), &mut segs);
-            }
-            segs.sort_unstable_by_key(|&(c, p, _)| (c, p));
-            let mut by_cell = ByCell::new(band, &segs);
-            while let Some(&(cell, _)) = band.get(by_cell.parts_at) {
-                let (here, cell_segs) = by_cell.take(cell);
-                grid.compute_cell(cell, here, cell_segs, parts, &mut scratch);
-            }
-        }
         grid
     }
 
-    /// The grid for `parts` (the next snapshot's, renumbered) reusing this one's layout and
-    /// every level-1 cell that no changed part meets: only the cells met by the bounding
-    /// boxes in `changed` (removed parts' and added parts' boxes) are computed again, the
-    /// rest are copied with their ids mapped through `part_map` (old part -> new part,
-    /// `u32::MAX` for removed) and `terr_map` (old territory -> new, likewise). The cost
-    /// is the copy (memory speed, proportional to the grid), a pass over the parts'
-    /// boxes, and the segments of the parts meeting changed cells. `None` when the layout
-    /// no longer fits (a part outside the extent, or the number of parts far from the one
-    /// the cell size was chosen for): build afresh.
-    pub fn update<'a>(
-        &self,
+    /// Compute the cells of one band of level-1 rows (`cells`), from the `(cell, part)`
+    /// pairs that fall in it, sorted.
+    fn build_band<'a>(
+        &mut self,
+        pairs: &[(u32, u32)],
+        cells: std::ops::Range<u32>,
         parts: &[Part],
-        poly_of: impl Fn(&Part) -> &'a Polygon<f64>,
-        part_map: &[u32],
-        terr_map: &[u32],
-        changed: &[[f64; 4]],
-    ) -> Option<PointGrid> {
-        let n = parts.len();
-        if self.nx == 0
-            || n >= INSIDE as usize
-            || n > self.layout_parts * 2
-            || n * 2 < self.layout_parts
-        {
-            return None;
-        }
-        let inside = |b: &[f64; 4]| {
-            let (u0, v0) = ((b[0] - self.x0) * self.sx, (b[1] - self.y0) * self.sy);
-            let (u1, v1) = ((b[2] - self.x0) * self.sx, (b[3] - self.y0) * self.sy);
-            u0 >= 0.0 && v0 >= 0.0 && u1 < self.nx as f64 && v1 < self.ny as f64
-        };
-        let mut touched = vec![false; self.nx * self.ny];
-        let mut cells: Vec<u32> = Vec::new();
-        for b in changed {
-            if !inside(b) {
-                return None;
-            }
-            let (i0, j0, i1, j1) = self.cell_range(*b, 0.0);
-            for j in j0..=j1 {
-                for i in i0..=i1 {
-                    let c = j * self.nx + i;
-                    if !touched[c] {
-                        touched[c] = true;
-                        cells.push(c as u32);
-                    }
-                }
-            }
-        }
-        cells.sort_unstable();
-
-        // The parts meeting each changed cell, decided as the full build does (by bounding
-        // box): one pass over every part's cell range. An R-tree query per changed cell
-        // needed the next snapshot's R-tree at once, and bulk-loading it was ~9 % of a
-        // replica's catch-up (docs/PERFORMANCE.md).
-        let mut cell_parts: Vec<(u32, u32)> = Vec::new();
-        for (pi, p) in parts.iter().enumerate() {
-            self.push_cells_of(p.bbox, pi as u32, |c| touched[c as usize], &mut cell_parts);
-        }
-        cell_parts.sort_unstable();
-
-        let mut involved: Vec<u32> = cell_parts.iter().map(|cp| cp.1).collect();
-        involved.sort_unstable();
-        involved.dedup();
-        let mut segs: Vec<Seg> = Vec::new();
-        for &pi in &involved {
+        poly_of: &impl Fn(&Part) -> &'a Polygon<f64>,
+        band: &mut Band,
+    ) {
+        band.parts.clear();
+        band.parts.extend(pairs.iter().map(|cp| cp.1));
+        band.parts.sort_unstable();
+        band.parts.dedup();
+        band.segs.clear();
+        for &pi in &band.parts {
             let p = &parts[pi as usize];
-            self.bucket_segments(pi, poly_of(p), |c| touched[c as usize], &mut segs);
+            self.bucket_segments(pi, poly_of(p), |c| cells.contains(&c), &mut band.segs);
         }
-        segs.sort_unstable_by_key(|&(c, p, _)| (c, p));
-
-        let mut grid = PointGrid {
-            x0: self.x0,
-            y0: self.y0,
-            sx: self.sx,
-            sy: self.sy,
-            nx: self.nx,
-            ny: self.ny,
-            layout_parts: self.layout_parts,
-            cells: vec![Cell::default(); self.nx * self.ny],
-            blocks: Vec::with_capacity(self.blocks.len()),
-            candidates: Vec::with_capacity(self.candidates.len()),
-        };
-        let mut scratch = Scratch::default();
-        let mut by_cell = ByCell::new(&cell_parts, &segs);
-        for cell in 0..(self.nx * self.ny) as u32 {
-            if touched[cell as usize] {
-                let (here, cell_segs) = by_cell.take(cell);
-                if !here.is_empty() {
-                    grid.compute_cell(cell, here, cell_segs, parts, &mut scratch);
-                }
-                continue;
-            }
-            let old = self.cells[cell as usize];
-            if old.k == 0 {
-                continue;
-            }
-            // No removed part meets an unchanged cell (its cells are all changed), so the
-            // cell's lists move over whole: one pass over its candidates, ids mapped. Its
-            // list numbers stay; its offsets move with its candidates.
-            let start = old.start as usize;
-            let words = number_words(old.k as usize);
-            let offs = &self.blocks[start + words..=start + words + old.lists as usize];
-            let (c0, c1) = (offs[0] as usize, offs[offs.len() - 1] as usize);
-            grid.cells[cell as usize] = Cell {
-                start: grid.blocks.len() as u32,
-                ..old
-            };
-            let shift = grid.candidates.len() as i64 - c0 as i64;
-            grid.blocks
-                .extend_from_slice(&self.blocks[start..start + words]);
-            grid.blocks
-                .extend(offs.iter().map(|&o| (o as i64 + shift) as u32));
-            grid.candidates
-                .extend(self.candidates[c0..c1].iter().map(|c| match c.get() {
-                    // Never a removed one (`u32::MAX`, which the constructors' debug
-                    // assertions refuse): its cells are all changed.
-                    Ok(t) => Candidate::inside(terr_map[t as usize]),
-                    Err(p) => Candidate::boundary(part_map[p as usize]),
-                }));
+        band.segs.sort_unstable_by_key(|&(c, p, _)| (c, p));
+        let mut by_cell = ByCell::new(pairs, &band.segs);
+        while let Some(&(cell, _)) = pairs.get(by_cell.parts_at) {
+            let (here, cell_segs) = by_cell.take(cell);
+            self.compute_cell(cell, here, cell_segs, parts, &mut band.scratch);
         }
-        Some(grid)
     }
 
     /// Push `(cell, part)` for every level-1 cell the box meets (of those `keep` accepts).
