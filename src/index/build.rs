@@ -91,8 +91,8 @@ impl SearchIndex {
     /// entries, but the work is proportional to the change, not the index: unchanged
     /// territories keep their polygon parts and exact-test data (shared, not copied), the
     /// point grid is recomputed only in the cells met by parts that came or went, and kept
-    /// entries are shared with this index (their normalised values, folded names and
-    /// rendered rows too). What remains linear in the index is integer and memory work
+    /// entries are shared with this index (their normalised values and folded names
+    /// too). What remains linear in the index is integer and memory work
     /// (reference counts, posting lists, ranks, the grid copy, bulk-loading the R-tree of
     /// part boxes), no vertex or string is read again.
     ///

@@ -50,7 +50,7 @@ use crate::cds::CoverageEntry;
 pub use build::IndexBuilder;
 pub use facets::{EntityGroup, Facets};
 use postings::{intersect, Field};
-pub use slot::{id_hash as entry_id_hash, EntryRef};
+pub use slot::{id_hash as entry_id_hash, plain_in_json, EntryRef, RowFields};
 use spatial::{Bbox, Spatial};
 pub use spatial::{OverBudget, WorkBudget};
 
@@ -198,7 +198,7 @@ impl BatchHits {
 
 /// The immutable search index. See the module docs.
 pub struct SearchIndex {
-    /// By key: each entry with its folded names, entity key and rendered row.
+    /// By key: each entry with its folded names and entity key.
     entries: Vec<Arc<slot::Slot>>,
     fields: [Field; NFIELDS],
     /// Per entry: its territory id, `u32::MAX` for none.
@@ -248,20 +248,6 @@ impl SearchIndex {
     /// The key of the entry at position `i` (panics when out of range).
     pub fn key(&self, i: usize) -> i64 {
         self.entries[i].key
-    }
-
-    /// Entry `i` as text made by `render`, which runs once per entry for the life of this
-    /// index: an index never changes (a reload builds a new one), so the text cannot go
-    /// stale. The API keeps each entry's JSON row here, so a lookup response is assembled
-    /// from ready rows instead of cloning and serializing every field on every request.
-    /// `render` must depend on the entry alone: the snapshots [`SearchIndex::update`]
-    /// makes share the rows of the entries they keep. It is handed a view of the entry
-    /// ([`EntryRef`]), which costs nothing; [`EntryRef::to_entry`] copies the whole entry
-    /// out only for a `render` that needs it.
-    pub fn rendered(&self, i: usize, render: impl FnOnce(EntryRef<'_>) -> String) -> &str {
-        let slot = &self.entries[i];
-        slot.rendered
-            .get_or_init(|| render(EntryRef(slot)).into_boxed_str())
     }
 
     /// All entries, by key.

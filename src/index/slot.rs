@@ -7,10 +7,10 @@
 //! ~20 MB of text (docs/PERFORMANCE.md, "Scale"). A slot keeps the strings back to back in
 //! one block ([`Packed`]), the rarely present parts (OAuth scopes, a copy's origin) behind
 //! one pointer, and rebuilds an `IndexEntry` only when asked ([`EntryRef::to_entry`]):
-//! the API renders an entry's row once per snapshot and caches it, so the hot paths read
+//! the hot paths, the lookup's response rows among them ([`EntryRef::row_fields`]), read
 //! the block in place.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use geo::MultiPolygon;
 
@@ -99,6 +99,24 @@ impl Packed {
         unsafe { std::str::from_utf8_unchecked(bytes) }
     }
 
+    /// Strings `from..to` in order, each end offset read once (the row writer reads a
+    /// dozen strings of an entry on every lookup hit).
+    fn range(&self, from: usize, to: usize) -> impl Iterator<Item = &str> {
+        let text = &self.0[4 * (HEAD + self.count())..];
+        let mut start = if from == 0 {
+            0
+        } else {
+            self.word(HEAD + from - 1)
+        } as usize;
+        (from..to).map(move |k| {
+            let end = self.word(HEAD + k) as usize;
+            let bytes = &text[start..end];
+            start = end;
+            // SAFETY: as in `get`: the bytes of one whole `&str` given to `new`.
+            unsafe { std::str::from_utf8_unchecked(bytes) }
+        })
+    }
+
     /// Number of strings.
     fn count(&self) -> usize {
         at::SINGLE + (0..3).map(|l| self.word(1 + l) as usize).sum::<usize>()
@@ -123,7 +141,7 @@ struct Rare {
 
 /// One indexed entry with what the index derives from it alone. Snapshots share it (`Arc`):
 /// an entry that [`super::SearchIndex::update`] keeps costs the next snapshot a reference
-/// count, not a copy of its strings, its folded names or its rendered row.
+/// count, not a copy of its strings or its folded names.
 pub(super) struct Slot {
     pub key: i64,
     pub server_id: i64,
@@ -138,9 +156,10 @@ pub(super) struct Slot {
     strings: Packed,
     /// The lookup order's first keys: role rank, then registry hops to the origin.
     pub order: (u8, u32),
-    /// Its response row, rendered on first use ([`super::SearchIndex::rendered`]). The row
-    /// depends on the entry alone, so a kept entry keeps its row across snapshots.
-    pub rendered: OnceLock<Box<str>>,
+    /// No string of the entry's response row (its own, its lists', its server's URL and
+    /// name) needs escaping in JSON, so a row writer copies them as they are
+    /// ([`EntryRef::json_plain`]).
+    json_plain: bool,
 }
 
 /// The entry's strings in one block, in the order of [`at`]: its single strings (absent
@@ -200,6 +219,38 @@ fn pack_strings(c: &CoverageEntry) -> Packed {
     )
 }
 
+/// The entry's strings that its response row shows (not the derived ones, nor `created`
+/// and `updated`, which the row leaves out).
+fn row_strings(c: &CoverageEntry) -> impl Iterator<Item = &str> {
+    [
+        Some(c.id.as_str()),
+        Some(&c.entity_name),
+        c.entity_abbreviation.as_deref(),
+        Some(&c.country),
+        Some(&c.name),
+        c.description.as_deref(),
+        Some(&c.kind),
+        Some(&c.role),
+        c.map_resource.as_deref(),
+        c.map_content_type.as_deref(),
+        c.geojson_resource.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .chain(
+        [&c.infrastructure_types, &c.commodity_types, &c.capabilities]
+            .into_iter()
+            .flatten()
+            .map(String::as_str),
+    )
+}
+
+/// Does JSON write `s` as it is between two quotes (RFC 8259 §7: only `"`, `\` and the
+/// control characters below U+0020 must be escaped, and serde_json escapes no more)?
+pub fn plain_in_json(s: &str) -> bool {
+    s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\')
+}
+
 impl Slot {
     pub fn new(entry: IndexEntry, role_rank: u8) -> Arc<Slot> {
         let IndexEntry {
@@ -215,6 +266,9 @@ impl Slot {
             oauth,
         } = entry;
         let strings = pack_strings(&c);
+        let json_plain = row_strings(&c)
+            .chain([&*server_url, &*server_name])
+            .all(plain_in_json);
         let hops = Origin::hops(c.origin.as_ref());
         let rare =
             (!scopes.is_empty() || !scope_types.is_empty() || c.origin.is_some()).then(|| {
@@ -236,7 +290,7 @@ impl Slot {
             rare,
             strings,
             order: (role_rank, u32::try_from(hops).unwrap_or(u32::MAX)),
-            rendered: OnceLock::new(),
+            json_plain,
         })
     }
 
@@ -316,6 +370,21 @@ impl Slot {
     }
 }
 
+/// The single strings of an entry that its response row shows ([`EntryRef::row_fields`]).
+pub struct RowFields<'a> {
+    pub id: &'a str,
+    pub entity_name: &'a str,
+    pub entity_abbreviation: Option<&'a str>,
+    pub country: &'a str,
+    pub name: &'a str,
+    pub description: Option<&'a str>,
+    pub kind: &'a str,
+    pub role: &'a str,
+    pub map_resource: Option<&'a str>,
+    pub map_content_type: Option<&'a str>,
+    pub geojson_resource: Option<&'a str>,
+}
+
 /// Entry `i` of a [`super::SearchIndex`], read in place. What a search or a lookup needs
 /// (key, server, id, names, territory) costs no allocation; [`EntryRef::to_entry`] makes
 /// the whole [`IndexEntry`].
@@ -357,6 +426,60 @@ impl<'a> EntryRef<'a> {
     /// The territory, `None` for a logical entry.
     pub fn territory(self) -> Option<&'a Arc<MultiPolygon<f64>>> {
         self.0.territory.as_ref()
+    }
+
+    /// The entry's fields as its response row shows them, read in place.
+    pub fn row_fields(self) -> RowFields<'a> {
+        let packed = &self.0.strings;
+        let mut it = packed.range(0, at::GEOJSON_RESOURCE + 1);
+        let s: [&'a str; at::GEOJSON_RESOURCE + 1] =
+            std::array::from_fn(|_| it.next().unwrap_or(""));
+        let present = packed.word(0);
+        let opt = |k: usize| (present >> k & 1 == 1).then_some(s[k]);
+        RowFields {
+            id: s[at::ID],
+            entity_name: s[at::ENTITY_NAME],
+            entity_abbreviation: opt(at::ENTITY_ABBREVIATION),
+            country: s[at::COUNTRY],
+            name: s[at::NAME],
+            description: opt(at::DESCRIPTION),
+            kind: s[at::KIND],
+            role: s[at::ROLE],
+            map_resource: opt(at::MAP_RESOURCE),
+            map_content_type: opt(at::MAP_CONTENT_TYPE),
+            geojson_resource: opt(at::GEOJSON_RESOURCE),
+        }
+    }
+
+    /// The lengths of the entry's `infrastructure_types`, `commodity_types` and
+    /// `capabilities`, and their items one list after the other.
+    pub fn lists(self) -> ([usize; 3], impl Iterator<Item = &'a str>) {
+        let packed = &self.0.strings;
+        let lens = [1, 2, 3].map(|w| packed.word(w) as usize);
+        let items = packed.range(at::SINGLE, at::SINGLE + lens.iter().sum::<usize>());
+        (lens, items)
+    }
+
+    pub fn scopes(self) -> &'a [String] {
+        self.0.scopes()
+    }
+
+    pub fn scope_types(self) -> &'a [String] {
+        self.0.scope_types()
+    }
+
+    pub fn oauth(self) -> Option<&'a OAuthOffer> {
+        self.0.oauth.as_deref()
+    }
+
+    pub fn origin(self) -> Option<&'a Origin> {
+        self.0.origin()
+    }
+
+    /// [`plain_in_json`] holds for every string of [`EntryRef::row_fields`],
+    /// [`EntryRef::lists`], [`EntryRef::server_url`] and [`EntryRef::server_name`].
+    pub fn json_plain(self) -> bool {
+        self.0.json_plain
     }
 
     /// The whole entry (its strings copied out of the block).

@@ -205,28 +205,22 @@ fn json_response(body: Vec<u8>) -> axum::response::Response {
     resp
 }
 
-/// A [`LookupResult`] as JSON, assembled from each hit's row rendered once per index
-/// ([`SearchIndex::rendered`]): the same bytes serde would write for the struct, without
-/// cloning ~15 strings and serializing every field of every hit on each request
-/// (docs/PERFORMANCE.md, "HTTP lookup vs trivial route").
+/// A [`LookupResult`] as JSON: the same bytes serde would write for the struct, each hit's
+/// row written in place from the index ([`rows::write_row`]) rather than built as a
+/// `CoverageRow` of ~15 cloned strings and serialized (docs/PERFORMANCE.md, "HTTP lookup
+/// vs trivial route").
 pub fn lookup_body(
     index: &SearchIndex,
     point: [f64; 2],
     geocoded: Option<&Geocoded>,
     hits: &[usize],
 ) -> Vec<u8> {
-    let row_of = |i: usize| {
-        index.rendered(i, |_| {
-            serde_json::to_string(&row(index, i)).expect("a coverage row serializes")
-        })
-    };
-    // Room for the frame and two shortest-form floats (at most 24 characters each), so the
-    // body is written without growing (a reallocation was ~900 instructions per lookup).
-    // The rows are looked up twice, for their length and then their bytes, rather than
-    // collected into a vector of their own.
+    // Room for the frame, two shortest-form floats (at most 24 characters each) and rows
+    // of a typical size, so that a body of one or two hits is written without growing (a
+    // reallocation was ~900 instructions per lookup).
+    const ROW: usize = 768;
     let frame = r#"{"point":[,],"results":[]}"#.len() + 2 * 24;
-    let rows_len: usize = hits.iter().map(|&i| row_of(i).len() + 1).sum();
-    let mut body = Vec::with_capacity(frame + rows_len);
+    let mut body = Vec::with_capacity(frame + hits.len() * ROW);
     body.extend_from_slice(b"{\"point\":");
     // Written into the body, not into a string of their own first.
     serde_json::to_writer(&mut body, &point).expect("two numbers serialize");
@@ -239,7 +233,7 @@ pub fn lookup_body(
         if n > 0 {
             body.push(b',');
         }
-        body.extend_from_slice(row_of(i).as_bytes());
+        rows::write_row(&mut body, index, i);
     }
     body.extend_from_slice(b"]}");
     body
@@ -552,6 +546,86 @@ mod tests {
             scope_types: vec!["cds_usage".into()],
             oauth: oauth.map(Arc::new),
         }
+    }
+
+    /// Each row the lookup writes is byte for byte serde's of [`row`], on entries whose
+    /// strings need no escaping (written as they are) and on entries where one string of
+    /// the row, its lists' or its server's does (written by serde): random strings from a
+    /// pool of both kinds, with and without the optional fields, a territory, scopes and
+    /// an origin.
+    #[test]
+    fn written_rows_are_the_serialized_rows() {
+        use rand::{Rng, SeedableRng};
+        const PLAIN: &[&str] = &["", "abc", "Ünïcødé 😀", "a/b <c> & 'd'", "\u{7f}", "1.5"];
+        const ESCAPED: &[&str] = &["q\"uote", "back\\slash", "tab\t", "\u{1}", "line\nbreak"];
+        let mut rng = rand::rngs::StdRng::seed_from_u64(17);
+        let pick = |rng: &mut rand::rngs::StdRng| -> String {
+            let pool = if rng.random_bool(0.9) { PLAIN } else { ESCAPED };
+            pool[rng.random_range(0..pool.len())].to_owned()
+        };
+        let entries: Vec<IndexEntry> = (1..=400)
+            .map(|key| {
+                let mut e = square(key, (key % 7) as f64, None);
+                let c = &mut e.entry;
+                c.id = pick(&mut rng);
+                c.entity_name = pick(&mut rng);
+                c.entity_abbreviation = rng.random_bool(0.5).then(|| pick(&mut rng));
+                c.name = pick(&mut rng);
+                c.description = rng.random_bool(0.5).then(|| pick(&mut rng));
+                c.kind = pick(&mut rng);
+                c.map_resource = rng.random_bool(0.3).then(|| pick(&mut rng));
+                c.map_content_type = rng.random_bool(0.3).then(|| pick(&mut rng));
+                c.geojson_resource = rng.random_bool(0.7).then(|| pick(&mut rng));
+                for list in [
+                    &mut c.infrastructure_types,
+                    &mut c.commodity_types,
+                    &mut c.capabilities,
+                ] {
+                    *list = (0..rng.random_range(0..4))
+                        .map(|_| pick(&mut rng))
+                        .collect();
+                }
+                if rng.random_bool(0.2) {
+                    c.origin = Some(crate::cds::origin::Origin {
+                        server: pick(&mut rng),
+                        id: pick(&mut rng),
+                        ..Default::default()
+                    });
+                }
+                if rng.random_bool(0.5) {
+                    e.scopes.clear();
+                    e.scope_types.clear();
+                }
+                if rng.random_bool(0.2) {
+                    e.oauth = Some(Arc::new(OAuthOffer {
+                        registration_endpoint: Some(pick(&mut rng)),
+                        ..OAuthOffer::default()
+                    }));
+                }
+                if rng.random_bool(0.2) {
+                    e.territory = None;
+                    e.territory_id = None;
+                }
+                let name = pick(&mut rng);
+                e.server_name = name.into();
+                e
+            })
+            .collect();
+        let index = SearchIndex::build(entries);
+        let mut plain = 0;
+        for i in 0..index.len() {
+            let mut out = Vec::new();
+            rows::write_row(&mut out, &index, i);
+            let want = serde_json::to_string(&row(&index, i)).unwrap();
+            assert_eq!(String::from_utf8(out).unwrap(), want);
+            plain += usize::from(index.entry(i).json_plain());
+        }
+        // Both ways of writing were taken.
+        assert!(
+            plain > 0 && plain < index.len(),
+            "{plain} of {}",
+            index.len()
+        );
     }
 
     /// The assembled body is byte for byte what serializing `LookupResult` gives, for no
