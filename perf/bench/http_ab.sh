@@ -9,7 +9,8 @@
 #
 # All traffic stays on loopback; every wrk run is bounded by SECONDS.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+# shellcheck source=common.sh
+. "$(dirname "$0")/common.sh"
 ROUNDS=$1 SECS=$2
 shift 2
 WORK=target/bench
@@ -18,16 +19,9 @@ PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 BASE=http://127.0.0.1:$PORT
 for round in $(seq 1 "$ROUNDS"); do
   for bin in "$@"; do
-    CDS_REGISTRY_LISTEN=127.0.0.1:$PORT CDS_REGISTRY_API__RATE_LIMIT_PER_SECOND=0 RUST_LOG=warn \
-      "$bin" --config "$WORK/registry.toml" serve >"$WORK/http_ab.log" 2>&1 &
-    pid=$!
+    start_serve "$bin" "$WORK/registry.toml" "$PORT" "$WORK/http_ab.log"
+    pid=$SERVE_PID
     trap 'kill "$pid" 2>/dev/null || true' EXIT
-    ready=
-    for _ in $(seq 1 300); do
-      if curl -sf "$BASE/readyz" >/dev/null 2>&1; then ready=1; break; fi
-      sleep 0.1
-    done
-    [ -n "$ready" ] || { echo "$bin did not get ready" >&2; exit 1; }
     wrk -t2 -c4 -d2s -s perf/bench/lookup.lua "$BASE" -- "$WORK/paths.txt" >/dev/null
     lookup=$(perf/bench/http_cpu.sh "$pid" "$BASE" "$WORK/paths.txt" "$SECS")
     healthz=$(perf/bench/http_cpu.sh "$pid" "$BASE" "$WORK/healthz_paths.txt" "$SECS")

@@ -21,16 +21,9 @@ IDLE=${IDLE:-15}
 command -v wrk >/dev/null || { log "needs wrk (compare.sh installs it)"; exit 1; }
 
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-CDS_REGISTRY_LISTEN=127.0.0.1:$PORT CDS_REGISTRY_API__RATE_LIMIT_PER_SECOND=0 RUST_LOG=warn \
-  "$BIN" --config "$WORK/registry.toml" serve >"$WORK/replica_rss.log" 2>&1 &
-pid=$!
+start_serve "$BIN" "$WORK/registry.toml" "$PORT" "$WORK/replica_rss.log"
+pid=$SERVE_PID
 trap 'kill "$pid" 2>/dev/null || true' EXIT
-ready=
-for _ in $(seq 1 600); do
-  if curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1; then ready=1; break; fi
-  sleep 0.1
-done
-[ -n "$ready" ] || { log "serve did not get ready"; cat "$WORK/replica_rss.log" >&2; exit 1; }
 rss() {
   awk -v what="$1" '/^VmRSS/{r=$2} /^VmHWM/{h=$2} END{printf "| %s | %d MiB | %d MiB |\n", what, r/1024, h/1024}' "/proc/$pid/status"
 }
