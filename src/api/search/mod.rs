@@ -629,8 +629,7 @@ mod tests {
     }
 
     /// The assembled body is byte for byte what serializing `LookupResult` gives, for no
-    /// hit, one hit and several (overlapping squares), also when asked twice (the second
-    /// time from the rendered rows).
+    /// hit, one hit and several (overlapping squares), with and without a geocoded place.
     #[test]
     fn lookup_body_is_the_serialized_lookup_result() {
         let offer = OAuthOffer {
