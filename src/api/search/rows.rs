@@ -80,7 +80,9 @@ pub fn row(index: &SearchIndex, i: usize) -> CoverageRow {
 /// lookups over a 100,000-territory aggregator, docs/PERFORMANCE.md "A replica in steady
 /// state"); serializing `row()` cost ~8,000 instructions per hit. The keys are constants,
 /// and the entry's strings are copied between quotes as they are when none of them needs
-/// escaping ([`EntryRef::json_plain`], decided once when the entry was indexed).
+/// escaping ([`crate::index::EntryRef::json_plain`], decided once when the entry was
+/// indexed). A field added to `CoverageRow` must be written here too: the test
+/// `written_rows_are_the_serialized_rows` compares the two on random entries.
 pub fn write_row(out: &mut Vec<u8>, index: &SearchIndex, i: usize) {
     let e = index.entry(i);
     let plain = e.json_plain();
