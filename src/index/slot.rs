@@ -117,6 +117,13 @@ impl Packed {
         })
     }
 
+    /// The lengths of the three lists, and their items one list after the other.
+    fn lists(&self) -> ([usize; 3], impl Iterator<Item = &str>) {
+        let lens = [1, 2, 3].map(|w| self.word(w) as usize);
+        let items = self.range(at::SINGLE, at::SINGLE + lens.iter().sum::<usize>());
+        (lens, items)
+    }
+
     /// Number of strings.
     fn count(&self) -> usize {
         at::SINGLE + (0..3).map(|l| self.word(1 + l) as usize).sum::<usize>()
@@ -219,32 +226,6 @@ fn pack_strings(c: &CoverageEntry) -> Packed {
     )
 }
 
-/// The entry's strings that its response row shows (not the derived ones, nor `created`
-/// and `updated`, which the row leaves out).
-fn row_strings(c: &CoverageEntry) -> impl Iterator<Item = &str> {
-    [
-        Some(c.id.as_str()),
-        Some(&c.entity_name),
-        c.entity_abbreviation.as_deref(),
-        Some(&c.country),
-        Some(&c.name),
-        c.description.as_deref(),
-        Some(&c.kind),
-        Some(&c.role),
-        c.map_resource.as_deref(),
-        c.map_content_type.as_deref(),
-        c.geojson_resource.as_deref(),
-    ]
-    .into_iter()
-    .flatten()
-    .chain(
-        [&c.infrastructure_types, &c.commodity_types, &c.capabilities]
-            .into_iter()
-            .flatten()
-            .map(String::as_str),
-    )
-}
-
 /// Does JSON write `s` as it is between two quotes (RFC 8259 §7: only `"`, `\` and the
 /// control characters below U+0020 must be escaped, and serde_json escapes no more)?
 pub fn plain_in_json(s: &str) -> bool {
@@ -266,7 +247,13 @@ impl Slot {
             oauth,
         } = entry;
         let strings = pack_strings(&c);
-        let json_plain = row_strings(&c)
+        // Read back from the block: the single strings up to the derived ones (`created`
+        // and `updated`, which the row leaves out, only make the flag stricter) and the
+        // lists, as the row writer reads them.
+        let (_, list_items) = strings.lists();
+        let json_plain = strings
+            .range(0, at::GEOJSON_RESOURCE + 1)
+            .chain(list_items)
             .chain([&*server_url, &*server_name])
             .all(plain_in_json);
         let hops = Origin::hops(c.origin.as_ref());
@@ -454,10 +441,7 @@ impl<'a> EntryRef<'a> {
     /// The lengths of the entry's `infrastructure_types`, `commodity_types` and
     /// `capabilities`, and their items one list after the other.
     pub fn lists(self) -> ([usize; 3], impl Iterator<Item = &'a str>) {
-        let packed = &self.0.strings;
-        let lens = [1, 2, 3].map(|w| packed.word(w) as usize);
-        let items = packed.range(at::SINGLE, at::SINGLE + lens.iter().sum::<usize>());
-        (lens, items)
+        self.0.strings.lists()
     }
 
     pub fn scopes(self) -> &'a [String] {

@@ -268,21 +268,36 @@ impl PointGrid {
         poly_of: &impl Fn(&Part) -> &'a Polygon<f64>,
         band: &mut Band,
     ) {
-        band.parts.clear();
-        band.parts.extend(pairs.iter().map(|cp| cp.1));
-        band.parts.sort_unstable();
-        band.parts.dedup();
-        band.segs.clear();
-        for &pi in &band.parts {
-            let p = &parts[pi as usize];
-            self.bucket_segments(pi, poly_of(p), |c| cells.contains(&c), &mut band.segs);
-        }
-        band.segs.sort_unstable_by_key(|&(c, p, _)| (c, p));
+        let keep = |c: u32| cells.contains(&c);
+        self.segments_of(pairs, parts, poly_of, keep, &mut band.parts, &mut band.segs);
         let mut by_cell = ByCell::new(pairs, &band.segs);
         while let Some(&(cell, _)) = pairs.get(by_cell.parts_at) {
             let (here, cell_segs) = by_cell.take(cell);
             self.compute_cell(cell, here, cell_segs, parts, &mut band.scratch);
         }
+    }
+
+    /// Into `segs`, sorted by cell and part: the segments of the parts named in `pairs`
+    /// (`(cell, part)`), bucketed by the cells `keep` accepts. `ids` is a buffer for the
+    /// distinct parts.
+    fn segments_of<'a>(
+        &self,
+        pairs: &[(u32, u32)],
+        parts: &[Part],
+        poly_of: &impl Fn(&Part) -> &'a Polygon<f64>,
+        keep: impl Fn(u32) -> bool + Copy,
+        ids: &mut Vec<u32>,
+        segs: &mut Vec<Seg>,
+    ) {
+        ids.clear();
+        ids.extend(pairs.iter().map(|cp| cp.1));
+        ids.sort_unstable();
+        ids.dedup();
+        segs.clear();
+        for &pi in ids.iter() {
+            self.bucket_segments(pi, poly_of(&parts[pi as usize]), keep, segs);
+        }
+        segs.sort_unstable_by_key(|&(c, p, _)| (c, p));
     }
 
     /// Push `(cell, part)` for every level-1 cell the box meets (of those `keep` accepts).

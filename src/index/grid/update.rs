@@ -4,7 +4,7 @@
 
 use geo::Polygon;
 
-use super::{number_words, ByCell, Candidate, Cell, PointGrid, Scratch, Seg, INSIDE};
+use super::{number_words, ByCell, Candidate, Cell, PointGrid, Scratch, INSIDE};
 use crate::index::spatial::Part;
 
 impl PointGrid {
@@ -45,15 +45,9 @@ impl PointGrid {
         }
         cell_parts.sort_unstable();
 
-        let mut involved: Vec<u32> = cell_parts.iter().map(|cp| cp.1).collect();
-        involved.sort_unstable();
-        involved.dedup();
-        let mut segs: Vec<Seg> = Vec::new();
-        for &pi in &involved {
-            let p = &parts[pi as usize];
-            self.bucket_segments(pi, poly_of(p), |c| touched[c as usize], &mut segs);
-        }
-        segs.sort_unstable_by_key(|&(c, p, _)| (c, p));
+        let (mut involved, mut segs) = (Vec::new(), Vec::new());
+        let keep = |c: u32| touched[c as usize];
+        self.segments_of(&cell_parts, parts, &poly_of, keep, &mut involved, &mut segs);
 
         let mut grid = PointGrid {
             cells: vec![Cell::default(); self.nx * self.ny],
@@ -80,11 +74,9 @@ impl PointGrid {
     fn touched_cells(&self, changed: &[[f64; 4]]) -> Option<Vec<bool>> {
         let mut touched = vec![false; self.nx * self.ny];
         for b in changed {
-            let (u0, v0) = ((b[0] - self.x0) * self.sx, (b[1] - self.y0) * self.sy);
-            let (u1, v1) = ((b[2] - self.x0) * self.sx, (b[3] - self.y0) * self.sy);
-            if !(u0 >= 0.0 && v0 >= 0.0 && u1 < self.nx as f64 && v1 < self.ny as f64) {
-                return None;
-            }
+            // Both corners in the grid (a box's minimum never exceeds its maximum).
+            self.locate(b[0], b[1])?;
+            self.locate(b[2], b[3])?;
             let (i0, j0, i1, j1) = self.cell_range(*b, 0.0);
             for j in j0..=j1 {
                 touched[j * self.nx + i0..=j * self.nx + i1].fill(true);
