@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A replica's memory in steady state: RSS of one `cds-registry serve` right after /readyz,
-# after a wrk run of GET /v1/lookup cycling through the benchmark points (every entry they
-# hit has its response row rendered and kept by then), and after an idle pause.
+# after a wrk run of GET /v1/lookup cycling through the benchmark points (what the request
+# path allocates and frees, in every thread that serves), and after an idle pause.
 #
 #   CELLS=100000 perf/bench/compare.sh && perf/bench/replica_rss.sh    # the 100,000 cells
 #   WORK=target/bench perf/bench/replica_rss.sh                         # the counties
