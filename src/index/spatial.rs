@@ -235,6 +235,23 @@ impl Spatial {
         }
         let c = Coord { x, y };
         let (sub, whole) = self.grid.candidates(x, y);
+        // A point in a boundary sub-cell has usually two or three parts to test, and each
+        // part's record and ring lie far from the others': on 100,000 territories each is
+        // likely a cache miss. Asking for all the records, then all the rings, before the
+        // first test lets those misses overlap instead of following one another
+        // (docs/PERFORMANCE.md, "In-process p50").
+        let tested = || sub.iter().filter_map(|cand| cand.get().err());
+        if sub.len() > 1 {
+            for p in tested() {
+                // A record is over 64 bytes: it may straddle two lines.
+                let part = &self.parts[p as usize];
+                super::pip::prefetch(part);
+                super::pip::prefetch(&part.pip);
+            }
+        }
+        for p in tested() {
+            self.parts[p as usize].pip.prefetch();
+        }
         for cand in whole.iter().chain(sub) {
             match cand.get() {
                 Ok(t) => f(t),
