@@ -89,9 +89,7 @@ impl PartTest {
             PartTest::Tree(t) => geo::Contains::contains(t.as_ref(), &c),
         }
     }
-}
 
-impl PartTest {
     /// Ask the caches for the start of the coordinates [`contains`](Self::contains) reads
     /// first (the first four lines: 16 positions), without waiting for them. A polygon with
     /// holes and an interval tree are reached through their `Arc`, which would be a load.
