@@ -566,18 +566,7 @@ proptest! {
 fn entry_refs<'a>(pages: &'a [(&'a str, Value)]) -> Vec<EntryRef<'a>> {
     pages
         .iter()
-        .flat_map(|(url, page)| {
-            page.get("coverage_entries")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .enumerate()
-                .map(move |(index, entry)| EntryRef {
-                    page_url: url,
-                    index,
-                    entry,
-                })
-        })
+        .flat_map(|(url, page)| EntryRef::of_page(url, page))
         .collect()
 }
 

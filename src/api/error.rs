@@ -5,9 +5,30 @@
 
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::store::StoreError;
+
+/// The body of every error answer: an RFC 9457 problem details object, sent as
+/// `application/problem+json`. The OpenAPI document names this schema for every error
+/// response, so a client has one shape to parse.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Problem {
+    /// Always `about:blank` (RFC 9457 §4.2.1): the status and `title` say what happened.
+    #[serde(rename = "type")]
+    #[schema(example = "about:blank")]
+    pub type_: String,
+    /// The same for every occurrence of the status (§3.1.4), e.g. `Bad request`.
+    #[schema(example = "Bad request")]
+    pub title: String,
+    /// The HTTP status, repeated (§3.1.2).
+    #[schema(example = 400)]
+    pub status: u16,
+    /// What went wrong in this request, and what to change (§3.1.3).
+    #[schema(example = "lat must be a number in -90..90, got \"x\"")]
+    pub detail: String,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -98,12 +119,12 @@ impl IntoResponse for ApiError {
         }
         let (status, title) = self.status();
         let detail = self.detail();
-        let body = json!({
-            "type": "about:blank",
-            "title": title,
-            "status": status.as_u16(),
-            "detail": detail,
-        });
+        let body = Problem {
+            type_: "about:blank".into(),
+            title: title.into(),
+            status: status.as_u16(),
+            detail,
+        };
         let mut resp = (status, axum::Json(body)).into_response();
         resp.headers_mut().insert(
             header::CONTENT_TYPE,

@@ -10,8 +10,10 @@ use futures::StreamExt;
 use geo::{Geometry, LineString, MultiPolygon, Simplify};
 use serde_json::{json, Value};
 
+use super::error::Problem;
 use super::page::Id;
 use super::params;
+use super::responses::BadRequest;
 use super::routes::Routes;
 use super::search::row;
 use super::{ApiError, ApiResult, AppState};
@@ -72,7 +74,7 @@ fn feature(index: &SearchIndex, i: usize, simplify: f64) -> Value {
            ("simplify" = Option<f64>, Query, description = "Douglas-Peucker tolerance in degrees, 0..1")),
     responses((status = 200, description = "GeoJSON Feature; a strong ETag of its content and `Last-Modified`", content_type = "application/geo+json"),
               (status = 304, description = "unchanged (`If-None-Match` / `If-Modified-Since`)"),
-              (status = 404, description = "no such entry or no territory", content_type = "application/problem+json")))]
+              (status = 404, description = "no such entry or no territory", body = Problem, content_type = "application/problem+json")))]
 #[tracing::instrument(level = "debug", skip_all, fields(id = id))]
 pub async fn geometry(
     State(state): State<AppState>,
@@ -129,8 +131,8 @@ fn simplify_param(raw: Option<&str>) -> Result<f64, ApiError> {
 /// coverage, streamed feature by feature (memory stays flat however large the export).
 #[utoipa::path(get, path = "/v1/export",
     responses((status = 200, description = "GeoJSON FeatureCollection or NDJSON"),
-              (status = 400, description = "bad parameter", content_type = "application/problem+json"),
-              (status = 503, description = "`api.max_exports` exports are streaming already; retry after `Retry-After` seconds", content_type = "application/problem+json")))]
+              BadRequest,
+              (status = 503, description = "`api.max_exports` exports are streaming already; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json")))]
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn export(State(state): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<Response> {
     let p = params::parse(raw.as_deref(), params::route::EXPORT)?;

@@ -7,8 +7,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::admin::Admin;
+use super::error::Problem;
 use super::page::{slice_by_id, Id, Listing, PageQuery};
 use super::params::Params;
+use super::responses::{AdminOnly, BadRequest, DbDown, TooLarge};
 use super::routes::Routes;
 use super::{ApiError, ApiResult, AppState};
 use crate::seeds::{parse_seed, EXPECTED_FORMS};
@@ -33,8 +35,8 @@ pub struct HostList {
 #[utoipa::path(get, path = "/v1/hosts", operation_id = "list_hosts",
     params(PageQuery),
     responses((status = 200, body = HostList),
-              (status = 400, description = "bad `cursor` or `limit`, or another query parameter", content_type = "application/problem+json"),
-              (status = 503, description = "the database does not answer", content_type = "application/problem+json")))]
+              BadRequest,
+              DbDown))]
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn list(
     State(state): State<AppState>,
@@ -78,11 +80,10 @@ pub struct AddedHosts {
     responses(
         (status = 201, description = "at least one host was new", body = AddedHosts),
         (status = 200, description = "every host was known already", body = AddedHosts),
-        (status = 400, description = "bad body, host, or a query parameter (this endpoint takes none)", content_type = "application/problem+json"),
-        (status = 401, description = "missing or wrong bearer token", content_type = "application/problem+json"),
-        (status = 403, description = "writes are disabled (no admin_token configured)", content_type = "application/problem+json"),
-        (status = 413, description = "the body is larger than 8 MiB", content_type = "application/problem+json"),
-        (status = 503, description = "the database does not answer", content_type = "application/problem+json")))]
+        BadRequest,
+        AdminOnly,
+        TooLarge,
+        DbDown))]
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn add(
     _admin: Admin,
@@ -129,11 +130,10 @@ pub async fn add(
     security(("admin" = [])),
     responses(
         (status = 204, description = "removed"),
-        (status = 400, description = "`id` is not an integer, or a query parameter (this endpoint takes none)", content_type = "application/problem+json"),
-        (status = 401, description = "missing or wrong bearer token", content_type = "application/problem+json"),
-        (status = 403, description = "writes are disabled (no admin_token configured)", content_type = "application/problem+json"),
-        (status = 404, description = "no such host", content_type = "application/problem+json"),
-        (status = 503, description = "the database does not answer", content_type = "application/problem+json")))]
+        BadRequest,
+        AdminOnly,
+        (status = 404, description = "no such host", body = Problem, content_type = "application/problem+json"),
+        DbDown))]
 #[tracing::instrument(level = "debug", skip_all, fields(id = id))]
 pub async fn remove(
     _admin: Admin,

@@ -14,6 +14,7 @@ mod page;
 mod params;
 mod publish;
 mod ratelimit;
+mod responses;
 mod routes;
 pub mod search;
 mod servers;

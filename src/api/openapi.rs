@@ -21,6 +21,7 @@ use super::AppState;
     ),
     components(schemas(
         Health,
+        super::error::Problem,
         Readiness,
         crate::store::HostRow,
         super::hosts::HostList,
@@ -497,5 +498,40 @@ mod tests {
             let schema = component(&doc, name);
             assert_eq!(schema_keys(&doc, schema), keys(&value), "schema {name}");
         }
+    }
+
+    /// Every error answer of every operation is documented as a problem details object,
+    /// and that schema has exactly the keys an `ApiError` sends. `/readyz`'s 503 is the
+    /// one error with a body of its own (the readiness report).
+    #[tokio::test]
+    async fn every_error_response_is_a_problem() {
+        use axum::response::IntoResponse;
+
+        let doc = doc();
+        let mut errors = 0;
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                for (code, resp) in op["responses"].as_object().unwrap() {
+                    if code.as_str() < "400" || (path == "/readyz" && code == "503") {
+                        continue;
+                    }
+                    errors += 1;
+                    let schema = &resp["content"]["application/problem+json"]["schema"];
+                    let at = format!("{method} {path} {code}");
+                    assert_eq!(schema["$ref"], "#/components/schemas/Problem", "{at}");
+                    assert_ne!(resp["description"], "", "{at}");
+                }
+            }
+        }
+        assert!(errors >= 40, "only {errors} error responses documented");
+        let resp = super::super::ApiError::BadRequest("x".into()).into_response();
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let sent: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(schema_keys(&doc, component(&doc, "Problem")), keys(&sent));
+        // A store's 503 tells the client when to retry, as the answer does.
+        let db_down = &doc["paths"]["/v1/hosts"]["get"]["responses"]["503"];
+        assert!(db_down["headers"]["Retry-After"].is_object(), "{db_down}");
     }
 }

@@ -13,8 +13,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::admin::Admin;
+use super::error::Problem;
 use super::page::{self, split_extra, Id, Listing};
 use super::params::Params;
+use super::responses::{AdminOnly, BadRequest, DbDown, TooLarge};
 use super::routes::Routes;
 use super::{ApiError, ApiResult, AppState};
 use crate::crawl::CrawlError;
@@ -54,12 +56,11 @@ pub struct StartedRun {
     request_body(content = StartRun, description = "optional; all due hosts when absent"),
     security(("admin" = [])),
     responses((status = 202, description = "run started", body = StartedRun),
-              (status = 400, description = "bad body", content_type = "application/problem+json"),
-              (status = 401, description = "missing or wrong token", content_type = "application/problem+json"),
-              (status = 403, description = "no admin token configured", content_type = "application/problem+json"),
-              (status = 409, description = "a run is in progress", content_type = "application/problem+json"),
-              (status = 413, description = "body over the size limit", content_type = "application/problem+json"),
-              (status = 503, description = "the database does not answer, or this process has no crawler", content_type = "application/problem+json")))]
+              BadRequest,
+              AdminOnly,
+              (status = 409, description = "a run is in progress", body = Problem, content_type = "application/problem+json"),
+              TooLarge,
+              (status = 503, description = "the database does not answer, or this process has no crawler", body = Problem, content_type = "application/problem+json")))]
 /// `POST /v1/crawls` (admin): start a run over every due host, or `{"hosts": [...]}`;
 /// crawler workers (any process) do the work. 202 with the run id; 409 while a run is on.
 #[tracing::instrument(level = "debug", skip_all)]
@@ -119,8 +120,8 @@ pub struct RunPage {
 #[utoipa::path(get, path = "/v1/crawls", operation_id = "list_crawls",
     params(RunsQuery),
     responses((status = 200, body = RunPage),
-              (status = 400, description = "bad parameter", content_type = "application/problem+json"),
-              (status = 503, description = "the database does not answer", content_type = "application/problem+json")))]
+              BadRequest,
+              DbDown))]
 /// `GET /v1/crawls`: runs, newest first, with counts and duration.
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn list_runs(
@@ -149,9 +150,9 @@ pub struct RunProgress {
 #[utoipa::path(get, path = "/v1/crawls/{id}", operation_id = "get_crawl",
     params(("id" = i64, Path, description = "run id")),
     responses((status = 200, body = RunProgress),
-              (status = 400, description = "non-integer id, or a query parameter (this endpoint takes none)", content_type = "application/problem+json"),
-              (status = 404, description = "no such run", content_type = "application/problem+json"),
-              (status = 503, description = "the database does not answer", content_type = "application/problem+json")))]
+              BadRequest,
+              (status = 404, description = "no such run", body = Problem, content_type = "application/problem+json"),
+              DbDown))]
 /// `GET /v1/crawls/{id}`: one run's progress, counted across every worker.
 #[tracing::instrument(level = "debug", skip_all, fields(id = id))]
 pub async fn run(
@@ -198,8 +199,8 @@ pub struct ChangesPage {
 #[utoipa::path(get, path = "/v1/changes", operation_id = "list_changes",
     params(ChangesQuery),
     responses((status = 200, body = ChangesPage),
-              (status = 400, description = "bad parameter", content_type = "application/problem+json"),
-              (status = 503, description = "the database does not answer", content_type = "application/problem+json")))]
+              BadRequest,
+              DbDown))]
 /// `GET /v1/changes?after=SEQ&limit=`: the change feed, oldest first. Pass the last
 /// `seq` you saw as `after` to sync incrementally.
 #[tracing::instrument(level = "debug", skip_all)]
@@ -250,8 +251,8 @@ pub struct StreamQuery {
     params(("after" = Option<i64>, Query, minimum = 0, description = "last `seq` seen; the `Last-Event-ID` header, sent by a reconnecting EventSource, takes precedence"),
            ("Last-Event-ID" = Option<String>, Header, description = "last event id (`seq`) received")),
     responses((status = 200, description = "Server-Sent Events: one `change` event per change-log row, `id` = its `seq`, `data` = the row as in `/v1/changes`; a comment every 15 s keeps idle connections open", content_type = "text/event-stream"),
-              (status = 400, description = "bad `after` or `Last-Event-ID`", content_type = "application/problem+json"),
-              (status = 503, description = "too many open streams", content_type = "application/problem+json")))]
+              (status = 400, description = "bad `after` or `Last-Event-ID`", body = Problem, content_type = "application/problem+json"),
+              (status = 503, description = "too many open streams", body = Problem, content_type = "application/problem+json")))]
 /// `GET /v1/changes/stream?after=SEQ`: the change feed as Server-Sent Events, from `after`
 /// on and then live. Events come in `seq` order; an EventSource that reconnects sends
 /// `Last-Event-ID` and resumes where it stopped.

@@ -8,6 +8,8 @@ use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use super::error::Problem;
+use super::responses::BadRequest;
 use super::routes::Routes;
 use super::{ApiError, ApiResult, AppState};
 use crate::http_cache::{http_date, not_modified, strong_etag};
@@ -101,7 +103,7 @@ fn json_bytes(v: &serde_json::Value) -> ApiResult<Vec<u8>> {
     summary = "The registry's own CDS metadata (WG1-01 §2), when publishing is on",
     responses((status = 200, description = "metadata document: `capabilities` is `coverage` plus the union of the published entries'", content_type = "application/json"),
               (status = 304, description = "unchanged (`If-None-Match` / `If-Modified-Since`)"),
-              (status = 404, description = "publishing is off (`[publish] enabled`)", content_type = "application/problem+json")))]
+              (status = 404, description = "publishing is off (`[publish] enabled`)", body = Problem, content_type = "application/problem+json")))]
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn metadata(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
     let (_, published) = snapshot(&state).await?;
@@ -161,8 +163,8 @@ fn listing_query(raw: Option<&str>, default: usize, max: usize) -> ApiResult<Lis
            ("limit" = Option<usize>, Query, description = "entries per page (default `publish.page_size`, at most `publish.max_page_size`)")),
     responses((status = 200, description = "coverage listing page: `coverage_entries`, `next`, `previous`", content_type = "application/json"),
               (status = 304, description = "unchanged (`If-None-Match` / `If-Modified-Since`)"),
-              (status = 400, description = "bad parameter", content_type = "application/problem+json"),
-              (status = 404, description = "publishing is off (`[publish] enabled`)", content_type = "application/problem+json")))]
+              BadRequest,
+              (status = 404, description = "publishing is off (`[publish] enabled`)", body = Problem, content_type = "application/problem+json")))]
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn coverage(
     State(state): State<AppState>,

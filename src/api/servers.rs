@@ -5,8 +5,10 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::error::Problem;
 use super::page::{self, slice_by_id, split_extra, Id, Listing, PageQuery};
 use super::params::Params;
+use super::responses::{BadRequest, DbDown};
 use super::routes::Routes;
 use super::{ApiError, ApiResult, AppState};
 use crate::cds::Severity;
@@ -30,8 +32,8 @@ pub struct ServerList {
 #[utoipa::path(get, path = "/v1/servers", operation_id = "list_servers",
     params(PageQuery),
     responses((status = 200, body = ServerList),
-              (status = 400, description = "bad `cursor` or `limit`, or another query parameter", content_type = "application/problem+json"),
-              (status = 503, description = "the database does not answer", content_type = "application/problem+json")))]
+              BadRequest,
+              DbDown))]
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn list(
     State(state): State<AppState>,
@@ -55,9 +57,9 @@ pub async fn list(
     params(("id" = i64, Path, description = "registry id of the server")),
     responses(
         (status = 200, body = ServerDetail),
-        (status = 400, description = "`id` is not an integer, or a query parameter (this endpoint takes none)", content_type = "application/problem+json"),
-        (status = 404, description = "no such server", content_type = "application/problem+json"),
-        (status = 503, description = "the database does not answer", content_type = "application/problem+json")))]
+        BadRequest,
+        (status = 404, description = "no such server", body = Problem, content_type = "application/problem+json"),
+        DbDown))]
 #[tracing::instrument(level = "debug", skip_all, fields(id = id))]
 pub async fn detail(
     State(state): State<AppState>,
@@ -99,8 +101,8 @@ pub struct FindingsPage {
     params(FindingsQuery),
     responses(
         (status = 200, body = FindingsPage),
-        (status = 400, description = "bad parameter", content_type = "application/problem+json"),
-        (status = 503, description = "the database does not answer", content_type = "application/problem+json")))]
+        BadRequest,
+        DbDown))]
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn findings(
     State(state): State<AppState>,

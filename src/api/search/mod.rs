@@ -13,8 +13,10 @@ mod rows;
 
 pub use rows::{row, CoverageRow, OAuthInfo, ScopeInfo, ServerBrief};
 
+use super::error::Problem;
 use super::page::{after_key, Listing};
 use super::params::{self, check_point, route};
+use super::responses::{BadRequest, TooLarge};
 use super::routes::Routes;
 use super::{ApiError, ApiResult, AppState};
 use crate::geocode::Geocoded;
@@ -43,7 +45,7 @@ pub struct CoveragePage {
 
 /// `GET /v1/coverage`: one row per matching coverage entry, by registry id.
 #[utoipa::path(get, path = "/v1/coverage",
-    responses((status = 200, body = CoveragePage), (status = 400, description = "bad parameter", content_type = "application/problem+json")))]
+    responses((status = 200, body = CoveragePage), BadRequest))]
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn coverage(
     State(state): State<AppState>,
@@ -84,7 +86,7 @@ pub struct EntitiesPage {
 
 /// `GET /v1/entities`: the covered entities with their matching entries.
 #[utoipa::path(get, path = "/v1/entities",
-    responses((status = 200, body = EntitiesPage), (status = 400, description = "bad parameter", content_type = "application/problem+json")))]
+    responses((status = 200, body = EntitiesPage), BadRequest))]
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn entities(
     State(state): State<AppState>,
@@ -149,10 +151,10 @@ pub struct LookupResult {
 /// `GET /v1/lookup?lat=&lon=` (or `?address=`): who serves this point.
 #[utoipa::path(get, path = "/v1/lookup",
     responses((status = 200, body = LookupResult),
-              (status = 400, description = "missing or bad lat/lon, or `address` without a configured geocoder", content_type = "application/problem+json"),
-              (status = 404, description = "the geocoder found no place for `address`", content_type = "application/problem+json"),
-              (status = 502, description = "the geocoder failed", content_type = "application/problem+json"),
-              (status = 504, description = "the geocoder did not answer within `geocoder.timeout_ms`", content_type = "application/problem+json")))]
+              (status = 400, description = "missing or bad lat/lon, or `address` without a configured geocoder", body = Problem, content_type = "application/problem+json"),
+              (status = 404, description = "the geocoder found no place for `address`", body = Problem, content_type = "application/problem+json"),
+              (status = 502, description = "the geocoder failed", body = Problem, content_type = "application/problem+json"),
+              (status = 504, description = "the geocoder did not answer within `geocoder.timeout_ms`", body = Problem, content_type = "application/problem+json")))]
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn lookup(
     State(state): State<AppState>,
@@ -312,10 +314,10 @@ pub struct BatchResult {
 #[utoipa::path(post, path = "/v1/lookup",
     request_body = BatchRequest,
     responses((status = 200, body = BatchResult),
-              (status = 400, description = "bad body or parameter", content_type = "application/problem+json"),
-              (status = 413, description = "body over the size limit (8 MiB)", content_type = "application/problem+json"),
-              (status = 422, description = "the lookup would exceed its work or time budget (`api.max_geometry_work`, `api.lookup_budget_ms`): simplify the geometry or split the request", content_type = "application/problem+json"),
-              (status = 503, description = "every slot for expensive requests is taken; retry after `Retry-After` seconds", content_type = "application/problem+json")))]
+              BadRequest,
+              TooLarge,
+              (status = 422, description = "the lookup would exceed its work or time budget (`api.max_geometry_work`, `api.lookup_budget_ms`): simplify the geometry or split the request", body = Problem, content_type = "application/problem+json"),
+              (status = 503, description = "every slot for expensive requests is taken; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json")))]
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn lookup_batch(
     State(state): State<AppState>,
@@ -473,7 +475,7 @@ fn counts(v: Vec<(String, usize)>) -> Vec<FacetCount> {
 
 /// `GET /v1/facets`: entry counts per field value under the filters.
 #[utoipa::path(get, path = "/v1/facets",
-    responses((status = 200, body = FacetsResult), (status = 400, description = "bad parameter", content_type = "application/problem+json")))]
+    responses((status = 200, body = FacetsResult), BadRequest))]
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn facets(
     State(state): State<AppState>,

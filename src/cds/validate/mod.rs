@@ -162,7 +162,22 @@ pub struct EntryRef<'a> {
     pub entry: &'a Value,
 }
 
-impl EntryRef<'_> {
+impl<'a> EntryRef<'a> {
+    /// The entries of one listing page in order; none when the page has no
+    /// `coverage_entries` array (the page's own checks report that).
+    pub fn of_page(page_url: &'a str, page: &'a Value) -> impl Iterator<Item = EntryRef<'a>> {
+        page.get("coverage_entries")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+            .map(move |(index, entry)| EntryRef {
+                page_url,
+                index,
+                entry,
+            })
+    }
+
     pub fn pointer(&self) -> String {
         format!("/coverage_entries/{}", self.index)
     }

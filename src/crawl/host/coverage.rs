@@ -167,23 +167,16 @@ impl ListingRead {
     /// The next page of the listing, read.
     fn page(&mut self, page_url: String, page: Value) {
         let mut keep = Vec::new();
-        if let Some(list) = page.get("coverage_entries").and_then(Value::as_array) {
-            for (index, entry) in list.iter().enumerate() {
-                let r = EntryRef {
-                    page_url: &page_url,
-                    index,
-                    entry,
-                };
-                self.checks.entry(&r);
-                let imported = imported(entry, self.self_url.as_deref());
-                if !imported {
-                    match &mut self.loops {
-                        Some(l) => l.2 += 1,
-                        None => self.loops = Some((page_url.clone(), r.pointer(), 1)),
-                    }
+        for r in EntryRef::of_page(&page_url, &page) {
+            self.checks.entry(&r);
+            let imported = imported(r.entry, self.self_url.as_deref());
+            if !imported {
+                match &mut self.loops {
+                    Some(l) => l.2 += 1,
+                    None => self.loops = Some((page_url.clone(), r.pointer(), 1)),
                 }
-                keep.push(imported);
             }
+            keep.push(imported);
         }
         self.listed.add_page(&page_url, page, &keep);
         self.pages += 1;

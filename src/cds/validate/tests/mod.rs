@@ -57,18 +57,7 @@ fn page_rules(doc: &Value) -> BTreeSet<String> {
 fn refs<'a>(pages: &'a [(&'a str, Value)]) -> Vec<EntryRef<'a>> {
     pages
         .iter()
-        .flat_map(|(url, doc)| {
-            doc["coverage_entries"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .enumerate()
-                .map(move |(index, entry)| EntryRef {
-                    page_url: url,
-                    index,
-                    entry,
-                })
-        })
+        .flat_map(|(url, doc)| EntryRef::of_page(url, doc))
         .collect()
 }
 
