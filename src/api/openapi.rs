@@ -42,7 +42,8 @@ use super::AppState;
         super::search::BatchRequest,
         super::search::BatchResult,
         super::search::FacetsResult,
-        super::search::FacetCount,
+        crate::index::Facets,
+        crate::index::FacetCount,
         super::search::ServerBrief,
         super::search::OAuthInfo,
         super::search::ScopeInfo,
@@ -482,6 +483,14 @@ mod tests {
                 serde_json::to_value(super::super::servers::ServerList {
                     servers: vec![server],
                     next_cursor: None,
+                })
+                .unwrap(),
+            ),
+            (
+                "FacetsResult",
+                serde_json::to_value(super::super::search::FacetsResult {
+                    total: 0,
+                    facets: crate::index::Facets::default(),
                 })
                 .unwrap(),
             ),

@@ -3,26 +3,34 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::{Filter, SearchIndex, NFACETS};
 
-/// For each field, `(value, number of matching entries having it)`, sorted by value, zero
-/// counts left out. Values are shown normalised, as filters compare them: countries
-/// uppercased, everything else lowercased.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+/// How many matching entries have one value of a field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct FacetCount {
+    pub value: String,
+    pub count: usize,
+}
+
+/// For each field, the values of the matching entries with their counts, sorted by value,
+/// zero counts left out. Values are shown normalised, as filters compare them: countries
+/// uppercased, everything else lowercased. `GET /v1/facets` sends this as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Facets {
-    pub country: Vec<(String, usize)>,
-    pub commodity: Vec<(String, usize)>,
-    pub capability: Vec<(String, usize)>,
-    pub infrastructure: Vec<(String, usize)>,
-    pub role: Vec<(String, usize)>,
+    pub country: Vec<FacetCount>,
+    pub commodity: Vec<FacetCount>,
+    pub capability: Vec<FacetCount>,
+    pub infrastructure: Vec<FacetCount>,
+    pub role: Vec<FacetCount>,
     /// The entry's `type`.
     #[serde(rename = "type")]
-    pub kind: Vec<(String, usize)>,
+    pub kind: Vec<FacetCount>,
     /// Scope ids.
-    pub scope: Vec<(String, usize)>,
-    /// Scope types (WG1-02 §3.4).
-    pub scope_type: Vec<(String, usize)>,
+    pub scope: Vec<FacetCount>,
+    /// Scope types (WG1-02 §3.4); `scope=` takes these values too.
+    pub scope_type: Vec<FacetCount>,
 }
 
 /// Matching entries of one covered entity, grouped across servers.
@@ -43,7 +51,7 @@ impl SearchIndex {
     /// entry counts once per value even when it lists the value twice.
     pub fn facets(&self, filter: &Filter) -> Facets {
         let q = self.compile(filter);
-        let counts: [Vec<(String, usize)>; NFACETS] = if q.is_trivial() {
+        let counts: [Vec<FacetCount>; NFACETS] = if q.is_trivial() {
             // The posting lists' lengths are the counts.
             std::array::from_fn(|f| {
                 let field = &self.fields[f];
@@ -97,11 +105,14 @@ impl SearchIndex {
     }
 }
 
-fn collect<'a>(it: impl Iterator<Item = (&'a String, usize)>) -> Vec<(String, usize)> {
-    let mut v: Vec<(String, usize)> = it
+fn collect<'a>(it: impl Iterator<Item = (&'a String, usize)>) -> Vec<FacetCount> {
+    let mut v: Vec<FacetCount> = it
         .filter(|&(_, n)| n > 0)
-        .map(|(s, n)| (s.clone(), n))
+        .map(|(value, count)| FacetCount {
+            value: value.clone(),
+            count,
+        })
         .collect();
-    v.sort();
+    v.sort_unstable_by(|a, b| a.value.cmp(&b.value));
     v
 }

@@ -48,7 +48,7 @@ use geo::{Geometry, MultiPolygon};
 
 use crate::cds::CoverageEntry;
 pub use build::IndexBuilder;
-pub use facets::{EntityGroup, Facets};
+pub use facets::{EntityGroup, FacetCount, Facets};
 use postings::{intersect, Field};
 pub use slot::{id_hash as entry_id_hash, plain_in_json, EntryRef, RowFields};
 use spatial::{Bbox, Spatial};

@@ -55,8 +55,13 @@ fn by(set: impl FnOnce(&mut Filter)) -> Filter {
 }
 
 /// Facet counts as the index reports them.
-fn counts(v: &[(&str, usize)]) -> Vec<(String, usize)> {
-    v.iter().map(|&(s, n)| (s.to_owned(), n)).collect()
+fn counts(v: &[(&str, usize)]) -> Vec<FacetCount> {
+    v.iter()
+        .map(|&(s, n)| FacetCount {
+            value: s.to_owned(),
+            count: n,
+        })
+        .collect()
 }
 
 fn keys(idx: &SearchIndex, positions: &[usize]) -> Vec<i64> {
@@ -230,7 +235,7 @@ fn facets_count_each_entry_once_per_value() {
         f.commodity,
         counts(&[("electricity", 1), ("natural_gas", 2), ("x-hydrogen", 1)])
     );
-    assert!(f.capability.iter().all(|(v, _)| v != "oauth"));
+    assert!(f.capability.iter().all(|c| c.value != "oauth"));
     assert_eq!(
         idx.facets(&by(|f| f.commodity = strs(&["nope"]))),
         Facets::default()
@@ -597,7 +602,7 @@ fn search_agrees_with_a_brute_force_scan() {
             assert_eq!(l, brute, "lookup round {round}: {f:?}");
         }
         let facets = idx.facets(&f);
-        let total: usize = facets.role.iter().map(|(_, n)| n).sum();
+        let total: usize = facets.role.iter().map(|c| c.count).sum();
         assert_eq!(
             total,
             brute

@@ -444,33 +444,12 @@ fn detail(e: &ApiError) -> String {
     }
 }
 
-/// Counts per value of one field.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct FacetCount {
-    pub value: String,
-    pub count: usize,
-}
-
+/// Body of `GET /v1/facets`: the number of matching entries, and the index's counts.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct FacetsResult {
     pub total: usize,
-    pub country: Vec<FacetCount>,
-    pub commodity: Vec<FacetCount>,
-    pub capability: Vec<FacetCount>,
-    pub infrastructure: Vec<FacetCount>,
-    pub role: Vec<FacetCount>,
-    #[serde(rename = "type")]
-    pub kind: Vec<FacetCount>,
-    /// Scope ids.
-    pub scope: Vec<FacetCount>,
-    /// Scope types (WG1-02 §3.4); `scope=` takes these values too.
-    pub scope_type: Vec<FacetCount>,
-}
-
-fn counts(v: Vec<(String, usize)>) -> Vec<FacetCount> {
-    v.into_iter()
-        .map(|(value, count)| FacetCount { value, count })
-        .collect()
+    #[serde(flatten)]
+    pub facets: Facets,
 }
 
 /// `GET /v1/facets`: entry counts per field value under the filters.
@@ -483,27 +462,9 @@ pub async fn facets(
 ) -> ApiResult<Json<FacetsResult>> {
     let p = params::parse(raw.as_deref(), route::FACETS)?;
     let index = state.index();
-    let total = index.search(&p.filter).len();
-    let Facets {
-        country,
-        commodity,
-        capability,
-        infrastructure,
-        role,
-        kind,
-        scope,
-        scope_type,
-    } = index.facets(&p.filter);
     Ok(Json(FacetsResult {
-        total,
-        country: counts(country),
-        commodity: counts(commodity),
-        capability: counts(capability),
-        infrastructure: counts(infrastructure),
-        role: counts(role),
-        kind: counts(kind),
-        scope: counts(scope),
-        scope_type: counts(scope_type),
+        total: index.search(&p.filter).len(),
+        facets: index.facets(&p.filter),
     }))
 }
 
