@@ -87,12 +87,6 @@ fn holes_body(n: usize) -> Value {
     json!({"geometry": {"type": "MultiPolygon", "coordinates": polys}})
 }
 
-fn is_problem(r: &reqwest::Response) -> bool {
-    r.headers()
-        .get("content-type")
-        .is_some_and(|v| v == "application/problem+json")
-}
-
 /// Three costly geometry lookups at once: each gets a bounded answer (422 past the time
 /// budget, or 503 + `Retry-After` while the only slot is busy), and meanwhile `/healthz`
 /// and a point lookup keep answering (bound: 1 s, a liveness property, not a speed target).
@@ -120,9 +114,11 @@ async fn costly_geometry_lookups_leave_the_probes_responsive() {
                 let r = c.post(url).json(&body).send().await.unwrap();
                 let status = r.status().as_u16();
                 let retry = r.headers().get("retry-after").is_some();
-                let problem = is_problem(&r);
-                let v: Value = r.json().await.unwrap();
-                (status, retry, problem, v)
+                (
+                    status,
+                    retry,
+                    common::problem(r, status, "costly lookup").await,
+                )
             })
         })
         .collect();
@@ -147,16 +143,15 @@ async fn costly_geometry_lookups_leave_the_probes_responsive() {
     assert!(slowest < Duration::from_secs(1), "a probe took {slowest:?}");
     let mut over_budget = 0;
     for j in jobs {
-        let (status, retry, problem, v) = j.await.unwrap();
-        assert!(problem, "{status} {v}");
+        let (status, retry, p) = j.await.unwrap();
         match status {
             422 => {
                 over_budget += 1;
-                let d = v["detail"].as_str().unwrap();
+                let d = &p.detail;
                 assert!(d.contains("simplify") && d.contains("split"), "{d}");
             }
-            503 => assert!(retry, "503 without Retry-After: {v}"),
-            other => panic!("costly lookup answered {other}: {v}"),
+            503 => assert!(retry, "503 without Retry-After: {p:?}"),
+            other => panic!("costly lookup answered {other}: {p:?}"),
         }
     }
     assert!(over_budget >= 1, "no lookup ran into its budget");
@@ -176,10 +171,7 @@ async fn geometry_over_the_work_cap_is_422() {
     let url = format!("{}/v1/lookup", reg.url());
     let t = Instant::now();
     let r = c.post(&url).json(&holes_body(50)).send().await.unwrap();
-    assert_eq!(r.status(), 422);
-    assert!(is_problem(&r));
-    let v: Value = r.json().await.unwrap();
-    let d = v["detail"].as_str().unwrap();
+    let d = common::problem(r, 422, "holes").await.detail;
     assert!(d.contains("100000") && d.contains("simplify"), "{d}");
     assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
     // One small box on ring 0 only: answered.
@@ -418,11 +410,8 @@ async fn unknown_query_parameters_are_rejected(backend: Backend) {
         "/v1/coverage?comodity=gas",
     ] {
         let r = c.get(format!("{base}{path}")).send().await.unwrap();
-        assert_eq!(r.status(), 400, "{path}");
-        assert!(is_problem(&r), "{path}");
-        let v: Value = r.json().await.unwrap();
+        let d = common::problem(r, 400, path).await.detail;
         let name = path.split_once('?').unwrap().1.split('=').next().unwrap();
-        let d = v["detail"].as_str().unwrap();
         assert!(d.contains(&format!("`{name}`")), "{path}: {d}");
     }
     for (path, code) in [
@@ -441,8 +430,7 @@ async fn unknown_query_parameters_are_rejected(backend: Backend) {
         .send()
         .await
         .unwrap();
-    assert_eq!(add.status(), 400);
-    assert!(is_problem(&add));
+    common::problem(add, 400, "POST /v1/hosts?dry=1").await;
     for path in ["/v1/hosts/1?force=1", "/v1/hosts/abc"] {
         let r = c
             .delete(format!("{base}{path}"))
@@ -450,8 +438,7 @@ async fn unknown_query_parameters_are_rejected(backend: Backend) {
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status(), 400, "{path}");
-        assert!(is_problem(&r), "{path}");
+        common::problem(r, 400, path).await;
     }
     assert!(reg.state.store.list_hosts().await.unwrap().is_empty());
     reg.shutdown().await.unwrap();
@@ -512,9 +499,8 @@ async fn database_outage_is_503(backend: Backend) {
         "/v1/crawls",
     ] {
         let r = c.get(format!("{base}{path}")).send().await.unwrap();
-        assert_eq!(r.status(), 503, "{path}");
-        assert!(is_problem(&r), "{path}");
         assert!(r.headers().get("retry-after").is_some(), "{path}");
+        common::problem(r, 503, path).await;
     }
     assert_eq!(
         c.get(format!("{base}/readyz"))

@@ -186,14 +186,7 @@ async fn get(reg: &cds_registry::cli::serve::Running, path: &str) -> reqwest::Re
 }
 
 async fn problem(r: reqwest::Response, status: u16) -> String {
-    assert_eq!(r.status().as_u16(), status);
-    assert_eq!(
-        r.headers()[reqwest::header::CONTENT_TYPE],
-        "application/problem+json"
-    );
-    let v: serde_json::Value = r.json().await.unwrap();
-    assert_eq!(v["status"], status);
-    v["detail"].as_str().unwrap().to_owned()
+    common::problem(r, status, "geocoder").await.detail
 }
 
 fn entry_ids(v: &serde_json::Value) -> std::collections::BTreeSet<String> {

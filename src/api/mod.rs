@@ -21,7 +21,7 @@ mod servers;
 pub mod state;
 mod web;
 
-pub use error::{ApiError, ApiResult};
+pub use error::{ApiError, ApiResult, Problem};
 pub use routes::Routes;
 pub use state::AppState;
 

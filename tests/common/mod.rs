@@ -6,6 +6,7 @@ pub mod geocoder;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use cds_registry::api::Problem;
 use cds_registry::cli::serve::{self, Running};
 use cds_registry::config::Config;
 use cds_registry::seeds::Seed;
@@ -159,6 +160,24 @@ pub fn rename_everything(web: &FixtureWeb) {
 }
 
 /// `GET base + path`, which must answer 200 with JSON; the body.
+/// Asserts that `r` is an error answer with `status`, sent as `application/problem+json`
+/// in the shape the OpenAPI document gives it ([`Problem`]), and returns its problem.
+/// `at` names the request in a failure.
+pub async fn problem(r: reqwest::Response, status: u16, at: &str) -> Problem {
+    assert_eq!(r.status().as_u16(), status, "{at}");
+    let ct = r.headers().get(reqwest::header::CONTENT_TYPE).cloned();
+    assert_eq!(
+        ct.as_ref().and_then(|v| v.to_str().ok()),
+        Some("application/problem+json"),
+        "{at}"
+    );
+    let p: Problem = r.json().await.unwrap();
+    assert_eq!(p.status, status, "{at}");
+    assert_eq!(p.type_, "about:blank", "{at}");
+    assert!(!p.title.is_empty() && !p.detail.is_empty(), "{at}: {p:?}");
+    p
+}
+
 pub async fn get_ok_json(c: &reqwest::Client, base: &str, path: &str) -> serde_json::Value {
     let r = c.get(format!("{base}{path}")).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200, "{path}");
