@@ -7,7 +7,7 @@ use futures::{Stream, TryStreamExt};
 use serde::Serialize;
 use sqlx::{FromRow, Row};
 
-use super::rows::{entry_cols, JsonDoc, JsonList};
+use super::rows::{entry_cols, searchable, JsonDoc, JsonList};
 use super::sql::{rows_per_statement, Marks, SQLITE_MAX_BINDS};
 use super::{Result, Store};
 use crate::cds::CoverageEntry;
@@ -90,7 +90,9 @@ fn index_rows_query(
         entry_cols!(),
         ", s.url AS server_url, s.name AS server_name, t.wkb FROM coverage_entries e \
          JOIN servers s ON s.id = e.server_id LEFT JOIN territories t ON t.id = e.territory_id \
-         WHERE s.status IN ('active', 'stale') AND ($1 = 0 OR s.id = $1) ORDER BY e.id"
+         WHERE ",
+        searchable!(),
+        " AND ($1 = 0 OR s.id = $1) ORDER BY e.id"
     ))
     .bind(server_id)
 }
@@ -170,8 +172,9 @@ impl Store {
                     entry_cols!(),
                     ", s.url AS server_url, s.name AS server_name, t.wkb FROM coverage_entries e \
                      JOIN servers s ON s.id = e.server_id LEFT JOIN territories t ON t.id = e.territory_id \
-                     WHERE s.status IN ('active', 'stale') AND e.entry_id IN ({}) AND e.server_id = {} \
-                     ORDER BY e.id"
+                     WHERE ",
+                    searchable!(),
+                    " AND e.entry_id IN ({}) AND e.server_id = {} ORDER BY e.id"
                 ),
                 marks.list(chunk.len()),
                 marks.at(chunk.len() + 1)
@@ -206,14 +209,14 @@ impl Store {
         .into_iter()
         .map(|(server, page, position)| ((server, page), position))
         .collect();
-        let rows = sqlx::query(
+        let rows = sqlx::query(concat!(
             "SELECT e.id, e.server_id, s.url AS server_url, e.page_url, e.position, \
              e.entry_id, e.country, e.capabilities, t.min_lon, t.min_lat, t.max_lon, t.max_lat \
              FROM coverage_entries e JOIN servers s ON s.id = e.server_id \
-             LEFT JOIN territories t ON t.id = e.territory_id \
-             WHERE s.status IN ('active', 'stale') AND e.role = 'authoritative' \
-             ORDER BY e.server_id, e.position",
-        )
+             LEFT JOIN territories t ON t.id = e.territory_id WHERE ",
+            searchable!(),
+            " AND e.role = 'authoritative' ORDER BY e.server_id, e.position"
+        ))
         .fetch_all(&self.pool)
         .await?;
         rows.iter()

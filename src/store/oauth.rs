@@ -8,7 +8,7 @@ use serde::Serialize;
 use sqlx::{Any, FromRow, Row, Transaction};
 
 use super::changes::ChangeLog;
-use super::rows::JsonList;
+use super::rows::{searchable, JsonList};
 use super::sql::to_json_list;
 use super::{Result, Store};
 pub use crate::cds::oauth::OAuthOffer;
@@ -285,10 +285,12 @@ impl Store {
         // One statement text for every server (`$1` = 0: all of them), so it is prepared
         // once instead of once per id; registry ids start at 1.
         let server = server.unwrap_or(0);
-        let servers = sqlx::query(
+        let servers = sqlx::query(concat!(
             "SELECT m.server_id, m.registration_endpoint, m.human_registration FROM oauth_metadata m \
-             JOIN servers s ON s.id = m.server_id WHERE s.status IN ('active', 'stale') AND ($1 = 0 OR s.id = $1)",
-        )
+             JOIN servers s ON s.id = m.server_id WHERE ",
+            searchable!(),
+            " AND ($1 = 0 OR s.id = $1)"
+        ))
         .bind(server)
         .fetch_all(&self.pool)
         .await?;
@@ -311,8 +313,12 @@ impl Store {
             return Ok(HashMap::new());
         }
         let scopes = sqlx::query(&format!(
-            "SELECT o.server_id, {SCOPE_COLS} FROM oauth_scopes o JOIN servers s ON s.id = o.server_id \
-             WHERE s.status IN ('active', 'stale') AND ($1 = 0 OR s.id = $1) ORDER BY o.server_id, o.position"
+            concat!(
+                "SELECT o.server_id, {} FROM oauth_scopes o JOIN servers s ON s.id = o.server_id WHERE ",
+                searchable!(),
+                " AND ($1 = 0 OR s.id = $1) ORDER BY o.server_id, o.position"
+            ),
+            SCOPE_COLS
         ))
         .bind(server)
         .fetch_all(&self.pool)
@@ -323,10 +329,12 @@ impl Store {
                 list.push(ScopeRow::from_row(r)?.offered());
             }
         }
-        let entries = sqlx::query(
+        let entries = sqlx::query(concat!(
             "SELECT e.id, e.server_id, e.entry_id FROM coverage_entries e \
-             JOIN servers s ON s.id = e.server_id WHERE s.status IN ('active', 'stale') AND ($1 = 0 OR s.id = $1)",
-        )
+             JOIN servers s ON s.id = e.server_id WHERE ",
+            searchable!(),
+            " AND ($1 = 0 OR s.id = $1)"
+        ))
         .bind(server)
         .fetch_all(&self.pool)
         .await?;

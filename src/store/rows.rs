@@ -59,6 +59,24 @@ macro_rules! entry_cols {
 }
 pub(super) use entry_cols;
 
+/// SQL: the server aliased `s` is in search, as [`crate::model::ServerStatus::searchable`]
+/// says (a test checks that the two agree).
+macro_rules! searchable {
+    () => {
+        "s.status IN ('active', 'stale')"
+    };
+}
+pub(super) use searchable;
+
+/// SQL: the outcomes whose host kept its data, as [`crate::model::Outcome::keeps_data`]
+/// says, as a list for `IN` (a test checks that the two agree).
+macro_rules! data_kept {
+    () => {
+        "('ok', 'partial')"
+    };
+}
+pub(super) use data_kept;
+
 /// A stored coverage entry ([`entry_cols!`]): `entry_id` is its own `id`, `entry_type`
 /// its `type`, and the lists are JSON.
 impl<'r> FromRow<'r, AnyRow> for CoverageEntry {
@@ -87,5 +105,32 @@ impl<'r> FromRow<'r, AnyRow> for CoverageEntry {
             map_content_type: r.try_get("map_content_type")?,
             geojson_resource: r.try_get("geojson_resource")?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::model::{Outcome, ServerStatus};
+
+    #[test]
+    fn the_searchable_predicate_lists_the_searchable_statuses() {
+        let statuses: Vec<String> = ServerStatus::ALL
+            .iter()
+            .filter(|s| s.searchable())
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect();
+        assert_eq!(
+            searchable!(),
+            format!("s.status IN ({})", statuses.join(", "))
+        );
+    }
+
+    #[test]
+    fn the_data_kept_list_lists_the_outcomes_that_keep_data() {
+        let outcomes: Vec<String> = Outcome::all()
+            .filter(|o| o.keeps_data())
+            .map(|o| format!("'{o}'"))
+            .collect();
+        assert_eq!(data_kept!(), format!("({})", outcomes.join(", ")));
     }
 }

@@ -18,6 +18,7 @@ use sqlx::{FromRow, Row};
 use utoipa::ToSchema;
 
 use super::hosts::{host_cols, host_row};
+use super::rows::data_kept;
 use super::{now_ms, Backend, HostRow, Result, Store, StoreError};
 use crate::model::{HostSource, HostStatus, Outcome, RunStatus};
 
@@ -131,13 +132,18 @@ fn run_row(r: &AnyRow) -> Result<RunRow> {
 
 // Live counts come from the outcomes and the marked hosts, so progress is visible while
 // any worker (in any process) is still crawling.
-const RUN_COLS: &str = "r.id, r.trigger, r.status, r.started_ms, r.finished_ms, r.hosts_total, r.findings, \
+const RUN_COLS: &str = concat!(
+    "r.id, r.trigger, r.status, r.started_ms, r.finished_ms, r.hosts_total, r.findings, \
     (SELECT COUNT(*) FROM hosts h WHERE h.run_id = r.id) AS pending, \
-    (SELECT COUNT(*) FROM crawl_outcomes o WHERE o.run_id = r.id AND o.outcome IN ('ok', 'partial')) AS ok, \
-    (SELECT COUNT(*) FROM crawl_outcomes o WHERE o.run_id = r.id AND o.outcome NOT IN ('ok', 'partial')) AS failed, \
+    (SELECT COUNT(*) FROM crawl_outcomes o WHERE o.run_id = r.id AND o.outcome IN ",
+    data_kept!(),
+    ") AS ok, (SELECT COUNT(*) FROM crawl_outcomes o WHERE o.run_id = r.id AND o.outcome NOT IN ",
+    data_kept!(),
+    ") AS failed, \
     CAST((SELECT COALESCE(SUM(o.docs_fetched), 0) FROM crawl_outcomes o WHERE o.run_id = r.id) AS BIGINT) AS docs_fetched, \
     CAST((SELECT COALESCE(SUM(o.docs_unchanged), 0) FROM crawl_outcomes o WHERE o.run_id = r.id) AS BIGINT) AS docs_unchanged, \
-    CAST((SELECT COALESCE(SUM(o.bytes), 0) FROM crawl_outcomes o WHERE o.run_id = r.id) AS BIGINT) AS bytes";
+    CAST((SELECT COALESCE(SUM(o.bytes), 0) FROM crawl_outcomes o WHERE o.run_id = r.id) AS BIGINT) AS bytes"
+);
 
 impl Store {
     /// Start a run unless one is running: mark the named hosts (by seed), or every due
@@ -165,9 +171,10 @@ impl Store {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query(
-            "INSERT INTO crawl_runs (trigger, status, started_ms) VALUES ($1, 'running', $2) RETURNING id",
+            "INSERT INTO crawl_runs (trigger, status, started_ms) VALUES ($1, $2, $3) RETURNING id",
         )
         .bind(trigger)
+        .bind(RunStatus::Running)
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
@@ -282,11 +289,13 @@ impl Store {
     pub async fn maybe_finish_run(&self, run_id: i64) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
-            "UPDATE crawl_runs SET status = 'finished', finished_ms = $2, hosts_pending = 0 \
-             WHERE id = $1 AND status = 'running' AND NOT EXISTS (SELECT 1 FROM hosts WHERE run_id = $1)",
+            "UPDATE crawl_runs SET status = $3, finished_ms = $2, hosts_pending = 0 \
+             WHERE id = $1 AND status = $4 AND NOT EXISTS (SELECT 1 FROM hosts WHERE run_id = $1)",
         )
         .bind(run_id)
         .bind(now_ms())
+        .bind(RunStatus::Finished)
+        .bind(RunStatus::Running)
         .execute(&mut *tx)
         .await?
         .rows_affected()

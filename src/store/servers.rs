@@ -163,10 +163,11 @@ impl Store {
     pub async fn counts(&self) -> Result<Counts> {
         Ok(sqlx::query_as(
             "SELECT (SELECT COUNT(*) FROM hosts) AS hosts, (SELECT COUNT(*) FROM servers) AS servers, \
-             (SELECT COUNT(*) FROM servers WHERE status = 'active') AS active_servers, \
+             (SELECT COUNT(*) FROM servers WHERE status = $1) AS active_servers, \
              (SELECT COUNT(*) FROM coverage_entries) AS entries, (SELECT COUNT(*) FROM territories) AS territories, \
              (SELECT COUNT(*) FROM findings) AS findings, (SELECT COUNT(*) FROM changes) AS changes",
         )
+        .bind(ServerStatus::Active)
         .fetch_one(&self.pool)
         .await?)
     }
