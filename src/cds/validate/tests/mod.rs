@@ -57,7 +57,14 @@ fn page_rules(doc: &Value) -> BTreeSet<String> {
 fn refs<'a>(pages: &'a [(&'a str, Value)]) -> Vec<EntryRef<'a>> {
     pages
         .iter()
-        .flat_map(|(url, doc)| EntryRef::of_page(url, doc))
+        .flat_map(|(url, doc)| {
+            // Every page a test builds has its entries: a missing list is a broken test.
+            assert!(
+                doc["coverage_entries"].is_array(),
+                "{url}: no coverage_entries"
+            );
+            EntryRef::of_page(url, doc)
+        })
         .collect()
 }
 
